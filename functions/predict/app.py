@@ -1,0 +1,138 @@
+"""Predict handler: runs every 5 minutes from an EventBridge schedule.
+
+Thin by design: parse the event, wire the AWS adapters (once per container), call
+`saleor_scaling.predict_service.run_predict`, log one decision line, emit metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from saleor_scaling.adapters.autoscaling import AutoScalingGroup, GroupNotFoundError
+from saleor_scaling.adapters.history_archive import S3HistoryArchive
+from saleor_scaling.adapters.cloudwatch import CloudWatchMetrics, MetricsUnavailableError
+from saleor_scaling.adapters.notifications import SnsNotifier
+from saleor_scaling.adapters.s3_store import S3JsonState, S3ModelRegistry
+from saleor_scaling.predict_service import (
+    PredictPorts,
+    PredictResult,
+    Status,
+    parse_event_time,
+    run_predict,
+)
+from saleor_scaling.settings import PredictSettings, ScalingMode
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+# Throttling is retried by botocore with backoff; what still fails after that is a fault.
+AWS_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20)
+AWS_FAULTS = (ClientError, BotoCoreError, GroupNotFoundError, MetricsUnavailableError)
+
+_dependencies: tuple[PredictSettings, PredictPorts] | None = None
+
+
+def build_ports(settings: PredictSettings, session: boto3.session.Session) -> PredictPorts:
+    s3 = session.client("s3", config=AWS_CLIENT_CONFIG)
+    return PredictPorts(
+        metrics=CloudWatchMetrics(
+            session.client("cloudwatch", config=AWS_CLIENT_CONFIG),
+            settings.auto_scaling_group_name,
+            settings.load_balancer_full_name,
+        ),
+        archive=S3HistoryArchive(s3, settings.model.bucket, settings.history_prefix),
+        group=AutoScalingGroup(
+            session.client("autoscaling", config=AWS_CLIENT_CONFIG), settings.auto_scaling_group_name
+        ),
+        models=S3ModelRegistry(s3, settings.model),
+        state=S3JsonState(s3, settings.model.bucket, settings.state_key),
+        notifier=SnsNotifier(session.client("sns", config=AWS_CLIENT_CONFIG), settings.topic_arn),
+    )
+
+
+def dependencies() -> tuple[PredictSettings, PredictPorts]:
+    """Settings and adapters, built on the first invocation and kept while warm (the model
+    cache inside the ports lives as long)."""
+    global _dependencies
+    if _dependencies is None:
+        settings = PredictSettings.from_env()
+        _dependencies = (settings, build_ports(settings, boto3.session.Session()))
+        metrics.set_default_dimensions(AutoScalingGroupName=settings.auto_scaling_group_name)
+    return _dependencies
+
+
+def reset_dependencies() -> None:
+    """Forget settings and clients (tests change the environment between cases)."""
+    global _dependencies
+    _dependencies = None
+
+
+def parse_event(event: EventBridgeEvent) -> tuple[int, ScalingMode | None]:
+    """The run's clock and an optional mode override from a scheduled event."""
+    raw_time = event.get("time")
+    if not isinstance(raw_time, str):
+        raise ValueError("event has no 'time': expected an EventBridge scheduled event")
+    now = parse_event_time(raw_time)
+    detail = event.get("detail") or {}
+    if not isinstance(detail, dict):
+        raise ValueError("event 'detail' must be an object")
+    raw_mode = detail.get("mode")
+    if raw_mode is None:
+        return now, None
+    try:
+        return now, ScalingMode(raw_mode)
+    except ValueError as error:
+        raise ValueError(f"detail.mode {raw_mode!r} is not forecast-only or forecast-and-scale") from error
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context
+@event_source(data_class=EventBridgeEvent)
+def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    settings, ports = dependencies()
+    try:
+        now, mode_override = parse_event(event)
+    except ValueError as error:
+        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
+        logger.error("rejected malformed event; nothing scaled", extra={"error": str(error)})
+        raise
+    try:
+        result = run_predict(now, settings, ports, mode_override)
+    except AWS_FAULTS as error:
+        metrics.add_metric(name="PredictErrors", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="FallbackUsed", unit=MetricUnit.Count, value=1)
+        logger.exception("AWS fault; nothing scaled", extra={"error": str(error)})
+        raise
+    logger.info(result.reason, extra={"decision": result.log_record()})
+    publish_metrics(result)
+    return result.log_record()
+
+
+def publish_metrics(result: PredictResult) -> None:
+    count = MetricUnit.Count
+    metrics.add_metric(name="FallbackUsed", unit=count, value=1 if result.fallback_used else 0)
+    metrics.add_metric(name="ScalingActions", unit=count, value=1 if result.status is Status.SCALED else 0)
+    if result.status is Status.DUPLICATE:
+        metrics.add_metric(name="DuplicateEvents", unit=count, value=1)
+    if result.group:
+        metrics.add_metric(name="DesiredCapacity", unit=count, value=result.group.desired)
+        metrics.add_metric(name="InServiceCapacity", unit=count, value=result.group.in_service)
+        applied = result.decision.target if result.status is Status.SCALED and result.decision else result.group.desired
+        metrics.add_metric(name="AppliedCapacity", unit=count, value=applied)
+    if result.predicted_capacity is not None:
+        metrics.add_metric(name="PredictedCapacity", unit=count, value=result.predicted_capacity)
+    if result.decision:
+        metrics.add_metric(name="RecommendedCapacity", unit=count, value=result.decision.target)
+    if result.forecast_error is not None:
+        metrics.add_metric(name="ForecastError", unit=count, value=result.forecast_error)
+        metrics.add_metric(name="ForecastAbsoluteError", unit=count, value=abs(result.forecast_error))

@@ -1,0 +1,103 @@
+"""CloudWatch: read every series predict needs in one GetMetricData request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from saleor_scaling import STEP_SECONDS
+from saleor_scaling.series import Metric, MetricHistory
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+else:
+    CloudWatchClient = Any
+
+FIVE_MINUTE_RETENTION_SECONDS = 63 * 86400
+"""CloudWatch keeps 5-minute datapoints for 63 days; older ones exist only hourly."""
+MAX_DATAPOINTS_PER_CALL = 100_800
+"""GetMetricData's limit on datapoints returned per request (the rest is paginated)."""
+MAX_QUERIES_PER_CALL = 500
+
+
+class MetricsUnavailableError(Exception):
+    """The request itself is outside what CloudWatch can answer."""
+
+
+def metric_queries(
+    group_name: str, load_balancer: str, period: int = STEP_SECONDS
+) -> list[dict[str, Any]]:
+    """The GetMetricData queries, one per `Metric`, with the metric's id as query id."""
+
+    def stat(metric: Metric, namespace: str, name: str, dimension: str, value: str, statistic: str) -> dict[str, Any]:
+        return {
+            "Id": metric.value,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": namespace,
+                    "MetricName": name,
+                    "Dimensions": [{"Name": dimension, "Value": value}],
+                },
+                "Period": period,
+                "Stat": statistic,
+            },
+            "ReturnData": True,
+        }
+
+    alb, asg = ("AWS/ApplicationELB", "LoadBalancer"), ("AutoScalingGroupName",)
+    return [
+        stat(Metric.REQUESTS, alb[0], "RequestCount", alb[1], load_balancer, "Sum"),
+        stat(Metric.RESPONSE_TIME, alb[0], "TargetResponseTime", alb[1], load_balancer, "Average"),
+        stat(Metric.ERRORS_5XX, alb[0], "HTTPCode_Target_5XX_Count", alb[1], load_balancer, "Sum"),
+        stat(Metric.CPU, "AWS/EC2", "CPUUtilization", asg[0], group_name, "Average"),
+        stat(Metric.DESIRED, "AWS/AutoScaling", "GroupDesiredCapacity", asg[0], group_name, "Average"),
+        stat(Metric.IN_SERVICE, "AWS/AutoScaling", "GroupInServiceInstances", asg[0], group_name, "Average"),
+    ]
+
+
+class CloudWatchMetrics:
+    def __init__(self, client: CloudWatchClient, group_name: str, load_balancer_full_name: str) -> None:
+        self._client = client
+        self._queries = metric_queries(group_name, load_balancer_full_name)
+
+    def fetch(self, start: int, end: int, now: int) -> MetricHistory:
+        """The 5-minute history [start, end), `now` being the run's clock (not the host's)."""
+        check_request_window(start, end, now, len(self._queries))
+        points: dict[Metric, list[tuple[float, float]]] = {metric: [] for metric in Metric}
+        request: dict[str, Any] = {
+            "MetricDataQueries": self._queries,
+            "StartTime": datetime.fromtimestamp(start, UTC),
+            "EndTime": datetime.fromtimestamp(end, UTC),
+            "ScanBy": "TimestampAscending",
+            "MaxDatapoints": MAX_DATAPOINTS_PER_CALL,
+        }
+        while True:
+            response = self._client.get_metric_data(**request)
+            for result in response.get("MetricDataResults", []):
+                metric = Metric(result["Id"])
+                stamps: Sequence[datetime] = result.get("Timestamps", [])
+                points[metric].extend(
+                    (stamp.timestamp(), float(value))
+                    for stamp, value in zip(stamps, result.get("Values", []), strict=False)
+                )
+            token = response.get("NextToken")
+            if not token:
+                break
+            request["NextToken"] = token
+        return MetricHistory.from_points(start, end, points)
+
+
+def check_request_window(start: int, end: int, now: int, queries: int) -> None:
+    """Refuse what real CloudWatch would refuse or silently answer with nothing."""
+    if start % STEP_SECONDS or end % STEP_SECONDS:
+        raise MetricsUnavailableError("start and end must align to the 5-minute period")
+    if end <= start:
+        raise MetricsUnavailableError(f"empty window {start}..{end}")
+    if now - start > FIVE_MINUTE_RETENTION_SECONDS:
+        raise MetricsUnavailableError(
+            "window starts beyond CloudWatch's 63-day retention of 5-minute data; "
+            "read older days from the S3 history backup"
+        )
+    if queries > MAX_QUERIES_PER_CALL:
+        raise MetricsUnavailableError(f"{queries} queries exceed {MAX_QUERIES_PER_CALL} per call")

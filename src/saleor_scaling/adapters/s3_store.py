@@ -1,0 +1,112 @@
+"""S3: the model registry (manifest + versioned model object) and small JSON state."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from saleor_scaling.model import ModelIntegrityError, ModelMetadata, ModelNotFoundError
+from saleor_scaling.settings import ModelLocation
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+else:
+    S3Client = Any
+
+MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NoSuchVersion", "NotFound"})
+
+
+def is_missing(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code", "") in MISSING_KEY_CODES
+
+
+class S3ModelRegistry:
+    """The manifest is the pointer: it names one version of the model object. Writing the
+    model first and the manifest last makes a promotion atomic for readers, and rolling
+    back is restoring an earlier manifest version."""
+
+    def __init__(self, client: S3Client, location: ModelLocation) -> None:
+        self._client = client
+        self.location = location
+
+    def current(self) -> ModelMetadata:
+        try:
+            response = self._client.get_object(
+                Bucket=self.location.bucket, Key=self.location.manifest_key
+            )
+        except ClientError as error:
+            if is_missing(error):
+                raise ModelNotFoundError(
+                    f"no model manifest at s3://{self.location.bucket}/{self.location.manifest_key}"
+                ) from error
+            raise
+        return ModelMetadata.from_json(response["Body"].read())
+
+    def model_bytes(self, metadata: ModelMetadata) -> bytes:
+        request: dict[str, str] = {"Bucket": self.location.bucket, "Key": metadata.model_key}
+        if metadata.model_version_id:
+            request["VersionId"] = metadata.model_version_id
+        try:
+            response = self._client.get_object(**request)  # type: ignore[arg-type]
+        except ClientError as error:
+            if is_missing(error):
+                raise ModelIntegrityError(
+                    f"manifest names {metadata.model_key} version "
+                    f"{metadata.model_version_id or 'latest'}, which does not exist"
+                ) from error
+            raise
+        return bytes(response["Body"].read())
+
+    def publish(self, blob: bytes, metadata: ModelMetadata) -> ModelMetadata:
+        """Upload the model, then point the manifest at that exact version."""
+        response = self._client.put_object(
+            Bucket=self.location.bucket,
+            Key=self.location.model_key,
+            Body=blob,
+            ContentType="application/octet-stream",
+        )
+        version_id = response.get("VersionId", "")
+        published = metadata.with_artifact(
+            blob, self.location.model_key, "" if version_id == "null" else version_id
+        )
+        self._client.put_object(
+            Bucket=self.location.bucket,
+            Key=self.location.manifest_key,
+            Body=published.to_json().encode(),
+            ContentType="application/json",
+        )
+        return published
+
+
+class S3JsonState:
+    """A small JSON document (predict's decision state); missing reads as empty."""
+
+    def __init__(self, client: S3Client, bucket: str, key: str) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+
+    def load(self) -> dict[str, Any]:
+        try:
+            response = self._client.get_object(Bucket=self._bucket, Key=self._key)
+        except ClientError as error:
+            if is_missing(error):
+                return {}
+            raise
+        try:
+            document = json.loads(response["Body"].read())
+        except ValueError:
+            # A corrupt state must not stop scaling; the object's earlier versions stay in
+            # the versioned bucket for inspection.
+            return {}
+        return document if isinstance(document, dict) else {}
+
+    def save(self, document: dict[str, Any]) -> None:
+        self._client.put_object(
+            Bucket=self._bucket,
+            Key=self._key,
+            Body=json.dumps(document, sort_keys=True).encode(),
+            ContentType="application/json",
+        )

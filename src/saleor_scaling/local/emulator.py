@@ -1,0 +1,192 @@
+"""An emulated shop for tests and the local run: real boto3 calls against moto.
+
+It builds what the SAM stack would (a VPC, an ALB, an Auto Scaling group, a versioned
+model bucket, an SNS topic) and publishes metric history as ALB, EC2 and Auto Scaling
+would. moto accepts more than AWS does; where it matters, this module enforces AWS's
+limits itself (PutMetricData: 1,000 datums a request, timestamps at most two weeks old).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import numpy as np
+
+from saleor_scaling.series import Metric, MetricHistory
+
+PUT_METRIC_DATA_MAX_DATUMS = 1000
+PUT_METRIC_DATA_MAX_AGE_SECONDS = 14 * 86400
+
+METRIC_SOURCES: dict[Metric, tuple[str, str, str]] = {
+    Metric.REQUESTS: ("AWS/ApplicationELB", "RequestCount", "lb"),
+    Metric.RESPONSE_TIME: ("AWS/ApplicationELB", "TargetResponseTime", "lb"),
+    Metric.ERRORS_5XX: ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "lb"),
+    Metric.CPU: ("AWS/EC2", "CPUUtilization", "asg"),
+    Metric.DESIRED: ("AWS/AutoScaling", "GroupDesiredCapacity", "asg"),
+    Metric.IN_SERVICE: ("AWS/AutoScaling", "GroupInServiceInstances", "asg"),
+}
+
+
+@dataclass(frozen=True)
+class EmulatedShop:
+    group_name: str
+    load_balancer_full_name: str
+    bucket: str
+    topic_arn: str
+    region: str
+
+    def environment(self, **overrides: str) -> dict[str, str]:
+        """The predict/retrain functions' environment, as template.yaml sets it."""
+        env = {
+            "AUTO_SCALING_GROUP_NAME": self.group_name,
+            "LOAD_BALANCER_FULL_NAME": self.load_balancer_full_name,
+            "MODEL_BUCKET": self.bucket,
+            "NOTIFICATION_TOPIC_ARN": self.topic_arn,
+            "SCALING_MODE": "forecast-and-scale",
+            "AWS_DEFAULT_REGION": self.region,
+            "POWERTOOLS_SERVICE_NAME": "predict",
+            "POWERTOOLS_METRICS_NAMESPACE": "SaleorPredictiveScaling",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        env.update(overrides)
+        return env
+
+
+def create_shop(
+    session: boto3.session.Session,
+    *,
+    group_name: str = "saleor-api",
+    min_size: int = 1,
+    max_size: int = 10,
+    desired: int = 2,
+    bucket: str = "saleor-scaling-models",
+) -> EmulatedShop:
+    region = session.region_name or "us-east-1"
+    ec2 = session.client("ec2")
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    zones = [zone["ZoneName"] for zone in ec2.describe_availability_zones()["AvailabilityZones"][:2]]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        for i, zone in enumerate(zones)
+    ]
+    elbv2 = session.client("elbv2")
+    balancer_arn = elbv2.create_load_balancer(Name="saleor-alb", Subnets=subnets, Type="application")[
+        "LoadBalancers"
+    ][0]["LoadBalancerArn"]
+    image_id = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ec2.create_launch_template(
+        LaunchTemplateName=f"{group_name}-lt",
+        LaunchTemplateData={"ImageId": image_id, "InstanceType": "t3.medium"},
+    )
+    session.client("autoscaling").create_auto_scaling_group(
+        AutoScalingGroupName=group_name,
+        LaunchTemplate={"LaunchTemplateName": f"{group_name}-lt", "Version": "$Latest"},
+        MinSize=min_size,
+        MaxSize=max_size,
+        DesiredCapacity=desired,
+        VPCZoneIdentifier=",".join(subnets),
+    )
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    topic_arn = session.client("sns").create_topic(Name="saleor-scaling-notices")["TopicArn"]
+    return EmulatedShop(
+        group_name=group_name,
+        load_balancer_full_name=load_balancer_full_name(balancer_arn),
+        bucket=bucket,
+        topic_arn=topic_arn,
+        region=region,
+    )
+
+
+def load_balancer_full_name(balancer_arn: str) -> str:
+    """The CloudWatch dimension value (app/name/id) from an ALB ARN."""
+    return balancer_arn.split(":loadbalancer/", 1)[1]
+
+
+def publish_history(
+    session: boto3.session.Session,
+    shop: EmulatedShop,
+    history: MetricHistory,
+    now: int,
+    metrics: tuple[Metric, ...] = tuple(Metric),
+) -> int:
+    """Publish each step's value as the AWS service would; returns datums written.
+    Steps more than two weeks before `now` are refused, as PutMetricData refuses them."""
+    oldest = history.start
+    if now - oldest > PUT_METRIC_DATA_MAX_AGE_SECONDS:
+        raise ValueError(
+            "PutMetricData accepts timestamps at most two weeks old; keep older history in the "
+            "S3 backup instead"
+        )
+    cloudwatch = session.client("cloudwatch")
+    stamps = history.timestamps()
+    written = 0
+    for metric in metrics:
+        namespace, name, owner = METRIC_SOURCES[metric]
+        dimension = (
+            {"Name": "LoadBalancer", "Value": shop.load_balancer_full_name}
+            if owner == "lb"
+            else {"Name": "AutoScalingGroupName", "Value": shop.group_name}
+        )
+        values = history[metric]
+        present = np.flatnonzero(~np.isnan(values))
+        datums: list[dict[str, Any]] = [
+            {
+                "MetricName": name,
+                "Dimensions": [dimension],
+                "Timestamp": datetime.fromtimestamp(int(stamps[i]), UTC),
+                "Value": float(values[i]),
+            }
+            for i in present
+        ]
+        for offset in range(0, len(datums), PUT_METRIC_DATA_MAX_DATUMS):
+            cloudwatch.put_metric_data(
+                Namespace=namespace, MetricData=datums[offset : offset + PUT_METRIC_DATA_MAX_DATUMS]
+            )
+        written += len(datums)
+    return written
+
+
+def scheduled_event(time_iso: str, **detail: Any) -> dict[str, Any]:
+    """An EventBridge scheduled event, as the rule delivers it."""
+    return {
+        "version": "0",
+        "id": f"local-{time_iso}",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": time_iso,
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/saleor-predict-schedule"],
+        "detail": detail,
+    }
+
+
+@dataclass
+class LocalLambdaContext:
+    """The attributes of Lambda's context object that Powertools reads."""
+
+    function_name: str = "local-function"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = "local-request"
+    timeout_seconds: int = 300
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_seconds * 1000

@@ -1,0 +1,136 @@
+"""Capacity policy: from a forecast and the group's state to one safe decision.
+
+Rules, in order (each one that bites is recorded in `Decision.clamps`):
+1. Size for the upper quantile of the forecast (headroom from the forest's spread).
+2. Never below the reactive floor: what the load and CPU observed now need at the
+   reactive targets. Pre-scaling must not cut capacity that serves current traffic.
+3. Clamp to the group's MinSize and MaxSize (AWS refuses anything outside them).
+4. Scale out at once.
+5. Scale in gradually: only to the highest recommendation of the stabilization window,
+   and by at most `max_scale_in_step` instances per run (0 disables scale-in).
+6. In forecast-only mode nothing is applied; the decision says what would have been.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from saleor_scaling.labels import instances_for
+from saleor_scaling.settings import PolicySettings, ScalingMode
+
+
+class Action(str, enum.Enum):
+    SCALE_OUT = "scale-out"
+    SCALE_IN = "scale-in"
+    HOLD = "hold"
+
+
+@dataclass(frozen=True)
+class GroupCapacity:
+    min_size: int
+    max_size: int
+    desired: int
+    in_service: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_size <= self.max_size:
+            raise ValueError(f"group sizes are inconsistent: min {self.min_size} max {self.max_size}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    recommended: int
+    """Capacity after forecast, floor and clamps, before scale-in damping: what the
+    stabilization window remembers."""
+    target: int
+    """The desired capacity this run sets (or would set in forecast-only mode)."""
+    action: Action
+    apply: bool
+    """True when the group's desired capacity must be changed now."""
+    clamps: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def explanation(self) -> str:
+        verb = "set" if self.apply else "would set" if self.action is not Action.HOLD else "hold"
+        detail = "; ".join(self.clamps) if self.clamps else "forecast used as is"
+        return f"{self.action.value}: {verb} desired {self.target} ({detail})"
+
+
+def reactive_floor(
+    demand_per_minute: float,
+    cpu_percent: float,
+    in_service: int,
+    capacity_per_instance: float,
+    target_cpu_percent: float,
+) -> int:
+    """Instances the load observed now needs at the reactive policy's targets (requests
+    per instance and CPU), whichever needs more; 0 when nothing is known."""
+    needs = [0]
+    if math.isfinite(demand_per_minute) and demand_per_minute > 0:
+        needs.append(math.ceil(demand_per_minute / capacity_per_instance - 1e-9))
+    if math.isfinite(cpu_percent) and cpu_percent > 0 and in_service > 0:
+        needs.append(math.ceil(in_service * cpu_percent / target_cpu_percent - 1e-9))
+    return max(needs)
+
+
+def decide(
+    forecast_capacity: float,
+    group: GroupCapacity,
+    floor: int,
+    recent_recommendations: Sequence[int],
+    settings: PolicySettings,
+    mode: ScalingMode | None = None,
+) -> Decision:
+    """One decision. `forecast_capacity` is the fractional instances needed at the upper
+    quantile; `recent_recommendations` are this window's earlier `recommended` values."""
+    mode = mode or settings.mode
+    clamps: list[str] = []
+
+    recommended = instances_for(forecast_capacity)
+    if recommended < floor:
+        clamps.append(f"raised from {recommended} to reactive floor {floor}")
+        recommended = floor
+    recommended = _clamp_to_group(recommended, group, clamps)
+
+    target = recommended
+    if target < group.desired:
+        stabilized = max([target, *recent_recommendations])
+        if stabilized > target:
+            clamps.append(
+                f"scale-in to {target} held at {min(stabilized, group.desired)} by the "
+                f"{settings.scale_in_stabilization_minutes}-minute stabilization window"
+            )
+            target = min(stabilized, group.desired)
+        lowest_step = group.desired - settings.max_scale_in_step
+        if target < lowest_step:
+            clamps.append(
+                f"scale-in limited to {settings.max_scale_in_step} instance(s) per run"
+                if settings.max_scale_in_step
+                else "scale-in disabled (max step 0)"
+            )
+            target = lowest_step
+        target = _clamp_to_group(target, group, clamps)
+
+    if target > group.desired:
+        action = Action.SCALE_OUT
+    elif target < group.desired:
+        action = Action.SCALE_IN
+    else:
+        action = Action.HOLD
+    apply = action is not Action.HOLD and mode is ScalingMode.FORECAST_AND_SCALE
+    if action is not Action.HOLD and not apply:
+        clamps.append("forecast-only mode: nothing applied")
+    return Decision(recommended, target, action, apply, tuple(clamps))
+
+
+def _clamp_to_group(capacity: int, group: GroupCapacity, clamps: list[str]) -> int:
+    if capacity > group.max_size:
+        clamps.append(f"clamped from {capacity} to MaxSize {group.max_size}")
+        return group.max_size
+    if capacity < group.min_size:
+        clamps.append(f"raised from {capacity} to MinSize {group.min_size}")
+        return group.min_size
+    return capacity

@@ -1,0 +1,157 @@
+"""Configuration read once from environment variables into typed, validated objects.
+
+Every variable and its default is documented beside the function's environment in
+`template.yaml`; a bad value fails the cold start with a message that names it.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigurationError(ValueError):
+    """An environment variable is missing or holds a value we cannot use."""
+
+
+class ScalingMode(str, enum.Enum):
+    """What the predict function may do, as AWS predictive scaling offers it."""
+
+    FORECAST_ONLY = "forecast-only"
+    FORECAST_AND_SCALE = "forecast-and-scale"
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """Knobs of the capacity policy (see `policy.decide`)."""
+
+    mode: ScalingMode = ScalingMode.FORECAST_ONLY
+    headroom_quantile: float = 0.9
+    """Upper quantile of the forest's per-tree forecasts that capacity is sized for."""
+    max_scale_in_step: int = 1
+    """At most this many instances removed per run: scale in gradually."""
+    scale_in_stabilization_minutes: int = 30
+    """Scale in only to the highest recommendation of this trailing window."""
+    target_cpu_percent: float = 70.0
+    """The reactive policy's CPU target: the floor is what the current CPU needs at it."""
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.headroom_quantile < 1.0:
+            raise ConfigurationError("HEADROOM_QUANTILE must be in [0.5, 1.0)")
+        if self.max_scale_in_step < 0:
+            raise ConfigurationError("MAX_SCALE_IN_STEP must be >= 0")
+        if not 0 <= self.scale_in_stabilization_minutes <= 24 * 60:
+            raise ConfigurationError("SCALE_IN_STABILIZATION_MINUTES must be in [0, 1440]")
+        if not 10.0 <= self.target_cpu_percent <= 95.0:
+            raise ConfigurationError("TARGET_CPU_PERCENT must be in [10, 95]")
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where the model registry lives: a manifest that points at one model version."""
+
+    bucket: str
+    manifest_key: str = "models/manifest.json"
+    model_key: str = "models/model.joblib"
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    auto_scaling_group_name: str
+    load_balancer_full_name: str
+    model: ModelLocation
+    policy: PolicySettings
+    timezone: str = "UTC"
+    capacity_per_instance: float = 1000.0
+    """Requests per minute one instance serves at the target utilisation; the model's
+    metadata overrides it with what retraining learned from history."""
+    target_group_full_name: str = ""
+    topic_arn: str = ""
+    state_key: str = ""
+    history_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        _check_timezone(self.timezone)
+        if not self.history_prefix:
+            object.__setattr__(self, "history_prefix", f"history/{self.auto_scaling_group_name}")
+        if self.capacity_per_instance <= 0:
+            raise ConfigurationError("CAPACITY_PER_INSTANCE must be > 0")
+        if not self.state_key:
+            object.__setattr__(
+                self, "state_key", f"state/{self.auto_scaling_group_name}/predict-state.json"
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PredictSettings:
+        values = os.environ if env is None else env
+        return cls(
+            auto_scaling_group_name=_required(values, "AUTO_SCALING_GROUP_NAME"),
+            load_balancer_full_name=_required(values, "LOAD_BALANCER_FULL_NAME"),
+            target_group_full_name=values.get("TARGET_GROUP_FULL_NAME", ""),
+            model=_model_location(values),
+            policy=PolicySettings(
+                mode=_mode(values.get("SCALING_MODE", ScalingMode.FORECAST_ONLY.value)),
+                headroom_quantile=_float(values, "HEADROOM_QUANTILE", 0.9),
+                max_scale_in_step=_int(values, "MAX_SCALE_IN_STEP", 1),
+                scale_in_stabilization_minutes=_int(values, "SCALE_IN_STABILIZATION_MINUTES", 30),
+                target_cpu_percent=_float(values, "TARGET_CPU_PERCENT", 70.0),
+            ),
+            timezone=values.get("SHOP_TIMEZONE", "UTC"),
+            capacity_per_instance=_float(values, "CAPACITY_PER_INSTANCE", 1000.0),
+            topic_arn=values.get("NOTIFICATION_TOPIC_ARN", ""),
+            state_key=values.get("STATE_KEY", ""),
+            history_prefix=values.get("HISTORY_PREFIX", ""),
+        )
+
+
+def _check_timezone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ConfigurationError(f"SHOP_TIMEZONE {name!r} is not an IANA time zone") from error
+
+
+def _model_location(values: Mapping[str, str]) -> ModelLocation:
+    return ModelLocation(
+        bucket=_required(values, "MODEL_BUCKET"),
+        manifest_key=values.get("MODEL_MANIFEST_KEY", "models/manifest.json"),
+        model_key=values.get("MODEL_KEY", "models/model.joblib"),
+    )
+
+
+def _required(values: Mapping[str, str], name: str) -> str:
+    value = values.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"environment variable {name} is required")
+    return value
+
+
+def _mode(raw: str) -> ScalingMode:
+    try:
+        return ScalingMode(raw.strip())
+    except ValueError as error:
+        allowed = ", ".join(mode.value for mode in ScalingMode)
+        raise ConfigurationError(f"SCALING_MODE {raw!r} is not one of {allowed}") from error
+
+
+def _float(values: Mapping[str, str], name: str, default: float) -> float:
+    raw = values.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as error:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from error
+
+
+def _int(values: Mapping[str, str], name: str, default: int) -> int:
+    raw = values.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise ConfigurationError(f"{name}={raw!r} is not a whole number") from error
