@@ -118,13 +118,21 @@ class ForecastModel:
     def forecast(self, features: FloatArray, log_level: float, quantile: float) -> Forecast:
         """Forecast for one feature row whose current log level is `log_level`."""
         row = np.asarray(features, dtype=np.float64).reshape(1, -1)
-        per_tree = np.array([tree.predict(row)[0] for tree in self.forest.estimators_])
-        demand_per_tree = demand_from_log_ratio(log_level, per_tree)
-        mean = float(np.mean(demand_per_tree))
-        upper = float(np.quantile(demand_per_tree, quantile))
-        q25, q75 = np.quantile(demand_per_tree, [0.25, 0.75])
-        spread = float((q75 - q25) / mean) if mean > 0 else 0.0
-        return Forecast(mean, max(upper, mean), quantile, spread)
+        return self.forecast_rows(row, np.array([log_level]), quantile)[0]
+
+    def forecast_rows(self, features: FloatArray, log_levels: FloatArray, quantile: float) -> list[Forecast]:
+        """One forecast per row, as `forecast` would give it: the predict path and the
+        backtest share this code, only batched differently."""
+        rows = np.asarray(features, dtype=np.float64).reshape(len(log_levels), -1)
+        per_tree = np.stack([tree.predict(rows) for tree in self.forest.estimators_], axis=1)
+        demand_per_tree = demand_from_log_ratio(np.asarray(log_levels)[:, None], per_tree)
+        means = np.mean(demand_per_tree, axis=1)
+        uppers, q25, q75 = np.quantile(demand_per_tree, [quantile, 0.25, 0.75], axis=1)
+        forecasts = []
+        for mean, upper, low, high in zip(means, uppers, q25, q75, strict=True):
+            spread = float((high - low) / mean) if mean > 0 else 0.0
+            forecasts.append(Forecast(float(mean), max(float(upper), float(mean)), quantile, spread))
+        return forecasts
 
     def forecast_many(self, features: FloatArray, log_levels: FloatArray) -> FloatArray:
         """Mean demand forecast for many rows (training evaluation, backtest)."""
