@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from saleor_scaling import METRICS_NAMESPACE
 from saleor_scaling.adapters.autoscaling import AutoScalingGroup, GroupNotFoundError
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.cloudwatch import CloudWatchMetrics, MetricsUnavailableError
@@ -30,9 +31,10 @@ from saleor_scaling.predict_service import (
 )
 from saleor_scaling.settings import PredictSettings, ScalingMode
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# Named here, not only by POWERTOOLS_SERVICE_NAME, so local runs log and measure alike.
+logger = Logger(service="predict")
+tracer = Tracer(service="predict")
+metrics = Metrics(namespace=METRICS_NAMESPACE, service="predict")
 
 # Throttling is retried by botocore with backoff; what still fails after that is a fault.
 AWS_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20)

@@ -199,4 +199,7 @@ def manifest_summary(metadata: ModelMetadata) -> dict[str, Any]:
         "horizon_steps": metadata.horizon_steps,
         "capacity_per_instance": metadata.capacity_per_instance,
         "rows": metadata.rows,
+        "training_end": metadata.training_end,
+        "size_bytes": metadata.size_bytes,
+        "sha256": metadata.sha256[:12],
     }

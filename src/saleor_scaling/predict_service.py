@@ -35,14 +35,11 @@ from saleor_scaling.model import (
 )
 from saleor_scaling.policy import Decision, GroupCapacity, decide, reactive_floor
 from saleor_scaling.series import Metric, MetricHistory, floor_to_step
-from saleor_scaling.settings import PredictSettings, ScalingMode
+from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, PredictSettings, ScalingMode
 
 CLOUDWATCH_WINDOW_STEPS = STEPS_PER_DAY + 24
 """Predict reads the last 26 hours from CloudWatch (recent lags and same time yesterday);
 older steps (same time last week) come from the daily S3 backup the nightly job writes."""
-ANCHOR_OFFSET_STEPS = 2
-"""The anchor is the bucket that ended one full step before the run: CloudWatch may still
-be filling the bucket that just closed, and a half-filled bucket reads as a traffic drop."""
 STATE_FORMAT = 1
 
 

@@ -8,6 +8,7 @@ reads the same structure.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -139,3 +140,30 @@ class MetricHistory:
     def demand_per_minute(self) -> FloatArray:
         """Requests per minute in each step: the load the shop must serve."""
         return self.values[Metric.REQUESTS] * (60.0 / self.step)
+
+
+PLAUSIBLE_RANGES: Mapping[Metric, tuple[float, float]] = {
+    Metric.REQUESTS: (0.0, math.inf),
+    Metric.RESPONSE_TIME: (0.0, 3600.0),
+    Metric.ERRORS_5XX: (0.0, math.inf),
+    Metric.CPU: (0.0, 100.0),
+    Metric.DESIRED: (0.0, 10_000.0),
+    Metric.IN_SERVICE: (0.0, 10_000.0),
+}
+"""What each series can physically hold; anything else is corruption, read as missing."""
+
+
+def drop_impossible_values(history: MetricHistory) -> tuple[MetricHistory, int]:
+    """A copy with out-of-range or infinite values turned into gaps, and how many there were.
+    A corrupt datapoint is missing data, never zero or extreme load."""
+    values: dict[Metric, FloatArray] = {}
+    dropped = 0
+    for metric in Metric:
+        series = np.array(history[metric], dtype=np.float64, copy=True)
+        low, high = PLAUSIBLE_RANGES[metric]
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isnan(series) & (~np.isfinite(series) | (series < low) | (series > high))
+        dropped += int(np.sum(bad))
+        series[bad] = np.nan
+        values[metric] = series
+    return MetricHistory(start=history.start, values=values, step=history.step), dropped

@@ -7,10 +7,13 @@ Every variable and its default is documented beside the function's environment i
 from __future__ import annotations
 
 import enum
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from saleor_scaling import STEP_SECONDS
 
 
 class ConfigurationError(ValueError):
@@ -103,6 +106,85 @@ class PredictSettings:
             capacity_per_instance=_float(values, "CAPACITY_PER_INSTANCE", 1000.0),
             topic_arn=values.get("NOTIFICATION_TOPIC_ARN", ""),
             state_key=values.get("STATE_KEY", ""),
+            history_prefix=values.get("HISTORY_PREFIX", ""),
+        )
+
+
+ANCHOR_OFFSET_STEPS = 2
+"""The newest bucket a run trusts closed one full step before the run: CloudWatch may
+still be filling the bucket that just closed, and a half-filled bucket reads as a drop."""
+
+
+def horizon_steps_for(lead_time_minutes: int) -> int:
+    """Steps from the anchor bucket to the bucket capacity is sized for: the anchor's age
+    plus the lead time new instances need to boot and warm up."""
+    return ANCHOR_OFFSET_STEPS + max(1, math.ceil(lead_time_minutes * 60 / STEP_SECONDS))
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    """The nightly job's configuration (defaults documented in template.yaml)."""
+
+    auto_scaling_group_name: str
+    load_balancer_full_name: str
+    model: ModelLocation
+    timezone: str = "UTC"
+    capacity_per_instance: float = 1000.0
+    """Fallback requests per minute per instance when history cannot teach it."""
+    target_cpu_percent: float = 70.0
+    training_window_days: int = 28
+    holdout_days: int = 2
+    min_history_days: int = 9
+    """Refuse to train on less: a week for the weekly features, plus the held-out tail."""
+    lead_time_minutes: int = 10
+    n_estimators: int = 60
+    max_depth: int = 12
+    promotion_tolerance: float = 0.02
+    """A challenger is 'not worse' when its error is within this share of the champion's."""
+    max_model_megabytes: float = 10.0
+    topic_arn: str = ""
+    history_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        _check_timezone(self.timezone)
+        if not self.history_prefix:
+            object.__setattr__(self, "history_prefix", f"history/{self.auto_scaling_group_name}")
+        if self.capacity_per_instance <= 0:
+            raise ConfigurationError("CAPACITY_PER_INSTANCE must be > 0")
+        if not 1 <= self.holdout_days < self.min_history_days <= self.training_window_days <= 365:
+            raise ConfigurationError(
+                "need 1 <= HOLDOUT_DAYS < MIN_HISTORY_DAYS <= TRAINING_WINDOW_DAYS <= 365"
+            )
+        if not 1 <= self.lead_time_minutes <= 120:
+            raise ConfigurationError("LEAD_TIME_MINUTES must be in [1, 120]")
+        if not 10 <= self.n_estimators <= 500 or not 4 <= self.max_depth <= 20:
+            raise ConfigurationError("N_ESTIMATORS must be in [10, 500] and MAX_DEPTH in [4, 20]")
+        if not 0 <= self.promotion_tolerance <= 0.5:
+            raise ConfigurationError("PROMOTION_TOLERANCE must be in [0, 0.5]")
+
+    @property
+    def horizon_steps(self) -> int:
+        return horizon_steps_for(self.lead_time_minutes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RetrainSettings:
+        values = os.environ if env is None else env
+        return cls(
+            auto_scaling_group_name=_required(values, "AUTO_SCALING_GROUP_NAME"),
+            load_balancer_full_name=_required(values, "LOAD_BALANCER_FULL_NAME"),
+            model=_model_location(values),
+            timezone=values.get("SHOP_TIMEZONE", "UTC"),
+            capacity_per_instance=_float(values, "CAPACITY_PER_INSTANCE", 1000.0),
+            target_cpu_percent=_float(values, "TARGET_CPU_PERCENT", 70.0),
+            training_window_days=_int(values, "TRAINING_WINDOW_DAYS", 28),
+            holdout_days=_int(values, "HOLDOUT_DAYS", 2),
+            min_history_days=_int(values, "MIN_HISTORY_DAYS", 9),
+            lead_time_minutes=_int(values, "LEAD_TIME_MINUTES", 10),
+            n_estimators=_int(values, "N_ESTIMATORS", 60),
+            max_depth=_int(values, "MAX_DEPTH", 12),
+            promotion_tolerance=_float(values, "PROMOTION_TOLERANCE", 0.02),
+            max_model_megabytes=_float(values, "MAX_MODEL_MEGABYTES", 10.0),
+            topic_arn=values.get("NOTIFICATION_TOPIC_ARN", ""),
             history_prefix=values.get("HISTORY_PREFIX", ""),
         )
 

@@ -100,7 +100,8 @@ class S3HistoryArchive:
         try:
             return _decode(gzip.decompress(response["Body"].read()), day_start)
         except (OSError, ValueError, KeyError, TypeError) as error:
-            self.corrupt_days.append(key)
+            if key not in self.corrupt_days:
+                self.corrupt_days.append(key)
             raise CorruptArchiveError(f"s3://{self._bucket}/{key} is unreadable: {error}") from error
 
 

@@ -1,0 +1,102 @@
+"""Retrain handler: runs nightly from an EventBridge cron.
+
+Thin by design: parse the event, wire the AWS adapters, call
+`saleor_scaling.retrain_service.run_retrain`, log one line that explains the outcome, emit
+training metrics. A refused or kept run is a success (predict keeps what serves); only an
+AWS fault fails the invocation, so that the Lambda errors alarm sees it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from saleor_scaling import METRICS_NAMESPACE
+from saleor_scaling.adapters.cloudwatch import CloudWatchMetrics, MetricsUnavailableError
+from saleor_scaling.adapters.history_archive import S3HistoryArchive
+from saleor_scaling.adapters.notifications import SnsNotifier
+from saleor_scaling.adapters.s3_store import S3ModelRegistry
+from saleor_scaling.predict_service import parse_event_time
+from saleor_scaling.retrain_service import RetrainPorts, RetrainResult, RetrainStatus, run_retrain
+from saleor_scaling.settings import RetrainSettings
+
+# Named here, not only by POWERTOOLS_SERVICE_NAME, so local runs log and measure alike.
+logger = Logger(service="retrain")
+tracer = Tracer(service="retrain")
+metrics = Metrics(namespace=METRICS_NAMESPACE, service="retrain")
+
+AWS_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=60)
+AWS_FAULTS = (ClientError, BotoCoreError, MetricsUnavailableError)
+
+
+def build_ports(settings: RetrainSettings, session: boto3.session.Session) -> RetrainPorts:
+    s3 = session.client("s3", config=AWS_CLIENT_CONFIG)
+    return RetrainPorts(
+        metrics=CloudWatchMetrics(
+            session.client("cloudwatch", config=AWS_CLIENT_CONFIG),
+            settings.auto_scaling_group_name,
+            settings.load_balancer_full_name,
+        ),
+        archive=S3HistoryArchive(s3, settings.model.bucket, settings.history_prefix),
+        models=S3ModelRegistry(s3, settings.model),
+        notifier=SnsNotifier(session.client("sns", config=AWS_CLIENT_CONFIG), settings.topic_arn),
+    )
+
+
+def parse_event(event: EventBridgeEvent) -> int:
+    raw_time = event.get("time")
+    if not isinstance(raw_time, str):
+        raise ValueError("event has no 'time': expected an EventBridge scheduled event")
+    return parse_event_time(raw_time)
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context
+@event_source(data_class=EventBridgeEvent)
+def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    # Read per invocation: the job runs once a night, so a warm cache would only serve
+    # stale settings after a redeploy.
+    settings = RetrainSettings.from_env()
+    metrics.set_default_dimensions(AutoScalingGroupName=settings.auto_scaling_group_name)
+    try:
+        now = parse_event(event)
+    except ValueError as error:
+        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
+        logger.error("rejected malformed event; nothing trained", extra={"error": str(error)})
+        raise
+    try:
+        result = run_retrain(now, settings, build_ports(settings, boto3.session.Session()))
+    except AWS_FAULTS as error:
+        metrics.add_metric(name="RetrainErrors", unit=MetricUnit.Count, value=1)
+        logger.exception("AWS fault; the serving model is unchanged", extra={"error": str(error)})
+        raise
+    logger.info(result.reason, extra={"retrain": result.log_record()})
+    publish_metrics(result)
+    return result.log_record()
+
+
+def publish_metrics(result: RetrainResult) -> None:
+    count = MetricUnit.Count
+    metrics.add_metric(name="Promoted", unit=count, value=1 if result.promoted else 0)
+    metrics.add_metric(name="Refused", unit=count, value=1 if result.status is RetrainStatus.REFUSED else 0)
+    metrics.add_metric(name="TrainingRows", unit=count, value=result.training_rows)
+    metrics.add_metric(name="TrainingDurationSeconds", unit=MetricUnit.Seconds, value=result.duration_seconds)
+    if result.history is not None:
+        metrics.add_metric(name="HistoryDaysFetched", unit=count, value=result.history.days_fetched)
+        metrics.add_metric(name="CorruptHistoryObjects", unit=count, value=len(result.history.corrupt_backups))
+    for metric_name, side in (("TrainingMae", "challenger"), ("BaselineMae", "seasonal_naive"), ("ChampionMae", "champion")):
+        mae = result.scores.get(side, {}).get("mae")
+        if mae is not None:
+            metrics.add_metric(name=metric_name, unit=count, value=mae)
+    if result.capacity_per_instance is not None:
+        metrics.add_metric(name="CapacityPerInstance", unit=count, value=result.capacity_per_instance)
+    if result.model is not None:
+        metrics.add_metric(name="ModelSizeBytes", unit=MetricUnit.Bytes, value=float(result.model.get("size_bytes", 0)))

@@ -1,0 +1,369 @@
+"""One nightly retrain: back up history, train a challenger, judge it, maybe promote it.
+
+The handler wires AWS adapters into `RetrainPorts` and calls `run_retrain`. The judging is
+champion/challenger on a held-out tail the challenger never saw, against the serving
+model and against a seasonal-naive forecast (same time last week). Anything doubtful keeps
+what serves: a refused or kept run changes nothing predict reads.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from saleor_scaling import STEP_SECONDS
+from saleor_scaling.adapters.history_archive import DAY_SECONDS
+from saleor_scaling.features import STEPS_PER_DAY
+from saleor_scaling.labels import estimate_capacity_per_instance
+from saleor_scaling.model import (
+    ModelError,
+    ModelMetadata,
+    ModelNotFoundError,
+    load_verified,
+    manifest_summary,
+    serialize_forest,
+)
+from saleor_scaling.predict_service import MetricsSource, Notifier
+from saleor_scaling.series import Metric, MetricHistory, drop_impossible_values, floor_to_step
+from saleor_scaling.settings import RetrainSettings
+from saleor_scaling.training import (
+    ErrorScores,
+    TrainingConfig,
+    TrainingRows,
+    actual_future_demand,
+    build_model,
+    error_scores,
+    seasonal_naive,
+    training_rows,
+)
+
+CLOUDWATCH_FIVE_MINUTE_RETENTION = 63 * DAY_SECONDS
+REFRESH_RECENT_DAYS = 2
+"""Days this recent are always re-read from CloudWatch: their backup may predate late
+datapoints. Older days are re-read only where the backup has gaps."""
+MIN_USABLE_SHARE = 0.75
+"""History may have gaps; a quarter of the minimum window missing is still enough."""
+MIN_HOLDOUT_ROWS = STEPS_PER_DAY // 2
+MIN_UNSEEN_CHAMPION_ROWS = STEPS_PER_DAY // 4
+
+
+class HistoryArchive(Protocol):
+    corrupt_days: list[str]
+
+    def read(self, start: int, end: int, sealed_before: int | None = None) -> MetricHistory: ...
+
+    def write(self, history: MetricHistory) -> list[str]: ...
+
+
+class ModelRegistry(Protocol):
+    def current(self) -> ModelMetadata: ...
+
+    def model_bytes(self, metadata: ModelMetadata) -> bytes: ...
+
+    def publish(self, blob: bytes, metadata: ModelMetadata) -> ModelMetadata: ...
+
+
+@dataclass
+class RetrainPorts:
+    metrics: MetricsSource
+    archive: HistoryArchive
+    models: ModelRegistry
+    notifier: Notifier
+
+
+class RetrainStatus(str, enum.Enum):
+    PROMOTED = "promoted"
+    """A new model now serves."""
+    KEPT = "kept"
+    """The challenger was not good enough; the champion (or the fallback) keeps serving."""
+    REFUSED = "refused"
+    """Not enough trustworthy history to train at all."""
+
+
+@dataclass
+class HistoryReport:
+    start: int
+    end: int
+    days_backed_up: list[str] = field(default_factory=list)
+    days_fetched: int = 0
+    corrupt_backups: list[str] = field(default_factory=list)
+    impossible_values_dropped: int = 0
+    steps_with_requests: int = 0
+
+
+@dataclass
+class RetrainResult:
+    status: RetrainStatus
+    reason: str = ""
+    history: HistoryReport | None = None
+    training_rows: int = 0
+    holdout_rows: int = 0
+    scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    capacity_per_instance: float | None = None
+    capacity_learned: bool = False
+    model: dict[str, Any] | None = None
+    champion: dict[str, Any] | None = None
+    duration_seconds: float = 0.0
+
+    @property
+    def promoted(self) -> bool:
+        return self.status is RetrainStatus.PROMOTED
+
+    def log_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "status": self.status.value,
+            "reason": self.reason,
+            "training_rows": self.training_rows,
+            "holdout_rows": self.holdout_rows,
+            "scores": self.scores,
+            "capacity_per_instance": self.capacity_per_instance,
+            "capacity_learned": self.capacity_learned,
+            "model": self.model,
+            "champion": self.champion,
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+        if self.history is not None:
+            record["history"] = {
+                "start": _iso(self.history.start),
+                "end": _iso(self.history.end),
+                "days_fetched": self.history.days_fetched,
+                "days_backed_up": len(self.history.days_backed_up),
+                "corrupt_backups": self.history.corrupt_backups,
+                "impossible_values_dropped": self.history.impossible_values_dropped,
+                "steps_with_requests": self.history.steps_with_requests,
+            }
+        return record
+
+
+def collect_history(now: int, settings: RetrainSettings, ports: RetrainPorts) -> tuple[MetricHistory, HistoryReport]:
+    """The training window, from the S3 backup and CloudWatch, with CloudWatch's recent
+    days backed up to S3 on the way (idempotent merges, one object per UTC day)."""
+    end = floor_to_step(now) - STEP_SECONDS  # the bucket still filling is left for tomorrow
+    start = end - settings.training_window_days * DAY_SECONDS
+    report = HistoryReport(start=start, end=end)
+    archived = ports.archive.read(start, end)
+
+    oldest_in_cloudwatch = floor_to_step(now) - CLOUDWATCH_FIVE_MINUTE_RETENTION + STEP_SECONDS
+    fresh = MetricHistory.empty(start, 0)
+    for day_start in range(start - start % DAY_SECONDS, end, DAY_SECONDS):
+        chunk_start, chunk_end = max(day_start, start, oldest_in_cloudwatch), min(day_start + DAY_SECONDS, end)
+        if chunk_start >= chunk_end:
+            continue
+        recent = day_start + DAY_SECONDS > end - REFRESH_RECENT_DAYS * DAY_SECONDS
+        backed_up = archived.window(chunk_start, chunk_end)[Metric.REQUESTS]
+        if not recent and not np.any(np.isnan(backed_up)):
+            continue
+        # One GetMetricData call per day: far inside its per-call datapoint limit, and
+        # each day is backed up as soon as it is read.
+        day = ports.metrics.fetch(chunk_start, chunk_end, now)
+        report.days_fetched += 1
+        report.days_backed_up.extend(ports.archive.write(day))
+        fresh = fresh.combine(day)
+
+    report.corrupt_backups = list(ports.archive.corrupt_days)
+    history, report.impossible_values_dropped = drop_impossible_values(archived.combine(fresh).window(start, end))
+    report.steps_with_requests = int(np.sum(~np.isnan(history[Metric.REQUESTS])))
+    return history, report
+
+
+def run_retrain(
+    now: int,
+    settings: RetrainSettings,
+    ports: RetrainPorts,
+    clock: Callable[[], float] = time.perf_counter,
+) -> RetrainResult:
+    started = clock()
+    result = _retrain(now, settings, ports)
+    result.duration_seconds = clock() - started
+    subject = {
+        RetrainStatus.PROMOTED: "promoted a new model",
+        RetrainStatus.KEPT: "kept the serving model",
+        RetrainStatus.REFUSED: "refused to train",
+    }[result.status]
+    ports.notifier.notify(f"Saleor predictive scaling retrain {subject}", result.log_record())
+    return result
+
+
+def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> RetrainResult:
+    history, report = collect_history(now, settings, ports)
+    result = RetrainResult(RetrainStatus.REFUSED, history=report)
+    horizon = settings.horizon_steps
+    rows = training_rows(history, horizon, settings.timezone)
+    needed = int(settings.min_history_days * STEPS_PER_DAY * MIN_USABLE_SHARE)
+    if len(rows.targets) < needed:
+        result.reason = (
+            f"only {len(rows.targets)} usable 5-minute rows ({len(rows.targets) / STEPS_PER_DAY:.1f} days); "
+            f"need {needed} ({settings.min_history_days} days less gaps). Predict keeps its "
+            "current model or its safe fallback"
+        )
+        return result
+
+    # No leakage: a training row's target (anchor + horizon) lies before the split, and
+    # every evaluation row is anchored at or after it.
+    split_index = len(history) - settings.holdout_days * STEPS_PER_DAY
+    fit_part = _subset(rows, rows.step_indices + horizon < split_index)
+    holdout = _subset(rows, rows.step_indices >= split_index)
+    result.training_rows, result.holdout_rows = len(fit_part.targets), len(holdout.targets)
+    if result.holdout_rows < MIN_HOLDOUT_ROWS or result.training_rows < needed - result.holdout_rows - horizon:
+        result.reason = (
+            f"the held-out tail has {result.holdout_rows} usable rows (need {MIN_HOLDOUT_ROWS}): "
+            "recent metrics are missing, so no model can be judged"
+        )
+        return result
+
+    capacity = estimate_capacity_per_instance(history, settings.target_cpu_percent, settings.capacity_per_instance)
+    result.capacity_per_instance, result.capacity_learned = capacity.requests_per_minute, capacity.learned
+    config = TrainingConfig(
+        horizon_steps=horizon,
+        timezone=settings.timezone,
+        n_estimators=settings.n_estimators,
+        max_depth=settings.max_depth,
+    )
+    challenger = build_model(history, config, capacity.requests_per_minute, capacity.learned, rows=fit_part)
+
+    actual = actual_future_demand(history, horizon)[holdout.step_indices]
+    challenger_forecast = challenger.forecast_many(holdout.features, holdout.levels)
+    baseline_forecast = seasonal_naive(history, horizon)[holdout.step_indices]
+    judged = np.isfinite(challenger_forecast) & np.isfinite(baseline_forecast) & np.isfinite(actual)
+    challenger_scores = error_scores(challenger_forecast[judged], actual[judged])
+    baseline_scores = error_scores(baseline_forecast[judged], actual[judged])
+    result.scores = {"challenger": _scores(challenger_scores), "seasonal_naive": _scores(baseline_scores)}
+
+    verdict = _judge_against_champion(history, holdout, challenger_forecast, actual, settings, ports, result)
+    if verdict is None and challenger_scores.mae > baseline_scores.mae * (1 + settings.promotion_tolerance):
+        verdict = (
+            f"challenger MAE {challenger_scores.mae:.1f} is worse than seasonal-naive's "
+            f"{baseline_scores.mae:.1f} on the held-out {settings.holdout_days} days"
+        )
+    if verdict is not None:
+        result.status, result.reason = RetrainStatus.KEPT, f"{verdict}; the serving model is kept"
+        return result
+
+    # Judged on the tail it never saw, the same configuration is refitted on every row so
+    # the model that serves has seen the latest days too.
+    final = build_model(history, config, capacity.requests_per_minute, capacity.learned, rows=rows)
+    blob = serialize_forest(final.forest)
+    megabytes = len(blob) / 1e6
+    if megabytes > settings.max_model_megabytes:
+        result.status = RetrainStatus.KEPT
+        result.reason = (
+            f"model is {megabytes:.1f} MB compressed, above the {settings.max_model_megabytes:g} MB bound; "
+            "lower MAX_DEPTH or N_ESTIMATORS. The serving model is kept"
+        )
+        return result
+    scores = {
+        "holdout_rows": float(challenger_scores.rows),
+        "holdout_mae": challenger_scores.mae,
+        "holdout_mape": challenger_scores.mape,
+        "holdout_under_share": challenger_scores.under_share,
+        "seasonal_naive_mae": baseline_scores.mae,
+        "seasonal_naive_mape": baseline_scores.mape,
+        "seasonal_naive_under_share": baseline_scores.under_share,
+        "champion_mae": (result.scores.get("champion") or {}).get("mae") or math.nan,
+    }
+    metadata = replace(
+        final.metadata,
+        scores={name: round(value, 4) for name, value in scores.items() if math.isfinite(value)},
+    )
+    published = ports.models.publish(blob, metadata)
+    result.model = manifest_summary(published)
+    result.status = RetrainStatus.PROMOTED
+    champion_note = f" and champion {scores['champion_mae']:.1f}" if math.isfinite(scores["champion_mae"]) else ""
+    result.reason = (
+        f"promoted: held-out MAE {challenger_scores.mae:.1f} vs seasonal-naive "
+        f"{baseline_scores.mae:.1f}{champion_note or ' (no comparable champion)'}"
+    )
+    return result
+
+
+def _judge_against_champion(
+    history: MetricHistory,
+    holdout: TrainingRows,
+    challenger_forecast: np.ndarray,
+    actual: np.ndarray,
+    settings: RetrainSettings,
+    ports: RetrainPorts,
+    result: RetrainResult,
+) -> str | None:
+    """Why the challenger must not replace the serving model, or None if it may."""
+    try:
+        metadata = ports.models.current()
+        champion = load_verified(ports.models.model_bytes(metadata), metadata)
+    except ModelNotFoundError:
+        return None
+    except ModelError as error:
+        result.champion = {"usable": False, "error": str(error)}
+        return None  # an unservable champion is no standard; the baseline still judges
+    result.champion = manifest_summary(metadata)
+
+    champion_rows = training_rows(history, metadata.horizon_steps, metadata.timezone)
+    position = {int(index): k for k, index in enumerate(champion_rows.step_indices)}
+    champion_forecast = np.full(len(holdout.step_indices), np.nan)
+    shared = [(k, position[int(index)]) for k, index in enumerate(holdout.step_indices) if int(index) in position]
+    if shared:
+        mine, theirs = (np.array(side) for side in zip(*shared, strict=True))
+        champion_forecast[mine] = champion.forecast_many(champion_rows.features[theirs], champion_rows.levels[theirs])
+    if metadata.horizon_steps != settings.horizon_steps:
+        # It forecast another step ahead; only its own target can judge it.
+        champion_actual = actual_future_demand(history, metadata.horizon_steps)[holdout.step_indices]
+    else:
+        champion_actual = actual
+
+    judged = np.isfinite(champion_forecast) & np.isfinite(challenger_forecast) & np.isfinite(actual)
+    # The champion trained on days up to its own night; judging it on days it saw would
+    # flatter it, so prefer the part of the tail it never saw.
+    trained_until = datetime.fromisoformat(metadata.training_end).timestamp()
+    stamps = history.timestamps()[holdout.step_indices]
+    unseen = judged & (stamps > trained_until + metadata.horizon_steps * STEP_SECONDS)
+    note = ""
+    if np.sum(unseen) >= MIN_UNSEEN_CHAMPION_ROWS:
+        judged = unseen
+    elif np.any(judged):
+        note = " (the champion saw part of this tail in training)"
+    else:
+        result.champion["comparable"] = False
+        return None
+    champion_scores = error_scores(champion_forecast[judged], champion_actual[judged])
+    challenger_scores = error_scores(challenger_forecast[judged], actual[judged])
+    result.scores["champion"] = _scores(champion_scores)
+    result.scores["challenger_vs_champion"] = _scores(challenger_scores)
+    tolerance = settings.promotion_tolerance
+    if challenger_scores.mae > champion_scores.mae * (1 + tolerance):
+        return (
+            f"challenger MAE {challenger_scores.mae:.1f} is worse than the champion's "
+            f"{champion_scores.mae:.1f}{note}"
+        )
+    if challenger_scores.under_share > champion_scores.under_share + tolerance:
+        return (
+            f"challenger under-forecasts {challenger_scores.under_share:.1%} of steps, more than the "
+            f"champion's {champion_scores.under_share:.1%}{note}"
+        )
+    return None
+
+
+def _subset(rows: TrainingRows, keep: np.ndarray) -> TrainingRows:
+    return TrainingRows(rows.features[keep], rows.targets[keep], rows.levels[keep], rows.step_indices[keep])
+
+
+def _scores(scores: ErrorScores) -> dict[str, float | None]:
+    return {
+        "mae": _finite(scores.mae),
+        "mape": _finite(scores.mape),
+        "under_share": _finite(scores.under_share),
+        "rows": float(scores.rows),
+    }
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 4) if math.isfinite(value) else None
+
+
+def _iso(epoch_seconds: int) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
