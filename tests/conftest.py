@@ -48,7 +48,8 @@ def load_handler(function: str) -> ModuleType:
     path = REPO_ROOT / "functions" / function / "app.py"
     name = f"{function}_app"
     spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

@@ -18,8 +18,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from saleor_scaling import METRICS_NAMESPACE
 from saleor_scaling.adapters.autoscaling import AutoScalingGroup, GroupNotFoundError
-from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.cloudwatch import CloudWatchMetrics, MetricsUnavailableError
+from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.notifications import SnsNotifier
 from saleor_scaling.adapters.s3_store import S3JsonState, S3ModelRegistry
 from saleor_scaling.predict_service import (
@@ -37,7 +37,9 @@ tracer = Tracer(service="predict")
 metrics = Metrics(namespace=METRICS_NAMESPACE, service="predict")
 
 # Throttling is retried by botocore with backoff; what still fails after that is a fault.
-AWS_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20)
+AWS_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20
+)
 AWS_FAULTS = (ClientError, BotoCoreError, GroupNotFoundError, MetricsUnavailableError)
 
 _dependencies: tuple[PredictSettings, PredictPorts] | None = None
@@ -68,6 +70,7 @@ def dependencies() -> tuple[PredictSettings, PredictPorts]:
     if _dependencies is None:
         settings = PredictSettings.from_env()
         _dependencies = (settings, build_ports(settings, boto3.session.Session()))
+        metrics.clear_default_dimensions()
         metrics.set_default_dimensions(AutoScalingGroupName=settings.auto_scaling_group_name)
     return _dependencies
 
@@ -129,7 +132,11 @@ def publish_metrics(result: PredictResult) -> None:
     if result.group:
         metrics.add_metric(name="DesiredCapacity", unit=count, value=result.group.desired)
         metrics.add_metric(name="InServiceCapacity", unit=count, value=result.group.in_service)
-        applied = result.decision.target if result.status is Status.SCALED and result.decision else result.group.desired
+        applied = (
+            result.decision.target
+            if result.status is Status.SCALED and result.decision
+            else result.group.desired
+        )
         metrics.add_metric(name="AppliedCapacity", unit=count, value=applied)
     if result.predicted_capacity is not None:
         metrics.add_metric(name="PredictedCapacity", unit=count, value=result.predicted_capacity)

@@ -32,7 +32,9 @@ logger = Logger(service="retrain")
 tracer = Tracer(service="retrain")
 metrics = Metrics(namespace=METRICS_NAMESPACE, service="retrain")
 
-AWS_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=60)
+AWS_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=60
+)
 AWS_FAULTS = (ClientError, BotoCoreError, MetricsUnavailableError)
 
 
@@ -65,6 +67,7 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
     # Read per invocation: the job runs once a night, so a warm cache would only serve
     # stale settings after a redeploy.
     settings = RetrainSettings.from_env()
+    metrics.clear_default_dimensions()
     metrics.set_default_dimensions(AutoScalingGroupName=settings.auto_scaling_group_name)
     try:
         now = parse_event(event)
@@ -91,12 +94,20 @@ def publish_metrics(result: RetrainResult) -> None:
     metrics.add_metric(name="TrainingDurationSeconds", unit=MetricUnit.Seconds, value=result.duration_seconds)
     if result.history is not None:
         metrics.add_metric(name="HistoryDaysFetched", unit=count, value=result.history.days_fetched)
-        metrics.add_metric(name="CorruptHistoryObjects", unit=count, value=len(result.history.corrupt_backups))
-    for metric_name, side in (("TrainingMae", "challenger"), ("BaselineMae", "seasonal_naive"), ("ChampionMae", "champion")):
+        metrics.add_metric(
+            name="CorruptHistoryObjects", unit=count, value=len(result.history.corrupt_backups)
+        )
+    for metric_name, side in (
+        ("TrainingMae", "challenger"),
+        ("BaselineMae", "seasonal_naive"),
+        ("ChampionMae", "champion"),
+    ):
         mae = result.scores.get(side, {}).get("mae")
         if mae is not None:
             metrics.add_metric(name=metric_name, unit=count, value=mae)
     if result.capacity_per_instance is not None:
         metrics.add_metric(name="CapacityPerInstance", unit=count, value=result.capacity_per_instance)
     if result.model is not None:
-        metrics.add_metric(name="ModelSizeBytes", unit=MetricUnit.Bytes, value=float(result.model.get("size_bytes", 0)))
+        metrics.add_metric(
+            name="ModelSizeBytes", unit=MetricUnit.Bytes, value=float(result.model.get("size_bytes", 0))
+        )

@@ -92,7 +92,8 @@ def target_log_ratio(history: MetricHistory, horizon_steps: int) -> FloatArray:
 
 def demand_from_log_ratio(level: FloatArray | float, log_ratio: FloatArray) -> FloatArray:
     """Invert `target_log_ratio` for a row whose log level is `level`."""
-    return np.maximum(np.expm1(np.asarray(level) + np.asarray(log_ratio)), 0.0)
+    demand: FloatArray = np.maximum(np.expm1(np.asarray(level) + np.asarray(log_ratio)), 0.0)
+    return demand
 
 
 def _shift(values: FloatArray, steps: int) -> FloatArray:

@@ -22,7 +22,7 @@ from saleor_scaling.labels import instances_for
 from saleor_scaling.settings import PolicySettings, ScalingMode
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     SCALE_OUT = "scale-out"
     SCALE_IN = "scale-in"
     HOLD = "hold"

@@ -87,7 +87,7 @@ class PredictPorts:
     """Survives warm invocations when the handler keeps the ports at module level."""
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     SCALED = "scaled"
     """The group's desired capacity was changed."""
     DECIDED = "decided"
@@ -227,9 +227,15 @@ def run_predict(
     result.forecast, result.predicted_capacity = forecast, predicted
     result.target_time = anchor + metadata.horizon_steps * STEP_SECONDS
 
-    result.forecast_error = _score_earlier_forecast(state, anchor, float(demand[index]), capacity_per_instance)
+    result.forecast_error = _score_earlier_forecast(
+        state, anchor, float(demand[index]), capacity_per_instance
+    )
     floor = reactive_floor(
-        float(demand[index]), cpu_now, group.in_service, capacity_per_instance, settings.policy.target_cpu_percent
+        float(demand[index]),
+        cpu_now,
+        group.in_service,
+        capacity_per_instance,
+        settings.policy.target_cpu_percent,
     )
     result.reactive_floor = floor
     window_start = decision_time - settings.policy.scale_in_stabilization_minutes * 60
@@ -241,7 +247,9 @@ def run_predict(
     # event is a duplicate (no double scale-in) and the next run, 5 minutes on, decides
     # afresh while the reactive policy keeps serving.
     ports.state.save(
-        _next_state(state, decision_time, window_start, decision, anchor, result, forecast, capacity_per_instance)
+        _next_state(
+            state, decision_time, window_start, decision, anchor, result, forecast, capacity_per_instance
+        )
     )
     if decision.apply:
         ports.group.set_desired_capacity(decision.target, group)
@@ -305,13 +313,9 @@ def _next_state(
     forecast: Forecast,
     capacity_per_instance: float,
 ) -> dict[str, Any]:
-    recommendations = [
-        [int(t), int(r)] for t, r in state.get("recommendations", []) if int(t) > window_start
-    ]
+    recommendations = [[int(t), int(r)] for t, r in state.get("recommendations", []) if int(t) > window_start]
     recommendations.append([decision_time, decision.recommended])
-    forecasts = {
-        key: value for key, value in state.get("forecasts", {}).items() if int(key) > anchor
-    }
+    forecasts = {key: value for key, value in state.get("forecasts", {}).items() if int(key) > anchor}
     if result.target_time is not None:
         # The mean (not the headroom quantile) is what the error metric should judge.
         forecasts[str(result.target_time)] = round(

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.adapters.history_archive import DAY_SECONDS
@@ -31,7 +32,7 @@ from saleor_scaling.model import (
     serialize_forest,
 )
 from saleor_scaling.predict_service import MetricsSource, Notifier
-from saleor_scaling.series import Metric, MetricHistory, drop_impossible_values, floor_to_step
+from saleor_scaling.series import FloatArray, Metric, MetricHistory, drop_impossible_values, floor_to_step
 from saleor_scaling.settings import RetrainSettings
 from saleor_scaling.training import (
     ErrorScores,
@@ -78,7 +79,7 @@ class RetrainPorts:
     notifier: Notifier
 
 
-class RetrainStatus(str, enum.Enum):
+class RetrainStatus(enum.StrEnum):
     PROMOTED = "promoted"
     """A new model now serves."""
     KEPT = "kept"
@@ -142,7 +143,9 @@ class RetrainResult:
         return record
 
 
-def collect_history(now: int, settings: RetrainSettings, ports: RetrainPorts) -> tuple[MetricHistory, HistoryReport]:
+def collect_history(
+    now: int, settings: RetrainSettings, ports: RetrainPorts
+) -> tuple[MetricHistory, HistoryReport]:
     """The training window, from the S3 backup and CloudWatch, with CloudWatch's recent
     days backed up to S3 on the way (idempotent merges, one object per UTC day)."""
     end = floor_to_step(now) - STEP_SECONDS  # the bucket still filling is left for tomorrow
@@ -153,7 +156,10 @@ def collect_history(now: int, settings: RetrainSettings, ports: RetrainPorts) ->
     oldest_in_cloudwatch = floor_to_step(now) - CLOUDWATCH_FIVE_MINUTE_RETENTION + STEP_SECONDS
     fresh = MetricHistory.empty(start, 0)
     for day_start in range(start - start % DAY_SECONDS, end, DAY_SECONDS):
-        chunk_start, chunk_end = max(day_start, start, oldest_in_cloudwatch), min(day_start + DAY_SECONDS, end)
+        chunk_start, chunk_end = (
+            max(day_start, start, oldest_in_cloudwatch),
+            min(day_start + DAY_SECONDS, end),
+        )
         if chunk_start >= chunk_end:
             continue
         recent = day_start + DAY_SECONDS > end - REFRESH_RECENT_DAYS * DAY_SECONDS
@@ -168,7 +174,9 @@ def collect_history(now: int, settings: RetrainSettings, ports: RetrainPorts) ->
         fresh = fresh.combine(day)
 
     report.corrupt_backups = list(ports.archive.corrupt_days)
-    history, report.impossible_values_dropped = drop_impossible_values(archived.combine(fresh).window(start, end))
+    history, report.impossible_values_dropped = drop_impossible_values(
+        archived.combine(fresh).window(start, end)
+    )
     report.steps_with_requests = int(np.sum(~np.isnan(history[Metric.REQUESTS])))
     return history, report
 
@@ -211,14 +219,19 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
     fit_part = _subset(rows, rows.step_indices + horizon < split_index)
     holdout = _subset(rows, rows.step_indices >= split_index)
     result.training_rows, result.holdout_rows = len(fit_part.targets), len(holdout.targets)
-    if result.holdout_rows < MIN_HOLDOUT_ROWS or result.training_rows < needed - result.holdout_rows - horizon:
+    if (
+        result.holdout_rows < MIN_HOLDOUT_ROWS
+        or result.training_rows < needed - result.holdout_rows - horizon
+    ):
         result.reason = (
             f"the held-out tail has {result.holdout_rows} usable rows (need {MIN_HOLDOUT_ROWS}): "
             "recent metrics are missing, so no model can be judged"
         )
         return result
 
-    capacity = estimate_capacity_per_instance(history, settings.target_cpu_percent, settings.capacity_per_instance)
+    capacity = estimate_capacity_per_instance(
+        history, settings.target_cpu_percent, settings.capacity_per_instance
+    )
     result.capacity_per_instance, result.capacity_learned = capacity.requests_per_minute, capacity.learned
     config = TrainingConfig(
         horizon_steps=horizon,
@@ -275,7 +288,9 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
     published = ports.models.publish(blob, metadata)
     result.model = manifest_summary(published)
     result.status = RetrainStatus.PROMOTED
-    champion_note = f" and champion {scores['champion_mae']:.1f}" if math.isfinite(scores["champion_mae"]) else ""
+    champion_note = (
+        f" and champion {scores['champion_mae']:.1f}" if math.isfinite(scores["champion_mae"]) else ""
+    )
     result.reason = (
         f"promoted: held-out MAE {challenger_scores.mae:.1f} vs seasonal-naive "
         f"{baseline_scores.mae:.1f}{champion_note or ' (no comparable champion)'}"
@@ -286,8 +301,8 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
 def _judge_against_champion(
     history: MetricHistory,
     holdout: TrainingRows,
-    challenger_forecast: np.ndarray,
-    actual: np.ndarray,
+    challenger_forecast: FloatArray,
+    actual: FloatArray,
     settings: RetrainSettings,
     ports: RetrainPorts,
     result: RetrainResult,
@@ -306,10 +321,14 @@ def _judge_against_champion(
     champion_rows = training_rows(history, metadata.horizon_steps, metadata.timezone)
     position = {int(index): k for k, index in enumerate(champion_rows.step_indices)}
     champion_forecast = np.full(len(holdout.step_indices), np.nan)
-    shared = [(k, position[int(index)]) for k, index in enumerate(holdout.step_indices) if int(index) in position]
+    shared = [
+        (k, position[int(index)]) for k, index in enumerate(holdout.step_indices) if int(index) in position
+    ]
     if shared:
         mine, theirs = (np.array(side) for side in zip(*shared, strict=True))
-        champion_forecast[mine] = champion.forecast_many(champion_rows.features[theirs], champion_rows.levels[theirs])
+        champion_forecast[mine] = champion.forecast_many(
+            champion_rows.features[theirs], champion_rows.levels[theirs]
+        )
     if metadata.horizon_steps != settings.horizon_steps:
         # It forecast another step ahead; only its own target can judge it.
         champion_actual = actual_future_demand(history, metadata.horizon_steps)[holdout.step_indices]
@@ -348,7 +367,7 @@ def _judge_against_champion(
     return None
 
 
-def _subset(rows: TrainingRows, keep: np.ndarray) -> TrainingRows:
+def _subset(rows: TrainingRows, keep: npt.NDArray[np.bool_]) -> TrainingRows:
     return TrainingRows(rows.features[keep], rows.targets[keep], rows.levels[keep], rows.step_indices[keep])
 
 

@@ -20,7 +20,7 @@ from saleor_scaling import STEP_SECONDS
 FloatArray = npt.NDArray[np.float64]
 
 
-class Metric(str, enum.Enum):
+class Metric(enum.StrEnum):
     """The series predict reads in one GetMetricData call (the value is its query id)."""
 
     REQUESTS = "requests"

@@ -20,7 +20,7 @@ class ConfigurationError(ValueError):
     """An environment variable is missing or holds a value we cannot use."""
 
 
-class ScalingMode(str, enum.Enum):
+class ScalingMode(enum.StrEnum):
     """What the predict function may do, as AWS predictive scaling offers it."""
 
     FORECAST_ONLY = "forecast-only"
@@ -83,9 +83,7 @@ class PredictSettings:
         if self.capacity_per_instance <= 0:
             raise ConfigurationError("CAPACITY_PER_INSTANCE must be > 0")
         if not self.state_key:
-            object.__setattr__(
-                self, "state_key", f"state/{self.auto_scaling_group_name}/predict-state.json"
-            )
+            object.__setattr__(self, "state_key", f"state/{self.auto_scaling_group_name}/predict-state.json")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PredictSettings:

@@ -10,16 +10,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.ensemble import RandomForestRegressor
 
 from saleor_scaling.features import (
+    FEATURE_NAMES,
     STEPS_PER_DAY,
     STEPS_PER_WEEK,
     build_features,
     log_level,
     target_log_ratio,
 )
-from saleor_scaling.model import FEATURE_NAMES, ForecastModel, ModelMetadata
+from saleor_scaling.model import ForecastModel, ModelMetadata
 from saleor_scaling.series import FloatArray, MetricHistory
 
 
@@ -41,7 +43,7 @@ class TrainingRows:
     features: FloatArray
     targets: FloatArray
     levels: FloatArray
-    step_indices: np.ndarray
+    step_indices: npt.NDArray[np.int64]
     """Index in the history of each row's anchor step."""
 
 
@@ -110,7 +112,11 @@ def error_scores(forecast: FloatArray, actual: FloatArray) -> ErrorScores:
         return ErrorScores(float("nan"), float("nan"), float("nan"), 0)
     f, a = forecast[known], actual[known]
     meaningful = a > 0.01 * max(float(np.mean(a)), 1e-9)
-    mape = float(np.mean(np.abs(f[meaningful] - a[meaningful]) / a[meaningful])) if np.any(meaningful) else float("nan")
+    mape = (
+        float(np.mean(np.abs(f[meaningful] - a[meaningful]) / a[meaningful]))
+        if np.any(meaningful)
+        else float("nan")
+    )
     return ErrorScores(
         mae=float(np.mean(np.abs(f - a))),
         mape=mape,

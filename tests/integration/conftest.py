@@ -88,8 +88,10 @@ class PredictWorld:
         return url
 
     def notices(self, url: str) -> list[dict[str, Any]]:
-        messages = self.session.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
-            "Messages", []
+        messages = (
+            self.session.client("sqs")
+            .receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+            .get("Messages", [])
         )
         return [json.loads(message["Body"]) for message in messages]
 
@@ -98,7 +100,9 @@ def iso(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
-def seed_history(session: boto3.session.Session, shop: EmulatedShop, history: MetricHistory, now: int) -> None:
+def seed_history(
+    session: boto3.session.Session, shop: EmulatedShop, history: MetricHistory, now: int
+) -> None:
     """The last 26 hours in CloudWatch, as the services publish them; older days in the
     S3 backup, as the nightly job leaves them."""
     cutoff = now - now % 300 - 26 * 3600

@@ -178,7 +178,9 @@ def test_failed_scaling_call_is_not_retried_into_a_second_action(world, monkeypa
     original = ports.group._client.set_desired_capacity
 
     def fail_once(**kwargs: object) -> None:
-        raise ClientError({"Error": {"Code": "ScalingActivityInProgress", "Message": "busy"}}, "SetDesiredCapacity")
+        raise ClientError(
+            {"Error": {"Code": "ScalingActivityInProgress", "Message": "busy"}}, "SetDesiredCapacity"
+        )
 
     monkeypatch.setattr(ports.group._client, "set_desired_capacity", fail_once)
     with pytest.raises(ClientError):

@@ -10,13 +10,20 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+import botocore.client
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.s3_store import S3ModelRegistry
-from saleor_scaling.local.emulator import EmulatedShop, LocalLambdaContext, create_shop, publish_history, scheduled_event
+from saleor_scaling.local.emulator import (
+    EmulatedShop,
+    LocalLambdaContext,
+    create_shop,
+    publish_history,
+    scheduled_event,
+)
 from saleor_scaling.model import ModelNotFoundError, serialize_forest
 from saleor_scaling.series import Metric, MetricHistory
 from saleor_scaling.settings import ModelLocation
@@ -46,22 +53,30 @@ class RetrainWorld:
         the S3 backup that earlier nights wrote."""
         end = now - now % 300
         cutoff = end - cloudwatch_days * 86400
-        publish_history(self.session, self.shop, self.history.window(max(cutoff, self.history.start), end), now)
+        publish_history(
+            self.session, self.shop, self.history.window(max(cutoff, self.history.start), end), now
+        )
         if backup and cutoff > self.history.start:
             self.archive().write(self.history.window(self.history.start, cutoff))
 
     def invoke(self, now: int = RETRAIN_AT) -> dict[str, Any]:
-        result: dict[str, Any] = self.handler.lambda_handler(scheduled_event(iso(now)), LocalLambdaContext("retrain"))
+        result: dict[str, Any] = self.handler.lambda_handler(
+            scheduled_event(iso(now)), LocalLambdaContext("retrain")
+        )
         return result
 
     def registry(self) -> S3ModelRegistry:
         return S3ModelRegistry(self.session.client("s3"), ModelLocation(bucket=self.shop.bucket))
 
     def archive(self) -> S3HistoryArchive:
-        return S3HistoryArchive(self.session.client("s3"), self.shop.bucket, f"history/{self.shop.group_name}")
+        return S3HistoryArchive(
+            self.session.client("s3"), self.shop.bucket, f"history/{self.shop.group_name}"
+        )
 
     def manifest_versions(self) -> int:
-        versions = self.session.client("s3").list_object_versions(Bucket=self.shop.bucket, Prefix="models/manifest.json")
+        versions = self.session.client("s3").list_object_versions(
+            Bucket=self.shop.bucket, Prefix="models/manifest.json"
+        )
         return len(versions.get("Versions", []))
 
 
@@ -131,7 +146,8 @@ def test_new_shop_with_little_history_is_refused_and_predict_stays_safe(retrain_
     result = world.invoke(young_at)
 
     assert result["status"] == "refused"
-    assert "need" in result["reason"] and "days" in result["reason"]
+    assert "need" in result["reason"]
+    assert "days" in result["reason"]
     with pytest.raises(ModelNotFoundError):
         world.registry().current()
     assert emitted_metrics(capsys.readouterr().out)["Refused"] == 1
@@ -189,19 +205,25 @@ def test_corrupt_backup_is_skipped_refetched_and_reported(retrain_world, capsys)
     old_day = MONDAY + 2 * 86400  # only in the backup: beyond what CloudWatch holds here
     recent_day = RETRAIN_AT - RETRAIN_AT % 86400 - 5 * 86400  # CloudWatch still has it
     s3.put_object(Bucket=world.shop.bucket, Key=archive.key_for(old_day), Body=b"not gzip at all")
-    s3.put_object(Bucket=world.shop.bucket, Key=archive.key_for(recent_day), Body=gzip.compress(b'{"format": 99}'))
+    s3.put_object(
+        Bucket=world.shop.bucket, Key=archive.key_for(recent_day), Body=gzip.compress(b'{"format": 99}')
+    )
 
     result = world.invoke()
 
     assert result["status"] == "promoted", result["reason"]
     corrupt = result["history"]["corrupt_backups"]
-    assert archive.key_for(old_day) in corrupt and archive.key_for(recent_day) in corrupt
+    assert archive.key_for(old_day) in corrupt
+    assert archive.key_for(recent_day) in corrupt
     assert emitted_metrics(capsys.readouterr().out)["CorruptHistoryObjects"] == 2
     # The recent day was read again from CloudWatch and backed up anew; the old one is a
     # gap (missing data, not zero load) and its bad bytes are not overwritten.
     repaired = world.archive().read(recent_day, recent_day + 86400)
     assert np.all(np.isfinite(repaired[Metric.REQUESTS]))
-    assert s3.get_object(Bucket=world.shop.bucket, Key=archive.key_for(old_day))["Body"].read() == b"not gzip at all"
+    assert (
+        s3.get_object(Bucket=world.shop.bucket, Key=archive.key_for(old_day))["Body"].read()
+        == b"not gzip at all"
+    )
 
 
 def test_impossible_values_are_dropped_not_learned(retrain_world):
@@ -238,19 +260,14 @@ def test_cloudwatch_fault_changes_nothing(retrain_world, monkeypatch):
     world = retrain_world
     world.seed(RETRAIN_AT)
 
-    def throttled(self: object, **kwargs: object) -> None:
-        raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "GetMetricData")
+    original = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
 
-    import botocore.client
-
-    original = botocore.client.BaseClient._make_api_call
-
-    def fake(self: Any, operation: str, params: Any) -> Any:
+    def throttled(self: Any, operation: str, params: Any) -> Any:
         if operation == "GetMetricData":
-            throttled(self)
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, operation)
         return original(self, operation, params)
 
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", fake)
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", throttled)
     with pytest.raises(ClientError):
         world.invoke()
     with pytest.raises(ModelNotFoundError):

@@ -28,7 +28,9 @@ MONDAY = 1_700_438_400
 
 @pytest.fixture(scope="module")
 def trained():
-    model = build_model(synthetic_history(MONDAY, 9), TrainingConfig(horizon_steps=4, n_estimators=10), 1000.0)
+    model = build_model(
+        synthetic_history(MONDAY, 9), TrainingConfig(horizon_steps=4, n_estimators=10), 1000.0
+    )
     blob = serialize_forest(model.forest)
     return blob, model.metadata.with_artifact(blob, "models/model.joblib", "v1")
 
@@ -77,7 +79,7 @@ def test_other_features_are_incompatible(trained):
 def test_other_library_versions_are_incompatible(trained):
     blob, metadata = trained
     versions = {**metadata.library_versions, "scikit-learn": "1.5.0"}
-    with pytest.raises(ModelCompatibilityError, match="scikit-learn 1.5.0"):
+    with pytest.raises(ModelCompatibilityError, match=r"scikit-learn 1\.5\.0"):
         load_verified(blob, dataclasses.replace(metadata, library_versions=versions))
 
 

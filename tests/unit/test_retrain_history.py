@@ -158,6 +158,11 @@ def test_retrain_settings_from_environment():
     ],
 )
 def test_bad_retrain_settings_fail_with_the_variable_named(overrides):
-    env = {"AUTO_SCALING_GROUP_NAME": "g", "LOAD_BALANCER_FULL_NAME": "app/x/1", "MODEL_BUCKET": "b", **overrides}
+    env = {
+        "AUTO_SCALING_GROUP_NAME": "g",
+        "LOAD_BALANCER_FULL_NAME": "app/x/1",
+        "MODEL_BUCKET": "b",
+        **overrides,
+    }
     with pytest.raises(ConfigurationError, match=next(iter(overrides))):
         RetrainSettings.from_env(env)

@@ -31,10 +31,13 @@ def test_from_points_places_values_and_leaves_gaps_nan():
 
 
 def test_combine_never_lets_a_gap_erase_a_value():
-    older = MetricHistory.from_points(MONDAY, MONDAY + 900, {Metric.REQUESTS: [(MONDAY, 1.0), (MONDAY + 300, 2.0)]})
+    older = MetricHistory.from_points(
+        MONDAY, MONDAY + 900, {Metric.REQUESTS: [(MONDAY, 1.0), (MONDAY + 300, 2.0)]}
+    )
     newer = MetricHistory.from_points(MONDAY + 300, MONDAY + 1200, {Metric.REQUESTS: [(MONDAY + 600, 9.0)]})
     combined = older.combine(newer)
-    assert combined.start == MONDAY and len(combined) == 4
+    assert combined.start == MONDAY
+    assert len(combined) == 4
     np.testing.assert_array_equal(combined[Metric.REQUESTS], [1.0, 2.0, 9.0, np.nan])
 
 

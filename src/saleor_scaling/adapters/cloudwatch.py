@@ -25,12 +25,12 @@ class MetricsUnavailableError(Exception):
     """The request itself is outside what CloudWatch can answer."""
 
 
-def metric_queries(
-    group_name: str, load_balancer: str, period: int = STEP_SECONDS
-) -> list[dict[str, Any]]:
+def metric_queries(group_name: str, load_balancer: str, period: int = STEP_SECONDS) -> list[dict[str, Any]]:
     """The GetMetricData queries, one per `Metric`, with the metric's id as query id."""
 
-    def stat(metric: Metric, namespace: str, name: str, dimension: str, value: str, statistic: str) -> dict[str, Any]:
+    def stat(
+        metric: Metric, namespace: str, name: str, dimension: str, value: str, statistic: str
+    ) -> dict[str, Any]:
         return {
             "Id": metric.value,
             "MetricStat": {

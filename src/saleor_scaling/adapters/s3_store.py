@@ -33,9 +33,7 @@ class S3ModelRegistry:
 
     def current(self) -> ModelMetadata:
         try:
-            response = self._client.get_object(
-                Bucket=self.location.bucket, Key=self.location.manifest_key
-            )
+            response = self._client.get_object(Bucket=self.location.bucket, Key=self.location.manifest_key)
         except ClientError as error:
             if is_missing(error):
                 raise ModelNotFoundError(

@@ -69,7 +69,9 @@ def create_shop(
     vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     zones = [zone["ZoneName"] for zone in ec2.describe_availability_zones()["AvailabilityZones"][:2]]
     subnets = [
-        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=zone)["Subnet"][
+            "SubnetId"
+        ]
         for i, zone in enumerate(zones)
     ]
     elbv2 = session.client("elbv2")
@@ -145,7 +147,8 @@ def publish_history(
         ]
         for offset in range(0, len(datums), PUT_METRIC_DATA_MAX_DATUMS):
             cloudwatch.put_metric_data(
-                Namespace=namespace, MetricData=datums[offset : offset + PUT_METRIC_DATA_MAX_DATUMS]
+                Namespace=namespace,
+                MetricData=datums[offset : offset + PUT_METRIC_DATA_MAX_DATUMS],  # type: ignore[arg-type]
             )
         written += len(datums)
     return written

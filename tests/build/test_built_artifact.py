@@ -1,0 +1,102 @@
+"""The `sam build` output is what Lambda runs: it must fit Lambda's size limit, carry
+precompiled unchecked-hash bytecode, and import and run both handlers on its own."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+BUILD_DIR = Path(os.environ.get("SAM_BUILD_DIR", REPO_ROOT / ".aws-sam" / "build"))
+
+
+def _build_is_current() -> bool:
+    built = BUILD_DIR / "DomainLayer" / "python" / "saleor_scaling"
+    source = REPO_ROOT / "src" / "saleor_scaling"
+    if not built.is_dir() or not (BUILD_DIR / "RetrainFunction" / "app.py").is_file():
+        return False
+    for path in source.rglob("*.py"):
+        twin = built / path.relative_to(source)
+        if not twin.is_file() or not filecmp.cmp(path, twin, shallow=False):
+            return False
+    for function in ("predict", "retrain"):
+        name = f"{function.capitalize()}Function"
+        if not filecmp.cmp(
+            REPO_ROOT / "functions" / function / "app.py", BUILD_DIR / name / "app.py", shallow=False
+        ):
+            return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def build_dir() -> Path:
+    if not _build_is_current():
+        sam = shutil.which("sam") or str(Path(sys.executable).with_name("sam"))
+        if not Path(sam).exists():
+            pytest.fail("the `sam` CLI is missing: install requirements-dev.txt (make venv)")
+        subprocess.run([sam, "build", "--build-dir", str(BUILD_DIR)], cwd=REPO_ROOT, check=True, timeout=900)
+    return BUILD_DIR
+
+
+def _size(path: Path) -> int:
+    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file() and not file.is_symlink())
+
+
+@pytest.mark.parametrize("function", ["PredictFunction", "RetrainFunction"])
+def test_function_and_layers_fit_lambdas_unzipped_limit(build_dir: Path, function: str) -> None:
+    parts = {name: _size(build_dir / name) for name in (function, "SklearnLayer", "DomainLayer")}
+    total = sum(parts.values())
+    print(
+        f"{function}: "
+        + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in parts.items())
+        + f", total {total / 1e6:.1f} MB"
+    )
+    assert total < LAMBDA_UNZIPPED_LIMIT
+    assert parts["SklearnLayer"] > 50 * 1e6  # the real libraries, not an empty folder
+
+
+def test_layers_carry_unchecked_hash_bytecode(build_dir: Path) -> None:
+    # Lambda stamps unzipped files 1980, so timestamp .pyc would always be stale.
+    for module in (
+        "SklearnLayer/python/sklearn/ensemble/__pycache__/_forest.cpython-311.pyc",
+        "SklearnLayer/python/numpy/__pycache__/__init__.cpython-311.pyc",
+        "DomainLayer/python/saleor_scaling/__pycache__/features.cpython-311.pyc",
+    ):
+        header = (build_dir / module).read_bytes()[:8]
+        flags = int.from_bytes(header[4:8], "little")
+        assert flags == 0b01, f"{module}: flags {flags:#b}, expected unchecked hash-based"
+
+
+def test_layers_are_stripped_of_tests_but_keep_what_numpy_needs(build_dir: Path) -> None:
+    layer = build_dir / "SklearnLayer" / "python"
+    assert not (layer / "sklearn" / "tests").exists()
+    assert not (layer / "scipy" / "stats" / "tests").exists()
+    assert (layer / "numpy" / "f2py").is_dir()
+    assert (layer / "numpy" / "_core" / "tests").is_dir()
+
+
+def test_built_artifact_imports_and_runs_both_handlers(build_dir: Path) -> None:
+    script = Path(__file__).with_name("built_handlers.py")
+    completed = subprocess.run(
+        [sys.executable, str(script), str(build_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    for module, path in report["modules"].items():
+        assert path.startswith(str(build_dir.resolve())), f"{module} imported from {path}, not the artifact"
+    assert report["retrain"]["status"] == "promoted", report["retrain"]["reason"]
+    assert report["predict"]["status"] in {"scaled", "decided"}, report["predict"]["reason"]
+    assert report["predict"]["model"]["model_version_id"]
