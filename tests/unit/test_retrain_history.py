@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from saleor_scaling.adapters.cloudwatch import check_request_window
+from saleor_scaling.local.memory import MemoryArchive as BaseMemoryArchive
+from saleor_scaling.local.memory import MemoryMetrics
 from saleor_scaling.retrain_service import RetrainPorts, collect_history
 from saleor_scaling.series import Metric, MetricHistory
 from saleor_scaling.settings import ConfigurationError, ModelLocation, RetrainSettings, horizon_steps_for
@@ -17,35 +18,13 @@ START = 1_700_438_400  # a Monday, 00:00 UTC
 DAY = 86400
 
 
-class RecordingCloudWatch:
-    """Answers like CloudWatch from a known history, refusing what CloudWatch refuses."""
-
-    def __init__(self, history: MetricHistory) -> None:
-        self.history = history
-        self.requests: list[tuple[int, int]] = []
-
-    def fetch(self, start: int, end: int, now: int) -> MetricHistory:
-        check_request_window(start, end, now, queries=6)
-        self.requests.append((start, end))
-        return self.history.window(start, end)
-
-
-class MemoryArchive:
+class MemoryArchive(BaseMemoryArchive):
     def __init__(self) -> None:
+        super().__init__()
         self.stored = MetricHistory.empty(START, 0)
-        self.corrupt_days: list[str] = []
-        self.writes = 0
-
-    def read(self, start: int, end: int, sealed_before: int | None = None) -> MetricHistory:
-        return self.stored.window(start, end)
-
-    def write(self, history: MetricHistory) -> list[str]:
-        self.writes += 1
-        self.stored = self.stored.combine(history)
-        return [f"day-{history.start // DAY}"]
 
 
-def ports(cloudwatch: RecordingCloudWatch, archive: MemoryArchive) -> RetrainPorts:
+def ports(cloudwatch: MemoryMetrics, archive: MemoryArchive) -> RetrainPorts:
     return RetrainPorts(metrics=cloudwatch, archive=archive, models=Any, notifier=Any)  # type: ignore[arg-type]
 
 
@@ -62,7 +41,7 @@ def settings(**overrides: Any) -> RetrainSettings:
 def test_first_night_reads_the_window_a_day_per_call_and_backs_it_up():
     history = synthetic_history(START, 30)
     now = START + 30 * DAY + 3 * 3600
-    cloudwatch, archive = RecordingCloudWatch(history), MemoryArchive()
+    cloudwatch, archive = MemoryMetrics(history), MemoryArchive()
     collected, report = collect_history(now, settings(), ports(cloudwatch, archive))
 
     assert all(end - start <= DAY for start, end in cloudwatch.requests)
@@ -76,7 +55,7 @@ def test_first_night_reads_the_window_a_day_per_call_and_backs_it_up():
 
 def test_later_nights_read_only_recent_days_and_gaps():
     history = synthetic_history(START, 31)
-    cloudwatch, archive = RecordingCloudWatch(history), MemoryArchive()
+    cloudwatch, archive = MemoryMetrics(history), MemoryArchive()
     collect_history(START + 30 * DAY + 3 * 3600, settings(), ports(cloudwatch, archive))
     cloudwatch.requests.clear()
 
@@ -91,7 +70,7 @@ def test_days_beyond_cloudwatch_retention_come_only_from_the_backup():
     now = START + 100 * DAY + 3 * 3600
     archive = MemoryArchive()
     archive.write(history.window(START, START + 40 * DAY))
-    cloudwatch = RecordingCloudWatch(history)
+    cloudwatch = MemoryMetrics(history)
     collected, _ = collect_history(now, settings(training_window_days=90), ports(cloudwatch, archive))
 
     oldest_asked = min(start for start, _ in cloudwatch.requests)
@@ -116,7 +95,7 @@ def test_gaps_stay_missing_and_impossible_values_are_dropped():
     values[Metric.REQUESTS] = requests
     broken = MetricHistory(start=START, values=values)
     collected, report = collect_history(
-        START + 30 * DAY + 3 * 3600, settings(), ports(RecordingCloudWatch(broken), MemoryArchive())
+        START + 30 * DAY + 3 * 3600, settings(), ports(MemoryMetrics(broken), MemoryArchive())
     )
     offset = (collected.start - START) // 300
     assert np.isnan(collected[Metric.REQUESTS][5000 - offset : 5100 - offset]).all()

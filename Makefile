@@ -1,0 +1,62 @@
+# Every target installs what it needs into .venv first (Python 3.11, as Lambda runs).
+# `make local` runs the whole loop against emulated AWS; `make test` is what CI runs.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED_DIR ?= ../shared
+export SALEOR_SHARED_DIR ?= $(abspath $(SHARED_DIR))
+
+.PHONY: help venv local test unit lint build checkov bench backtest loadtest clean
+
+help:
+	@echo "make local     run retrain + predict against emulated AWS on a real trace, then the backtest report"
+	@echo "make test      lint, templates, sam build, every test, checkov (what CI runs)"
+	@echo "make unit      the quick tests only"
+	@echo "make bench     cold start, sizes, retrain time and memory, backtest of every shared trace"
+	@echo "make backtest  ARGS='--trace nasa' the backtest command"
+	@echo "make loadtest  STACK=name SHAPE=trace  Locust against a deployed stack's ALB"
+
+$(STAMP): requirements-dev.txt layers/sklearn/requirements.txt src/layer-requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Lambda's python3.11); set PYTHON=..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+local: $(STAMP)
+	$(BIN)/python -m saleor_scaling.local.run $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml infra-cfn/*.yaml
+	$(BIN)/sam validate --lint
+
+build: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam build
+
+checkov:
+	bash scripts/checkov.sh
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+test: lint build
+	$(BIN)/python -m pytest -q
+	$(MAKE) checkov
+
+bench: build
+	$(BIN)/python -m saleor_scaling.bench $(ARGS)
+
+backtest: $(STAMP)
+	$(BIN)/python -m saleor_scaling.backtest $(ARGS)
+
+loadtest: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" bash loadtest/run.sh $(STACK) $(SHAPE)
+
+clean:
+	rm -rf .aws-sam reports out .pytest_cache .mypy_cache .ruff_cache

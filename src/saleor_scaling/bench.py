@@ -1,0 +1,297 @@
+"""Benchmark: the figures that decide whether this can run in Lambda and whether it pays.
+
+    python -m saleor_scaling.bench [--build-dir .aws-sam/build] [--skip-backtest]
+
+Each figure is printed beside a baseline measured in the same run (a ratio, never a
+hard-coded threshold): cold start with and without the layer's precompiled bytecode,
+one-row forecast with the forest's process pool off and on, sizes against Lambda's
+limits, retraining on 60 days against a 1 GB function, and the backtest of every shared
+trace against its acceptance targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+LAMBDA_UNZIPPED_LIMIT_MB = 250.0
+MODEL_LIMIT_MB = 10.0
+RETRAIN_MEMORY_MB = 1024.0
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Runs in a fresh interpreter whose path is the Lambda layout; prints one JSON line.
+COLD_START_PROBE = textwrap.dedent(
+    """
+    import json, sys, time
+    build = sys.argv[1]
+    sys.path[:0] = [build + "/PredictFunction", build + "/SklearnLayer/python", build + "/DomainLayer/python"]
+    started = time.perf_counter()
+    import app  # the predict handler, with everything it imports
+    imported = time.perf_counter()
+    from saleor_scaling.model import ModelMetadata, load_verified
+    blob = open(sys.argv[2], "rb").read()
+    metadata = ModelMetadata.from_json(open(sys.argv[3]).read())
+    model = load_verified(blob, metadata)
+    loaded = time.perf_counter()
+    import sklearn
+    print(json.dumps({"import_s": imported - started, "model_load_s": loaded - imported,
+                      "sklearn_from": sklearn.__file__}))
+    """
+)
+
+RETRAIN_PROBE = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    from saleor_scaling.bench import retrain_sixty_days
+    started = time.perf_counter()
+    result = retrain_sixty_days()
+    elapsed = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": elapsed, "peak_mb": peak_kb / 1024, **result}))
+    """
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--build-dir", type=Path, default=REPO_ROOT / ".aws-sam" / "build")
+    parser.add_argument(
+        "--skip-backtest", action="store_true", help="leave out the backtest of the shared traces"
+    )
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    args = parser.parse_args(argv)
+
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        model_path, manifest_path, model_figures = _train_reference_model(Path(scratch))
+        figures["model"] = model_figures
+        _print_section("Model (28 days of 5-minute history, default configuration)")
+        print(f"  compressed size  {model_figures['compressed_mb']:.2f} MB   limit {MODEL_LIMIT_MB:.0f} MB")
+        print(f"  quantile forecast {model_figures['quantile_forecast_ms']:.2f} ms (per-tree, one row)")
+        print(
+            f"  forest.predict   {model_figures['forecast_ms_n_jobs_1']:.2f} ms with n_jobs=1, "
+            f"{model_figures['forecast_ms_n_jobs_all']:.2f} ms with n_jobs=-1 "
+            f"(x{model_figures['forecast_ms_n_jobs_all'] / model_figures['forecast_ms_n_jobs_1']:.1f})"
+        )
+        print(
+            f"  predict compute  {model_figures['predict_compute_ms']:.1f} ms per run "
+            "(features over 8 days + forecast + policy)"
+        )
+
+        if (args.build_dir / "PredictFunction" / "app.py").is_file():
+            figures["artifact"] = _artifact_figures(args.build_dir, model_path, manifest_path)
+        else:
+            print(f"\n(no build at {args.build_dir}: run `sam build` for the cold-start and size figures)")
+
+    figures["retrain"] = _retrain_figures()
+    if not args.skip_backtest:
+        figures["backtest"] = _backtest_figures()
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
+    return 0
+
+
+def _print_section(title: str) -> None:
+    print(f"\n== {title}")
+
+
+def _train_reference_model(scratch: Path) -> tuple[Path, Path, dict[str, float]]:
+    import numpy as np
+
+    from saleor_scaling.features import build_features, log_level
+    from saleor_scaling.local.synthetic import synthetic_history
+    from saleor_scaling.model import load_verified, serialize_forest
+    from saleor_scaling.policy import GroupCapacity, decide, reactive_floor
+    from saleor_scaling.settings import PolicySettings
+    from saleor_scaling.training import TrainingConfig, build_model
+
+    history = synthetic_history(1_700_438_400, 28, peak_per_minute=8000.0)
+    model = build_model(history, TrainingConfig(horizon_steps=4), 1000.0)
+    blob = serialize_forest(model.forest)
+    metadata = model.metadata.with_artifact(blob, "models/model.joblib")
+    model_path, manifest_path = scratch / "model.joblib", scratch / "manifest.json"
+    model_path.write_bytes(blob)
+    manifest_path.write_text(metadata.to_json())
+
+    served = load_verified(blob, metadata)
+    features = build_features(history, 4, "UTC")
+    levels = log_level(history.demand_per_minute())
+    row, level = features[-1], float(levels[-1])
+
+    one_row = row.reshape(1, -1)
+
+    def per_call_ms(repeats: int) -> float:
+        served.forest.predict(one_row)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            served.forest.predict(one_row)
+        return (time.perf_counter() - started) / repeats * 1000
+
+    # The forest's own predict (training evaluation, backtest) with and without the pool
+    # that a pickled n_jobs=-1 would bring into every Lambda call.
+    single = per_call_ms(50)
+    served.forest.set_params(n_jobs=-1)
+    pooled = per_call_ms(10)
+    served.forest.set_params(n_jobs=1)
+    started = time.perf_counter()
+    for _ in range(20):
+        served.forecast(row, level, 0.9)
+    quantile_ms = (time.perf_counter() - started) / 20 * 1000
+
+    recent = history.window(history.end - 8 * 86400, history.end)
+    group = GroupCapacity(min_size=1, max_size=10, desired=4, in_service=4)
+    started = time.perf_counter()
+    runs = 20
+    for _ in range(runs):
+        rows = build_features(recent, 4, "UTC")
+        forecast = served.forecast(rows[-1], float(log_level(recent.demand_per_minute())[-1]), 0.9)
+        floor = reactive_floor(forecast.demand_mean, 60.0, 4, 1000.0, 70.0)
+        decide(forecast.demand_upper / 1000.0, group, floor, [], PolicySettings())
+    compute_ms = (time.perf_counter() - started) / runs * 1000
+    return (
+        model_path,
+        manifest_path,
+        {
+            "compressed_mb": len(blob) / 1e6,
+            "rows": float(metadata.rows),
+            "forecast_ms_n_jobs_1": single,
+            "forecast_ms_n_jobs_all": pooled,
+            "predict_compute_ms": compute_ms,
+            "quantile_forecast_ms": quantile_ms,
+            "trees": float(len(served.forest.estimators_)),
+            "finite_features_share": float(np.mean(np.isfinite(rows[-1]))),
+        },
+    )
+
+
+def _directory_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) / 1e6
+
+
+def _artifact_figures(build_dir: Path, model_path: Path, manifest_path: Path) -> dict[str, Any]:
+    sizes = {
+        name: _directory_mb(build_dir / name)
+        for name in ("PredictFunction", "RetrainFunction", "SklearnLayer", "DomainLayer")
+    }
+    total = (
+        max(sizes["PredictFunction"], sizes["RetrainFunction"]) + sizes["SklearnLayer"] + sizes["DomainLayer"]
+    )
+    _print_section(f"Built artifact ({build_dir})")
+    for name, size in sizes.items():
+        print(f"  {name:<16} {size:7.1f} MB")
+    print(
+        f"  function+layers  {total:7.1f} MB   limit {LAMBDA_UNZIPPED_LIMIT_MB:.0f} MB unzipped "
+        f"({total / LAMBDA_UNZIPPED_LIMIT_MB:.0%})"
+    )
+
+    def cold(env_extra: dict[str, str]) -> dict[str, Any]:
+        samples = []
+        for _ in range(3):
+            completed = subprocess.run(
+                [sys.executable, "-c", COLD_START_PROBE, str(build_dir), str(model_path), str(manifest_path)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, **env_extra},
+                timeout=300,
+            )
+            samples.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+        best: dict[str, Any] = min(samples, key=lambda s: s["import_s"])
+        return best
+
+    precompiled = cold({"PYTHONDONTWRITEBYTECODE": "1"})
+    with tempfile.TemporaryDirectory() as empty_cache:
+        # An empty pycache prefix makes Python ignore the shipped .pyc: what Lambda would
+        # do with timestamp-based bytecode, stale after its zip sets every mtime to 1980.
+        from_source = cold({"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": empty_cache})
+    speedup = from_source["import_s"] / precompiled["import_s"]
+    print(
+        f"  cold import      {precompiled['import_s'] * 1000:7.0f} ms precompiled vs "
+        f"{from_source['import_s'] * 1000:.0f} ms compiling from source (x{speedup:.1f})"
+    )
+    print(
+        f"  model load       {precompiled['model_load_s'] * 1000:7.0f} ms (verify sha256, unpickle, n_jobs=1)"
+    )
+    return {
+        "sizes_mb": sizes,
+        "total_mb": total,
+        "cold_precompiled": precompiled,
+        "cold_from_source": from_source,
+    }
+
+
+def _retrain_figures() -> dict[str, Any]:
+    completed = subprocess.run(
+        [sys.executable, "-c", RETRAIN_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    )
+    figures: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    _print_section("Retrain on 60 days of 5-minute history")
+    print(
+        f"  rows {figures['training_rows']} + {figures['holdout_rows']} held out, status {figures['status']}"
+    )
+    seconds = figures["seconds"]
+    print(f"  time             {seconds:7.1f} s    Lambda limit 900 s ({seconds / 900:.1%})")
+    print(
+        f"  peak memory      {figures['peak_mb']:7.0f} MB   function memory {RETRAIN_MEMORY_MB:.0f} MB "
+        f"({figures['peak_mb'] / RETRAIN_MEMORY_MB:.0%})"
+    )
+    print(
+        f"  held-out MAE     {figures['challenger_mae']:.1f} vs seasonal-naive {figures['baseline_mae']:.1f} "
+        f"(x{figures['challenger_mae'] / figures['baseline_mae']:.2f})"
+    )
+    return figures
+
+
+def retrain_sixty_days() -> dict[str, Any]:
+    """One full retrain (history collection, two fits, judging, publishing) on 60 days,
+    with in-memory ports so that only our code is timed."""
+    from saleor_scaling.local.memory import MemoryArchive, MemoryMetrics, MemoryNotifier, MemoryRegistry
+    from saleor_scaling.local.synthetic import synthetic_history
+    from saleor_scaling.retrain_service import RetrainPorts, run_retrain
+    from saleor_scaling.settings import ModelLocation, RetrainSettings
+
+    start = 1_700_438_400
+    history = synthetic_history(start, 61, peak_per_minute=8000.0)
+    now = start + 60 * 86400 + 3 * 3600
+    settings = RetrainSettings(
+        auto_scaling_group_name="bench",
+        load_balancer_full_name="app/bench/1",
+        model=ModelLocation(bucket="bench"),
+        training_window_days=60,
+    )
+    ports = RetrainPorts(MemoryMetrics(history), MemoryArchive(), MemoryRegistry(), MemoryNotifier())
+    result = run_retrain(now, settings, ports)
+    return {
+        "status": result.status.value,
+        "training_rows": result.training_rows,
+        "holdout_rows": result.holdout_rows,
+        "challenger_mae": result.scores["challenger"]["mae"],
+        "baseline_mae": result.scores["seasonal_naive"]["mae"],
+        "model_mb": (result.model or {}).get("size_bytes", 0) / 1e6,
+    }
+
+
+def _backtest_figures() -> dict[str, Any]:
+    from saleor_scaling.backtest.bench import backtest_shared_traces  # type: ignore[import-untyped]
+
+    _print_section("Backtest of every shared trace")
+    figures: dict[str, Any] = backtest_shared_traces()
+    return figures
+
+
+if __name__ == "__main__":
+    sys.exit(main())
