@@ -1,0 +1,133 @@
+"""List the model versions the nightly job promoted, and roll back to an earlier one.
+
+    python -m saleor_scaling.registry_cli list --bucket BUCKET
+    python -m saleor_scaling.registry_cli rollback --bucket BUCKET [--to MANIFEST_VERSION_ID]
+
+The manifest is the pointer predict follows; every promotion wrote a new version of it in
+the versioned bucket. Rolling back re-publishes an earlier manifest version as the newest
+(nothing is deleted, so a rollback can itself be rolled back). The model it names is
+verified (sha256, library versions) before the pointer moves, and predict picks it up at
+its next run, within five minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from saleor_scaling.adapters.s3_store import S3ModelRegistry
+from saleor_scaling.model import ModelError, ModelMetadata, load_verified
+from saleor_scaling.settings import ModelLocation
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+else:
+    S3Client = Any
+
+
+@dataclass(frozen=True)
+class ManifestVersion:
+    version_id: str
+    last_modified: str
+    is_latest: bool
+    metadata: ModelMetadata | None
+    """None where that manifest version cannot be read."""
+
+
+class RollbackError(Exception):
+    pass
+
+
+def manifest_versions(client: S3Client, location: ModelLocation) -> list[ManifestVersion]:
+    """Newest first."""
+    versions: list[ManifestVersion] = []
+    paginator = client.get_paginator("list_object_versions")
+    for page in paginator.paginate(Bucket=location.bucket, Prefix=location.manifest_key):
+        for entry in page.get("Versions", []):
+            if entry["Key"] != location.manifest_key:
+                continue
+            body = client.get_object(
+                Bucket=location.bucket, Key=location.manifest_key, VersionId=entry["VersionId"]
+            )
+            try:
+                metadata: ModelMetadata | None = ModelMetadata.from_json(body["Body"].read())
+            except ModelError:
+                metadata = None
+            versions.append(
+                ManifestVersion(
+                    entry["VersionId"], entry["LastModified"].isoformat(), entry["IsLatest"], metadata
+                )
+            )
+    versions.sort(key=lambda version: version.last_modified, reverse=True)
+    return versions
+
+
+def rollback(client: S3Client, location: ModelLocation, to_version: str | None = None) -> ManifestVersion:
+    """Make an earlier manifest version current again (by default the one before the
+    current); refuses a target whose model is missing or fails verification."""
+    versions = manifest_versions(client, location)
+    if len(versions) < 2 and to_version is None:
+        raise RollbackError("there is no earlier model version to roll back to")
+    if to_version is None:
+        target = versions[1]
+    else:
+        matches = [version for version in versions if version.version_id == to_version]
+        if not matches:
+            raise RollbackError(f"manifest version {to_version} does not exist")
+        target = matches[0]
+    if target.metadata is None:
+        raise RollbackError(f"manifest version {target.version_id} is unreadable")
+    try:
+        load_verified(S3ModelRegistry(client, location).model_bytes(target.metadata), target.metadata)
+    except ModelError as error:
+        raise RollbackError(f"model of manifest version {target.version_id} cannot serve: {error}") from error
+    client.copy_object(
+        Bucket=location.bucket,
+        Key=location.manifest_key,
+        CopySource={"Bucket": location.bucket, "Key": location.manifest_key, "VersionId": target.version_id},
+    )
+    return target
+
+
+def main(argv: list[str] | None = None, client: S3Client | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=["list", "rollback"])
+    parser.add_argument("--bucket", required=True, help="the stack's ModelBucketName output")
+    parser.add_argument("--manifest-key", default="models/manifest.json")
+    parser.add_argument(
+        "--to", dest="to_version", help="manifest version id (default: the one before the current)"
+    )
+    args = parser.parse_args(argv)
+    s3 = client or boto3.client("s3")
+    location = ModelLocation(bucket=args.bucket, manifest_key=args.manifest_key)
+    if args.command == "list":
+        for version in manifest_versions(s3, location):
+            meta = version.metadata
+            detail = (
+                f"model {meta.model_version_id} trained {meta.trained_at} on {meta.rows} rows to {meta.training_end}, "
+                f"held-out MAE {meta.scores.get('holdout_mae', float('nan')):.1f}"
+                if meta
+                else "unreadable"
+            )
+            print(
+                f"{'*' if version.is_latest else ' '} {version.version_id}  {version.last_modified}  {detail}"
+            )
+        return 0
+    try:
+        target = rollback(s3, location, args.to_version)
+    except RollbackError as error:
+        print(f"rollback refused: {error}", file=sys.stderr)
+        return 2
+    trained = target.metadata.trained_at if target.metadata else "?"
+    print(f"manifest now points at the model of manifest version {target.version_id} (trained {trained})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
