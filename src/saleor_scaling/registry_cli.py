@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None, client: S3Client | None = None) -> int:
         for version in manifest_versions(s3, location):
             meta = version.metadata
             detail = (
-                f"model {meta.model_version_id} trained {meta.trained_at} on {meta.rows} rows to {meta.training_end}, "
+                f"model {meta.model_version_id} trained {meta.trained_at} "
+                f"on {meta.rows} rows to {meta.training_end}, "
                 f"held-out MAE {meta.scores.get('holdout_mae', float('nan')):.1f}"
                 if meta
                 else "unreadable"
