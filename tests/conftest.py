@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -13,6 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from saleor_scaling.local.emulator import load_function
 from saleor_scaling.local.synthetic import synthetic_history
 
 __all__ = ["REPO_ROOT", "SHARED_DIR", "load_handler", "require_trace", "synthetic_history"]
@@ -45,12 +44,4 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
 
 def load_handler(function: str) -> ModuleType:
     """Import functions/<function>/app.py under a unique name, as Lambda would import it."""
-    path = REPO_ROOT / "functions" / function / "app.py"
-    name = f"{function}_app"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_function(function, REPO_ROOT / "functions")

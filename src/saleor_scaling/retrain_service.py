@@ -292,7 +292,7 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
         f" and champion {scores['champion_mae']:.1f}" if math.isfinite(scores["champion_mae"]) else ""
     )
     result.reason = (
-        f"promoted: held-out MAE {challenger_scores.mae:.1f} vs seasonal-naive "
+        f"held-out MAE {challenger_scores.mae:.1f} vs seasonal-naive "
         f"{baseline_scores.mae:.1f}{champion_note or ' (no comparable champion)'}"
     )
     return result

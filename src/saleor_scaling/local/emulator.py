@@ -8,8 +8,12 @@ limits itself (PutMetricData: 1,000 datums a request, timestamps at most two wee
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -152,6 +156,23 @@ def publish_history(
             )
         written += len(datums)
     return written
+
+
+FUNCTIONS_DIR = Path(__file__).resolve().parents[3] / "functions"
+
+
+def load_function(function: str, functions_dir: Path = FUNCTIONS_DIR) -> ModuleType:
+    """Import functions/<function>/app.py under its own module name, as Lambda imports
+    the handler file of each function (both are called app.py)."""
+    path = functions_dir / function / "app.py"
+    name = f"{function}_app"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def scheduled_event(time_iso: str, **detail: Any) -> dict[str, Any]:
