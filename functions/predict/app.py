@@ -22,11 +22,11 @@ from saleor_scaling.adapters.cloudwatch import CloudWatchMetrics, MetricsUnavail
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.notifications import SnsNotifier
 from saleor_scaling.adapters.s3_store import S3JsonState, S3ModelRegistry
+from saleor_scaling.events import scheduled_event_time
 from saleor_scaling.predict_service import (
     PredictPorts,
     PredictResult,
     Status,
-    parse_event_time,
     run_predict,
 )
 from saleor_scaling.settings import PredictSettings, ScalingMode
@@ -83,10 +83,7 @@ def reset_dependencies() -> None:
 
 def parse_event(event: EventBridgeEvent) -> tuple[int, ScalingMode | None]:
     """The run's clock and an optional mode override from a scheduled event."""
-    raw_time = event.get("time")
-    if not isinstance(raw_time, str):
-        raise ValueError("event has no 'time': expected an EventBridge scheduled event")
-    now = parse_event_time(raw_time)
+    now = scheduled_event_time(event)
     detail = event.get("detail") or {}
     if not isinstance(detail, dict):
         raise ValueError("event 'detail' must be an object")

@@ -23,7 +23,7 @@ from saleor_scaling.adapters.cloudwatch import CloudWatchMetrics, MetricsUnavail
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.notifications import SnsNotifier
 from saleor_scaling.adapters.s3_store import S3ModelRegistry
-from saleor_scaling.predict_service import parse_event_time
+from saleor_scaling.events import scheduled_event_time
 from saleor_scaling.retrain_service import RetrainPorts, RetrainResult, RetrainStatus, run_retrain
 from saleor_scaling.settings import RetrainSettings
 
@@ -52,13 +52,6 @@ def build_ports(settings: RetrainSettings, session: boto3.session.Session) -> Re
     )
 
 
-def parse_event(event: EventBridgeEvent) -> int:
-    raw_time = event.get("time")
-    if not isinstance(raw_time, str):
-        raise ValueError("event has no 'time': expected an EventBridge scheduled event")
-    return parse_event_time(raw_time)
-
-
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
@@ -70,7 +63,7 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
     metrics.clear_default_dimensions()
     metrics.set_default_dimensions(AutoScalingGroupName=settings.auto_scaling_group_name)
     try:
-        now = parse_event(event)
+        now = scheduled_event_time(event)
     except ValueError as error:
         metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
         logger.error("rejected malformed event; nothing trained", extra={"error": str(error)})

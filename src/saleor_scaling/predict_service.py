@@ -162,17 +162,6 @@ class PredictResult:
         return record
 
 
-def parse_event_time(raw: str) -> int:
-    """Epoch seconds of an EventBridge `time` (ISO 8601, e.g. 2026-11-24T10:05:00Z)."""
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except (AttributeError, ValueError) as error:
-        raise ValueError(f"event time {raw!r} is not an ISO 8601 timestamp") from error
-    if parsed.tzinfo is None:
-        raise ValueError(f"event time {raw!r} has no time zone")
-    return int(parsed.timestamp())
-
-
 def run_predict(
     now: int,
     settings: PredictSettings,

@@ -10,7 +10,8 @@ import enum
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from saleor_scaling import STEP_SECONDS
@@ -62,18 +63,18 @@ class ModelLocation:
 
 
 @dataclass(frozen=True)
-class PredictSettings:
+class ShopSettings:
+    """What both functions need to know about the shop they serve."""
+
     auto_scaling_group_name: str
     load_balancer_full_name: str
     model: ModelLocation
-    policy: PolicySettings
     timezone: str = "UTC"
     capacity_per_instance: float = 1000.0
-    """Requests per minute one instance serves at the target utilisation; the model's
-    metadata overrides it with what retraining learned from history."""
-    target_group_full_name: str = ""
+    """Requests per minute one instance serves at the target utilisation; retraining learns
+    it from history where it can, and the model's metadata carries what it learned."""
+    target_cpu_percent: float = 70.0
     topic_arn: str = ""
-    state_key: str = ""
     history_prefix: str = ""
 
     def __post_init__(self) -> None:
@@ -82,29 +83,45 @@ class PredictSettings:
             object.__setattr__(self, "history_prefix", f"history/{self.auto_scaling_group_name}")
         if self.capacity_per_instance <= 0:
             raise ConfigurationError("CAPACITY_PER_INSTANCE must be > 0")
+
+    @staticmethod
+    def shop_fields(values: Mapping[str, str]) -> dict[str, Any]:
+        return {
+            "auto_scaling_group_name": _required(values, "AUTO_SCALING_GROUP_NAME"),
+            "load_balancer_full_name": _required(values, "LOAD_BALANCER_FULL_NAME"),
+            "model": _model_location(values),
+            "timezone": values.get("SHOP_TIMEZONE", "UTC"),
+            "capacity_per_instance": _float(values, "CAPACITY_PER_INSTANCE", 1000.0),
+            "target_cpu_percent": _float(values, "TARGET_CPU_PERCENT", 70.0),
+            "topic_arn": values.get("NOTIFICATION_TOPIC_ARN", ""),
+            "history_prefix": values.get("HISTORY_PREFIX", ""),
+        }
+
+
+@dataclass(frozen=True)
+class PredictSettings(ShopSettings):
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    state_key: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.state_key:
             object.__setattr__(self, "state_key", f"state/{self.auto_scaling_group_name}/predict-state.json")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PredictSettings:
         values = os.environ if env is None else env
+        shop = cls.shop_fields(values)
         return cls(
-            auto_scaling_group_name=_required(values, "AUTO_SCALING_GROUP_NAME"),
-            load_balancer_full_name=_required(values, "LOAD_BALANCER_FULL_NAME"),
-            target_group_full_name=values.get("TARGET_GROUP_FULL_NAME", ""),
-            model=_model_location(values),
+            **shop,
             policy=PolicySettings(
                 mode=_mode(values.get("SCALING_MODE", ScalingMode.FORECAST_ONLY.value)),
                 headroom_quantile=_float(values, "HEADROOM_QUANTILE", 0.9),
                 max_scale_in_step=_int(values, "MAX_SCALE_IN_STEP", 1),
                 scale_in_stabilization_minutes=_int(values, "SCALE_IN_STABILIZATION_MINUTES", 30),
-                target_cpu_percent=_float(values, "TARGET_CPU_PERCENT", 70.0),
+                target_cpu_percent=shop["target_cpu_percent"],
             ),
-            timezone=values.get("SHOP_TIMEZONE", "UTC"),
-            capacity_per_instance=_float(values, "CAPACITY_PER_INSTANCE", 1000.0),
-            topic_arn=values.get("NOTIFICATION_TOPIC_ARN", ""),
             state_key=values.get("STATE_KEY", ""),
-            history_prefix=values.get("HISTORY_PREFIX", ""),
         )
 
 
@@ -120,16 +137,9 @@ def horizon_steps_for(lead_time_minutes: int) -> int:
 
 
 @dataclass(frozen=True)
-class RetrainSettings:
+class RetrainSettings(ShopSettings):
     """The nightly job's configuration (defaults documented in template.yaml)."""
 
-    auto_scaling_group_name: str
-    load_balancer_full_name: str
-    model: ModelLocation
-    timezone: str = "UTC"
-    capacity_per_instance: float = 1000.0
-    """Fallback requests per minute per instance when history cannot teach it."""
-    target_cpu_percent: float = 70.0
     training_window_days: int = 28
     holdout_days: int = 2
     min_history_days: int = 9
@@ -140,15 +150,9 @@ class RetrainSettings:
     promotion_tolerance: float = 0.02
     """A challenger is 'not worse' when its error is within this share of the champion's."""
     max_model_megabytes: float = 10.0
-    topic_arn: str = ""
-    history_prefix: str = ""
 
     def __post_init__(self) -> None:
-        _check_timezone(self.timezone)
-        if not self.history_prefix:
-            object.__setattr__(self, "history_prefix", f"history/{self.auto_scaling_group_name}")
-        if self.capacity_per_instance <= 0:
-            raise ConfigurationError("CAPACITY_PER_INSTANCE must be > 0")
+        super().__post_init__()
         if not 1 <= self.holdout_days < self.min_history_days <= self.training_window_days <= 365:
             raise ConfigurationError(
                 "need 1 <= HOLDOUT_DAYS < MIN_HISTORY_DAYS <= TRAINING_WINDOW_DAYS <= 365"
@@ -168,12 +172,7 @@ class RetrainSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> RetrainSettings:
         values = os.environ if env is None else env
         return cls(
-            auto_scaling_group_name=_required(values, "AUTO_SCALING_GROUP_NAME"),
-            load_balancer_full_name=_required(values, "LOAD_BALANCER_FULL_NAME"),
-            model=_model_location(values),
-            timezone=values.get("SHOP_TIMEZONE", "UTC"),
-            capacity_per_instance=_float(values, "CAPACITY_PER_INSTANCE", 1000.0),
-            target_cpu_percent=_float(values, "TARGET_CPU_PERCENT", 70.0),
+            **cls.shop_fields(values),
             training_window_days=_int(values, "TRAINING_WINDOW_DAYS", 28),
             holdout_days=_int(values, "HOLDOUT_DAYS", 2),
             min_history_days=_int(values, "MIN_HISTORY_DAYS", 9),
@@ -182,8 +181,6 @@ class RetrainSettings:
             max_depth=_int(values, "MAX_DEPTH", 12),
             promotion_tolerance=_float(values, "PROMOTION_TOLERANCE", 0.02),
             max_model_megabytes=_float(values, "MAX_MODEL_MEGABYTES", 10.0),
-            topic_arn=values.get("NOTIFICATION_TOPIC_ARN", ""),
-            history_prefix=values.get("HISTORY_PREFIX", ""),
         )
 
 

@@ -14,7 +14,6 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 BUILD_DIR = Path(sys.argv[1]).resolve()
 sys.path[:0] = [str(BUILD_DIR / "SklearnLayer" / "python"), str(BUILD_DIR / "DomainLayer" / "python")]
@@ -55,13 +54,14 @@ def main() -> None:
             publish_history,
             scheduled_event,
         )
+        from saleor_scaling.local.synthetic import synthetic_history
 
         session = boto3.session.Session(region_name="us-east-1")
         shop = create_shop(session, desired=2, max_size=20)
         os.environ.update(shop.environment())
         start = 1_700_438_400
         days = 12
-        history = _history(start, days)
+        history = synthetic_history(start, days, peak_per_minute=6000.0, seed=7)
         now = start + days * 86400 - 3600
         publish_history(session, shop, history.window(start, now - now % 300), now)
 
@@ -88,32 +88,6 @@ def main() -> None:
 
 def _iso(epoch_seconds: int) -> str:
     return f"{datetime.fromtimestamp(epoch_seconds, UTC):%Y-%m-%dT%H:%M:%SZ}"
-
-
-def _history(start: int, days: int) -> Any:
-    """A daily cycle with noise, built with the artifact's own numpy and domain code."""
-    import numpy as np
-
-    from saleor_scaling.series import Metric, MetricHistory
-
-    steps = days * 288
-    stamps = start + 300 * np.arange(steps)
-    hour = (stamps % 86400) / 3600.0
-    noise = np.random.default_rng(7).lognormal(0.0, 0.08, steps)
-    demand = 6000.0 * (0.55 + 0.45 * np.sin((hour - 14.0) / 24.0 * 2 * np.pi)) * noise
-    in_service = np.maximum(1, np.ceil(demand / 1000.0))
-    cpu = demand / in_service / 1000.0 * 70.0
-    return MetricHistory(
-        start=start,
-        values={
-            Metric.REQUESTS: demand * 5,
-            Metric.RESPONSE_TIME: 0.08 + 0.1 * cpu / 100,
-            Metric.ERRORS_5XX: np.zeros(steps),
-            Metric.CPU: cpu,
-            Metric.DESIRED: in_service,
-            Metric.IN_SERVICE: in_service,
-        },
-    )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 
+from saleor_scaling.events import parse_event_time
 from saleor_scaling.local.emulator import LocalLambdaContext
-from saleor_scaling.predict_service import parse_event_time
 from saleor_scaling.settings import ScalingMode
 from tests.conftest import REPO_ROOT
 
