@@ -31,13 +31,21 @@ class Action(enum.StrEnum):
 @dataclass(frozen=True)
 class GroupCapacity:
     min_size: int
+    """The operator's MinSize: the lowest the group may ever go."""
     max_size: int
     desired: int
     in_service: int
+    current_min_size: int | None = None
+    """The group's MinSize now, which predictive raises as a floor under target tracking
+    (None: not raised, the same as `min_size`)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_size <= self.max_size:
             raise ValueError(f"group sizes are inconsistent: min {self.min_size} max {self.max_size}")
+
+    @property
+    def floor(self) -> int:
+        return self.min_size if self.current_min_size is None else self.current_min_size
 
 
 @dataclass(frozen=True)
@@ -49,14 +57,17 @@ class Decision:
     """The desired capacity this run sets (or would set in forecast-only mode)."""
     action: Action
     apply: bool
-    """True when the group's desired capacity must be changed now."""
+    """True when the group must be changed now (desired capacity or the MinSize floor)."""
     clamps: tuple[str, ...] = field(default_factory=tuple)
+    floor: int = 0
+    """The MinSize to hold under target tracking, so that its scale-in cannot undo a
+    scale-out made ahead of the load: max(operator's MinSize, target)."""
 
     @property
     def explanation(self) -> str:
         verb = "set" if self.apply else "would set" if self.action is not Action.HOLD else "hold"
         detail = "; ".join(self.clamps) if self.clamps else "forecast used as is"
-        return f"{self.action.value}: {verb} desired {self.target} ({detail})"
+        return f"{self.action.value}: {verb} desired {self.target}, floor {self.floor} ({detail})"
 
 
 def reactive_floor(
@@ -120,10 +131,12 @@ def decide(
         action = Action.SCALE_IN
     else:
         action = Action.HOLD
-    apply = action is not Action.HOLD and mode is ScalingMode.FORECAST_AND_SCALE
-    if action is not Action.HOLD and not apply:
+    floor = max(group.min_size, target)
+    changes = action is not Action.HOLD or floor != group.floor
+    apply = changes and mode is ScalingMode.FORECAST_AND_SCALE
+    if changes and not apply:
         clamps.append("forecast-only mode: nothing applied")
-    return Decision(recommended, target, action, apply, tuple(clamps))
+    return Decision(recommended, target, action, apply, tuple(clamps), floor)
 
 
 def _clamp_to_group(capacity: int, group: GroupCapacity, clamps: list[str]) -> int:

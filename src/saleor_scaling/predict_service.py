@@ -56,7 +56,9 @@ class ScalableGroup(Protocol):
 
     def capacity(self) -> GroupCapacity: ...
 
-    def set_desired_capacity(self, desired: int, bounds: GroupCapacity) -> None: ...
+    def set_capacity(self, desired: int, floor: int, bounds: GroupCapacity) -> None: ...
+
+    def release_floor(self, bounds: GroupCapacity) -> bool: ...
 
 
 class ModelSource(Protocol):
@@ -115,6 +117,8 @@ class PredictResult:
     inputs: dict[str, float] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     target_time: int | None = None
+    floor_released: bool = False
+    """Forecast-only mode gave MinSize back to the operator's value."""
 
     @property
     def fallback_used(self) -> bool:
@@ -136,7 +140,10 @@ class PredictResult:
                 "max": self.group.max_size,
                 "desired": self.group.desired,
                 "in_service": self.group.in_service,
+                "min_size_now": self.group.floor,
             }
+        if self.floor_released:
+            record["floor_released"] = True
         if self.forecast and self.target_time is not None:
             record["forecast"] = {
                 "target_time": _iso(self.target_time),
@@ -154,6 +161,7 @@ class PredictResult:
             record["decision"] = {
                 "recommended": self.decision.recommended,
                 "target": self.decision.target,
+                "floor": self.decision.floor,
                 "action": self.decision.action.value,
                 "applied": self.status is Status.SCALED,
                 "clamps": list(self.decision.clamps),
@@ -181,6 +189,10 @@ def run_predict(
         return result
 
     result.group = group = ports.group.capacity()
+    if settings.policy.mode is ScalingMode.FORECAST_ONLY and group.floor > group.min_size:
+        # Switched back to forecast-only: the floor predictive left goes, so target
+        # tracking alone decides again (no instance is removed by this).
+        result.floor_released = ports.group.release_floor(group)
 
     try:
         model = _load_model(ports)
@@ -241,7 +253,7 @@ def run_predict(
         )
     )
     if decision.apply:
-        ports.group.set_desired_capacity(decision.target, group)
+        ports.group.set_capacity(decision.target, decision.floor, group)
         result.status = Status.SCALED
         ports.notifier.notify(
             f"Saleor predictive scaling: {decision.action.value} {ports.group.name} "

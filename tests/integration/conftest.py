@@ -65,11 +65,15 @@ class PredictWorld:
         result: dict[str, Any] = self.handler.lambda_handler(event, LocalLambdaContext("predict"))
         return result
 
-    def desired(self) -> int:
+    def describe(self) -> dict[str, Any]:
         groups = self.session.client("autoscaling").describe_auto_scaling_groups(
             AutoScalingGroupNames=[self.shop.group_name]
         )["AutoScalingGroups"]
-        return int(groups[0]["DesiredCapacity"])
+        described: dict[str, Any] = groups[0]
+        return described
+
+    def desired(self) -> int:
+        return int(self.describe()["DesiredCapacity"])
 
     def set_desired(self, capacity: int) -> None:
         self.session.client("autoscaling").set_desired_capacity(

@@ -39,6 +39,37 @@ def test_scales_out_ahead_of_rising_load(world, capsys):
     assert metrics["PredictedCapacity"] == pytest.approx(result["forecast"]["capacity_upper"], rel=1e-3)
 
 
+def test_scale_out_raises_the_floor_so_target_tracking_cannot_undo_it(world):
+    result = world.invoke()
+    target = result["decision"]["target"]
+    described = world.describe()
+    assert described["MinSize"] == result["decision"]["floor"] == target
+    assert described["DesiredCapacity"] == target
+    tags = {tag["Key"]: tag["Value"] for tag in described["Tags"]}
+    assert tags["saleor-predictive-scaling:base-min-size"] == "1"  # the operator's MinSize, kept
+    assert result["group"]["min"] == 1
+
+
+def test_scale_in_lowers_the_floor_with_the_capacity(oversized_world):
+    world = oversized_world
+    world.invoke()  # first run: floor raised to the held capacity
+    result = world.invoke(world.advance(NOW + 300))
+    assert result["decision"]["action"] == "scale-in"
+    assert world.describe()["MinSize"] == world.desired() == 13
+
+
+def test_switching_back_to_forecast_only_releases_the_floor(world, monkeypatch):
+    world.invoke()
+    assert world.describe()["MinSize"] > 1
+    monkeypatch.setenv("SCALING_MODE", "forecast-only")
+    world.handler.reset_dependencies()
+    result = world.invoke(world.advance(NOW + 300))
+    described = world.describe()
+    assert result["floor_released"] is True
+    assert described["MinSize"] == 1  # the operator's value again
+    assert described["DesiredCapacity"] > 1  # no instance removed by the release
+
+
 def test_decision_log_line_explains_everything(world, caplog):
     # The handler's logger was bound to stdout when first imported, so read the record itself.
     caplog.set_level("INFO", logger="predict")
@@ -175,17 +206,17 @@ def test_failed_scaling_call_is_not_retried_into_a_second_action(world, monkeypa
     # One attempt per event: the decision is recorded before acting, so Lambda's retry of a
     # half-done run cannot act twice; the next scheduled run decides afresh.
     _, ports = world.handler.dependencies()
-    original = ports.group._client.set_desired_capacity
+    original = ports.group._client.update_auto_scaling_group
 
     def fail_once(**kwargs: object) -> None:
         raise ClientError(
-            {"Error": {"Code": "ScalingActivityInProgress", "Message": "busy"}}, "SetDesiredCapacity"
+            {"Error": {"Code": "ScalingActivityInProgress", "Message": "busy"}}, "UpdateAutoScalingGroup"
         )
 
-    monkeypatch.setattr(ports.group._client, "set_desired_capacity", fail_once)
+    monkeypatch.setattr(ports.group._client, "update_auto_scaling_group", fail_once)
     with pytest.raises(ClientError):
         world.invoke()
-    monkeypatch.setattr(ports.group._client, "set_desired_capacity", original)
+    monkeypatch.setattr(ports.group._client, "update_auto_scaling_group", original)
     assert world.invoke()["status"] == "duplicate"  # Lambda's retry of the same event
     assert world.desired() == 2
     assert world.invoke(world.advance(NOW + 300))["status"] == "scaled"

@@ -11,9 +11,21 @@ SCALE = PolicySettings(mode=ScalingMode.FORECAST_AND_SCALE, max_scale_in_step=1)
 
 
 def group(
-    desired: int, min_size: int = 1, max_size: int = 10, in_service: int | None = None
+    desired: int,
+    min_size: int = 1,
+    max_size: int = 10,
+    in_service: int | None = None,
+    current_min: int | None = None,
 ) -> GroupCapacity:
-    return GroupCapacity(min_size, max_size, desired, desired if in_service is None else in_service)
+    """A group predictive already manages: its MinSize floor sits at its desired capacity
+    unless `current_min` says otherwise."""
+    return GroupCapacity(
+        min_size,
+        max_size,
+        desired,
+        desired if in_service is None else in_service,
+        max(min_size, desired) if current_min is None else current_min,
+    )
 
 
 @pytest.mark.parametrize(
@@ -162,7 +174,30 @@ def test_mode_argument_overrides_settings():
     decision = decide(9.0, group(4), 0, [], SCALE, mode=ScalingMode.FORECAST_ONLY)
     assert decision.action is Action.SCALE_OUT
     assert not decision.apply
-    assert "would set desired 9" in decision.explanation
+    assert "would set desired 9, floor 9" in decision.explanation
+
+
+@pytest.mark.parametrize(
+    ("case", "forecast", "grp", "target", "floor", "apply"),
+    [
+        ("first run raises the floor to what serves", 4.0, group(4, current_min=1), 4, 4, True),
+        ("scale-out raises floor and desired together", 6.2, group(2, current_min=2), 7, 7, True),
+        ("scale-in lowers the floor one step", 2.0, group(8), 7, 7, True),
+        ("floor never below the operator's MinSize", 0.5, group(2, min_size=2), 2, 2, False),
+        ("target tracking scaled above the floor", 5.0, group(7, current_min=5), 6, 6, True),
+        ("floor in place: nothing to do", 3.5, group(4), 4, 4, False),
+    ],
+)
+def test_floor_under_target_tracking(case, forecast, grp, target, floor, apply):
+    decision = decide(forecast, grp, 0, [], SCALE)
+    assert (decision.target, decision.floor, decision.apply) == (target, floor, apply), case
+    assert grp.min_size <= decision.floor <= decision.target
+
+
+def test_forecast_only_never_moves_the_floor():
+    decision = decide(4.0, group(4, current_min=1), 0, [], SCALE, mode=ScalingMode.FORECAST_ONLY)
+    assert decision.floor == 4
+    assert not decision.apply
 
 
 def test_recommended_is_what_stabilization_remembers():
