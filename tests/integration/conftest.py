@@ -69,7 +69,7 @@ class PredictWorld:
         groups = self.session.client("autoscaling").describe_auto_scaling_groups(
             AutoScalingGroupNames=[self.shop.group_name]
         )["AutoScalingGroups"]
-        described: dict[str, Any] = groups[0]
+        described: dict[str, Any] = dict(groups[0])
         return described
 
     def desired(self) -> int:

@@ -10,7 +10,9 @@ The shared traces live outside the project (``$SALEOR_SHARED_DIR/traces`` or
   is a gap (NaN). Each source step is resampled to 1-minute demand keeping its total exactly:
   ``even`` spreads it evenly over its minutes; ``linear`` (the default for steps longer than
   5 minutes) interpolates the rate linearly between step midpoints and rescales the minutes
-  of each step so that they sum to that step's value.
+  of each step so that they sum to that step's value. Steps that are a multiple of 5
+  minutes are relabelled onto the 5-minute grid (NAB ELB is stamped :04, :09, ...: a shift
+  of under 5 minutes), so that a source step is one CloudWatch bucket of the simulation.
 
 Timestamps are kept as the trace's own wall clock, read as if UTC: hour-of-day and
 day-of-week features then describe the trace's local day (NASA is US Eastern, NYC taxi is
@@ -90,7 +92,7 @@ class Trace:
 
     def step_means(self) -> FloatArray:
         """Mean requests per minute of each 5-minute step; NaN if any of its minutes is."""
-        return self.demand.reshape(-1, MINUTES_PER_STEP).mean(axis=1)
+        return np.asarray(self.demand.reshape(-1, MINUTES_PER_STEP).mean(axis=1), dtype=np.float64)
 
     def scaled(self, peak_instances: float, capacity_per_instance: float, percentile: float = 99.9) -> Trace:
         """The trace multiplied so that its robust peak (the `percentile` of the 5-minute
@@ -214,9 +216,14 @@ def _stepped_values(name: str, rows: Sequence[Sequence[str]], resample: str | No
     per_step = np.full(int(slots[-1]) + 1, np.nan)
     per_step[slots] = values
     per_minute = resample_steps(per_step, int(step), method)
-    start, length = _grid(int(minutes[0]), int(minutes[0]) + len(per_minute) - 1)
+    first = int(minutes[0])
+    if step % MINUTES_PER_STEP == 0:
+        # Source steps are CloudWatch-like periods: put them on the 5-minute grid (NAB ELB
+        # is labelled :04, :09, ...), so that one source step is one simulated bucket.
+        first -= first % MINUTES_PER_STEP
+    start, length = _grid(first, first + len(per_minute) - 1)
     demand = np.full(length, np.nan)
-    offset = int(minutes[0]) - start
+    offset = first - start
     demand[offset : offset + len(per_minute)] = per_minute
     return Trace(name, start * 60, demand, source_step_minutes=int(step), resample=method)
 
