@@ -286,10 +286,21 @@ def retrain_sixty_days() -> dict[str, Any]:
 
 
 def _backtest_figures() -> dict[str, Any]:
-    from saleor_scaling.backtest.bench import backtest_shared_traces  # type: ignore[import-untyped]
+    from saleor_scaling.backtest import BacktestConfig, TraceError, load_trace, run_backtest
+    from saleor_scaling.backtest.traces import TRACE_FILES
 
-    _print_section("Backtest of every shared trace")
-    figures: dict[str, Any] = backtest_shared_traces()
+    _print_section("Backtest of every shared trace (all strategies, walk-forward retraining)")
+    figures: dict[str, Any] = {}
+    for name in TRACE_FILES:
+        try:
+            trace = load_trace(name)
+        except TraceError as error:
+            print(f"  {name}: skipped ({error})")
+            continue
+        report = run_backtest(trace, BacktestConfig())
+        print()
+        print(report.table())
+        figures[name] = report.to_json()
     return figures
 
 
