@@ -137,7 +137,8 @@ def tier(aws) -> dict[str, Any]:
 
 def test_tier_deploys_with_outputs_chained(tier):
     app = tier["app"]
-    assert app["ShopUrl"].startswith("http://") and app["ShopUrl"].endswith("/graphql/")
+    assert app["ShopUrl"].startswith("http://")
+    assert app["ShopUrl"].endswith("/graphql/")
     assert app["LoadBalancerFullName"].startswith("app/")
     assert app["TargetGroupFullName"].startswith("targetgroup/")
     assert "dashboards:name=" in tier["monitoring"]["DashboardUrl"]
