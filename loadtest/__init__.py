@@ -1,0 +1,1 @@
+"""Locust load test of a deployed Saleor shop (see docs/loadtest.md)."""
