@@ -6,6 +6,7 @@ Thin by design: parse the event, wire the AWS adapters (once per container), cal
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -23,6 +24,7 @@ from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.notifications import SnsNotifier
 from saleor_scaling.adapters.s3_store import S3JsonState, S3ModelRegistry
 from saleor_scaling.events import scheduled_event_time
+from saleor_scaling.handler_support import handle_scheduled_run
 from saleor_scaling.predict_service import (
     PredictPorts,
     PredictResult,
@@ -81,7 +83,7 @@ def reset_dependencies() -> None:
     _dependencies = None
 
 
-def parse_event(event: EventBridgeEvent) -> tuple[int, ScalingMode | None]:
+def parse_event(event: Mapping[str, Any]) -> tuple[int, ScalingMode | None]:
     """The run's clock and an optional mode override from a scheduled event."""
     now = scheduled_event_time(event)
     detail = event.get("detail") or {}
@@ -102,19 +104,16 @@ def parse_event(event: EventBridgeEvent) -> tuple[int, ScalingMode | None]:
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     settings, ports = dependencies()
-    try:
-        now, mode_override = parse_event(event)
-    except ValueError as error:
-        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
-        logger.error("rejected malformed event; nothing scaled", extra={"error": str(error)})
-        raise
-    try:
-        result = run_predict(now, settings, ports, mode_override)
-    except AWS_FAULTS as error:
-        metrics.add_metric(name="PredictErrors", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="FallbackUsed", unit=MetricUnit.Count, value=1)
-        logger.exception("AWS fault; nothing scaled", extra={"error": str(error)})
-        raise
+    result = handle_scheduled_run(
+        event,
+        parse_event,
+        lambda parsed: run_predict(parsed[0], settings, ports, parsed[1]),
+        logger=logger,
+        metrics=metrics,
+        faults=AWS_FAULTS,
+        fault_metrics=("PredictErrors", "FallbackUsed"),
+        left_undone="nothing scaled",
+    )
     logger.info(result.reason, extra={"decision": result.log_record()})
     publish_metrics(result)
     return result.log_record()

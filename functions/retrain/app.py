@@ -24,6 +24,7 @@ from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.notifications import SnsNotifier
 from saleor_scaling.adapters.s3_store import S3ModelRegistry
 from saleor_scaling.events import scheduled_event_time
+from saleor_scaling.handler_support import handle_scheduled_run
 from saleor_scaling.retrain_service import RetrainPorts, RetrainResult, RetrainStatus, run_retrain
 from saleor_scaling.settings import RetrainSettings
 
@@ -62,18 +63,16 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
     settings = RetrainSettings.from_env()
     metrics.clear_default_dimensions()
     metrics.set_default_dimensions(AutoScalingGroupName=settings.auto_scaling_group_name)
-    try:
-        now = scheduled_event_time(event)
-    except ValueError as error:
-        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
-        logger.error("rejected malformed event; nothing trained", extra={"error": str(error)})
-        raise
-    try:
-        result = run_retrain(now, settings, build_ports(settings, boto3.session.Session()))
-    except AWS_FAULTS as error:
-        metrics.add_metric(name="RetrainErrors", unit=MetricUnit.Count, value=1)
-        logger.exception("AWS fault; the serving model is unchanged", extra={"error": str(error)})
-        raise
+    result = handle_scheduled_run(
+        event,
+        scheduled_event_time,
+        lambda now: run_retrain(now, settings, build_ports(settings, boto3.session.Session())),
+        logger=logger,
+        metrics=metrics,
+        faults=AWS_FAULTS,
+        fault_metrics=("RetrainErrors",),
+        left_undone="the serving model is unchanged",
+    )
     logger.info(result.reason, extra={"retrain": result.log_record()})
     publish_metrics(result)
     return result.log_record()
