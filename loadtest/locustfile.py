@@ -1,27 +1,36 @@
 """Saleor shoppers through the load balancer: `locust -f loadtest/locustfile.py --host URL`.
 
-The host is the shop's ALB (the stack's ShopUrl without /graphql/, or with it: both work).
-Journeys, weighted as a shop's traffic is: most visitors browse, some search, fewer build
-a cart, a few check out. The channel, products and variants are discovered at start; set
-SALEOR_CHANNEL to pick a channel. A 200 answer with GraphQL `errors`, or a mutation's
-non-empty `errors` list, is a failure carrying the error message.
+The host is the shop's ALB: the stack's ShopUrl with or without its /graphql/ path.
+Journeys are weighted as a shop's traffic is: most visitors browse, some search, fewer
+build a cart, a few check out and some of those complete the order. The channel, products
+and variants are discovered at start (docs/loadtest.md); nothing about the catalogue is
+hard-coded. How each answer counts (success, expected refusal, failure) is decided in
+loadtest/outcomes.py. The load shape is chosen by LOAD_SHAPE (loadtest/shapes.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import random
 import threading
 import uuid
+from collections import Counter
 from typing import Any
 
-from locust import HttpUser, LoadTestShape, between, task
-from locust.exception import RescheduleTask, StopUser
+from locust import HttpUser, between, events, task
+from locust.env import Environment
+from locust.exception import RescheduleTask
 
-from loadtest.operations import EXPECTED_COMPLETE_ERRORS, OPERATIONS
-from loadtest.shapes import shape_from_env
+from loadtest.operations import OPERATIONS
+from loadtest.outcomes import classify, dig
+from loadtest.shapes import shape_class
 
-SEARCH_TERMS = ("shirt", "juice", "hoodie", "beer", "sneakers", "cushion", "monospace", "apple")
+LOG = logging.getLogger("loadtest")
+
+FALLBACK_SEARCH_TERMS = ("shirt", "juice", "hoodie", "shoes", "gift")
+"""Searched for only when the discovered product names give no word to search for."""
 ADDRESS = {
     "firstName": "Load",
     "lastName": "Test",
@@ -32,16 +41,44 @@ ADDRESS = {
     "countryArea": "IN",
     "phone": "+12125094995",
 }
+DEFAULT_CHANNEL = "default-channel"
+"""Saleor's own DEFAULT_CHANNEL_SLUG, tried when the channel list is refused (anonymous)."""
+PAGE_SIZE = 24
+
+
+def _float_env(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name) or default)
+    except ValueError as error:
+        raise SystemExit(f"{name} must be a number: {error}") from None
+
+
+def _think_time() -> tuple[float, float]:
+    low, _, high = (os.environ.get("SHOPPER_THINK_SECONDS") or "1,5").partition(",")
+    return float(low), float(high or low)
+
+
+COMPLETE_SHARE = _float_env("CHECKOUT_COMPLETE_SHARE", 0.25)
+"""Share of checkout journeys that call checkoutComplete at the end."""
+
+OUTCOMES: Counter[str] = Counter()
+"""Ends of checkoutComplete: 'order' or the expected error codes; logged at the end."""
+
+
+class JourneyAborted(RescheduleTask):
+    """Ends the journey: the failure is already in the request statistics."""
 
 
 class Catalogue:
-    """What the shop sells, discovered once per run and shared by every simulated user."""
+    """What the shop sells in the chosen channel, discovered once per Locust process and
+    shared by every simulated shopper."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # gevent-patched under Locust: waiting shoppers yield
         self.channel = ""
         self.products: list[dict[str, Any]] = []
         self.categories: list[str] = []
+        self.search_terms: list[str] = []
 
     def ready(self) -> bool:
         return bool(self.channel and self.products)
@@ -50,148 +87,210 @@ class Catalogue:
 CATALOGUE = Catalogue()
 
 
-class GraphQLError(RescheduleTask):
-    """Ends the journey quietly: the failure is already in the request statistics."""
-
-
-def _think_time() -> tuple[float, float]:
-    low, _, high = os.environ.get("SHOPPER_THINK_SECONDS", "1,5").partition(",")
-    return float(low), float(high or low)
+def _in_stock(variant: dict[str, Any]) -> bool:
+    # quantityAvailable is null when stock is not tracked (nor limited): buyable.
+    quantity = variant.get("quantityAvailable")
+    return bool(variant.get("id")) and (quantity is None or quantity > 0)
 
 
 class Shopper(HttpUser):
-    # A shopper reads a page before the next click (SHOPPER_THINK_SECONDS="min,max").
-    wait_time = between(*_think_time())
+    """One visitor of the shop; each task is one visit of a kind."""
+
+    wait_time = between(*_think_time())  # reading a page before the next click
 
     def on_start(self) -> None:
+        # A failing start must not kill the shopper: its tasks try discovery again.
+        with contextlib.suppress(RescheduleTask):
+            self.ensure_catalogue()
+
+    # -- one request -------------------------------------------------------------------
+
+    def graphql(
+        self,
+        operation: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        require: tuple[str, ...] = (),
+        token: str = "",
+        permission_denied_expected: bool = False,
+    ) -> dict[str, Any]:
+        """POST one named operation; its answer is judged by loadtest.outcomes.classify,
+        a failure is recorded under the operation's name and ends the journey."""
+        base = (self.host or "").rstrip("/")
+        path = "" if base.endswith("/graphql") else "/graphql/"
+        body = {"operationName": operation, "query": OPERATIONS[operation], "variables": variables or {}}
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        with self.client.post(
+            path, json=body, headers=headers, name=operation, catch_response=True
+        ) as response:
+            outcome = classify(
+                operation,
+                response.status_code,
+                response.text,
+                require=require,
+                permission_denied_expected=permission_denied_expected,
+            )
+            if not outcome.ok:
+                response.failure(outcome.failure)
+                raise JourneyAborted(operation)
+            response.success()
+        if operation == "CheckoutComplete":
+            made = dig(outcome.data, "checkoutComplete.order.id") is not None
+            OUTCOMES.update(outcome.expected or (("order",) if made else ("no order",)))
+        return outcome.data
+
+    # -- discovery ---------------------------------------------------------------------
+
+    def ensure_catalogue(self) -> None:
+        if CATALOGUE.ready():
+            return
         with CATALOGUE.lock:
             if not CATALOGUE.ready():
-                try:
-                    self.discover()
-                except GraphQLError as error:
-                    raise StopUser() from error
-
-    def graphql(self, operation: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """POST one named operation; failures are recorded with the GraphQL message."""
-        path = "/graphql/" if not self.host or not self.host.rstrip("/").endswith("/graphql") else ""
-        body = {"operationName": operation, "query": OPERATIONS[operation], "variables": variables or {}}
-        with self.client.post(path, json=body, name=operation, catch_response=True) as response:
-            if response.status_code != 200:
-                response.failure(f"HTTP {response.status_code}")
-                raise GraphQLError(operation)
-            try:
-                payload = response.json()
-            except ValueError:
-                response.failure("answer is not JSON")
-                raise GraphQLError(operation) from None
-            if payload.get("errors"):
-                response.failure("; ".join(str(error.get("message")) for error in payload["errors"]))
-                raise GraphQLError(operation)
-            data: dict[str, Any] = payload.get("data") or {}
-            mutation_errors = [
-                error
-                for result in data.values()
-                if isinstance(result, dict)
-                for error in result.get("errors") or []
-            ]
-            expected = operation == "CheckoutComplete" and all(
-                error.get("code") in EXPECTED_COMPLETE_ERRORS for error in mutation_errors
-            )
-            if mutation_errors and not expected:
-                response.failure("; ".join(f"{e.get('code')}: {e.get('message')}" for e in mutation_errors))
-                raise GraphQLError(operation)
-            response.success()
-            return data
+                self.discover()
 
     def discover(self) -> None:
-        channels = self.graphql("Channels").get("channels") or []
-        wanted = os.environ.get("SALEOR_CHANNEL", "")
-        active = [c for c in channels if c.get("isActive")] or channels
-        chosen = next((c for c in active if c["slug"] == wanted), active[0] if active else None)
-        if chosen is None:
-            raise GraphQLError("the shop has no channel")
-        CATALOGUE.channel = chosen["slug"]
-        page = self.graphql("ProductList", {"channel": CATALOGUE.channel, "first": 100})["products"]
-        CATALOGUE.products = [
-            edge["node"]
-            for edge in page["edges"]
-            if any(v.get("id") for v in edge["node"].get("variants") or [])
-        ]
-        categories = self.graphql("Categories", {"first": 20})["categories"]
-        CATALOGUE.categories = [edge["node"]["slug"] for edge in categories["edges"]]
-        if not CATALOGUE.products:
-            raise GraphQLError(f"channel {CATALOGUE.channel} sells nothing with variants")
+        CATALOGUE.channel = self.discover_channel()
+        products = self.graphql(
+            "ProductList", {"channel": CATALOGUE.channel, "first": 100}, require=("products.edges",)
+        )["products"]["edges"]
+        buyable = []
+        for edge in products:
+            node = edge.get("node") or {}
+            variants = [v for v in node.get("variants") or [] if _in_stock(v)]
+            if node.get("slug") and variants and node.get("isAvailable") is not False:
+                buyable.append({**node, "variants": variants})
+        categories = self.graphql("Categories", {"first": 20}, require=("categories.edges",))
+        CATALOGUE.categories = [e["node"]["slug"] for e in categories["categories"]["edges"] if e.get("node")]
+        if not buyable:
+            LOG.error(
+                "channel %s has no product with a variant in stock among its first 100", CATALOGUE.channel
+            )
+            raise JourneyAborted("discovery")
+        CATALOGUE.products = buyable
+        # Shoppers search for words of the catalogue's own product names (and sometimes miss).
+        words = {
+            w.lower() for p in buyable for w in str(p.get("name", "")).split() if len(w) >= 4 and w.isalpha()
+        }
+        CATALOGUE.search_terms = sorted(words) or list(FALLBACK_SEARCH_TERMS)
+        LOG.info(
+            "channel %s: %d buyable products, %d categories",
+            CATALOGUE.channel,
+            len(buyable),
+            len(CATALOGUE.categories),
+        )
+
+    def discover_channel(self) -> str:
+        """SALEOR_CHANNEL if set, else the first active channel of the list (which needs
+        an app or staff token, SALEOR_TOKEN), else Saleor's default channel."""
+        wanted = os.environ.get("SALEOR_CHANNEL", "").strip()
+        if not wanted:
+            listed = self.graphql(
+                "Channels", token=os.environ.get("SALEOR_TOKEN", ""), permission_denied_expected=True
+            ).get("channels")
+            active = [c["slug"] for c in listed or [] if c.get("isActive") and c.get("slug")]
+            if active:
+                return str(active[0])
+            wanted = DEFAULT_CHANNEL
+        found = self.graphql("ChannelBySlug", {"slug": wanted}).get("channel")
+        if not found:
+            LOG.error("channel %r does not exist: set SALEOR_CHANNEL to the shop's channel slug", wanted)
+            raise JourneyAborted("discovery")
+        return str(found["slug"])
 
     def product(self) -> dict[str, Any]:
         return random.choice(CATALOGUE.products)
 
+    def search_term(self) -> str:
+        term = random.choice(CATALOGUE.search_terms or FALLBACK_SEARCH_TERMS)
+        return term if random.random() < 0.9 else term[:-1]  # a typo now and then
+
     def variant(self) -> str:
-        variants = [v["id"] for v in self.product().get("variants") or [] if v.get("id")]
-        return random.choice(variants) if variants else self.variant()
+        return str(random.choice(self.product()["variants"])["id"])
+
+    # -- journeys ----------------------------------------------------------------------
 
     @task(40)
     def browse(self) -> None:
-        """Listing pages, then a category."""
-        page = self.graphql("ProductList", {"channel": CATALOGUE.channel, "first": 24})["products"]
-        if page["pageInfo"]["hasNextPage"]:
-            self.graphql(
-                "ProductList",
-                {"channel": CATALOGUE.channel, "first": 24, "after": page["pageInfo"]["endCursor"]},
-            )
+        """Listing pages (the next one by cursor), then a category."""
+        self.ensure_catalogue()
+        channel = CATALOGUE.channel
+        page = self.graphql(
+            "ProductList", {"channel": channel, "first": PAGE_SIZE}, require=("products.pageInfo",)
+        )["products"]
+        if page["pageInfo"].get("hasNextPage") and random.random() < 0.5:
+            cursor = page["pageInfo"].get("endCursor")
+            self.graphql("ProductList", {"channel": channel, "first": PAGE_SIZE, "after": cursor})
         if CATALOGUE.categories:
             slug = random.choice(CATALOGUE.categories)
-            self.graphql("CategoryProducts", {"slug": slug, "channel": CATALOGUE.channel, "first": 24})
+            self.graphql("CategoryProducts", {"slug": slug, "channel": channel, "first": PAGE_SIZE})
 
     @task(25)
     def open_product(self) -> None:
-        self.graphql("ProductDetails", {"slug": self.product()["slug"], "channel": CATALOGUE.channel})
+        self.ensure_catalogue()
+        self.graphql(
+            "ProductDetails",
+            {"slug": self.product()["slug"], "channel": CATALOGUE.channel},
+            require=("product.id",),
+        )
 
     @task(15)
     def search(self) -> None:
+        self.ensure_catalogue()
         self.graphql(
             "SearchProducts",
-            {"search": random.choice(SEARCH_TERMS), "channel": CATALOGUE.channel, "first": 24},
+            {"search": self.search_term(), "channel": CATALOGUE.channel, "first": PAGE_SIZE},
         )
 
     @task(8)
     def build_cart(self) -> None:
+        """A cart that is left behind, as most are."""
+        self.ensure_catalogue()
         self.start_checkout()
 
     @task(4)
     def checkout(self) -> None:
+        """Cart, e-mail, addresses, the first shipping method; some complete the order."""
+        self.ensure_catalogue()
         checkout_id = self.start_checkout()
-        self.graphql(
-            "CheckoutEmailUpdate",
-            {"id": checkout_id, "email": f"shopper-{uuid.uuid4().hex[:12]}@example.com"},
+        email = f"shopper-{uuid.uuid4().hex[:12]}@example.com"
+        self.graphql("CheckoutEmailUpdate", {"id": checkout_id, "email": email})
+        shipping = self.graphql(
+            "CheckoutShippingAddressUpdate",
+            {"id": checkout_id, "address": ADDRESS},
+            require=("checkoutShippingAddressUpdate.checkout",),
         )
-        shipping = self.graphql("CheckoutShippingAddressUpdate", {"id": checkout_id, "address": ADDRESS})
         self.graphql("CheckoutBillingAddressUpdate", {"id": checkout_id, "address": ADDRESS})
-        methods = (shipping["checkoutShippingAddressUpdate"]["checkout"] or {}).get("shippingMethods") or []
-        usable = [m["id"] for m in methods if m.get("active", True)]
-        if not usable:
-            return
-        self.graphql("CheckoutDeliveryMethodUpdate", {"id": checkout_id, "deliveryMethodId": usable[0]})
-        if random.random() < 0.25:
+        checkout = shipping["checkoutShippingAddressUpdate"]["checkout"]
+        if checkout.get("isShippingRequired", True):
+            methods = [m["id"] for m in checkout.get("shippingMethods") or [] if m.get("active", True)]
+            if not methods:
+                LOG.warning(
+                    "no shipping method for %s: check the channel's shipping zones", ADDRESS["country"]
+                )
+                return
+            self.graphql("CheckoutDeliveryMethodUpdate", {"id": checkout_id, "deliveryMethodId": methods[0]})
+        if random.random() < COMPLETE_SHARE:
             self.graphql("CheckoutComplete", {"id": checkout_id})
 
     def start_checkout(self) -> str:
         email = f"shopper-{uuid.uuid4().hex[:12]}@example.com"
         created = self.graphql(
-            "CheckoutCreate", {"channel": CATALOGUE.channel, "variantId": self.variant(), "email": email}
+            "CheckoutCreate",
+            {"channel": CATALOGUE.channel, "variantId": self.variant(), "email": email},
+            require=("checkoutCreate.checkout.id",),
         )
-        checkout_id: str = created["checkoutCreate"]["checkout"]["id"]
+        checkout_id = str(dig(created, "checkoutCreate.checkout.id"))
         for _ in range(random.randint(0, 2)):
             self.graphql("CheckoutLinesAdd", {"id": checkout_id, "variantId": self.variant(), "quantity": 1})
         return checkout_id
 
 
-_SHAPE = shape_from_env()
+@events.test_stop.add_listener  # type: ignore[untyped-decorator]
+def _report_checkout_outcomes(environment: Environment, **_: Any) -> None:
+    if OUTCOMES:
+        summary = ", ".join(f"{name} {count}" for name, count in sorted(OUTCOMES.items()))
+        LOG.info("checkoutComplete outcomes: %s (unpaid codes are expected, see docs)", summary)
 
-if _SHAPE is not None:
 
-    class SelectedShape(LoadTestShape):
-        """The shape LOAD_SHAPE names (loadtest/shapes.py)."""
-
-        def tick(self) -> tuple[int, float] | None:
-            assert _SHAPE is not None
-            return _SHAPE.users_at(self.get_run_time())  # type: ignore[no-untyped-call]
+SelectedShape = shape_class(os.environ.get("LOAD_SHAPE", ""))
+"""The LoadTestShape that LOAD_SHAPE names, or None: Locust's own -u/-r/-t then apply."""

@@ -1,131 +1,226 @@
 """Load shapes: how many shoppers are in the shop at each moment of a run.
 
-Chosen with LOAD_SHAPE (step, spike, trace; unset: Locust's own -u/-r/-t) and tuned with:
-PEAK_USERS (default 200), DURATION_SECONDS (default 1800), SPAWN_RATE (default 20 per s),
-STEP_COUNT (step: default 5), SPIKE_BASE_SHARE (spike: default 0.2), TRACE (trace: nasa,
-nab-elb, nyc-taxi or a CSV path; default nasa), TRACE_DAY (trace: which day, default 1),
-TRACE_DAYS (trace: how many days, default 1).
+LOAD_SHAPE picks one (unset: no shape, Locust's own -u/-r/-t apply); knobs, from the
+environment (defaults in brackets):
+
+* every shape: PEAK_USERS [200], DURATION_SECONDS [1800], SPAWN_RATE [20 users/s];
+* step:  STEP_COUNT [5] equal steps up to the peak, each held DURATION_SECONDS/STEP_COUNT;
+* spike: SPIKE_BASE_SHARE [0.2] of the peak as the baseline, the peak from SPIKE_START
+  [0.4] to SPIKE_END [0.6] of the run, reached within SPIKE_RAMP_SECONDS [10];
+* trace: TRACE [nasa] (nasa, nab-elb, nyc-taxi or a CSV path, read by
+  saleor_scaling.backtest.traces), TRACE_DAY [0] (index of the trace's first calendar day
+  to replay, or a date YYYY-MM-DD), TRACE_DAYS [1], TRACE_STEP_MINUTES [5] (the trace is
+  averaged over steps this long before replay: one step per CloudWatch period).
+
+The trace shape compresses its days into DURATION_SECONDS and scales them so that the
+busiest step equals PEAK_USERS. Missing data (an outage of the recording) holds the last
+known level, from before the window if need be: a gap in a recording is not an empty shop.
+A step with no demand still has 1 user. The spawn rate is raised where the trace moves
+faster than SPAWN_RATE could follow. Every shape's tick() answers None at the end.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 import numpy as np
 import numpy.typing as npt
+from locust import LoadTestShape
 
 from saleor_scaling.backtest.traces import load_trace
 
 Tick = tuple[int, float] | None
+FloatArray = npt.NDArray[np.float64]
+
+
+class ShapeError(ValueError):
+    """A knob is out of range, or the trace window cannot be replayed."""
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ShapeError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < minimum:
+        raise ShapeError(f"{name}={raw!r} must be at least {minimum}")
+    return value
 
 
 @dataclass(frozen=True)
-class StepRamp:
-    """Equal steps up to the peak, each held for duration / steps."""
+class Knobs:
+    """The environment's settings for a shape, checked."""
 
-    peak_users: int
-    duration_seconds: float
-    steps: int = 5
+    peak_users: int = 200
+    duration_seconds: float = 1800.0
     spawn_rate: float = 20.0
+    step_count: int = 5
+    spike_base_share: float = 0.2
+    spike_start: float = 0.4
+    spike_end: float = 0.6
+    spike_ramp_seconds: float = 10.0
+    trace: str = "nasa"
+    trace_day: str = "0"
+    trace_days: int = 1
+    trace_step_minutes: int = 5
 
-    def users_at(self, seconds: float) -> Tick:
-        if seconds >= self.duration_seconds:
-            return None
-        step = min(self.steps, int(seconds / (self.duration_seconds / self.steps)) + 1)
-        return max(1, round(self.peak_users * step / self.steps)), self.spawn_rate
-
-
-@dataclass(frozen=True)
-class Spike:
-    """A quiet baseline, a sudden spike to the peak in the middle fifth, then quiet again:
-    the case reactive scaling is slowest on."""
-
-    peak_users: int
-    duration_seconds: float
-    base_share: float = 0.2
-    spawn_rate: float = 100.0
-
-    def users_at(self, seconds: float) -> Tick:
-        if seconds >= self.duration_seconds:
-            return None
-        fraction = seconds / self.duration_seconds
-        in_spike = 0.4 <= fraction < 0.6
-        users = self.peak_users if in_spike else max(1, round(self.peak_users * self.base_share))
-        return users, self.spawn_rate
-
-
-@dataclass(frozen=True)
-class TraceReplay:
-    """Days of a real trace compressed into the run, scaled so its busiest minute is the
-    peak. Missing data (an outage in the recording) holds the last known level: a gap in
-    a recording is not an empty shop."""
-
-    profile: tuple[float, ...]
-    """Users per trace minute, already scaled."""
-    duration_seconds: float
-    spawn_rate: float = 20.0
+    def __post_init__(self) -> None:
+        if self.peak_users < 1 or self.duration_seconds <= 0 or self.spawn_rate <= 0:
+            raise ShapeError("PEAK_USERS, DURATION_SECONDS and SPAWN_RATE must be positive")
+        if self.step_count < 1 or self.trace_days < 1:
+            raise ShapeError("STEP_COUNT and TRACE_DAYS must be at least 1")
+        if not 0 <= self.spike_base_share <= 1 or not 0 <= self.spike_start < self.spike_end <= 1:
+            raise ShapeError("need 0 <= SPIKE_BASE_SHARE <= 1 and 0 <= SPIKE_START < SPIKE_END <= 1")
+        if self.trace_step_minutes < 1 or 1440 % self.trace_step_minutes:
+            raise ShapeError("TRACE_STEP_MINUTES must divide a day (1, 5, 10, 15, 30, 60, ...)")
 
     @classmethod
-    def from_trace(
-        cls,
-        name: str,
-        peak_users: int,
-        duration_seconds: float,
-        day: int = 1,
-        days: int = 1,
-        spawn_rate: float = 20.0,
-    ) -> TraceReplay:
-        trace = load_trace(name)
-        start, end = day * 1440, (day + days) * 1440
-        demand = trace.demand[start:end]
-        if len(demand) < end - start:
-            raise ValueError(f"trace {name} has no day {day + days - 1} (it spans {trace.days:.1f} days)")
-        held = _hold_last_known(np.asarray(demand, dtype=np.float64))
-        peak = float(np.max(held)) if len(held) else 0.0
-        if not math.isfinite(peak) or peak <= 0:
-            raise ValueError(f"trace {name} day {day} has no load")
-        return cls(tuple(float(v) for v in held / peak * peak_users), duration_seconds, spawn_rate)
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Knobs:
+        values = os.environ if env is None else env
+        d = cls()
+        return cls(
+            peak_users=int(_number(values, "PEAK_USERS", d.peak_users, minimum=1)),
+            duration_seconds=_number(values, "DURATION_SECONDS", d.duration_seconds, minimum=1),
+            spawn_rate=_number(values, "SPAWN_RATE", d.spawn_rate, minimum=0.01),
+            step_count=int(_number(values, "STEP_COUNT", d.step_count, minimum=1)),
+            spike_base_share=_number(values, "SPIKE_BASE_SHARE", d.spike_base_share),
+            spike_start=_number(values, "SPIKE_START", d.spike_start),
+            spike_end=_number(values, "SPIKE_END", d.spike_end),
+            spike_ramp_seconds=_number(values, "SPIKE_RAMP_SECONDS", d.spike_ramp_seconds, minimum=0.1),
+            trace=values.get("TRACE", "").strip() or d.trace,
+            trace_day=values.get("TRACE_DAY", "").strip() or d.trace_day,
+            trace_days=int(_number(values, "TRACE_DAYS", d.trace_days, minimum=1)),
+            trace_step_minutes=int(_number(values, "TRACE_STEP_MINUTES", d.trace_step_minutes, minimum=1)),
+        )
+
+
+class ScheduledShape(LoadTestShape):
+    """A shape that is a function of the run time: tick() is users_at(run time)."""
+
+    abstract = True
+
+    def __init__(self, knobs: Knobs | None = None) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.knobs = knobs or Knobs.from_env()
+
+    def tick(self) -> Tick:
+        return self.users_at(float(self.get_run_time()))  # type: ignore[no-untyped-call]
 
     def users_at(self, seconds: float) -> Tick:
-        if seconds >= self.duration_seconds:
+        raise NotImplementedError
+
+
+class StepShape(ScheduledShape):
+    """STEP_COUNT equal steps up to PEAK_USERS, each held DURATION_SECONDS / STEP_COUNT."""
+
+    def users_at(self, seconds: float) -> Tick:
+        k = self.knobs
+        if seconds >= k.duration_seconds:
             return None
-        index = min(len(self.profile) - 1, int(seconds * len(self.profile) / self.duration_seconds + 1e-9))
-        return max(1, round(self.profile[index])), self.spawn_rate
+        step = min(k.step_count, int(seconds * k.step_count / k.duration_seconds) + 1)
+        return max(1, round(k.peak_users * step / k.step_count)), k.spawn_rate
 
 
-def _hold_last_known(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+class SpikeShape(ScheduledShape):
+    """A baseline, a sudden spike to the peak, then the baseline again: the case reactive
+    scaling is slowest on. The spawn rate reaches the peak within SPIKE_RAMP_SECONDS."""
+
+    def users_at(self, seconds: float) -> Tick:
+        k = self.knobs
+        if seconds >= k.duration_seconds:
+            return None
+        base = max(1, round(k.peak_users * k.spike_base_share))
+        fraction = seconds / k.duration_seconds
+        users = k.peak_users if k.spike_start <= fraction < k.spike_end else base
+        return users, max(k.spawn_rate, (k.peak_users - base) / k.spike_ramp_seconds)
+
+
+class TraceShape(ScheduledShape):
+    """TRACE_DAYS days of a shared trace, compressed into DURATION_SECONDS, its busiest
+    step at PEAK_USERS (see the module docstring)."""
+
+    def __init__(self, knobs: Knobs | None = None, profile: FloatArray | None = None) -> None:
+        super().__init__(knobs)
+        self.profile = trace_profile(self.knobs) if profile is None else np.asarray(profile, dtype=np.float64)
+        """Users per trace step, already scaled to the peak."""
+        step_seconds = self.knobs.duration_seconds / len(self.profile)
+        users = np.maximum(1, np.round(self.profile))
+        fastest = float(np.max(np.abs(np.diff(users)))) / step_seconds if len(users) > 1 else 0.0
+        self.spawn_rate = max(self.knobs.spawn_rate, math.ceil(fastest))
+
+    def users_at(self, seconds: float) -> Tick:
+        if seconds >= self.knobs.duration_seconds:
+            return None
+        index = min(len(self.profile) - 1, int(seconds * len(self.profile) / self.knobs.duration_seconds))
+        return max(1, round(float(self.profile[index]))), self.spawn_rate
+
+
+def hold_last_known(values: FloatArray) -> FloatArray:
+    """NaN replaced by the last known value before it; leading NaN by the first known one."""
     known = np.isfinite(values)
     if not known.any():
-        return np.zeros_like(values)
+        return np.full_like(values, np.nan)
     index = np.where(known, np.arange(len(values)), 0)
     np.maximum.accumulate(index, out=index)
-    held: npt.NDArray[np.float64] = values[index]
+    held: FloatArray = values[index].astype(np.float64)
     first = int(np.argmax(known))
     held[:first] = values[first]
     return held
 
 
-def shape_from_env(env: dict[str, str] | None = None) -> StepRamp | Spike | TraceReplay | None:
-    values = dict(os.environ if env is None else env)
-    kind = values.get("LOAD_SHAPE", "").strip().lower()
-    if not kind:
-        return None
-    peak = int(values.get("PEAK_USERS", "200"))
-    duration = float(values.get("DURATION_SECONDS", "1800"))
-    spawn = float(values.get("SPAWN_RATE", "20"))
-    if kind == "step":
-        return StepRamp(peak, duration, int(values.get("STEP_COUNT", "5")), spawn)
-    if kind == "spike":
-        return Spike(peak, duration, float(values.get("SPIKE_BASE_SHARE", "0.2")), max(spawn, 100.0))
-    if kind == "trace":
-        return TraceReplay.from_trace(
-            values.get("TRACE", "nasa"),
-            peak,
-            duration,
-            int(values.get("TRACE_DAY", "1")),
-            int(values.get("TRACE_DAYS", "1")),
-            spawn,
+def trace_day_index(day: str, trace_start: int) -> int:
+    """TRACE_DAY as an index of the trace's calendar days (0: the day the trace starts)."""
+    if day.lstrip("-").isdigit():
+        return int(day)
+    try:
+        wanted = date.fromisoformat(day)
+    except ValueError:
+        raise ShapeError(f"TRACE_DAY={day!r} is neither a day index nor a date YYYY-MM-DD") from None
+    return (wanted - datetime.fromtimestamp(trace_start, UTC).date()).days
+
+
+def trace_profile(knobs: Knobs) -> FloatArray:
+    """Users per step of the chosen days (see the module docstring)."""
+    trace = load_trace(knobs.trace)
+    day = trace_day_index(knobs.trace_day, trace.start)
+    # Calendar day `day` of the trace, in minutes from the trace's first minute (negative
+    # when the trace starts after midnight: those minutes are unknown).
+    begin = day * 1440 - (trace.start % 86400) // 60
+    end = begin + knobs.trace_days * 1440
+    if day < 0 or end > trace.minutes:
+        last_day = (trace.minutes + (trace.start % 86400) // 60) // 1440 - 1
+        raise ShapeError(
+            f"trace {trace.name} has whole days 0..{last_day}: TRACE_DAY={knobs.trace_day} "
+            f"with TRACE_DAYS={knobs.trace_days} is outside it"
         )
-    raise ValueError(f"LOAD_SHAPE={kind!r}: expected step, spike or trace")
+    pad = max(-begin, 0)
+    demand = np.concatenate([np.full(pad, np.nan), trace.demand[:end]])
+    if not np.isfinite(demand[begin + pad :]).any():
+        raise ShapeError(f"trace {trace.name}: TRACE_DAY={knobs.trace_day} lies wholly in missing data")
+    # Held over everything before the window too, so a window that opens in an outage
+    # starts from the level the recording last had.
+    window = hold_last_known(demand)[begin + pad :]
+    steps = window.reshape(-1, knobs.trace_step_minutes).mean(axis=1)
+    peak = float(np.max(steps))
+    if peak <= 0:
+        raise ShapeError(f"trace {trace.name}: TRACE_DAY={knobs.trace_day} has no demand")
+    profile: FloatArray = steps / peak * knobs.peak_users
+    return profile
+
+
+SHAPES: dict[str, type[ScheduledShape]] = {"step": StepShape, "spike": SpikeShape, "trace": TraceShape}
+
+
+def shape_class(name: str) -> type[ScheduledShape] | None:
+    """The shape class LOAD_SHAPE names; None for no shape."""
+    key = name.strip().lower()
+    if key in ("", "none"):
+        return None
+    if key not in SHAPES:
+        raise ShapeError(f"LOAD_SHAPE={name!r}: expected one of {', '.join(SHAPES)} (or unset)")
+    return SHAPES[key]

@@ -1,19 +1,39 @@
-"""A stand-in Saleor on 127.0.0.1, built from Saleor's real schema: every field answers
-a plausible value of its type, so the locustfile's operations run for real (parsed,
-validated and executed by graphql-core). One operation can be made to fail."""
+"""A stand-in Saleor on 127.0.0.1, built from Saleor's real schema: graphql-core parses,
+validates and executes every operation the locustfile sends, and each field answers a
+plausible value of its type. What it copies from the real shop, so that the smoke run
+exercises the same paths:
+
+* a field whose description says it requires permissions (``Requires one of the following
+  permissions: ...``, not the ``... to include the unpublished items`` kind) is refused to
+  a caller without an Authorization header, with Saleor's PermissionDenied error; so the
+  anonymous channel list is refused and discovery must fall back;
+* checkoutComplete without payment answers CHECKOUT_NOT_FULLY_PAID in its `errors`;
+* a document that does not validate answers HTTP 400.
+
+One failure is injected on purpose: a product search raises SEARCH_FAILURE.
+
+Run it by hand to try the web UI without AWS:
+``.venv/bin/python -m tests.loadtest.standin [PORT]`` (serves http://127.0.0.1:PORT).
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from graphql import (
     GraphQLEnumType,
+    GraphQLError,
     GraphQLList,
     GraphQLNonNull,
     GraphQLResolveInfo,
@@ -23,13 +43,56 @@ from graphql import (
 )
 
 SEARCH_FAILURE = "search backend unavailable"
+NOT_PAID = "The authorized amount does not cover the checkout's total amount."
+TRUE_FIELDS = {
+    "isActive",
+    "active",
+    "isAvailable",
+    "isAvailableForPurchase",
+    "hasNextPage",
+    "isShippingRequired",
+}
+RESTRICTED = re.compile(
+    r"Requires (one of )?the following permissions: [A-Z_, ]+\.|Requires staff permissions"
+)
 
 
-def fake_value(parent: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Any:
+@dataclass
+class Caller:
+    authorized: bool
+
+
+@dataclass
+class StandIn:
+    url: str
+    operations: Counter[str] = field(default_factory=Counter)
+    """Requests received, by operationName."""
+
+
+def restricted(info: GraphQLResolveInfo[Caller]) -> str | None:
+    """The permission note of a field an anonymous caller may not read, if any."""
+    definition = info.parent_type.fields[info.field_name]
+    match = RESTRICTED.search(" ".join((definition.description or "").split()))
+    return match.group(0) if match else None
+
+
+def fake_value(parent: Any, info: GraphQLResolveInfo[Caller], **args: Any) -> Any:
+    note = restricted(info)
+    if note and not info.context.authorized:
+        raise GraphQLError(
+            f"To access this path, you need one of the following permissions: {note}",
+            extensions={"exception": {"code": "PermissionDenied"}},
+        )
+    if isinstance(parent, dict) and info.field_name in parent:
+        return parent[info.field_name]
     if info.field_name == "products" and args.get("search"):
-        raise RuntimeError(SEARCH_FAILURE)
+        raise GraphQLError(SEARCH_FAILURE)
     if info.field_name == "errors":
+        if info.parent_type.name == "CheckoutComplete":
+            return [{"field": None, "message": NOT_PAID, "code": "CHECKOUT_NOT_FULLY_PAID"}]
         return []
+    if info.parent_type.name == "CheckoutComplete" and info.field_name == "order":
+        return None
     field_type = info.return_type
     if isinstance(field_type, GraphQLNonNull):
         field_type = field_type.of_type
@@ -39,11 +102,11 @@ def fake_value(parent: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Any:
         return next(iter(field_type.values.values())).value
     name = getattr(field_type, "name", "")
     scalars: dict[str, Any] = {
-        "ID": f"{info.parent_type.name}:{info.path.key}",
+        "ID": f"{info.parent_type.name}:1",
         "String": f"{info.field_name}-{info.path.prev.key if info.path.prev else 'x'}",
         "Int": 3,
         "Float": 9.5,
-        "Boolean": info.field_name in {"isActive", "active"},
+        "Boolean": info.field_name in TRUE_FIELDS,
         "PositiveDecimal": 9.5,
         "UUID": "00000000-0000-0000-0000-000000000000",
     }
@@ -54,30 +117,26 @@ def fake_value(parent: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Any:
     return "x"  # other custom scalars (JSON, DateTime, ...)
 
 
-def resolve_abstract(value: Any, info: GraphQLResolveInfo[Any], abstract_type: Any) -> str:
+def resolve_abstract(value: Any, info: GraphQLResolveInfo[Caller], abstract_type: Any) -> str:
     return str(info.schema.get_possible_types(abstract_type)[0].name)
 
 
-@contextmanager
-def standin_saleor(schema_path: Path) -> Iterator[str]:
-    schema: GraphQLSchema = build_schema(schema_path.read_text())
-    requests: list[str] = []
-
+def handler_for(schema: GraphQLSchema, standin: StandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-            requests.append(str(body.get("operationName")))
+            standin.operations[str(body.get("operationName"))] += 1
             result = graphql_sync(
                 schema,
                 body["query"],
                 variable_values=body.get("variables"),
                 operation_name=body.get("operationName"),
+                context_value=Caller(authorized=bool(self.headers.get("Authorization"))),
                 field_resolver=fake_value,
                 type_resolver=resolve_abstract,
             )
-            payload = result.formatted
-            data = json.dumps(payload).encode()
-            self.send_response(200)
+            data = json.dumps(result.formatted).encode()
+            self.send_response(400 if result.data is None and result.errors else 200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -86,11 +145,35 @@ def standin_saleor(schema_path: Path) -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    return Handler
+
+
+@lru_cache(maxsize=2)
+def load_schema(schema_path: Path) -> GraphQLSchema:
+    return build_schema(schema_path.read_text())
+
+
+@contextmanager
+def standin_saleor(schema_path: Path, port: int = 0) -> Iterator[StandIn]:
+    """Serve the stand-in on 127.0.0.1 (a free port unless one is given) in a thread."""
+    schema = load_schema(schema_path)
+    standin = StandIn(url="")
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler_for(schema, standin))
+    standin.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield standin
     finally:
         server.shutdown()
         server.server_close()
+
+
+if __name__ == "__main__":
+    from saleor_scaling.backtest.traces import shared_dir
+
+    with standin_saleor(
+        shared_dir() / "saleor" / "schema.graphql", int(sys.argv[1]) if sys.argv[1:] else 8000
+    ) as s:
+        print(f"stand-in Saleor on {s.url}/graphql/ (Ctrl-C to stop)")
+        threading.Event().wait()

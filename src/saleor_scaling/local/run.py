@@ -88,10 +88,13 @@ class Replay:
         with contextlib.redirect_stdout(self.log):
             result = self.handler.lambda_handler(scheduled_event(_iso(now)), LocalLambdaContext("predict"))
         self.decisions.append(result)
-        applied = self._desired_in_aws()
+        described = self._describe()
         before = group.desired
-        if applied != before:
-            group.set_desired(minute, applied, "predict")
+        # What predict set on the (emulated) group is what the simulated fleet does: the
+        # MinSize floor first, so that target tracking cannot undercut it.
+        group.floor = int(described["MinSize"])
+        if int(described["DesiredCapacity"]) != before:
+            group.set_desired(minute, int(described["DesiredCapacity"]), "predict")
         print(_decision_line(now, result, float(self.demand[minute - 1]), before, group.desired))
 
     def _publish_closed_buckets(self, minute: int, cpu: Sequence[float]) -> None:
@@ -120,10 +123,14 @@ class Replay:
             )
 
     def _desired_in_aws(self) -> int:
+        return int(self._describe()["DesiredCapacity"])
+
+    def _describe(self) -> dict[str, Any]:
         groups = self.session.client("autoscaling").describe_auto_scaling_groups(
             AutoScalingGroupNames=[self.shop.group_name]
         )["AutoScalingGroups"]
-        return int(groups[0]["DesiredCapacity"])
+        described: dict[str, Any] = dict(groups[0])
+        return described
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,7 +281,7 @@ def _decision_line(now: int, result: dict[str, Any], load: float, before: int, a
     note = "" if result.get("status") != "fallback" else f"  ({result.get('reason', '')})"
     floor = result.get("reactive_floor")
     return (
-        f"{stamp:<17} {load:9.0f} {upper if upper is None else round(upper):>9} "
+        f"{stamp:<17} {load:9.0f} {'-' if upper is None else f'{upper:.0f}':>9} "
         f"{'' if floor is None else floor:>5} {action:<10} {change}{note}"
     )
 

@@ -1,0 +1,116 @@
+"""What one GraphQL answer means for the load test: success, an expected refusal, or a
+failure with a message. Pure (no Locust import), so tests can check it directly.
+
+Rules, in order:
+
+* an HTTP status other than 200 is a failure (``HTTP 502``, with the GraphQL messages
+  when the body carries any: Saleor answers 400 to an invalid query);
+* a body that is not a JSON object is a failure;
+* top-level ``errors`` make a failure carrying their messages, except a permission refusal
+  where the caller said one is expected (discovery asking for the channel list anonymously);
+* a mutation payload with a non-empty ``errors`` list is a failure (``CODE: message``),
+  except codes listed as expected for that operation (checkoutComplete without payment);
+* a required path of the answer (``checkoutCreate.checkout.id``) that is absent or null is
+  a failure: the journey cannot go on, and the statistics say why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from loadtest.operations import EXPECTED_COMPLETE_ERRORS
+
+EXPECTED_MUTATION_ERRORS: Mapping[str, frozenset[str]] = {"CheckoutComplete": EXPECTED_COMPLETE_ERRORS}
+"""Operation name -> mutation error codes that are a normal answer to a load-test shopper."""
+
+PERMISSION_DENIED = "PermissionDenied"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    failure: str = ""
+    """Why the request failed (what Locust records); empty when ok."""
+    expected: tuple[str, ...] = ()
+    """Codes of an expected refusal (ok, but not the answer a shopper hopes for)."""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _messages(errors: Sequence[Any]) -> str:
+    texts = [str(error.get("message", error)) if isinstance(error, dict) else str(error) for error in errors]
+    return "; ".join(texts) or "errors"
+
+
+def is_permission_denied(error: Any) -> bool:
+    if not isinstance(error, dict):
+        return False
+    exception = (error.get("extensions") or {}).get("exception") or {}
+    code = exception.get("code") if isinstance(exception, dict) else None
+    return code == PERMISSION_DENIED or "permission" in str(error.get("message", "")).lower()
+
+
+def dig(data: Any, path: str) -> Any:
+    """data['a']['b']['c'] for path 'a.b.c'; None where any step is missing."""
+    for key in path.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def classify(
+    operation: str,
+    status: int,
+    text: str | None,
+    *,
+    require: Collection[str] = (),
+    permission_denied_expected: bool = False,
+) -> Outcome:
+    try:
+        payload = json.loads(text) if text else None
+    except ValueError:
+        payload = None
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+
+    if status != 200:
+        detail = f": {_messages(errors)}" if errors else ""
+        return Outcome(False, f"HTTP {status}{detail}")
+    if not isinstance(payload, dict):
+        return Outcome(False, "answer is not a JSON object")
+    data = payload.get("data")
+    data = data if isinstance(data, dict) else {}
+    if errors:
+        if permission_denied_expected and all(is_permission_denied(error) for error in errors):
+            return Outcome(True, expected=(PERMISSION_DENIED,), data=data)
+        return Outcome(False, _messages(errors))
+    if not data:
+        return Outcome(False, "answer has no data")
+
+    mutation_errors = [
+        error
+        for result in data.values()
+        if isinstance(result, dict)
+        for error in result.get("errors") or []
+        if isinstance(error, dict)
+    ]
+    codes = tuple(str(error.get("code")) for error in mutation_errors)
+    if mutation_errors:
+        allowed = EXPECTED_MUTATION_ERRORS.get(operation, frozenset())
+        if not all(code in allowed for code in codes):
+            return Outcome(
+                False,
+                "; ".join(
+                    f"{error.get('code')}: {error.get('message')}"
+                    + (f" ({error['field']})" if error.get("field") else "")
+                    for error in mutation_errors
+                ),
+            )
+        return Outcome(True, expected=codes, data=data)
+
+    for path in require:
+        if dig(data, path) is None:
+            return Outcome(False, f"answer has no {path}")
+    return Outcome(True, data=data)
