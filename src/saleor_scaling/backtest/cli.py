@@ -1,0 +1,200 @@
+"""`saleor-backtest` / `python -m saleor_scaling.backtest`: run the backtest on a trace."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from saleor_scaling.backtest.config import STRATEGIES, BacktestConfig
+from saleor_scaling.backtest.plot import plot
+from saleor_scaling.backtest.runner import run_backtest
+from saleor_scaling.backtest.traces import TRACE_FILES, TraceError, load_trace, traces_dir
+from saleor_scaling.settings import ConfigurationError, PolicySettings, ScalingMode
+
+DESCRIPTION = """\
+Replay a real request trace against a simulated Auto Scaling group, side by side:
+reactive target tracking alone (as AWS implements it), the predict function's Random
+Forest (retrained every simulated night on the past only) plus target tracking, a
+seasonal-naive forecast with the same policy plus target tracking, and the oracle that
+knows the future (the cheapest capacity never under-provisioned). Prints a table; --json
+and --plot write the figures for machines and a picture for people.
+"""
+
+EPILOG = f"""\
+traces: {", ".join(sorted(TRACE_FILES))} (in $SALEOR_SHARED_DIR/traces or <repo>/../shared/traces),
+a file name there, or a path to a CSV with header minute,count or timestamp,value.
+Definitions and measured results: docs/backtest.md.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="saleor-backtest",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("trace", nargs="?", help="trace name or CSV path (see below)")
+    parser.add_argument("--trace", dest="trace_option", metavar="TRACE", help="the same, as an option")
+    parser.add_argument("--list-traces", action="store_true", help="list the shared traces and exit")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the figures as JSON")
+    parser.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG of demand and capacity")
+    parser.add_argument("--days", type=float, help="only the first DAYS days of the trace")
+    parser.add_argument(
+        "--strategies",
+        default=",".join(STRATEGIES),
+        help=f"comma-separated subset of {','.join(STRATEGIES)} (reactive and oracle always run)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+    shop = parser.add_argument_group("the simulated shop")
+    shop.add_argument("--peak-instances", type=float, default=8.0, help="instances the robust peak needs (8)")
+    shop.add_argument(
+        "--peak-percentile",
+        type=float,
+        default=99.9,
+        help="percentile of 5-minute demand taken as the peak (99.9)",
+    )
+    shop.add_argument("--min-size", type=int, default=1, help="group MinSize (1)")
+    shop.add_argument("--max-size", type=int, default=10, help="group MaxSize (10)")
+    shop.add_argument(
+        "--capacity",
+        type=float,
+        default=1000.0,
+        help="requests/minute one instance serves at the target CPU = requests-per-target target (1000)",
+    )
+    shop.add_argument("--boot-delay", type=int, default=5, help="minutes from launch to serving (5)")
+    shop.add_argument(
+        "--warmup", type=int, help="minutes from launch to counting in target tracking's metrics (boot delay)"
+    )
+
+    reactive = parser.add_argument_group("target tracking")
+    reactive.add_argument(
+        "--scale-in-ratio", type=float, default=0.9, help="low alarm threshold as a share of the target (0.9)"
+    )
+    reactive.add_argument(
+        "--alarm-delay",
+        type=int,
+        default=1,
+        help="minutes before a 1-minute datapoint reaches the alarms (1)",
+    )
+    reactive.add_argument(
+        "--no-reactive-scale-in",
+        action="store_true",
+        help="disable target tracking scale-in next to the predict function (DisableScaleIn)",
+    )
+
+    policy = parser.add_argument_group("the predict function's policy (PolicySettings)")
+    defaults = PolicySettings()
+    policy.add_argument(
+        "--headroom-quantile", type=float, default=defaults.headroom_quantile, help="(%(default)s)"
+    )
+    policy.add_argument(
+        "--max-scale-in-step", type=int, default=defaults.max_scale_in_step, help="(%(default)s)"
+    )
+    policy.add_argument(
+        "--stabilization",
+        type=int,
+        default=defaults.scale_in_stabilization_minutes,
+        help="scale-in stabilization window, minutes (%(default)s)",
+    )
+    policy.add_argument("--target-cpu", type=float, default=defaults.target_cpu_percent, help="(%(default)s)")
+    policy.add_argument(
+        "--horizon-steps", type=int, help="forecast target, steps after the anchor (2 + boot delay in steps)"
+    )
+
+    training = parser.add_argument_group("nightly retraining")
+    config_defaults = BacktestConfig()
+    training.add_argument(
+        "--n-estimators", type=int, default=config_defaults.n_estimators, help="(%(default)s)"
+    )
+    training.add_argument("--max-depth", type=int, default=config_defaults.max_depth, help="(%(default)s)")
+    training.add_argument(
+        "--training-window-days",
+        type=int,
+        default=config_defaults.training_window_days,
+        help="days each night learns from, 0 for all history (%(default)s)",
+    )
+    training.add_argument(
+        "--min-history-days",
+        type=int,
+        default=config_defaults.min_history_days,
+        help="refuse to train on less (%(default)s)",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> BacktestConfig:
+    requested = {name.strip() for name in args.strategies.split(",") if name.strip()} | {"reactive", "oracle"}
+    # Unknown names are kept so that BacktestConfig rejects them with the list of choices.
+    strategies = tuple(name for name in STRATEGIES if name in requested) + tuple(
+        sorted(requested - set(STRATEGIES))
+    )
+    return BacktestConfig(
+        peak_instances=args.peak_instances,
+        peak_percentile=args.peak_percentile,
+        min_size=args.min_size,
+        max_size=args.max_size,
+        capacity_per_instance=args.capacity,
+        boot_delay_minutes=args.boot_delay,
+        warmup_minutes=args.warmup,
+        horizon_steps=args.horizon_steps,
+        policy=PolicySettings(
+            mode=ScalingMode.FORECAST_AND_SCALE,
+            headroom_quantile=args.headroom_quantile,
+            max_scale_in_step=args.max_scale_in_step,
+            scale_in_stabilization_minutes=args.stabilization,
+            target_cpu_percent=args.target_cpu,
+        ),
+        scale_in_ratio=args.scale_in_ratio,
+        alarm_delay_minutes=args.alarm_delay,
+        reactive_scale_in_with_predictive=not args.no_reactive_scale_in,
+        n_estimators=args.n_estimators,
+        max_depth=args.max_depth,
+        training_window_days=args.training_window_days,
+        min_history_days=args.min_history_days,
+        days=args.days,
+        strategies=strategies,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_traces:
+        for name, file in sorted(TRACE_FILES.items()):
+            path = traces_dir() / file
+            print(f"{name:10s} {path} {'' if path.is_file() else '(absent)'}")
+        return 0
+    args.trace = args.trace or args.trace_option
+    if not args.trace:
+        parser.error("a trace is required (or --list-traces)")
+    try:
+        config = config_from_args(args)
+        trace = load_trace(args.trace)
+    except (TraceError, ConfigurationError, ValueError) as error:
+        print(f"saleor-backtest: {error}", file=sys.stderr)
+        return 2
+
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    report = run_backtest(trace, config, progress=progress)
+    print(report.table())
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n")
+        progress(f"wrote {args.json}")
+    if args.plot:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        plot(report, args.plot)
+        progress(f"wrote {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

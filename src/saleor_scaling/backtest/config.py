@@ -1,0 +1,129 @@
+"""Everything a backtest run is configured with, in one validated object."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from saleor_scaling.backtest.simulator import GroupSettings, TargetTrackingSettings
+from saleor_scaling.backtest.walkforward import WalkForwardSettings
+from saleor_scaling.settings import PolicySettings, RetrainSettings, ScalingMode, horizon_steps_for
+from saleor_scaling.training import TrainingConfig
+
+STRATEGIES: tuple[str, ...] = ("reactive", "predictive", "seasonal-naive", "oracle")
+"""reactive: target tracking alone; predictive: the Random Forest predict function plus
+target tracking; seasonal-naive: the same policy fed same-time-last-week (else yesterday)
+plus target tracking; oracle: the cheapest schedule that is never under-provisioned."""
+
+BACKTEST_N_ESTIMATORS = 30
+"""Trees per nightly model in the backtest (the deployed default is 60): half the trees
+halve the replay of 60 nights, and cost little accuracy (see docs/backtest.md)."""
+
+
+def _retrain_default(name: str) -> Any:
+    return next(f.default for f in dataclasses.fields(RetrainSettings) if f.name == name)
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    peak_instances: float = 8.0
+    """The trace is scaled so that its robust peak needs this many instances."""
+    peak_percentile: float = 99.9
+    """The robust peak: this percentile of the 5-minute mean demand."""
+    scale_factor: float | None = None
+    """Multiply the trace's counts by this instead of scaling to the peak (a shop of a
+    known size; the peak scaling looks at the whole trace, future included)."""
+    min_size: int = 1
+    max_size: int = 10
+    capacity_per_instance: float = 1000.0
+    """Requests per minute one instance serves at the target CPU (and the
+    ALBRequestCountPerTarget target)."""
+    boot_delay_minutes: int = 5
+    warmup_minutes: int | None = None
+    """Launch to counting in target tracking's metrics; None: the boot delay."""
+    horizon_steps: int | None = None
+    """Steps from the anchor to the forecast target; None: settings.horizon_steps_for(boot
+    delay), i.e. the anchor's age (2 steps) plus the boot delay rounded up to steps."""
+    policy: PolicySettings = field(
+        default_factory=lambda: PolicySettings(mode=ScalingMode.FORECAST_AND_SCALE)
+    )
+    scale_in_ratio: float = 0.9
+    alarm_delay_minutes: int = 1
+    reactive_scale_in_with_predictive: bool = True
+    """Target tracking keeps its scale-in next to the predict function (both set the same
+    group's desired capacity, as deployed); False models DisableScaleIn on the policies."""
+    n_estimators: int = BACKTEST_N_ESTIMATORS
+    max_depth: int = _retrain_default("max_depth")
+    training_window_days: int = _retrain_default("training_window_days")
+    min_history_days: int = _retrain_default("min_history_days")
+    retrain_minute_of_day: int = 3 * 60 + 15
+    timezone: str | None = None
+    """Time zone of the calendar features; None: the trace's (UTC wall clock)."""
+    days: float | None = None
+    """Only the first `days` days of the trace."""
+    strategies: tuple[str, ...] = STRATEGIES
+
+    def __post_init__(self) -> None:
+        if self.peak_instances <= 0 or not 0 < self.peak_percentile <= 100:
+            raise ValueError("peak_instances must be > 0 and peak_percentile in (0, 100]")
+        if self.scale_factor is not None and self.scale_factor <= 0:
+            raise ValueError("scale_factor must be > 0")
+        unknown = set(self.strategies) - set(STRATEGIES)
+        if unknown:
+            raise ValueError(f"unknown strategies {sorted(unknown)}; choose from {', '.join(STRATEGIES)}")
+        if "reactive" not in self.strategies or "oracle" not in self.strategies:
+            raise ValueError("the reactive and oracle strategies are the yardsticks: keep them")
+        if self.horizon_steps is not None and self.horizon_steps < 1:
+            raise ValueError("horizon_steps must be >= 1")
+        if self.days is not None and self.days <= 0:
+            raise ValueError("days must be > 0")
+        # Fail early on inconsistent pieces.
+        self.group_settings()
+        self.target_tracking_settings(with_predictive=False)
+
+    @property
+    def horizon(self) -> int:
+        return self.horizon_steps or horizon_steps_for(self.boot_delay_minutes)
+
+    def group_settings(self) -> GroupSettings:
+        return GroupSettings(
+            min_size=self.min_size,
+            max_size=self.max_size,
+            boot_delay_minutes=self.boot_delay_minutes,
+            warmup_minutes=self.warmup_minutes,
+            capacity_per_instance=self.capacity_per_instance,
+            target_cpu_percent=self.policy.target_cpu_percent,
+        )
+
+    def target_tracking_settings(self, with_predictive: bool) -> TargetTrackingSettings:
+        return TargetTrackingSettings(
+            target_cpu_percent=self.policy.target_cpu_percent,
+            target_requests_per_instance=self.capacity_per_instance,
+            scale_in_ratio=self.scale_in_ratio,
+            alarm_delay_minutes=self.alarm_delay_minutes,
+            scale_in_enabled=self.reactive_scale_in_with_predictive or not with_predictive,
+        )
+
+    def walk_forward_settings(self, timezone: str) -> WalkForwardSettings:
+        return WalkForwardSettings(
+            training=TrainingConfig(
+                horizon_steps=self.horizon,
+                timezone=self.timezone or timezone,
+                n_estimators=self.n_estimators,
+                max_depth=self.max_depth,
+            ),
+            headroom_quantile=self.policy.headroom_quantile,
+            training_window_days=self.training_window_days,
+            min_history_days=self.min_history_days,
+            retrain_minute_of_day=self.retrain_minute_of_day,
+            capacity_per_instance=self.capacity_per_instance,
+            target_cpu_percent=self.policy.target_cpu_percent,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["policy"] = {**dataclasses.asdict(self.policy), "mode": self.policy.mode.value}
+        data["strategies"] = list(self.strategies)
+        data["horizon_steps_used"] = self.horizon
+        return data

@@ -1,0 +1,247 @@
+"""Figures of merit per strategy, the acceptance targets, and their table and JSON.
+
+Figures, over the evaluated minutes whose demand is known (a gap in the trace is judged
+for nobody):
+
+* under-provisioned share: minutes whose demand exceeds in_service x capacity_per_instance,
+  i.e. the group serves them above the target utilisation;
+* unserved requests: the requests above that capacity, summed, and as a share of demand;
+* instance-hours: instances billed (booting included) per minute / 60, and their ratio to
+  the oracle's;
+* scaling actions: changes of the desired capacity;
+* forecast MAE and MAPE (`training.error_scores`) of the mean forecast for the 5-minute
+  demand at the forecast target, over the predict runs that used a forecast, next to the
+  seasonal-naive forecast's on exactly the same steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from saleor_scaling.backtest.simulator import IntArray
+from saleor_scaling.series import FloatArray
+
+UNDER_PROVISIONED_SHARE_OF_REACTIVE = 0.2
+INSTANCE_HOURS_OF_ORACLE = 1.15
+
+LABELS = {
+    "reactive": "reactive (target tracking)",
+    "predictive": "predictive RF + reactive",
+    "seasonal-naive": "seasonal-naive + reactive",
+    "oracle": "oracle (knows the future)",
+}
+
+
+@dataclass(frozen=True)
+class ForecastFigures:
+    mae: float
+    mape: float
+    rows: int
+    seasonal_naive_mae: float
+    seasonal_naive_mape: float
+    runs_with_forecast: int
+    fallbacks: int
+
+
+@dataclass(frozen=True)
+class StrategyFigures:
+    strategy: str
+    minutes: int
+    under_provisioned_minutes: int
+    under_provisioned_share: float
+    unserved_requests: float
+    unserved_share: float
+    instance_hours: float
+    instance_hours_vs_oracle: float
+    scaling_actions: int
+    forecast: ForecastFigures | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {key: _clean(value) for key, value in data.items()}
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    name: str
+    met: bool
+    detail: str
+
+
+@dataclass
+class StrategySeries:
+    """Per-minute outcome of one strategy (for plots; not in the JSON)."""
+
+    serving: IntArray
+    billed: IntArray
+
+
+@dataclass
+class BacktestReport:
+    trace: dict[str, Any]
+    config: dict[str, Any]
+    evaluation: dict[str, Any]
+    figures: dict[str, StrategyFigures]
+    """Over the evaluated window (from the first nightly model on)."""
+    full_span: dict[str, StrategyFigures]
+    """Over the whole trace, warm-up nights included."""
+    walk_forward: dict[str, Any]
+    timings: dict[str, float]
+    start: int
+    demand: FloatArray
+    series: dict[str, StrategySeries] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def targets(self) -> list[TargetCheck]:
+        """The acceptance targets, judged on the evaluated window."""
+        checks: list[TargetCheck] = []
+        reactive, predictive, oracle = (self.figures.get(n) for n in ("reactive", "predictive", "oracle"))
+        if reactive is None or predictive is None or oracle is None:
+            return checks
+        limit = UNDER_PROVISIONED_SHARE_OF_REACTIVE * reactive.under_provisioned_share
+        checks.append(
+            TargetCheck(
+                "under-provisioned <= 1/5 of reactive",
+                predictive.under_provisioned_share <= limit,
+                f"{predictive.under_provisioned_share:.3%} vs limit {limit:.3%} "
+                f"(reactive {reactive.under_provisioned_share:.3%})",
+            )
+        )
+        checks.append(
+            TargetCheck(
+                f"instance-hours <= {INSTANCE_HOURS_OF_ORACLE:g} x oracle",
+                predictive.instance_hours_vs_oracle <= INSTANCE_HOURS_OF_ORACLE,
+                f"{predictive.instance_hours_vs_oracle:.3f} x oracle "
+                f"({predictive.instance_hours:.1f} h vs {oracle.instance_hours:.1f} h)",
+            )
+        )
+        forecast = predictive.forecast
+        if forecast is not None:
+            checks.append(
+                TargetCheck(
+                    "forecast MAE < seasonal-naive MAE",
+                    forecast.mae < forecast.seasonal_naive_mae,
+                    f"{forecast.mae:.1f} vs {forecast.seasonal_naive_mae:.1f} requests/min "
+                    f"on {forecast.rows} steps",
+                )
+            )
+        return checks
+
+    def table(self) -> str:
+        return render_table(self)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trace": self.trace,
+            "config": self.config,
+            "evaluation": self.evaluation,
+            "figures": {name: fig.to_json() for name, fig in self.figures.items()},
+            "full_span": {name: fig.to_json() for name, fig in self.full_span.items()},
+            "targets": [asdict(check) for check in self.targets()],
+            "walk_forward": self.walk_forward,
+            "timings_seconds": {key: round(value, 3) for key, value in self.timings.items()},
+            "notes": self.notes,
+        }
+
+
+def strategy_figures(
+    strategy: str,
+    demand: FloatArray,
+    serving: IntArray,
+    billed: IntArray,
+    actions: int,
+    capacity_per_instance: float,
+    window: slice,
+    oracle_billed: IntArray | None = None,
+    forecast: ForecastFigures | None = None,
+) -> StrategyFigures:
+    load = demand[window]
+    known = np.isfinite(load)
+    load = load[known]
+    capacity = serving[window][known] * capacity_per_instance
+    shortfall = np.maximum(load - capacity, 0.0)
+    under = shortfall > 1e-9 * np.maximum(load, 1.0)
+    hours = float(np.sum(billed[window][known])) / 60.0
+    oracle_hours = float(np.sum(oracle_billed[window][known])) / 60.0 if oracle_billed is not None else hours
+    total = float(np.sum(load))
+    minutes = int(known.sum())
+    return StrategyFigures(
+        strategy=strategy,
+        minutes=minutes,
+        under_provisioned_minutes=int(under.sum()),
+        under_provisioned_share=float(under.mean()) if minutes else math.nan,
+        unserved_requests=float(shortfall.sum()),
+        unserved_share=float(shortfall.sum() / total) if total > 0 else math.nan,
+        instance_hours=hours,
+        instance_hours_vs_oracle=hours / oracle_hours if oracle_hours > 0 else math.nan,
+        scaling_actions=actions,
+        forecast=forecast,
+    )
+
+
+def render_table(report: BacktestReport) -> str:
+    trace, evaluation, config = report.trace, report.evaluation, report.config
+    lines = [
+        f"Backtest of {trace['name']}: {trace['days']:.1f} days, "
+        f"{trace['known_share']:.1%} of minutes known, "
+        f"scaled x{trace['scale_factor']:.3g} so the {report.config['peak_percentile']:g}th percentile of "
+        f"5-minute demand needs {report.config['peak_instances']:g} instances",
+        f"Group {report.config['min_size']}-{report.config['max_size']} instances of "
+        f"{config['capacity_per_instance']:g} requests/min at {config['policy']['target_cpu_percent']:g}% "
+        f"CPU, boot delay {report.config['boot_delay_minutes']} min, forecast horizon "
+        f"{report.config['horizon_steps_used']} steps from the anchor, headroom quantile "
+        f"{report.config['policy']['headroom_quantile']:g}",
+        f"Evaluated {evaluation['start']} to {evaluation['end']} ({evaluation['days']:.1f} days, "
+        f"{evaluation['reason']})",
+        "",
+    ]
+    header = (
+        f"{'strategy':<28}{'under-prov.':>12}{'unserved':>10}{'unserved':>13}{'instance':>10}{'vs':>8}"
+        f"{'scaling':>9}{'MAE':>9}{'MAPE':>8}{'SN MAE':>9}"
+    )
+    header2 = (
+        f"{'':<28}{'minutes':>12}{'share':>10}{'requests':>13}{'hours':>10}{'oracle':>8}"
+        f"{'actions':>9}{'req/min':>9}{'':>8}{'same st.':>9}"
+    )
+    lines += [header, header2, "-" * len(header)]
+    for name, fig in report.figures.items():
+        forecast = fig.forecast
+        mae = f"{forecast.mae:9.1f}" if forecast else f"{'':>9}"
+        mape = f"{forecast.mape:8.1%}" if forecast else f"{'':>8}"
+        naive = f"{forecast.seasonal_naive_mae:9.1f}" if forecast else f"{'':>9}"
+        lines.append(
+            f"{LABELS.get(name, name):<28}{fig.under_provisioned_share:12.3%}{fig.unserved_share:10.3%}"
+            f"{fig.unserved_requests:13.4g}{fig.instance_hours:10.1f}{fig.instance_hours_vs_oracle:8.3f}"
+            f"{fig.scaling_actions:9d}{mae}{mape}{naive}"
+        )
+    checks = report.targets()
+    if checks:
+        lines += ["", "Acceptance targets (predictive RF + reactive):"]
+        lines += [f"  [{'met' if c.met else 'NOT met'}] {c.name}: {c.detail}" for c in checks]
+    wf = report.walk_forward
+    if wf:
+        lines += [
+            "",
+            f"Walk-forward: {wf['nights_trained']} nightly models trained, {wf['nights_refused']} nights "
+            f"refused (too little history), {wf['training_seconds']:.1f}s training; "
+            f"total run {report.timings['total']:.1f}s",
+        ]
+    lines += [f"Note: {note}" for note in report.notes]
+    return "\n".join(lines)
+
+
+def iso(epoch_seconds: int) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 6) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _clean(item) for key, item in value.items()}
+    return value

@@ -1,0 +1,270 @@
+"""One backtest: every strategy on the same trace, side by side.
+
+1. Reactive: target tracking alone on the simulated group (`simulator`).
+2. The 5-minute CloudWatch history that run records (`history.metric_history`) is what
+   the nightly job trains on and predict reads. Its RequestCount is the trace itself, the
+   same for every strategy; its CPU, response time and 5xx columns (inputs of three of the
+   model's sixteen features) are those of the reactive fleet. Using the predictive fleet's
+   own CPU instead would make each forecast depend on the previous decision and forbid
+   forecasting a day in one batch; the reactive floor inside each decision does use the
+   deciding fleet's own CPU and in-service count.
+3. Predictive: the walk-forward Random Forest (`walkforward`) driving the predict
+   function's policy (`strategies.PredictiveController`) plus target tracking on one group.
+4. Seasonal-naive: the same policy fed `training.seasonal_naive` (same time last week, else
+   yesterday) as its forecast, with no spread (sized for the point forecast).
+5. Oracle (`oracle`): the cheapest schedule that is never under-provisioned.
+
+Figures are computed over the minutes after the first nightly model serves (before it the
+predictive strategy *is* the reactive one), and over the whole trace too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from saleor_scaling.backtest.config import BacktestConfig
+from saleor_scaling.backtest.history import metric_history
+from saleor_scaling.backtest.oracle import oracle_schedule
+from saleor_scaling.backtest.report import (
+    BacktestReport,
+    ForecastFigures,
+    StrategyFigures,
+    StrategySeries,
+    iso,
+    strategy_figures,
+)
+from saleor_scaling.backtest.simulator import SimulationRecord, TargetTracking, simulate
+from saleor_scaling.backtest.strategies import PredictiveController
+from saleor_scaling.backtest.traces import Trace, robust_peak
+from saleor_scaling.backtest.walkforward import WalkForward, walk_forward
+from saleor_scaling.series import FloatArray, MetricHistory
+from saleor_scaling.training import actual_future_demand, error_scores, seasonal_naive
+
+
+def prepare_trace(trace: Trace, config: BacktestConfig) -> Trace:
+    """The trace as the backtest runs it: cut to `days`, scaled to the peak (or by the
+    configured factor)."""
+    if config.days is not None:
+        trace = trace.head(config.days)
+    if config.scale_factor is not None:
+        return replace(trace, demand=trace.demand * config.scale_factor, scale_factor=config.scale_factor)
+    return trace.scaled(config.peak_instances, config.capacity_per_instance, config.peak_percentile)
+
+
+def run_backtest(
+    trace: Trace,
+    config: BacktestConfig | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BacktestReport:
+    """Run every configured strategy on `trace` (as loaded: it is scaled here)."""
+    config = config or BacktestConfig()
+    say = progress or (lambda _message: None)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    scaled = prepare_trace(trace, config)
+    demand = scaled.demand
+    group = config.group_settings()
+
+    def timed(name: str, function: Callable[[], SimulationRecord]) -> SimulationRecord:
+        begin = time.perf_counter()
+        outcome = function()
+        timings[name] = time.perf_counter() - begin
+        say(f"{name}: {timings[name]:.1f}s")
+        return outcome
+
+    records: dict[str, SimulationRecord] = {}
+    records["reactive"] = timed(
+        "reactive",
+        lambda: simulate(
+            demand, group, TargetTracking(config.target_tracking_settings(with_predictive=False))
+        ),
+    )
+    history = metric_history(scaled.start, records["reactive"], group)
+    step_demand = history.demand_per_minute()
+    horizon = config.horizon
+    naive = seasonal_naive(history, horizon)
+    controllers: dict[str, PredictiveController] = {}
+    forecast_means: dict[str, FloatArray] = {}
+    forest: WalkForward | None = None
+
+    def run_controlled(name: str, upper: FloatArray, capacity: FloatArray) -> SimulationRecord:
+        controller = PredictiveController(
+            scaled.start, step_demand, upper, capacity, config.policy, config.min_size, config.max_size
+        )
+        controllers[name] = controller
+        tracking = TargetTracking(config.target_tracking_settings(with_predictive=True))
+        return simulate(demand, group, tracking, controller)
+
+    if "predictive" in config.strategies:
+        begin = time.perf_counter()
+        forest = walk_forward(history, config.walk_forward_settings(scaled.timezone), progress=progress)
+        timings["walk_forward"] = time.perf_counter() - begin
+        timings["training"] = forest.training_seconds
+        forecast_means["predictive"] = forest.mean
+        fitted = forest
+        records["predictive"] = timed(
+            "predictive", lambda: run_controlled("predictive", fitted.upper, fitted.capacity)
+        )
+    if "seasonal-naive" in config.strategies:
+        capacity = np.where(np.isfinite(naive), config.capacity_per_instance, np.nan)
+        forecast_means["seasonal-naive"] = naive
+        records["seasonal-naive"] = timed(
+            "seasonal-naive", lambda: run_controlled("seasonal-naive", naive, capacity)
+        )
+
+    begin = time.perf_counter()
+    oracle = oracle_schedule(demand, group)
+    timings["oracle"] = time.perf_counter() - begin
+
+    first_model = forest.first_model_time if forest is not None else None
+    minutes = len(demand)
+    if first_model is not None:
+        # The first predict run after the first model's night.
+        lo = min(minutes, (first_model - scaled.start) // 60 + 5)
+        reason = "from the first predict run with a nightly model; known minutes only"
+    else:
+        lo = 0
+        reason = (
+            "whole trace: no nightly model could be trained"
+            if forest is not None
+            else "whole trace (no Random Forest strategy run)"
+        )
+    windows = {"evaluated": slice(lo, minutes), "full": slice(0, minutes)}
+    actual = actual_future_demand(history, horizon)
+    figures: dict[str, dict[str, StrategyFigures]] = {"evaluated": {}, "full": {}}
+    series: dict[str, StrategySeries] = {}
+    order = [name for name in ("reactive", "predictive", "seasonal-naive") if name in records]
+    for key, window in windows.items():
+        for name in order:
+            record = records[name]
+            actions = sum(1 for action in record.actions if window.start <= action.minute < window.stop)
+            forecast = None
+            if name in controllers:
+                forecast = _forecast_figures(
+                    controllers[name], forecast_means[name], naive, actual, window.start
+                )
+            figures[key][name] = strategy_figures(
+                name,
+                demand,
+                record.serving,
+                record.billed,
+                actions,
+                config.capacity_per_instance,
+                window,
+                oracle.billed,
+                forecast,
+            )
+        oracle_actions = int(np.count_nonzero(np.diff(oracle.billed[window])))
+        figures[key]["oracle"] = strategy_figures(
+            "oracle",
+            demand,
+            oracle.serving,
+            oracle.billed,
+            oracle_actions,
+            config.capacity_per_instance,
+            window,
+            oracle.billed,
+        )
+    for name in order:
+        series[name] = StrategySeries(records[name].serving, records[name].billed)
+    series["oracle"] = StrategySeries(oracle.serving, oracle.billed)
+    timings["total"] = time.perf_counter() - started
+
+    evaluated_minutes = minutes - lo
+    report = BacktestReport(
+        trace={
+            "name": scaled.name,
+            "start": iso(scaled.start),
+            "days": scaled.days,
+            "minutes": minutes,
+            "known_share": scaled.known_share(),
+            "source_step_minutes": scaled.source_step_minutes,
+            "resample": scaled.resample,
+            "scale_factor": scaled.scale_factor,
+            "robust_peak_per_minute": robust_peak(scaled, config.peak_percentile),
+            "max_minute_demand_instances": float(np.nanmax(demand)) / config.capacity_per_instance,
+            "minutes_needing_more_than_max_size": int(
+                np.sum(np.nan_to_num(demand) > config.max_size * config.capacity_per_instance)
+            ),
+        },
+        config=config.to_json(),
+        evaluation={
+            "start": iso(scaled.start + lo * 60),
+            "end": iso(scaled.start + minutes * 60),
+            "days": evaluated_minutes / 1440.0,
+            "first_minute": lo,
+            "reason": reason,
+        },
+        figures=figures["evaluated"],
+        full_span=figures["full"],
+        walk_forward=_walk_forward_summary(forest, history),
+        timings=timings,
+        start=scaled.start,
+        demand=demand,
+        series=series,
+        notes=_notes(config),
+    )
+    return report
+
+
+def _forecast_figures(
+    controller: PredictiveController,
+    mean: FloatArray,
+    naive: FloatArray,
+    actual: FloatArray,
+    first_minute: int,
+) -> ForecastFigures:
+    log = controller.log
+    anchors = np.array(
+        [anchor for minute, anchor in zip(log.minutes, log.anchors, strict=True) if minute >= first_minute],
+        dtype=np.int64,
+    )
+    if not len(anchors):
+        nan = float("nan")
+        return ForecastFigures(nan, nan, 0, nan, nan, 0, log.fallbacks)
+    forecast, baseline, truth = mean[anchors], naive[anchors], actual[anchors]
+    judged = np.isfinite(forecast) & np.isfinite(baseline) & np.isfinite(truth)
+    model = error_scores(forecast[judged], truth[judged])
+    reference = error_scores(baseline[judged], truth[judged])
+    return ForecastFigures(
+        mae=model.mae,
+        mape=model.mape,
+        rows=model.rows,
+        seasonal_naive_mae=reference.mae,
+        seasonal_naive_mape=reference.mape,
+        runs_with_forecast=len(anchors),
+        fallbacks=log.fallbacks,
+    )
+
+
+def _walk_forward_summary(forest: WalkForward | None, history: MetricHistory) -> dict[str, object]:
+    if forest is None:
+        return {}
+    trained = [night for night in forest.nights if night.trained]
+    return {
+        "nights": len(forest.nights),
+        "nights_trained": len(trained),
+        "nights_refused": len(forest.nights) - len(trained),
+        "first_model": iso(trained[0].retrain_time) if trained else None,
+        "training_seconds": forest.training_seconds,
+        "rows_last_model": trained[-1].rows if trained else 0,
+        "capacity_per_instance_learned": [round(night.capacity_per_instance, 1) for night in trained[-3:]],
+        "history_steps": len(history),
+    }
+
+
+def _notes(config: BacktestConfig) -> list[str]:
+    notes = [
+        f"nightly models use n_estimators={config.n_estimators}, max_depth={config.max_depth} "
+        f"(deployed default 60 trees); every trained model is promoted (the champion/challenger gate is "
+        "not replayed)",
+        "the model's CPU, response-time and 5xx inputs come from the reactive fleet's simulated metrics; "
+        "RequestCount (all demand features) is the trace",
+    ]
+    if not config.reactive_scale_in_with_predictive:
+        notes.append("target tracking scale-in is disabled next to the predict function")
+    return notes

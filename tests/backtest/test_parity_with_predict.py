@@ -1,0 +1,139 @@
+"""The backtest decides exactly as the predict function: the same history, model and group
+state give the same forecast target and the same decision, run after run (stabilization
+window included)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from saleor_scaling.backtest.history import metric_history
+from saleor_scaling.backtest.runner import prepare_trace
+from saleor_scaling.backtest.simulator import GroupSettings, SimulatedGroup, TargetTracking, simulate
+from saleor_scaling.backtest.strategies import PredictiveController
+from saleor_scaling.features import build_features, log_level
+from saleor_scaling.model import ModelMetadata, serialize_forest
+from saleor_scaling.policy import GroupCapacity
+from saleor_scaling.predict_service import PredictPorts, run_predict
+from saleor_scaling.series import Metric, MetricHistory
+from saleor_scaling.settings import ModelLocation, PolicySettings, PredictSettings, ScalingMode
+from saleor_scaling.training import TrainingConfig, build_model
+from tests.backtest.helpers import small_config, synthetic_trace
+
+
+class HistoryPort:
+    def __init__(self, history: MetricHistory) -> None:
+        self.history = history
+
+    def fetch(self, start: int, end: int, now: int) -> MetricHistory:
+        return self.history.window(start, end)
+
+    def read(self, start: int, end: int, sealed_before: int | None = None) -> MetricHistory:
+        return self.history.window(start, end)
+
+
+class Group:
+    name = "saleor-api"
+
+    def __init__(self, desired: int) -> None:
+        self.desired = desired
+        self.min_size = 1
+
+    def capacity(self) -> GroupCapacity:
+        return GroupCapacity(1, 10, self.desired, self.desired, self.min_size)
+
+    def set_capacity(self, desired: int, floor: int, bounds: GroupCapacity) -> None:
+        self.desired, self.min_size = desired, floor
+
+    def release_floor(self, bounds: GroupCapacity) -> bool:
+        self.min_size = 1
+        return True
+
+
+class Models:
+    def __init__(self, blob: bytes, metadata: ModelMetadata) -> None:
+        self.blob, self.metadata = blob, metadata
+
+    def current(self) -> ModelMetadata:
+        return self.metadata
+
+    def model_bytes(self, metadata: ModelMetadata) -> bytes:
+        return self.blob
+
+
+class State:
+    def __init__(self) -> None:
+        self.document: dict[str, Any] = {}
+
+    def load(self) -> dict[str, Any]:
+        return dict(self.document)
+
+    def save(self, document: dict[str, Any]) -> None:
+        self.document = document
+
+
+class Quiet:
+    def notify(self, subject: str, body: dict[str, Any]) -> None:
+        return None
+
+
+def test_controller_decides_as_run_predict() -> None:
+    config = small_config()
+    trace = prepare_trace(synthetic_trace(10, seed=4), config)
+    group_settings = config.group_settings()
+    record = simulate(
+        trace.demand, group_settings, TargetTracking(config.target_tracking_settings(with_predictive=False))
+    )
+    history = metric_history(trace.start, record, group_settings)
+    horizon = config.horizon
+    train_end = history.start + 8 * 86400
+    model = build_model(
+        history.window(history.start, train_end), TrainingConfig(horizon, n_estimators=8, max_depth=6), 1000.0
+    )
+    blob = serialize_forest(model.forest)
+    metadata = model.metadata.with_artifact(blob, "models/model.joblib")
+    policy = PolicySettings(mode=ScalingMode.FORECAST_AND_SCALE, max_scale_in_step=1)
+    settings = PredictSettings(
+        auto_scaling_group_name="saleor-api",
+        load_balancer_full_name="app/saleor/0123456789abcdef",
+        model=ModelLocation(bucket="models"),
+        policy=policy,
+    )
+    group = Group(desired=2)
+    ports = PredictPorts(
+        metrics=HistoryPort(history),
+        archive=HistoryPort(history),
+        group=group,
+        models=Models(blob, metadata),
+        state=State(),
+        notifier=Quiet(),
+    )
+
+    # The backtest's side: forecasts for every anchor in one batch, CPU per minute.
+    features = build_features(history, horizon, "UTC")
+    levels = log_level(history.demand_per_minute())
+    upper = np.full(len(history), np.nan)
+    capacity = np.full(len(history), np.nan)
+    anchors = np.flatnonzero(np.isfinite(levels))
+    forecasts = model.forecast_rows(features[anchors], levels[anchors], policy.headroom_quantile)
+    upper[anchors] = [f.demand_upper for f in forecasts]
+    capacity[anchors] = 1000.0
+    controller = PredictiveController(
+        history.start, history.demand_per_minute(), upper, capacity, policy, 1, 10
+    )
+    cpu_per_minute = np.repeat(history[Metric.CPU], 5).tolist()
+    simulated = SimulatedGroup(GroupSettings(boot_delay_minutes=0), initial=2)
+
+    first_minute = (train_end - history.start) // 60 + 6 * 60  # a day of runs after training
+    applied = 0
+    for minute in range(first_minute, first_minute + 24 * 60, 5):
+        now = history.start + minute * 60 + 17  # EventBridge fires a few seconds late
+        result = run_predict(now, settings, ports)
+        controller.decide(minute, simulated, cpu_per_minute)
+        assert result.decision is not None
+        assert controller.log.targets[-1] == result.decision.target
+        assert simulated.desired == group.desired
+        assert simulated.floor == group.min_size
+        applied += result.decision.apply
+    assert applied >= 4  # the day had scale-outs and scale-ins to agree on

@@ -1,0 +1,94 @@
+"""Walk-forward: features only look back, a night's model sees only that night's past, and
+nothing after a day changes a decision before it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from saleor_scaling.backtest.history import metric_history
+from saleor_scaling.backtest.runner import prepare_trace, run_backtest
+from saleor_scaling.backtest.simulator import TargetTracking, simulate
+from saleor_scaling.backtest.walkforward import training_window, walk_forward
+from saleor_scaling.features import HISTORY_STEPS_NEEDED, LEVEL_STEPS, build_features
+from saleor_scaling.model import ForecastModel
+from saleor_scaling.series import MetricHistory
+from saleor_scaling.training import TrainingConfig, build_model
+from tests.backtest.helpers import small_config, synthetic_trace
+
+DAY_MINUTES = 1440
+
+
+def reactive_history(days: float, seed: int = 0) -> MetricHistory:
+    config = small_config()
+    trace = prepare_trace(synthetic_trace(days, seed=seed), config)
+    demand = trace.demand.copy()
+    demand[3000:3200] = np.nan  # a gap in the recording
+    group = config.group_settings()
+    record = simulate(demand, group, TargetTracking(config.target_tracking_settings(with_predictive=False)))
+    return metric_history(trace.start, record, group)
+
+
+def test_feature_row_is_the_same_whether_the_history_ends_there_or_later() -> None:
+    history = reactive_history(9)
+    horizon = 3
+    full = build_features(history, horizon, "UTC")
+    lookback = HISTORY_STEPS_NEEDED + horizon + LEVEL_STEPS
+    for index in (5, 290, 600, 640, 2100, len(history) - 1):
+        end = history.start + (index + 1) * history.step
+        truncated = build_features(history.window(history.start, end), horizon, "UTC")[-1]
+        np.testing.assert_array_equal(full[index], truncated)
+        # ... and the same as predict computes it from its own, shorter read.
+        served = build_features(history.window(end - lookback * history.step, end), horizon, "UTC")[-1]
+        np.testing.assert_array_equal(full[index], served)
+
+
+def test_each_night_trains_only_on_its_past() -> None:
+    history = reactive_history(6)
+    seen: list[MetricHistory] = []
+
+    def recording_trainer(
+        window: MetricHistory, config: TrainingConfig, capacity: float, learned: bool
+    ) -> ForecastModel:
+        seen.append(window)
+        return build_model(window, config, capacity, learned)
+
+    result = walk_forward(history, small_config().walk_forward_settings("UTC"), trainer=recording_trainer)
+    trained = [night for night in result.nights if night.trained]
+    assert len(seen) == len(trained) >= 2
+    for window, night in zip(seen, trained, strict=True):
+        # The bucket still filling at the night's run is left out.
+        assert window.end == night.cutoff == night.retrain_time - history.step
+        same = history.window(window.start, window.end)
+        for metric, values in window.values.items():
+            np.testing.assert_array_equal(values, same[metric])
+        # The model forecasts only for predict runs after its night.
+        first_decision = history.start + (night.first_anchor + 2) * history.step
+        assert first_decision > night.retrain_time
+    assert training_window(history, trained[0].retrain_time, 0).start == history.start
+
+
+def test_the_future_never_changes_a_decision() -> None:
+    days, cut_day = 5.0, 3.5
+    trace = synthetic_trace(days, seed=1)
+    cut = int(cut_day * DAY_MINUTES)
+    changed = trace.demand.copy()
+    changed[cut:] *= 3.0
+    changed[cut + 100 : cut + 160] = np.nan
+    # One shop size for both (scaling to the peak would look at the whole trace).
+    config = small_config(scale_factor=60.0)
+    original = run_backtest(trace, config)
+    perturbed = run_backtest(replace(trace, demand=changed), config)
+    np.testing.assert_array_equal(original.demand[:cut], perturbed.demand[:cut])
+    assert original.walk_forward["nights_trained"] >= 1
+    forecast = original.full_span["predictive"].forecast
+    assert forecast is not None
+    assert forecast.runs_with_forecast > 100
+    for name in ("reactive", "predictive", "seasonal-naive"):
+        before, after = original.series[name], perturbed.series[name]
+        np.testing.assert_array_equal(before.serving[:cut], after.serving[:cut])
+        np.testing.assert_array_equal(before.billed[:cut], after.billed[:cut])
+    assert not np.array_equal(
+        original.series["predictive"].billed[cut:], perturbed.series["predictive"].billed[cut:]
+    )
