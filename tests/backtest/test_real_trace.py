@@ -30,5 +30,13 @@ def test_nab_elb_backtest_runs_every_strategy() -> None:
     assert forecast.rows > 1000
     assert np.isfinite(forecast.mae)
     assert np.isfinite(forecast.seasonal_naive_mae)
-    json.dumps(report.to_json(), allow_nan=False)
+    document = report.to_json()
+    json.dumps(document, allow_nan=False)
     assert "Acceptance targets" in report.table()
+    # A noisy trace: even sizing on the level known in advance costs well above the oracle.
+    bound = report.level_bound
+    assert bound is not None
+    assert bound.under_provisioned_share <= bound.under_limit
+    assert bound.under_limit == 0.2 * figures["reactive"].under_provisioned_share
+    assert bound.instance_hours_vs_oracle > 1.15
+    assert document["level_bound"]["instance_hours_vs_oracle"] == round(bound.instance_hours_vs_oracle, 6)

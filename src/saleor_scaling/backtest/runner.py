@@ -13,6 +13,9 @@
 4. Seasonal-naive: the same policy fed `training.seasonal_naive` (same time last week, else
    yesterday) as its forecast, with no spread (sized for the point forecast).
 5. Oracle (`oracle`): the cheapest schedule that is never under-provisioned.
+6. The clairvoyant-level bound (`bounds`): what sizing on a perfect forecast of the load's
+   level would cost within the under-provisioning target, to tell a weak forecaster from a
+   trace whose noise no forecast of the level can size for.
 
 Figures are computed over the minutes after the first nightly model serves (before it the
 predictive strategy *is* the reactive one), and over the whole trace too.
@@ -26,10 +29,12 @@ from dataclasses import replace
 
 import numpy as np
 
+from saleor_scaling.backtest.bounds import clairvoyant_level_bound
 from saleor_scaling.backtest.config import BacktestConfig
 from saleor_scaling.backtest.history import metric_history
 from saleor_scaling.backtest.oracle import oracle_schedule
 from saleor_scaling.backtest.report import (
+    UNDER_PROVISIONED_SHARE_OF_REACTIVE,
     BacktestReport,
     ForecastFigures,
     StrategyFigures,
@@ -169,6 +174,14 @@ def run_backtest(
             window,
             oracle.billed,
         )
+    level_bound = clairvoyant_level_bound(
+        demand,
+        group,
+        oracle.billed,
+        UNDER_PROVISIONED_SHARE_OF_REACTIVE * figures["evaluated"]["reactive"].under_provisioned_share,
+        windows["evaluated"],
+        horizon,
+    )
     for name in order:
         series[name] = StrategySeries(records[name].serving, records[name].billed)
     series["oracle"] = StrategySeries(oracle.serving, oracle.billed)
@@ -202,6 +215,7 @@ def run_backtest(
         figures=figures["evaluated"],
         full_span=figures["full"],
         walk_forward=_walk_forward_summary(forest, history),
+        level_bound=level_bound,
         timings=timings,
         start=scaled.start,
         demand=demand,
