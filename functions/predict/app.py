@@ -136,6 +136,8 @@ def publish_metrics(result: PredictResult) -> None:
         metrics.add_metric(name="AppliedCapacity", unit=count, value=applied)
     if result.predicted_capacity is not None:
         metrics.add_metric(name="PredictedCapacity", unit=count, value=result.predicted_capacity)
+    if result.forecast is not None:
+        metrics.add_metric(name="HeadroomFactor", unit=MetricUnit.NoUnit, value=result.forecast.headroom)
     if result.decision:
         metrics.add_metric(name="RecommendedCapacity", unit=count, value=result.decision.target)
     if result.forecast_error is not None:

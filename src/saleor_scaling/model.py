@@ -23,9 +23,11 @@ from sklearn.ensemble import RandomForestRegressor
 
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.features import FEATURE_NAMES, demand_from_log_ratio
+from saleor_scaling.headroom import HeadroomError, HeadroomTable
 from saleor_scaling.series import FloatArray
 
 FORMAT_VERSION = 1
+PER_TREE_QUANTILE = "per-tree quantile"
 
 
 class ModelError(Exception):
@@ -70,6 +72,9 @@ class ModelMetadata:
     model_version_id: str = ""
     capacity_learned: bool = False
     scores: dict[str, float] = field(default_factory=dict)
+    headroom: dict[str, Any] = field(default_factory=dict)
+    """`HeadroomTable.to_json()` measured on the held-out days; empty: size for the
+    per-tree quantile (a model trained before the table existed, or on too few rows)."""
     library_versions: dict[str, str] = field(default_factory=library_versions)
     step_seconds: int = STEP_SECONDS
     format_version: int = FORMAT_VERSION
@@ -104,16 +109,33 @@ class Forecast:
 
     demand_mean: float
     demand_upper: float
+    """What capacity is sized for: the mean sized up by the headroom."""
     quantile: float
     tree_spread: float
     """Interquartile range of per-tree forecasts, relative to the mean: how much the
     trees disagree (a cheap uncertainty signal for the decision log)."""
+    headroom_basis: str = PER_TREE_QUANTILE
+    """Where the headroom comes from: the held-out busiest minute (`headroom.Basis`) or,
+    for a model without a headroom table, the per-tree quantile."""
+
+    @property
+    def headroom(self) -> float:
+        """demand_upper / demand_mean: how far above the mean capacity is sized."""
+        return self.demand_upper / self.demand_mean if self.demand_mean > 0 else 1.0
 
 
 @dataclass
 class ForecastModel:
     forest: RandomForestRegressor
     metadata: ModelMetadata
+    headroom: HeadroomTable | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        table = self.metadata.headroom
+        try:
+            self.headroom = HeadroomTable.from_json(table) if table else None
+        except HeadroomError as error:
+            raise ModelIntegrityError(str(error)) from error
 
     def forecast(self, features: FloatArray, log_level: float, quantile: float) -> Forecast:
         """Forecast for one feature row whose current log level is `log_level`."""
@@ -122,21 +144,35 @@ class ForecastModel:
 
     def forecast_rows(self, features: FloatArray, log_levels: FloatArray, quantile: float) -> list[Forecast]:
         """One forecast per row, as `forecast` would give it: the predict path and the
-        backtest share this code, only batched differently."""
-        rows = np.asarray(features, dtype=np.float64).reshape(len(log_levels), -1)
-        per_tree = np.stack([tree.predict(rows) for tree in self.forest.estimators_], axis=1)
-        demand_per_tree = demand_from_log_ratio(np.asarray(log_levels)[:, None], per_tree)
+        backtest share this code, only batched differently. Capacity is sized for the
+        mean times the headroom table's ratio at `quantile`, or, without a table, for the
+        `quantile` of the per-tree forecasts."""
+        demand_per_tree = self._demand_per_tree(features, log_levels)
         means = np.mean(demand_per_tree, axis=1)
-        uppers, q25, q75 = np.quantile(demand_per_tree, [quantile, 0.25, 0.75], axis=1)
+        q25, q75 = np.quantile(demand_per_tree, [0.25, 0.75], axis=1)
+        if self.headroom is not None:
+            uppers = means * self.headroom.multipliers(means, quantile)
+            basis = self.headroom.basis
+        else:
+            uppers = np.maximum(np.quantile(demand_per_tree, quantile, axis=1), means)
+            basis = PER_TREE_QUANTILE
         forecasts = []
         for mean, upper, low, high in zip(means, uppers, q25, q75, strict=True):
             spread = float((high - low) / mean) if mean > 0 else 0.0
-            forecasts.append(Forecast(float(mean), max(float(upper), float(mean)), quantile, spread))
+            forecasts.append(Forecast(float(mean), float(upper), quantile, spread, basis))
         return forecasts
 
     def forecast_many(self, features: FloatArray, log_levels: FloatArray) -> FloatArray:
-        """Mean demand forecast for many rows (training evaluation, backtest)."""
-        return demand_from_log_ratio(log_levels, self.forest.predict(features))
+        """Mean demand forecast for many rows (training evaluation): the `demand_mean` of
+        `forecast_rows`, so what is judged and calibrated is what predict serves."""
+        means: FloatArray = np.mean(self._demand_per_tree(features, log_levels), axis=1)
+        return means
+
+    def _demand_per_tree(self, features: FloatArray, log_levels: FloatArray) -> FloatArray:
+        levels = np.asarray(log_levels, dtype=np.float64)
+        rows = np.asarray(features, dtype=np.float64).reshape(len(levels), -1)
+        per_tree = np.stack([tree.predict(rows) for tree in self.forest.estimators_], axis=1)
+        return demand_from_log_ratio(levels[:, None], per_tree)
 
 
 def serialize_forest(forest: RandomForestRegressor) -> bytes:
@@ -202,4 +238,5 @@ def manifest_summary(metadata: ModelMetadata) -> dict[str, Any]:
         "training_end": metadata.training_end,
         "size_bytes": metadata.size_bytes,
         "sha256": metadata.sha256[:12],
+        "headroom_basis": metadata.headroom.get("basis", PER_TREE_QUANTILE),
     }

@@ -1,7 +1,8 @@
 """Capacity policy: from a forecast and the group's state to one safe decision.
 
 Rules, in order (each one that bites is recorded in `Decision.clamps`):
-1. Size for the upper quantile of the forecast (headroom from the forest's spread).
+1. Size for the forecast times its headroom (`headroom`: the busiest minute of the step
+   and the forecast's own error, measured on held-out days).
 2. Never below the reactive floor: what the load and CPU observed now need at the
    reactive targets. Pre-scaling must not cut capacity that serves current traffic.
 3. Clamp to the group's MinSize and MaxSize (AWS refuses anything outside them).

@@ -110,7 +110,7 @@ class PredictResult:
     decision: Decision | None = None
     forecast: Forecast | None = None
     predicted_capacity: float | None = None
-    """Fractional instances needed at the target step (upper quantile)."""
+    """Fractional instances needed at the target step (the forecast sized up by its headroom)."""
     reactive_floor: int | None = None
     forecast_error: float | None = None
     """Earlier forecast for the anchor step minus the capacity it turned out to need."""
@@ -150,6 +150,8 @@ class PredictResult:
                 "demand_mean_per_minute": _round(self.forecast.demand_mean),
                 "demand_upper_per_minute": _round(self.forecast.demand_upper),
                 "quantile": self.forecast.quantile,
+                "headroom": _round(self.forecast.headroom),
+                "headroom_basis": self.forecast.headroom_basis,
                 "tree_spread": _round(self.forecast.tree_spread),
                 "capacity_upper": _round(self.predicted_capacity),
             }
@@ -318,7 +320,7 @@ def _next_state(
     recommendations.append([decision_time, decision.recommended])
     forecasts = {key: value for key, value in state.get("forecasts", {}).items() if int(key) > anchor}
     if result.target_time is not None:
-        # The mean (not the headroom quantile) is what the error metric should judge.
+        # The mean (not the sized-up forecast) is what the error metric should judge.
         forecasts[str(result.target_time)] = round(
             float(capacity_needed(forecast.demand_mean, capacity_per_instance)), 4
         )

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
-import numpy.typing as npt
 
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.adapters.history_archive import DAY_SECONDS
@@ -42,6 +41,8 @@ from saleor_scaling.training import (
     build_model,
     error_scores,
     seasonal_naive,
+    split_holdout,
+    train_challenger,
     training_rows,
 )
 
@@ -109,6 +110,8 @@ class RetrainResult:
     scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
     capacity_per_instance: float | None = None
     capacity_learned: bool = False
+    headroom: dict[str, Any] | None = None
+    """The held-out busiest-minute table the promoted model carries (`HeadroomTable.describe`)."""
     model: dict[str, Any] | None = None
     champion: dict[str, Any] | None = None
     duration_seconds: float = 0.0
@@ -126,6 +129,7 @@ class RetrainResult:
             "scores": self.scores,
             "capacity_per_instance": self.capacity_per_instance,
             "capacity_learned": self.capacity_learned,
+            "headroom": self.headroom,
             "model": self.model,
             "champion": self.champion,
             "duration_seconds": round(self.duration_seconds, 3),
@@ -213,12 +217,9 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
         )
         return result
 
-    # No leakage: a training row's target (anchor + horizon) lies before the split, and
-    # every evaluation row is anchored at or after it.
-    split_index = len(history) - settings.holdout_days * STEPS_PER_DAY
-    fit_part = _subset(rows, rows.step_indices + horizon < split_index)
-    holdout = _subset(rows, rows.step_indices >= split_index)
-    result.training_rows, result.holdout_rows = len(fit_part.targets), len(holdout.targets)
+    split = split_holdout(rows, len(history), settings.holdout_days, horizon)
+    holdout = split.holdout
+    result.training_rows, result.holdout_rows = len(split.fit.targets), len(holdout.targets)
     if (
         result.holdout_rows < MIN_HOLDOUT_ROWS
         or result.training_rows < needed - result.holdout_rows - horizon
@@ -239,10 +240,10 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
         n_estimators=settings.n_estimators,
         max_depth=settings.max_depth,
     )
-    challenger = build_model(history, config, capacity.requests_per_minute, capacity.learned, rows=fit_part)
-
-    actual = actual_future_demand(history, horizon)[holdout.step_indices]
-    challenger_forecast = challenger.forecast_many(holdout.features, holdout.levels)
+    challenger = train_challenger(history, split, config, capacity.requests_per_minute, capacity.learned)
+    actual, challenger_forecast = challenger.actual, challenger.forecast
+    if challenger.headroom is not None:
+        result.headroom = challenger.headroom.describe()
     baseline_forecast = seasonal_naive(history, horizon)[holdout.step_indices]
     judged = np.isfinite(challenger_forecast) & np.isfinite(baseline_forecast) & np.isfinite(actual)
     challenger_scores = error_scores(challenger_forecast[judged], actual[judged])
@@ -261,7 +262,14 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
 
     # Judged on the tail it never saw, the same configuration is refitted on every row so
     # the model that serves has seen the latest days too.
-    final = build_model(history, config, capacity.requests_per_minute, capacity.learned, rows=rows)
+    final = build_model(
+        history,
+        config,
+        capacity.requests_per_minute,
+        capacity.learned,
+        rows=rows,
+        headroom=challenger.headroom,
+    )
     blob = serialize_forest(final.forest)
     megabytes = len(blob) / 1e6
     if megabytes > settings.max_model_megabytes:
@@ -365,10 +373,6 @@ def _judge_against_champion(
             f"champion's {champion_scores.under_share:.1%}{note}"
         )
     return None
-
-
-def _subset(rows: TrainingRows, keep: npt.NDArray[np.bool_]) -> TrainingRows:
-    return TrainingRows(rows.features[keep], rows.targets[keep], rows.levels[keep], rows.step_indices[keep])
 
 
 def _scores(scores: ErrorScores) -> dict[str, float | None]:

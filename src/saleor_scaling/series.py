@@ -35,6 +35,10 @@ class Metric(enum.StrEnum):
     """Auto Scaling GroupDesiredCapacity, Average."""
     IN_SERVICE = "in_service"
     """Auto Scaling GroupInServiceInstances, Average."""
+    BUSIEST_MINUTE = "busiest_minute"
+    """ALB RequestCount of the busiest minute inside the step: the largest 1-minute Sum.
+    Instances must serve that minute, not the step's average; CloudWatch keeps 1-minute
+    data for 15 days, so older steps hold it only where the S3 backup kept it."""
 
 
 def floor_to_step(epoch_seconds: float, step: int = STEP_SECONDS) -> int:
@@ -141,6 +145,10 @@ class MetricHistory:
         """Requests per minute in each step: the load the shop must serve."""
         return self.values[Metric.REQUESTS] * (60.0 / self.step)
 
+    def busiest_minute(self) -> FloatArray:
+        """Requests in the busiest minute of each step (NaN where 1-minute data is missing)."""
+        return self.values[Metric.BUSIEST_MINUTE]
+
 
 PLAUSIBLE_RANGES: Mapping[Metric, tuple[float, float]] = {
     Metric.REQUESTS: (0.0, math.inf),
@@ -149,6 +157,7 @@ PLAUSIBLE_RANGES: Mapping[Metric, tuple[float, float]] = {
     Metric.CPU: (0.0, 100.0),
     Metric.DESIRED: (0.0, 10_000.0),
     Metric.IN_SERVICE: (0.0, 10_000.0),
+    Metric.BUSIEST_MINUTE: (0.0, math.inf),
 }
 """What each series can physically hold; anything else is corruption, read as missing."""
 

@@ -21,6 +21,7 @@ from saleor_scaling.features import (
     log_level,
     target_log_ratio,
 )
+from saleor_scaling.headroom import HeadroomTable, fit_headroom
 from saleor_scaling.model import ForecastModel, ModelMetadata
 from saleor_scaling.series import FloatArray, MetricHistory
 
@@ -45,6 +46,11 @@ class TrainingRows:
     levels: FloatArray
     step_indices: npt.NDArray[np.int64]
     """Index in the history of each row's anchor step."""
+
+    def subset(self, keep: npt.NDArray[np.bool_]) -> TrainingRows:
+        return TrainingRows(
+            self.features[keep], self.targets[keep], self.levels[keep], self.step_indices[keep]
+        )
 
 
 def training_rows(history: MetricHistory, horizon_steps: int, timezone: str) -> TrainingRows:
@@ -88,10 +94,19 @@ def seasonal_naive(history: MetricHistory, horizon_steps: int) -> FloatArray:
 
 
 def actual_future_demand(history: MetricHistory, horizon_steps: int) -> FloatArray:
-    demand = history.demand_per_minute()
-    future = np.full(len(demand), np.nan)
-    if horizon_steps < len(demand):
-        future[:-horizon_steps] = demand[horizon_steps:]
+    """The mean demand per minute at i + horizon, for each step i (NaN past the end)."""
+    return _future(history.demand_per_minute(), horizon_steps)
+
+
+def actual_future_busiest_minute(history: MetricHistory, horizon_steps: int) -> FloatArray:
+    """The busiest minute's demand at i + horizon, for each step i (NaN where unknown)."""
+    return _future(history.busiest_minute(), horizon_steps)
+
+
+def _future(values: FloatArray, horizon_steps: int) -> FloatArray:
+    future = np.full(len(values), np.nan)
+    if horizon_steps < len(values):
+        future[:-horizon_steps] = values[horizon_steps:]
     return future
 
 
@@ -131,8 +146,10 @@ def build_model(
     capacity_per_instance: float,
     capacity_learned: bool = False,
     rows: TrainingRows | None = None,
+    headroom: HeadroomTable | None = None,
 ) -> ForecastModel:
-    """Fit on every usable row of `history` and wrap with metadata (no artifact yet)."""
+    """Fit on every usable row of `history` (or on `rows`) and wrap with metadata (no
+    artifact yet); `headroom` is the table measured on days this fit must not have seen."""
     rows = rows if rows is not None else training_rows(history, config.horizon_steps, config.timezone)
     if len(rows.targets) == 0:
         raise ValueError("no usable training rows")
@@ -148,8 +165,59 @@ def build_model(
         training_start=_iso(int(stamps[rows.step_indices[0]])),
         training_end=_iso(int(stamps[rows.step_indices[-1]])),
         rows=len(rows.targets),
+        headroom=headroom.to_json() if headroom is not None else {},
     )
     return ForecastModel(forest=forest, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class HoldoutSplit:
+    fit: TrainingRows
+    """Rows whose target lies before the split: what the challenger learns from."""
+    holdout: TrainingRows
+    """Rows anchored at or after the split: never seen by the challenger."""
+
+
+def split_holdout(
+    rows: TrainingRows, history_steps: int, holdout_days: int, horizon_steps: int
+) -> HoldoutSplit:
+    """No leakage: a fit row's target (anchor + horizon) lies before the last
+    `holdout_days`, and every held-out row is anchored at or after them."""
+    split_index = history_steps - holdout_days * STEPS_PER_DAY
+    return HoldoutSplit(
+        fit=rows.subset(rows.step_indices + horizon_steps < split_index),
+        holdout=rows.subset(rows.step_indices >= split_index),
+    )
+
+
+@dataclass(frozen=True)
+class Challenger:
+    model: ForecastModel
+    forecast: FloatArray
+    """Its mean demand forecast for each held-out row."""
+    actual: FloatArray
+    """The mean demand that followed each held-out row (at anchor + horizon)."""
+    headroom: HeadroomTable | None
+    """Busiest minute over forecast on the held-out rows (`headroom.fit_headroom`)."""
+
+
+def train_challenger(
+    history: MetricHistory,
+    split: HoldoutSplit,
+    config: TrainingConfig,
+    capacity_per_instance: float,
+    capacity_learned: bool = False,
+) -> Challenger:
+    """Fit on the rows before the held-out days, forecast those days, and measure there
+    how far the busiest minute reaches above the forecast. The nightly job and the
+    backtest's replay of it both train this way."""
+    model = build_model(history, config, capacity_per_instance, capacity_learned, rows=split.fit)
+    indices = split.holdout.step_indices
+    forecast = model.forecast_many(split.holdout.features, split.holdout.levels)
+    actual = actual_future_demand(history, config.horizon_steps)[indices]
+    busiest = actual_future_busiest_minute(history, config.horizon_steps)[indices]
+    headroom = fit_headroom(forecast, busiest, actual)
+    return Challenger(model, forecast, actual, headroom)
 
 
 def _iso(epoch_seconds: int) -> str:

@@ -32,6 +32,7 @@ def small_config(**overrides: object) -> BacktestConfig:
         "n_estimators": 5,
         "max_depth": 6,
         "min_history_days": 2,
+        "holdout_days": 1,
         "training_window_days": 3,
         **overrides,
     }

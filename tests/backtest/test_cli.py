@@ -62,6 +62,8 @@ def test_tiny_run_writes_json_and_png(tmp_path: Path, capsys: pytest.CaptureFixt
             "6",
             "--min-history-days",
             "2",
+            "--holdout-days",
+            "1",
             "--training-window-days",
             "3",
             "--quiet",

@@ -10,11 +10,11 @@ import numpy as np
 from saleor_scaling.backtest.history import metric_history
 from saleor_scaling.backtest.runner import prepare_trace, run_backtest
 from saleor_scaling.backtest.simulator import TargetTracking, simulate
-from saleor_scaling.backtest.walkforward import training_window, walk_forward
+from saleor_scaling.backtest.walkforward import train_as_nightly_job, training_window, walk_forward
 from saleor_scaling.features import HISTORY_STEPS_NEEDED, LEVEL_STEPS, build_features
 from saleor_scaling.model import ForecastModel
 from saleor_scaling.series import MetricHistory
-from saleor_scaling.training import TrainingConfig, build_model
+from saleor_scaling.training import TrainingConfig, TrainingRows
 from tests.backtest.helpers import small_config, synthetic_trace
 
 DAY_MINUTES = 1440
@@ -49,10 +49,19 @@ def test_each_night_trains_only_on_its_past() -> None:
     seen: list[MetricHistory] = []
 
     def recording_trainer(
-        window: MetricHistory, config: TrainingConfig, capacity: float, learned: bool
+        window: MetricHistory,
+        rows: TrainingRows,
+        config: TrainingConfig,
+        holdout_days: int,
+        capacity: float,
+        learned: bool,
     ) -> ForecastModel:
         seen.append(window)
-        return build_model(window, config, capacity, learned)
+        model = train_as_nightly_job(window, rows, config, holdout_days, capacity, learned)
+        # The headroom was measured on the held-out day, which the challenger never saw.
+        assert model.headroom is not None
+        assert holdout_days == 1
+        return model
 
     result = walk_forward(history, small_config().walk_forward_settings("UTC"), trainer=recording_trainer)
     trained = [night for night in result.nights if night.trained]

@@ -108,6 +108,10 @@ def test_full_retrain_promotes_a_model_that_predict_then_serves(retrain_world, c
     assert metadata.size_bytes < 10_000_000
     assert metadata.scores["holdout_mae"] == pytest.approx(scores["challenger"]["mae"], rel=1e-3)
     assert set(metadata.library_versions) >= {"scikit-learn", "numpy", "scipy", "joblib"}
+    # The headroom was measured on the held-out days, on the busiest minute CloudWatch
+    # recorded at a 1-minute period, and the promoted model carries it.
+    assert result["headroom"]["basis"] == metadata.headroom["basis"] == "busiest minute"
+    assert result["headroom"]["rows"] == result["holdout_rows"]
     # Training window: no row after the retrain's own clock.
     assert metadata.training_end < iso(RETRAIN_AT).replace("Z", "+00:00")
 
@@ -121,6 +125,7 @@ def test_full_retrain_promotes_a_model_that_predict_then_serves(retrain_world, c
     # CloudWatch's days are now in the backup too: history outlives CloudWatch.
     backed_up = world.archive().read(RETRAIN_AT - 3 * 86400, RETRAIN_AT - RETRAIN_AT % 300 - 300)
     assert np.sum(~np.isnan(backed_up[Metric.REQUESTS])) > 2 * 288
+    assert np.sum(~np.isnan(backed_up[Metric.BUSIEST_MINUTE])) > 2 * 288
 
     # Predict, later that day, loads this exact model and decides with it.
     predict_at = RETRAIN_AT + 9 * 3600
@@ -137,6 +142,13 @@ def test_full_retrain_promotes_a_model_that_predict_then_serves(retrain_world, c
     assert decision["model"]["model_version_id"] == metadata.model_version_id
     actual = float(world.history.demand_per_minute()[(predict_at - predict_at % 300 + 600 - MONDAY) // 300])
     assert decision["forecast"]["demand_mean_per_minute"] == pytest.approx(actual, rel=0.15)
+    # Capacity is sized for the busiest minute with the model's own headroom.
+    forecast = decision["forecast"]
+    assert forecast["headroom_basis"] == "busiest minute"
+    assert 1.0 <= forecast["headroom"] < 2.0
+    assert forecast["demand_upper_per_minute"] == pytest.approx(
+        forecast["demand_mean_per_minute"] * forecast["headroom"], rel=1e-3
+    )
 
 
 def test_new_shop_with_little_history_is_refused_and_predict_stays_safe(retrain_world, capsys):

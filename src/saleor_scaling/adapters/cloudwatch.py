@@ -1,4 +1,4 @@
-"""CloudWatch: read every series predict needs in one GetMetricData request."""
+"""CloudWatch: read every series predict and retraining need in one GetMetricData request."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ else:
 
 FIVE_MINUTE_RETENTION_SECONDS = 63 * 86400
 """CloudWatch keeps 5-minute datapoints for 63 days; older ones exist only hourly."""
+ONE_MINUTE_RETENTION_SECONDS = 15 * 86400
+"""1-minute datapoints are kept 15 days; for an older start CloudWatch answers a 60-second
+period with nothing, so the busiest-minute query is left out of such requests."""
+ONE_MINUTE = 60
 MAX_DATAPOINTS_PER_CALL = 100_800
 """GetMetricData's limit on datapoints returned per request (the rest is paginated)."""
 MAX_QUERIES_PER_CALL = 500
@@ -25,11 +29,21 @@ class MetricsUnavailableError(Exception):
     """The request itself is outside what CloudWatch can answer."""
 
 
-def metric_queries(group_name: str, load_balancer: str, period: int = STEP_SECONDS) -> list[dict[str, Any]]:
-    """The GetMetricData queries, one per `Metric`, with the metric's id as query id."""
+def metric_queries(
+    group_name: str, load_balancer: str, period: int = STEP_SECONDS, one_minute: bool = True
+) -> list[dict[str, Any]]:
+    """The GetMetricData queries, one per `Metric`, with the metric's id as query id.
+    `Metric.BUSIEST_MINUTE` is RequestCount at a 60-second period (reduced to the busiest
+    minute of each step by `CloudWatchMetrics.fetch`); without `one_minute` it is left out."""
 
     def stat(
-        metric: Metric, namespace: str, name: str, dimension: str, value: str, statistic: str
+        metric: Metric,
+        namespace: str,
+        name: str,
+        dimension: str,
+        value: str,
+        statistic: str,
+        seconds: int = period,
     ) -> dict[str, Any]:
         return {
             "Id": metric.value,
@@ -39,14 +53,14 @@ def metric_queries(group_name: str, load_balancer: str, period: int = STEP_SECON
                     "MetricName": name,
                     "Dimensions": [{"Name": dimension, "Value": value}],
                 },
-                "Period": period,
+                "Period": seconds,
                 "Stat": statistic,
             },
             "ReturnData": True,
         }
 
     alb, asg = ("AWS/ApplicationELB", "LoadBalancer"), ("AutoScalingGroupName",)
-    return [
+    queries = [
         stat(Metric.REQUESTS, alb[0], "RequestCount", alb[1], load_balancer, "Sum"),
         stat(Metric.RESPONSE_TIME, alb[0], "TargetResponseTime", alb[1], load_balancer, "Average"),
         stat(Metric.ERRORS_5XX, alb[0], "HTTPCode_Target_5XX_Count", alb[1], load_balancer, "Sum"),
@@ -54,19 +68,29 @@ def metric_queries(group_name: str, load_balancer: str, period: int = STEP_SECON
         stat(Metric.DESIRED, "AWS/AutoScaling", "GroupDesiredCapacity", asg[0], group_name, "Average"),
         stat(Metric.IN_SERVICE, "AWS/AutoScaling", "GroupInServiceInstances", asg[0], group_name, "Average"),
     ]
+    if one_minute:
+        queries.append(
+            stat(Metric.BUSIEST_MINUTE, alb[0], "RequestCount", alb[1], load_balancer, "Sum", ONE_MINUTE)
+        )
+    return queries
 
 
 class CloudWatchMetrics:
     def __init__(self, client: CloudWatchClient, group_name: str, load_balancer_full_name: str) -> None:
         self._client = client
-        self._queries = metric_queries(group_name, load_balancer_full_name)
+        self._group_name, self._load_balancer = group_name, load_balancer_full_name
 
     def fetch(self, start: int, end: int, now: int) -> MetricHistory:
         """The 5-minute history [start, end), `now` being the run's clock (not the host's)."""
-        check_request_window(start, end, now, len(self._queries))
+        queries = metric_queries(
+            self._group_name,
+            self._load_balancer,
+            one_minute=now - start <= ONE_MINUTE_RETENTION_SECONDS,
+        )
+        check_request_window(start, end, now, len(queries))
         points: dict[Metric, list[tuple[float, float]]] = {metric: [] for metric in Metric}
         request: dict[str, Any] = {
-            "MetricDataQueries": self._queries,
+            "MetricDataQueries": queries,
             "StartTime": datetime.fromtimestamp(start, UTC),
             "EndTime": datetime.fromtimestamp(end, UTC),
             "ScanBy": "TimestampAscending",
@@ -85,7 +109,18 @@ class CloudWatchMetrics:
             if not token:
                 break
             request["NextToken"] = token
+        points[Metric.BUSIEST_MINUTE] = busiest_per_step(points[Metric.BUSIEST_MINUTE])
         return MetricHistory.from_points(start, end, points)
+
+
+def busiest_per_step(minutes: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The largest 1-minute value of each 5-minute step, stamped with the step's start.
+    A step is judged on the minutes CloudWatch returned: an idle minute may be absent."""
+    busiest: dict[int, float] = {}
+    for stamp, value in minutes:
+        step = int(stamp) // STEP_SECONDS * STEP_SECONDS
+        busiest[step] = max(value, busiest.get(step, value))
+    return sorted((float(step), value) for step, value in busiest.items())
 
 
 def check_request_window(start: int, end: int, now: int, queries: int) -> None:

@@ -128,8 +128,13 @@ def _decode(raw: bytes, day_start: int) -> MetricHistory:
     if start != day_start:
         raise ValueError(f"object starts at {start}, expected {day_start}")
     series = document["series"]
+    length = len(series[Metric.REQUESTS.value])
+    # A series added after a day was backed up (the busiest minute) reads as missing there.
     values = {
-        metric: np.array([np.nan if v is None else float(v) for v in series[metric.value]], dtype=np.float64)
+        metric: np.array(
+            [np.nan if v is None else float(v) for v in series.get(metric.value, [None] * length)],
+            dtype=np.float64,
+        )
         for metric in Metric
     }
     return MetricHistory(start=start, values=values)

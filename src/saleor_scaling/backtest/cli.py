@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=config_defaults.min_history_days,
         help="refuse to train on less (%(default)s)",
     )
+    training.add_argument(
+        "--holdout-days",
+        type=int,
+        default=config_defaults.holdout_days,
+        help="days held out from the challenger to measure the headroom on (%(default)s)",
+    )
     return parser
 
 
@@ -156,6 +162,7 @@ def config_from_args(args: argparse.Namespace) -> BacktestConfig:
         max_depth=args.max_depth,
         training_window_days=args.training_window_days,
         min_history_days=args.min_history_days,
+        holdout_days=args.holdout_days,
         days=args.days,
         strategies=strategies,
     )

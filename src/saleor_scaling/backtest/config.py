@@ -57,6 +57,7 @@ class BacktestConfig:
     max_depth: int = _retrain_default("max_depth")
     training_window_days: int = _retrain_default("training_window_days")
     min_history_days: int = _retrain_default("min_history_days")
+    holdout_days: int = _retrain_default("holdout_days")
     retrain_minute_of_day: int = 3 * 60 + 15
     timezone: str | None = None
     """Time zone of the calendar features; None: the trace's (UTC wall clock)."""
@@ -81,6 +82,7 @@ class BacktestConfig:
         # Fail early on inconsistent pieces.
         self.group_settings()
         self.target_tracking_settings(with_predictive=False)
+        self.walk_forward_settings("UTC")
 
     @property
     def horizon(self) -> int:
@@ -116,6 +118,7 @@ class BacktestConfig:
             headroom_quantile=self.policy.headroom_quantile,
             training_window_days=self.training_window_days,
             min_history_days=self.min_history_days,
+            holdout_days=self.holdout_days,
             retrain_minute_of_day=self.retrain_minute_of_day,
             capacity_per_instance=self.capacity_per_instance,
             target_cpu_percent=self.policy.target_cpu_percent,

@@ -2,10 +2,10 @@
 
 Predict and the nightly job read `MetricHistory`; the backtest builds the same structure
 from a simulation's minutes, so the model trains and forecasts on what CloudWatch would
-have held: ALB RequestCount (Sum), TargetResponseTime (Average), HTTPCode_Target_5XX_Count
-(Sum), EC2 CPUUtilization (Average over the group) and the group's desired and in-service
-counts (Average). A 5-minute step with any unknown minute of demand is a gap (NaN), as a
-partly recorded bucket would read as a drop in load.
+have held: ALB RequestCount (Sum, and the busiest minute's 1-minute Sum), TargetResponseTime
+(Average), HTTPCode_Target_5XX_Count (Sum), EC2 CPUUtilization (Average over the group) and
+the group's desired and in-service counts (Average). A 5-minute step with any unknown
+minute of demand is a gap (NaN), as a partly recorded bucket would read as a drop in load.
 
 Response time and 5xx errors are synthetic (the traces do not have them): response time
 grows with utilisation like a single queue, 0.1 s x (1 + u / (1 - u)) with u the CPU share
@@ -45,7 +45,8 @@ def metric_history(start: int, record: SimulationRecord, settings: GroupSettings
     utilisation = np.minimum(cpu_mean / 100.0, 0.95)
     response = 0.1 * (1.0 + utilisation / (1.0 - utilisation))
     requests = np.sum(demand, axis=1)
-    for series in (requests, errors, cpu_mean, response):
+    busiest = np.max(demand, axis=1)
+    for series in (requests, busiest, errors, cpu_mean, response):
         series[unknown] = np.nan
     return MetricHistory(
         start=start,
@@ -56,5 +57,6 @@ def metric_history(start: int, record: SimulationRecord, settings: GroupSettings
             Metric.CPU: cpu_mean,
             Metric.DESIRED: np.mean(per_step(record.desired), axis=1),
             Metric.IN_SERVICE: np.mean(serving, axis=1),
+            Metric.BUSIEST_MINUTE: busiest,
         },
     )

@@ -2,7 +2,7 @@
 
 `PredictiveController.decide` is `predict_service.run_predict` without the AWS ports: every
 5 minutes it reads the anchor bucket two steps back (CloudWatch lag), takes the forecast
-made at that anchor for anchor + horizon, converts the headroom quantile into instances
+made at that anchor for anchor + horizon, converts the sized-up forecast into instances
 with `labels.capacity_needed`, computes `policy.reactive_floor` from the anchor's demand
 and this group's own CPU, and lets `policy.decide` choose with the recommendations of the
 stabilization window, in forecast-and-scale mode. Without a forecast (no model yet, or no

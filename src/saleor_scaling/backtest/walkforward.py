@@ -3,11 +3,13 @@
 Each simulated night at `retrain_minute_of_day` (03:15, the template's default schedule),
 the model is trained exactly as the nightly job trains it: on the last
 `training_window_days` of the 5-minute history that ends at the bucket still filling
-(`retrain_service.collect_history`), with impossible values dropped, by
-`training.build_model`, and refused when the history holds fewer usable rows than
-`min_history_days` less gaps (`retrain_service`'s rule). A refused night leaves the previous
-model serving; before the first model predict falls back to "hold" and target tracking
-alone scales the group.
+(`retrain_service.collect_history`), with impossible values dropped; a challenger fitted
+without the last `holdout_days` measures the headroom table on them
+(`training.train_challenger`), and the model refitted on every row carries that table
+(`training.build_model`). A night is refused when the history holds fewer usable rows than
+`min_history_days` less gaps, or the held-out days too few (`retrain_service`'s rules). A
+refused night leaves the previous model serving; before the first model predict falls back
+to "hold" and target tracking alone scales the group.
 
 The model serves the predict runs after its night until the next one. Predict forecasts at
 the anchor bucket (two steps before the run) for the bucket `horizon_steps` later; the
@@ -17,9 +19,8 @@ checks) and each night's anchors are forecast in one batched `ForecastModel.fore
 call: the same function predict's `forecast` calls, with the same quantile.
 
 Simplifications, stated: the challenger/champion gate of the nightly job is not replayed
-(every trained model is promoted: the gate needs a second fit per night), and the training
-configuration may be smaller than the deployed one (`n_estimators`) to keep a 60-night
-replay fast.
+(every trained model is promoted), and the training configuration may be smaller than the
+deployed one (`n_estimators`) to keep a 60-night replay fast.
 """
 
 from __future__ import annotations
@@ -35,23 +36,31 @@ from saleor_scaling import STEP_SECONDS
 from saleor_scaling.features import STEPS_PER_DAY, build_features, log_level
 from saleor_scaling.labels import estimate_capacity_per_instance
 from saleor_scaling.model import ForecastModel
-from saleor_scaling.retrain_service import MIN_USABLE_SHARE
+from saleor_scaling.retrain_service import MIN_HOLDOUT_ROWS, MIN_USABLE_SHARE
 from saleor_scaling.series import FloatArray, MetricHistory, drop_impossible_values, floor_to_step
-from saleor_scaling.settings import ANCHOR_OFFSET_STEPS
-from saleor_scaling.training import TrainingConfig, build_model, training_rows
+from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, DEFAULT_HEADROOM_QUANTILE
+from saleor_scaling.training import (
+    TrainingConfig,
+    TrainingRows,
+    build_model,
+    split_holdout,
+    train_challenger,
+    training_rows,
+)
 
 DAY_SECONDS = 86400
 
-Trainer = Callable[[MetricHistory, TrainingConfig, float, bool], ForecastModel]
+Trainer = Callable[[MetricHistory, TrainingRows, TrainingConfig, int, float, bool], ForecastModel]
 
 
 @dataclass(frozen=True)
 class WalkForwardSettings:
     training: TrainingConfig
-    headroom_quantile: float = 0.9
+    headroom_quantile: float = DEFAULT_HEADROOM_QUANTILE
     training_window_days: int = 28
     """0 trains on all history up to the night."""
     min_history_days: int = 9
+    holdout_days: int = 2
     retrain_minute_of_day: int = 3 * 60 + 15
     capacity_per_instance: float = 1000.0
     """Fallback when history cannot teach it (as the nightly job's CAPACITY_PER_INSTANCE)."""
@@ -60,8 +69,8 @@ class WalkForwardSettings:
     def __post_init__(self) -> None:
         if self.retrain_minute_of_day % (STEP_SECONDS // 60) or not 0 <= self.retrain_minute_of_day < 1440:
             raise ValueError("retrain_minute_of_day must be a multiple of 5 within the day")
-        if self.training_window_days < 0 or self.min_history_days < 1:
-            raise ValueError("training_window_days must be >= 0 and min_history_days >= 1")
+        if self.training_window_days < 0 or not 1 <= self.holdout_days < self.min_history_days:
+            raise ValueError("need training_window_days >= 0 and 1 <= holdout_days < min_history_days")
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,8 @@ class WalkForward:
     """Forecast mean demand (requests per minute) for anchor + horizon, per anchor step of
     the history; NaN where no model served or the anchor had no level."""
     upper: FloatArray
-    """The headroom quantile of the per-tree forecasts (what capacity is sized for)."""
+    """The forecast sized up by the model's headroom at the quantile (what capacity is
+    sized for: `ForecastModel.forecast_rows`)."""
     capacity: FloatArray
     """Requests per minute per instance in the serving model's metadata, per anchor."""
     nights: list[Night] = field(default_factory=list)
@@ -129,16 +139,25 @@ def training_window(history: MetricHistory, retrain_time: int, window_days: int)
     return window
 
 
-def _default_trainer(
-    history: MetricHistory, config: TrainingConfig, capacity: float, learned: bool
+def train_as_nightly_job(
+    history: MetricHistory,
+    rows: TrainingRows,
+    config: TrainingConfig,
+    holdout_days: int,
+    capacity: float,
+    learned: bool,
 ) -> ForecastModel:
-    return build_model(history, config, capacity, learned)
+    """The nightly job's two fits: a challenger without the held-out days measures the
+    headroom there, and the model refitted on every row carries it."""
+    split = split_holdout(rows, len(history), holdout_days, config.horizon_steps)
+    challenger = train_challenger(history, split, config, capacity, learned)
+    return build_model(history, config, capacity, learned, rows=rows, headroom=challenger.headroom)
 
 
 def walk_forward(
     history: MetricHistory,
     settings: WalkForwardSettings,
-    trainer: Trainer = _default_trainer,
+    trainer: Trainer = train_as_nightly_job,
     progress: Callable[[str], None] | None = None,
 ) -> WalkForward:
     """Train every night on the past, forecast the next day's anchors in one batch."""
@@ -163,13 +182,17 @@ def walk_forward(
         window = training_window(history, moment, settings.training_window_days)
         rows = training_rows(window, horizon, settings.training.timezone)
         started = time.perf_counter()
-        if len(rows.targets) < needed:
+        held_out = len(split_holdout(rows, len(window), settings.holdout_days, horizon).holdout.targets)
+        if len(rows.targets) < needed or held_out < MIN_HOLDOUT_ROWS:
             night = Night(
                 moment,
                 window.end,
                 trained=False,
                 rows=len(rows.targets),
-                reason=f"refused: {len(rows.targets)} usable rows, need {needed}",
+                reason=(
+                    f"refused: {len(rows.targets)} usable rows (need {needed}), "
+                    f"{held_out} held out (need {MIN_HOLDOUT_ROWS})"
+                ),
                 first_anchor=first,
                 end_anchor=end,
             )
@@ -177,7 +200,14 @@ def walk_forward(
             capacity = estimate_capacity_per_instance(
                 window, settings.target_cpu_percent, settings.capacity_per_instance
             )
-            model = trainer(window, settings.training, capacity.requests_per_minute, capacity.learned)
+            model = trainer(
+                window,
+                rows,
+                settings.training,
+                settings.holdout_days,
+                capacity.requests_per_minute,
+                capacity.learned,
+            )
             night = Night(
                 moment,
                 window.end,

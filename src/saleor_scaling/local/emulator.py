@@ -18,8 +18,10 @@ from typing import Any
 
 import boto3
 import numpy as np
+import numpy.typing as npt
 
-from saleor_scaling.series import Metric, MetricHistory
+from saleor_scaling import STEP_SECONDS
+from saleor_scaling.series import FloatArray, Metric, MetricHistory
 
 PUT_METRIC_DATA_MAX_DATUMS = 1000
 PUT_METRIC_DATA_MAX_AGE_SECONDS = 14 * 86400
@@ -118,10 +120,12 @@ def publish_history(
     shop: EmulatedShop,
     history: MetricHistory,
     now: int,
-    metrics: tuple[Metric, ...] = tuple(Metric),
+    metrics: tuple[Metric, ...] = tuple(METRIC_SOURCES),
 ) -> int:
     """Publish each step's value as the AWS service would; returns datums written.
-    Steps more than two weeks before `now` are refused, as PutMetricData refuses them."""
+    Steps more than two weeks before `now` are refused, as PutMetricData refuses them.
+    RequestCount goes out per minute, as the ALB publishes it (`minute_request_counts`), so
+    that both its 5-minute Sum and its busiest minute read back as the history holds them."""
     oldest = history.start
     if now - oldest > PUT_METRIC_DATA_MAX_AGE_SECONDS:
         raise ValueError(
@@ -138,13 +142,16 @@ def publish_history(
             if owner == "lb"
             else {"Name": "AutoScalingGroupName", "Value": shop.group_name}
         )
-        values = history[metric]
+        if metric is Metric.REQUESTS:
+            minute_stamps, values = minute_request_counts(history)
+        else:
+            minute_stamps, values = stamps, history[metric]
         present = np.flatnonzero(~np.isnan(values))
         datums: list[dict[str, Any]] = [
             {
                 "MetricName": name,
                 "Dimensions": [dimension],
-                "Timestamp": datetime.fromtimestamp(int(stamps[i]), UTC),
+                "Timestamp": datetime.fromtimestamp(int(minute_stamps[i]), UTC),
                 "Value": float(values[i]),
             }
             for i in present
@@ -156,6 +163,19 @@ def publish_history(
             )
         written += len(datums)
     return written
+
+
+def minute_request_counts(history: MetricHistory) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """Five 1-minute RequestCounts per step whose Sum is the step's count and whose largest
+    is its busiest minute: that minute first, the rest spread evenly over the other four (a
+    step without a known busiest minute is spread evenly over all five)."""
+    minutes = STEP_SECONDS // 60
+    total = history[Metric.REQUESTS]
+    busiest = np.clip(np.nan_to_num(history.busiest_minute(), nan=0.0), total / minutes, total)
+    rest = (total - busiest) / (minutes - 1)
+    counts = np.column_stack([busiest] + [rest] * (minutes - 1))
+    stamps = history.timestamps()[:, None] + 60 * np.arange(minutes)[None, :]
+    return stamps.reshape(-1), counts.reshape(-1)
 
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[3] / "functions"

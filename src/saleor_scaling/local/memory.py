@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from saleor_scaling.adapters.cloudwatch import check_request_window
+import numpy as np
+
+from saleor_scaling.adapters.cloudwatch import ONE_MINUTE_RETENTION_SECONDS, check_request_window
 from saleor_scaling.model import ModelMetadata, ModelNotFoundError
 from saleor_scaling.series import Metric, MetricHistory
 
@@ -20,7 +22,10 @@ class MemoryMetrics:
     def fetch(self, start: int, end: int, now: int) -> MetricHistory:
         check_request_window(start, end, now, queries=len(Metric))
         self.requests.append((start, end))
-        return self.history.window(start, end)
+        window = self.history.window(start, end)
+        if now - start > ONE_MINUTE_RETENTION_SECONDS:
+            window.values[Metric.BUSIEST_MINUTE][:] = np.nan  # as CloudWatch: no 1-minute data
+        return window
 
 
 class MemoryArchive:

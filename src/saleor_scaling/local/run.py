@@ -209,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
             f"\npredict every 5 minutes for {args.replay_hours:g} hours "
             "(forecast-and-scale, target tracking on):"
         )
-        print(f"{'time (UTC)':<17} {'load/min':>9} {'forecast':>9} {'floor':>5} {'action':<10} desired")
+        print(
+            f"{'time (UTC)':<17} {'load/min':>9} {'forecast':>9} {'headroom':>8} {'sized':>7} "
+            f"{'floor':>5} {'action':<10} desired"
+        )
         replay = Replay(
             session, shop, predict, retrain_at, demand[history_minutes:].tolist(), group_settings, log
         )
@@ -275,13 +278,15 @@ def _decision_line(now: int, result: dict[str, Any], load: float, before: int, a
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M")
     forecast = result.get("forecast") or {}
     decision = result.get("decision") or {}
-    upper = forecast.get("demand_upper_per_minute")
+    mean, upper = forecast.get("demand_mean_per_minute"), forecast.get("demand_upper_per_minute")
+    headroom = forecast.get("headroom")
     action = decision.get("action", result.get("status", "?"))
     change = f"{before} -> {after}" if after != before else f"{after}"
     note = "" if result.get("status") != "fallback" else f"  ({result.get('reason', '')})"
     floor = result.get("reactive_floor")
     return (
-        f"{stamp:<17} {load:9.0f} {'-' if upper is None else f'{upper:.0f}':>9} "
+        f"{stamp:<17} {load:9.0f} {'-' if mean is None else f'{mean:.0f}':>9} "
+        f"{'-' if headroom is None else f'x{headroom:.2f}':>8} {'-' if upper is None else f'{upper:.0f}':>7} "
         f"{'' if floor is None else floor:>5} {action:<10} {change}{note}"
     )
 

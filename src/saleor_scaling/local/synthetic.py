@@ -18,8 +18,9 @@ def synthetic_history(
     target_cpu: float = 70.0,
     seed: int = 0,
 ) -> MetricHistory:
-    """A shop's week: a daily cycle peaking in the evening, quieter weekends, noise, and the
-    CPU and instance counts a fleet sized by a reactive policy would show."""
+    """A shop's week: a daily cycle peaking in the evening, quieter weekends, noise, the
+    busiest minute of each step, and the CPU and instance counts a fleet sized by a reactive
+    policy would show."""
     steps = int(days * 288)
     rng = np.random.default_rng(seed)
     stamps = start + 300 * np.arange(steps)
@@ -30,6 +31,8 @@ def synthetic_history(
     demand = peak_per_minute * daily * weekly * rng.lognormal(0.0, 0.05, steps)
     in_service = np.maximum(1, np.ceil(demand / capacity_per_instance))
     cpu = np.clip(demand / in_service / capacity_per_instance * target_cpu, 1, 100)
+    # Within a step, minutes vary too: the busiest is 5-30 % above the step's mean.
+    busiest = demand * (1.0 + rng.uniform(0.05, 0.3, steps))
     return MetricHistory(
         start=start,
         values={
@@ -39,5 +42,6 @@ def synthetic_history(
             Metric.CPU: cpu,
             Metric.DESIRED: in_service.astype(float),
             Metric.IN_SERVICE: in_service.astype(float),
+            Metric.BUSIEST_MINUTE: busiest,
         },
     )

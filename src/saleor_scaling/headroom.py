@@ -1,0 +1,154 @@
+"""Headroom: how far above the mean forecast capacity must reach, learned nightly.
+
+The forest forecasts the mean demand of the target 5-minute step, but instances must
+serve that step's busiest minute, and the forecast itself is off by some amount. Both are
+measured at once where the model never looked: on the held-out days of the nightly job,
+each step's *factor*, the busiest minute at the target over the challenger's mean
+forecast. Relative noise shrinks as volume grows, so the factors are grouped in bands of
+forecast size, and each band keeps their quantiles. Predict sizes capacity for
+
+    forecast mean x the band's factor at HEADROOM_QUANTILE (never below 1)
+
+so that on the held-out days the busiest minute stayed within it in HEADROOM_QUANTILE of
+the steps of that size. Rounding up to whole instances (half an instance on average),
+the scale-in stabilization window and target tracking add to that; the backtest measures
+what the sum leaves under-provisioned. The table travels in the model's manifest, so
+predict and the backtest read the very numbers the nightly job measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from saleor_scaling.series import FloatArray
+
+QUANTILE_GRID: tuple[float, ...] = tuple(round(0.5 + 0.01 * k, 2) for k in range(50))
+"""0.50, 0.51, ... 0.99: the quantiles each band keeps (predict interpolates between them)."""
+MAX_BANDS = 4
+MIN_ROWS_PER_BAND = 96
+"""Eight hours of held-out steps per band: enough for the 0.9 quantile to mean something."""
+MIN_FORECAST_PER_MINUTE = 1.0
+"""Factors on forecasts under one request a minute say nothing: they are taken against 1."""
+
+
+class HeadroomError(ValueError):
+    """A headroom table in a manifest is malformed."""
+
+
+class Basis:
+    BUSIEST_MINUTE = "busiest minute"
+    """Factors measured on the busiest minute (1-minute RequestCount was there)."""
+    STEP_MEAN = "5-minute mean"
+    """Factors measured on the step's mean demand: the busiest minute was not recorded,
+    so the table covers the forecast's error but not the bursts inside a step."""
+
+
+@dataclass(frozen=True)
+class HeadroomTable:
+    band_edges: tuple[float, ...]
+    """Forecast mean demand (requests per minute) at which each band after the first starts."""
+    factors: tuple[tuple[float, ...], ...]
+    """Per band, the factor (busiest minute / forecast) at each quantile of QUANTILE_GRID."""
+    rows: int
+    basis: str
+
+    def __post_init__(self) -> None:
+        if len(self.factors) != len(self.band_edges) + 1:
+            raise HeadroomError("a headroom table needs one row of factors per band")
+        if list(self.band_edges) != sorted(self.band_edges):
+            raise HeadroomError("headroom band edges must ascend")
+        for band in self.factors:
+            values = np.asarray(band, dtype=np.float64)
+            if len(values) != len(QUANTILE_GRID) or not np.all(np.isfinite(values)) or np.any(values < 0):
+                raise HeadroomError("headroom factors must be finite, >= 0 and one per grid quantile")
+            if np.any(np.diff(values) < -1e-9):
+                raise HeadroomError("headroom factors must not fall as the quantile rises")
+
+    def multipliers(self, forecast_mean: FloatArray, quantile: float) -> FloatArray:
+        """The factor each forecast is sized up by at `quantile` (at least 1)."""
+        bands = np.searchsorted(np.asarray(self.band_edges), np.asarray(forecast_mean), side="right")
+        at_quantile = np.array([np.interp(quantile, QUANTILE_GRID, band) for band in self.factors])
+        multipliers: FloatArray = np.maximum(at_quantile[bands], 1.0)
+        return multipliers
+
+    def describe(self, quantiles: tuple[float, ...] = (0.5, 0.75, 0.9)) -> dict[str, Any]:
+        """A readable summary for logs and notices."""
+        lows = (0.0, *self.band_edges)
+        highs = (*self.band_edges, None)
+        return {
+            "basis": self.basis,
+            "rows": self.rows,
+            "bands": [
+                {
+                    "forecast_from_per_minute": round(low, 1),
+                    "forecast_to_per_minute": None if high is None else round(high, 1),
+                    **{f"q{q:g}": round(float(np.interp(q, QUANTILE_GRID, band)), 3) for q in quantiles},
+                }
+                for low, high, band in zip(lows, highs, self.factors, strict=True)
+            ],
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "basis": self.basis,
+            "rows": self.rows,
+            "band_edges": [round(edge, 4) for edge in self.band_edges],
+            "factors": [[round(value, 4) for value in band] for band in self.factors],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HeadroomTable:
+        try:
+            return cls(
+                band_edges=tuple(float(edge) for edge in data["band_edges"]),
+                factors=tuple(tuple(float(value) for value in band) for band in data["factors"]),
+                rows=int(data["rows"]),
+                basis=str(data["basis"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise HeadroomError(f"headroom table is not valid: {error}") from error
+
+
+def fit_headroom(
+    forecast_mean: FloatArray, busiest_minute: FloatArray, step_mean: FloatArray
+) -> HeadroomTable | None:
+    """The table from held-out forecasts and the demand that followed them (NaN where
+    unknown).
+
+    The busiest minute is the truth where at least one band's worth of steps has it;
+    otherwise the step's mean demand is (`basis` says which). None when even that is too
+    little: predict then sizes for the forest's per-tree quantile, as for models without a
+    table.
+    """
+    forecast = np.asarray(forecast_mean, dtype=np.float64)
+    truth, basis = np.asarray(busiest_minute, dtype=np.float64), Basis.BUSIEST_MINUTE
+    usable = np.isfinite(forecast) & np.isfinite(truth)
+    if np.sum(usable) < MIN_ROWS_PER_BAND:
+        truth, basis = np.asarray(step_mean, dtype=np.float64), Basis.STEP_MEAN
+        usable = np.isfinite(forecast) & np.isfinite(truth)
+    rows = int(np.sum(usable))
+    if rows < MIN_ROWS_PER_BAND:
+        return None
+    forecast, truth = forecast[usable], truth[usable]
+    factors = truth / np.maximum(forecast, MIN_FORECAST_PER_MINUTE)
+    bands = min(MAX_BANDS, rows // MIN_ROWS_PER_BAND)
+    edges = list(np.unique(np.quantile(forecast, np.linspace(0, 1, bands + 1)[1:-1])))
+    # Ties (a flat night of equal forecasts) can leave a band thin: merge it into a neighbour.
+    while edges:
+        sizes = np.bincount(np.searchsorted(edges, forecast, side="right"), minlength=len(edges) + 1)
+        thin = int(np.argmin(sizes))
+        if sizes[thin] >= MIN_ROWS_PER_BAND // 2:
+            break
+        del edges[max(thin - 1, 0)]
+    members = np.searchsorted(edges, forecast, side="right")
+    table = [np.quantile(factors[members == band], QUANTILE_GRID) for band in range(len(edges) + 1)]
+    return HeadroomTable(
+        band_edges=tuple(float(edge) for edge in edges),
+        factors=tuple(tuple(float(value) for value in band) for band in table),
+        rows=rows,
+        basis=basis,
+    )
