@@ -54,6 +54,7 @@ def build_ports(settings: PredictSettings, session: boto3.session.Session) -> Pr
             session.client("cloudwatch", config=AWS_CLIENT_CONFIG),
             settings.auto_scaling_group_name,
             settings.load_balancer_full_name,
+            busiest_minute=False,
         ),
         archive=S3HistoryArchive(s3, settings.model.bucket, settings.history_prefix),
         group=AutoScalingGroup(

@@ -58,6 +58,16 @@ def test_cloudwatch_returns_the_busiest_minute_per_step_within_fifteen_days(aws)
     assert periods[Metric.BUSIEST_MINUTE.value] == 60
     assert periods[Metric.REQUESTS.value] == 300
 
+    # Predict does not use the busiest minute, so its reads leave the 1-minute query out.
+    predict_reads = CloudWatchMetrics(
+        client,  # type: ignore[arg-type]
+        shop.group_name,
+        shop.load_balancer_full_name,
+        busiest_minute=False,
+    )
+    assert np.isnan(predict_reads.fetch(MONDAY, MONDAY + DAY, now).busiest_minute()).all()
+    assert Metric.BUSIEST_MINUTE.value not in {query["Id"] for query in client.queries[-1]}
+
     # Past 15 days CloudWatch answers a 60-second period with nothing: the query is left
     # out (moto would still answer it) and the busiest minute is missing, not invented.
     later = MONDAY + ONE_MINUTE_RETENTION_SECONDS + 3600

@@ -76,16 +76,25 @@ def metric_queries(
 
 
 class CloudWatchMetrics:
-    def __init__(self, client: CloudWatchClient, group_name: str, load_balancer_full_name: str) -> None:
+    def __init__(
+        self,
+        client: CloudWatchClient,
+        group_name: str,
+        load_balancer_full_name: str,
+        busiest_minute: bool = True,
+    ) -> None:
+        """`busiest_minute=False` leaves the 1-minute query out: predict does not use it
+        (only retraining measures the headroom), so its every-5-minute read stays small."""
         self._client = client
         self._group_name, self._load_balancer = group_name, load_balancer_full_name
+        self._busiest_minute = busiest_minute
 
     def fetch(self, start: int, end: int, now: int) -> MetricHistory:
         """The 5-minute history [start, end), `now` being the run's clock (not the host's)."""
         queries = metric_queries(
             self._group_name,
             self._load_balancer,
-            one_minute=now - start <= ONE_MINUTE_RETENTION_SECONDS,
+            one_minute=self._busiest_minute and now - start <= ONE_MINUTE_RETENTION_SECONDS,
         )
         check_request_window(start, end, now, len(queries))
         points: dict[Metric, list[tuple[float, float]]] = {metric: [] for metric in Metric}
