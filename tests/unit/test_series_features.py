@@ -7,6 +7,7 @@ import pytest
 
 from saleor_scaling.features import (
     FEATURE_NAMES,
+    LEVEL_STEPS,
     STEPS_PER_DAY,
     STEPS_PER_WEEK,
     build_features,
@@ -16,6 +17,7 @@ from saleor_scaling.features import (
 )
 from saleor_scaling.labels import capacity_needed, estimate_capacity_per_instance, instances_for
 from saleor_scaling.series import Metric, MetricHistory
+from saleor_scaling.training import training_rows
 from tests.conftest import synthetic_history
 
 MONDAY = 1_700_438_400  # 2023-11-20 00:00 UTC, a Monday
@@ -124,3 +126,20 @@ def test_capacity_estimate_is_clamped_near_the_default():
     estimate = estimate_capacity_per_instance(history, 70.0, 1000.0)
     assert estimate.requests_per_minute == 4000.0
     assert "clamped" in estimate.reason
+
+
+def test_training_skips_anchors_where_the_shop_was_down_but_keeps_quiet_nights():
+    history = synthetic_history(MONDAY, 10)
+    down = slice(5 * STEPS_PER_DAY, 5 * STEPS_PER_DAY + 24)  # two hours serving nothing
+    history.values[Metric.REQUESTS][down] = 0.0
+    rows = training_rows(history, 4, "UTC")
+    anchors = set(rows.step_indices.tolist())
+    # Inside the outage the level is zero: what follows it is no demand pattern.
+    assert not anchors & set(range(down.start + LEVEL_STEPS, down.stop))
+    # The synthetic shop's quietest hours (about a tenth of its peak) are still learned.
+    demand = history.demand_per_minute()
+    quiet = np.flatnonzero(demand < 0.2 * np.nanmax(demand))
+    assert len(quiet) > 100
+    assert len(anchors & set(quiet.tolist())) > 0.9 * len(
+        set(quiet.tolist()) - set(range(down.start, down.stop + 4))
+    )
