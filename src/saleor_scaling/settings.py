@@ -31,7 +31,7 @@ class ScalingMode(enum.StrEnum):
 DEFAULT_HEADROOM_QUANTILE = 0.6
 """Chosen on the backtest of the shared traces (docs/backtest.md): whole instances and the
 scale-in window add their own margin, and at 0.6 NASA 1995 keeps under-provisioned minutes
-at a seventh of reactive scaling's for 1.12x the oracle's instance-hours."""
+at a seventh of reactive scaling's for 1.10x the oracle's instance-hours."""
 
 
 @dataclass(frozen=True)
