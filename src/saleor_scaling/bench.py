@@ -116,19 +116,11 @@ def _train_reference_model(scratch: Path) -> tuple[Path, Path, dict[str, Any]]:
     from saleor_scaling.model import load_verified, serialize_forest
     from saleor_scaling.policy import GroupCapacity, decide, reactive_floor
     from saleor_scaling.settings import PolicySettings
-    from saleor_scaling.training import (
-        TrainingConfig,
-        build_model,
-        split_holdout,
-        train_challenger,
-        training_rows,
-    )
+    from saleor_scaling.training import TrainingConfig, train_as_nightly_job, training_rows
 
     history = synthetic_history(1_700_438_400, 28, peak_per_minute=8000.0)
     config = TrainingConfig(horizon_steps=4)
-    rows = training_rows(history, 4, "UTC")
-    challenger = train_challenger(history, split_holdout(rows, len(history), 2, 4), config, 1000.0)
-    model = build_model(history, config, 1000.0, rows=rows, headroom=challenger.headroom)
+    model = train_as_nightly_job(history, training_rows(history, 4, "UTC"), config, 2, 1000.0)
     quantile = PolicySettings().headroom_quantile
     blob = serialize_forest(model.forest)
     metadata = model.metadata.with_artifact(blob, "models/model.joblib")

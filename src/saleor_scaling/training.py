@@ -234,3 +234,21 @@ def train_challenger(
 
 def _iso(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="seconds")
+
+
+def train_as_nightly_job(
+    history: MetricHistory,
+    rows: TrainingRows,
+    config: TrainingConfig,
+    holdout_days: int,
+    capacity_per_instance: float,
+    capacity_learned: bool = False,
+) -> ForecastModel:
+    """The nightly job's two fits without its judging (the backtest and the benchmark): a
+    challenger without the held-out days measures the headroom there, and the model
+    refitted on every row carries it."""
+    split = split_holdout(rows, len(history), holdout_days, config.horizon_steps)
+    challenger = train_challenger(history, split, config, capacity_per_instance, capacity_learned)
+    return build_model(
+        history, config, capacity_per_instance, capacity_learned, rows=rows, headroom=challenger.headroom
+    )

@@ -42,9 +42,8 @@ from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, DEFAULT_HEADROOM_QUANTI
 from saleor_scaling.training import (
     TrainingConfig,
     TrainingRows,
-    build_model,
     split_holdout,
-    train_challenger,
+    train_as_nightly_job,
     training_rows,
 )
 
@@ -137,21 +136,6 @@ def training_window(history: MetricHistory, retrain_time: int, window_days: int)
     start = history.start if window_days == 0 else max(history.start, cutoff - window_days * DAY_SECONDS)
     window, _ = drop_impossible_values(history.window(start, cutoff))
     return window
-
-
-def train_as_nightly_job(
-    history: MetricHistory,
-    rows: TrainingRows,
-    config: TrainingConfig,
-    holdout_days: int,
-    capacity: float,
-    learned: bool,
-) -> ForecastModel:
-    """The nightly job's two fits: a challenger without the held-out days measures the
-    headroom there, and the model refitted on every row carries it."""
-    split = split_holdout(rows, len(history), holdout_days, config.horizon_steps)
-    challenger = train_challenger(history, split, config, capacity, learned)
-    return build_model(history, config, capacity, learned, rows=rows, headroom=challenger.headroom)
 
 
 def walk_forward(
