@@ -242,8 +242,6 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
     )
     challenger = train_challenger(history, split, config, capacity.requests_per_minute, capacity.learned)
     actual, challenger_forecast = challenger.actual, challenger.forecast
-    if challenger.headroom is not None:
-        result.headroom = challenger.headroom.describe()
     baseline_forecast = seasonal_naive(history, horizon)[holdout.step_indices]
     judged = np.isfinite(challenger_forecast) & np.isfinite(baseline_forecast) & np.isfinite(actual)
     challenger_scores = error_scores(challenger_forecast[judged], actual[judged])
@@ -295,6 +293,8 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
     )
     published = ports.models.publish(blob, metadata)
     result.model = manifest_summary(published)
+    if challenger.headroom is not None:
+        result.headroom = challenger.headroom.describe()
     result.status = RetrainStatus.PROMOTED
     champion_note = (
         f" and champion {scores['champion_mae']:.1f}" if math.isfinite(scores["champion_mae"]) else ""

@@ -191,6 +191,8 @@ def test_better_champion_is_kept_and_the_reason_given(retrain_world, monkeypatch
     assert result["scores"]["champion"]["mae"] < result["scores"]["challenger_vs_champion"]["mae"]
     assert world.registry().current().model_version_id == champion.model_version_id
     assert world.manifest_versions() == 1
+    # The kept champion serves with its own headroom: the challenger's is not reported as served.
+    assert result["headroom"] is None
 
 
 def test_challenger_that_is_not_worse_replaces_the_champion(retrain_world):
