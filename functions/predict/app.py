@@ -6,7 +6,8 @@ Thin by design: parse the event, wire the AWS adapters (once per container), cal
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
@@ -22,7 +23,8 @@ from saleor_scaling.adapters.autoscaling import AutoScalingGroup, GroupNotFoundE
 from saleor_scaling.adapters.cloudwatch import CloudWatchMetrics, MetricsUnavailableError
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.notifications import SnsNotifier
-from saleor_scaling.adapters.s3_store import S3JsonState, S3ModelRegistry
+from saleor_scaling.adapters.s3_store import S3ModelRegistry
+from saleor_scaling.adapters.state_store import S3DecisionState
 from saleor_scaling.events import scheduled_event_time
 from saleor_scaling.handler_support import handle_scheduled_run
 from saleor_scaling.predict_service import (
@@ -45,6 +47,8 @@ AWS_CLIENT_CONFIG = Config(
 AWS_FAULTS = (ClientError, BotoCoreError, GroupNotFoundError, MetricsUnavailableError)
 
 _dependencies: tuple[PredictSettings, PredictPorts] | None = None
+clock: Callable[[], float] = time.time
+"""The function's own clock, against which an event's time is judged (tests replace it)."""
 
 
 def build_ports(settings: PredictSettings, session: boto3.session.Session) -> PredictPorts:
@@ -61,7 +65,7 @@ def build_ports(settings: PredictSettings, session: boto3.session.Session) -> Pr
             session.client("autoscaling", config=AWS_CLIENT_CONFIG), settings.auto_scaling_group_name
         ),
         models=S3ModelRegistry(s3, settings.model),
-        state=S3JsonState(s3, settings.model.bucket, settings.state_key),
+        state=S3DecisionState(s3, settings.model.bucket, settings.state_key),
         notifier=SnsNotifier(session.client("sns", config=AWS_CLIENT_CONFIG), settings.topic_arn),
     )
 
@@ -104,18 +108,28 @@ def parse_event(event: Mapping[str, Any]) -> tuple[int, ScalingMode | None]:
 @logger.inject_lambda_context
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    settings, ports = dependencies()
+    received_at = clock()
+
+    def run(parsed: tuple[int, ScalingMode | None]) -> PredictResult:
+        # Settings are read inside the handled run: a bad one gets the metric and the log
+        # line of every other fault.
+        settings, ports = dependencies()
+        return run_predict(parsed[0], settings, ports, parsed[1], received_at=received_at)
+
     result = handle_scheduled_run(
         event,
         parse_event,
-        lambda parsed: run_predict(parsed[0], settings, ports, parsed[1]),
+        run,
         logger=logger,
         metrics=metrics,
         faults=AWS_FAULTS,
         fault_metrics=("PredictErrors", "FallbackUsed"),
         left_undone="nothing scaled",
     )
-    logger.info(result.reason, extra={"decision": result.log_record()})
+    if result.status is Status.REJECTED or result.state_reset or result.floor_note.startswith("warning"):
+        logger.warning(result.reason, extra={"decision": result.log_record()})
+    else:
+        logger.info(result.reason, extra={"decision": result.log_record()})
     publish_metrics(result)
     return result.log_record()
 
@@ -123,9 +137,17 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
 def publish_metrics(result: PredictResult) -> None:
     count = MetricUnit.Count
     metrics.add_metric(name="FallbackUsed", unit=count, value=1 if result.fallback_used else 0)
-    metrics.add_metric(name="ScalingActions", unit=count, value=1 if result.status is Status.SCALED else 0)
+    metrics.add_metric(name="ScalingActions", unit=count, value=1 if result.changed_group else 0)
+    # Counters of rare events are emitted only when they happen (alarms treat missing
+    # data as not breaching): each distinct metric is billed whether it is 0 or not.
     if result.status is Status.DUPLICATE:
         metrics.add_metric(name="DuplicateEvents", unit=count, value=1)
+    if result.status is Status.REJECTED:
+        metrics.add_metric(name="RejectedEvents", unit=count, value=1)
+    if result.state_reset:
+        metrics.add_metric(name="StateResets", unit=count, value=1)
+    if result.notification_error:
+        metrics.add_metric(name="NotificationErrors", unit=count, value=1)
     if result.group:
         metrics.add_metric(name="DesiredCapacity", unit=count, value=result.group.desired)
         metrics.add_metric(name="InServiceCapacity", unit=count, value=result.group.in_service)

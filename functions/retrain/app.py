@@ -58,15 +58,19 @@ def build_ports(settings: RetrainSettings, session: boto3.session.Session) -> Re
 @logger.inject_lambda_context
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    # Read per invocation: the job runs once a night, so a warm cache would only serve
-    # stale settings after a redeploy.
-    settings = RetrainSettings.from_env()
-    metrics.clear_default_dimensions()
-    metrics.set_default_dimensions(AutoScalingGroupName=settings.auto_scaling_group_name)
+    def run(now: int) -> RetrainResult:
+        # Read per invocation: the job runs once a night, so a warm cache would only serve
+        # stale settings after a redeploy. Read inside the handled run, so that a bad
+        # setting gets the RetrainErrors metric and a log line like any other fault.
+        settings = RetrainSettings.from_env()
+        metrics.clear_default_dimensions()
+        metrics.set_default_dimensions(AutoScalingGroupName=settings.auto_scaling_group_name)
+        return run_retrain(now, settings, build_ports(settings, boto3.session.Session()))
+
     result = handle_scheduled_run(
         event,
         scheduled_event_time,
-        lambda now: run_retrain(now, settings, build_ports(settings, boto3.session.Session())),
+        run,
         logger=logger,
         metrics=metrics,
         faults=AWS_FAULTS,
@@ -80,6 +84,8 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
 
 def publish_metrics(result: RetrainResult) -> None:
     count = MetricUnit.Count
+    if result.notification_error:
+        metrics.add_metric(name="NotificationErrors", unit=count, value=1)
     metrics.add_metric(name="Promoted", unit=count, value=1 if result.promoted else 0)
     metrics.add_metric(name="Refused", unit=count, value=1 if result.status is RetrainStatus.REFUSED else 0)
     metrics.add_metric(name="TrainingRows", unit=count, value=result.training_rows)

@@ -1,6 +1,11 @@
 """The one way both Lambda handlers treat their event and their faults, so that a bad
-event and an AWS fault look the same on every dashboard: a metric, one log line that says
-what was left undone, and the exception re-raised for Lambda's error count and retry."""
+event and a fault look the same on every dashboard: a metric, one log line that says what
+was left undone, and the exception re-raised for Lambda's error count and retry.
+
+Every exception after the event is parsed gets that treatment, not only AWS faults: a
+ValueError from a bad setting or an OverflowError from odd data must page the operator
+as surely as throttling does, and never leave without a metric or a log line.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,19 @@ Parsed = TypeVar("Parsed")
 Result = TypeVar("Result")
 
 
+def raw_event(event: Any) -> Mapping[str, Any]:
+    """The event as Lambda delivered it (Powertools' data class wraps anything it is
+    given); a ValueError for anything that is not a JSON object."""
+    data = getattr(event, "raw_event", event)
+    if not isinstance(data, Mapping):
+        raise ValueError(
+            f"event is a {type(data).__name__}, not an object: expected an EventBridge scheduled event"
+        )
+    return data
+
+
 def handle_scheduled_run(
-    event: Mapping[str, Any],
+    event: Any,
     parse: Callable[[Mapping[str, Any]], Parsed],
     run: Callable[[Parsed], Result],
     *,
@@ -26,15 +42,16 @@ def handle_scheduled_run(
     left_undone: str,
 ) -> Result:
     try:
-        parsed = parse(event)
-    except ValueError as error:
+        parsed = parse(raw_event(event))
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
         metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
         logger.error(f"rejected malformed event; {left_undone}", extra={"error": str(error)})
-        raise
+        raise ValueError(f"malformed event: {error}") from error
     try:
         return run(parsed)
-    except faults as error:
+    except Exception as error:
         for name in fault_metrics:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-        logger.exception(f"AWS fault; {left_undone}", extra={"error": str(error)})
+        kind = "AWS fault" if isinstance(error, faults) else f"internal error ({type(error).__name__})"
+        logger.exception(f"{kind}; {left_undone}", extra={"error": str(error)})
         raise

@@ -76,6 +76,7 @@ class ModelMetadata:
     """`HeadroomTable.to_json()` measured on the held-out days; empty: size for the
     per-tree quantile (a model trained before the table existed, or on too few rows)."""
     library_versions: dict[str, str] = field(default_factory=library_versions)
+    training_demand_max_per_minute: float = 0.0
     step_seconds: int = STEP_SECONDS
     format_version: int = FORMAT_VERSION
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -39,14 +40,108 @@ class GroupCapacity:
     current_min_size: int | None = None
     """The group's MinSize now, which predictive raises as a floor under target tracking
     (None: not raised, the same as `min_size`)."""
+    floor_managed: bool = True
+    """False when the operator's MinSize is unknown (its tag is not a valid size): predict
+    then leaves MinSize as it is and only sets desired capacity within it."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_size <= self.max_size:
             raise ValueError(f"group sizes are inconsistent: min {self.min_size} max {self.max_size}")
+        if self.current_min_size is not None and not 0 <= self.current_min_size <= self.max_size:
+            raise ValueError(f"MinSize {self.current_min_size} is outside [0, MaxSize {self.max_size}]")
 
     @property
     def floor(self) -> int:
         return self.min_size if self.current_min_size is None else self.current_min_size
+
+
+SIZE_PATTERN = re.compile(r"[0-9]{1,6}")
+
+
+@dataclass(frozen=True)
+class GroupFacts:
+    """The group as Auto Scaling describes it, tags unparsed (`read_floor` judges them)."""
+
+    min_size: int
+    """MinSize now: the operator's, or the floor predict raised."""
+    max_size: int
+    desired: int
+    in_service: int
+    base_tag: str | None = None
+    """The operator's MinSize as predict recorded it (None: never recorded)."""
+    applied_tag: str | None = None
+    """The MinSize predict itself last set (None: never, or before this tag existed)."""
+
+
+@dataclass(frozen=True)
+class FloorReading:
+    group: GroupCapacity
+    adopted_base: int | None = None
+    """MinSize was changed outside predict: this is the operator's new MinSize, to record."""
+    note: str = ""
+    """What was found, for the decision log (and a warning where a tag is unusable)."""
+
+
+def parse_size(raw: str | None, max_size: int) -> int | None:
+    """A group size from a tag value, or None where it is no valid size for this group."""
+    if raw is None:
+        return None
+    text = raw.strip()
+    # ASCII digits only: str.isdigit() accepts '¹' and '٣', which int() then refuses.
+    if not SIZE_PATTERN.fullmatch(text):  # rejects "-1", "1.5", "", "1e3", " 2 x"
+        return None
+    value = int(text)
+    return value if value <= max_size else None
+
+
+def read_floor(facts: GroupFacts, last_intended_floor: int | None) -> FloorReading:
+    """Who set MinSize, and so what the operator's MinSize is now.
+
+    MinSize is predict's own when it equals what predict last set (the applied tag) or
+    last decided to set (`last_intended_floor`, from its state: covers a run that failed
+    between its update and its tag write). Anything else was set by someone else and is
+    adopted as the operator's new MinSize: predict never lowers it, and forecast-only
+    gives exactly that value back."""
+
+    def capacity(base: int, managed: bool = True) -> GroupCapacity:
+        return GroupCapacity(
+            min_size=base,
+            max_size=facts.max_size,
+            desired=facts.desired,
+            in_service=facts.in_service,
+            current_min_size=facts.min_size,
+            floor_managed=managed,
+        )
+
+    current = facts.min_size
+    if facts.base_tag is None:
+        # Predict never raised MinSize here: whatever it is, it is the operator's.
+        return FloorReading(capacity(current))
+    base = parse_size(facts.base_tag, facts.max_size)
+    if base is None:
+        return FloorReading(
+            capacity(current, managed=False),
+            note=(
+                f"warning: tag base-min-size {facts.base_tag!r} is not a size in [0, MaxSize "
+                f"{facts.max_size}]; ignored, MinSize {current} is left alone"
+            ),
+        )
+    applied = parse_size(facts.applied_tag, facts.max_size)
+    ours = {value for value in (applied, last_intended_floor) if value is not None}
+    if not ours and current >= base:
+        # A floor raised before the applied tag existed: the old rule (never undercut the
+        # base, release to it) still holds for it.
+        ours = {current}
+    if current == base or current in ours:
+        return FloorReading(capacity(base))
+    return FloorReading(
+        capacity(current),
+        adopted_base=current,
+        note=(
+            f"MinSize {current} was set outside predict (it last set "
+            f"{applied if applied is not None else '-'}): adopted as the operator's MinSize"
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -62,7 +157,7 @@ class Decision:
     clamps: tuple[str, ...] = field(default_factory=tuple)
     floor: int = 0
     """The MinSize to hold under target tracking, so that its scale-in cannot undo a
-    scale-out made ahead of the load: max(operator's MinSize, target)."""
+    scale-out made ahead of the load (`hold_floor`)."""
 
     @property
     def explanation(self) -> str:
@@ -106,22 +201,25 @@ def decide(
         clamps.append(f"raised from {recommended} to reactive floor {floor}")
         recommended = floor
     recommended = _clamp_to_group(recommended, group, clamps)
+    # What predictive itself still needs: the highest recommendation of the window. The
+    # MinSize floor follows this, never the desired capacity of the moment, so capacity
+    # that target tracking (or an operator) added is never locked in by predict.
+    needed = min(max([recommended, *recent_recommendations]), group.max_size)
 
     target = recommended
     if target < group.desired:
-        stabilized = max([target, *recent_recommendations])
-        if stabilized > target:
+        if needed > target:
             clamps.append(
-                f"scale-in to {target} held at {min(stabilized, group.desired)} by the "
+                f"scale-in to {target} held at {min(needed, group.desired)} by the "
                 f"{settings.scale_in_stabilization_minutes}-minute stabilization window"
             )
-            target = min(stabilized, group.desired)
+            target = min(needed, group.desired)
         lowest_step = group.desired - settings.max_scale_in_step
         if target < lowest_step:
             clamps.append(
                 f"scale-in limited to {settings.max_scale_in_step} instance(s) per run"
                 if settings.max_scale_in_step
-                else "scale-in disabled (max step 0)"
+                else "predictive scale-in disabled (max step 0): target tracking scales in"
             )
             target = lowest_step
         target = _clamp_to_group(target, group, clamps)
@@ -132,12 +230,32 @@ def decide(
         action = Action.SCALE_IN
     else:
         action = Action.HOLD
-    floor = max(group.min_size, target)
+    floor = hold_floor(needed, target, group, settings.max_scale_in_step)
     changes = action is not Action.HOLD or floor != group.floor
     apply = changes and mode is ScalingMode.FORECAST_AND_SCALE
     if changes and not apply:
         clamps.append("forecast-only mode: nothing applied")
     return Decision(recommended, target, action, apply, tuple(clamps), floor)
+
+
+def hold_floor(needed: int, target: int, group: GroupCapacity, max_scale_in_step: int) -> int:
+    """The MinSize predict holds under target tracking: what predictive needs (`needed`),
+    never above the desired capacity it sets and never below the operator's MinSize. It
+    falls at most one scale-in step per run, as the capacity does; with predictive scale-in
+    disabled (step 0) it follows `needed` down at once, so target tracking can scale in.
+    Without a trustworthy operator MinSize (`floor_managed` False) MinSize is left alone."""
+    if not group.floor_managed:
+        return group.floor
+    if max_scale_in_step > 0:
+        needed = max(needed, group.floor - max_scale_in_step)
+    return max(group.min_size, min(target, needed))
+
+
+def release_step(group: GroupCapacity, max_scale_in_step: int) -> int:
+    """The MinSize one run of consecutive fallbacks lowers the floor to: one scale-in step
+    (at least one instance) towards the operator's MinSize. It removes no instance by
+    itself; target tracking decides whether any should go."""
+    return max(group.min_size, group.floor - max(1, max_scale_in_step))
 
 
 def _clamp_to_group(capacity: int, group: GroupCapacity, clamps: list[str]) -> int:

@@ -2,7 +2,17 @@
 
 The handler wires AWS adapters into `PredictPorts` and calls `run_predict`; tests and the
 local run pass moto-backed adapters. Every fault ends in a safe no-op with a reason:
-nothing here scales on data it cannot trust.
+nothing here scales on data it cannot trust. What "safe" means run by run:
+
+- an event far from the function's own clock is refused (stale or early), before it can
+  claim a slot;
+- a slot is claimed once, with a conditional write of the state object, before anything
+  is changed: a retry, a replay or a concurrent run of the same slot does nothing;
+- impossible metric values are missing data, and demand far above anything the model was
+  trained on is a fallback, never a jump to MaxSize;
+- MinSize set by anyone but predict becomes the operator's MinSize, never lowered;
+- after `fallback_release_minutes` of consecutive fallbacks the floor predict raised is
+  lowered back, a step per run, so reactive scaling alone is in charge both ways.
 """
 
 from __future__ import annotations
@@ -33,14 +43,23 @@ from saleor_scaling.model import (
     load_verified,
     manifest_summary,
 )
-from saleor_scaling.policy import Decision, GroupCapacity, decide, reactive_floor
-from saleor_scaling.series import Metric, MetricHistory, floor_to_step
+from saleor_scaling.policy import (
+    Decision,
+    FloorReading,
+    GroupCapacity,
+    GroupFacts,
+    decide,
+    reactive_floor,
+    read_floor,
+    release_step,
+)
+from saleor_scaling.series import Metric, MetricHistory, drop_impossible_values, floor_to_step
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, PredictSettings, ScalingMode
+from saleor_scaling.state import DecisionState, StateConflictError, parse_state
 
 CLOUDWATCH_WINDOW_STEPS = STEPS_PER_DAY + 24
 """Predict reads the last 26 hours from CloudWatch (recent lags and same time yesterday);
 older steps (same time last week) come from the daily S3 backup the nightly job writes."""
-STATE_FORMAT = 1
 
 
 class MetricsSource(Protocol):
@@ -54,11 +73,15 @@ class HistorySource(Protocol):
 class ScalableGroup(Protocol):
     name: str
 
-    def capacity(self) -> GroupCapacity: ...
+    def describe(self) -> GroupFacts: ...
 
     def set_capacity(self, desired: int, floor: int, bounds: GroupCapacity) -> None: ...
 
-    def release_floor(self, bounds: GroupCapacity) -> bool: ...
+    def set_floor(self, floor: int, bounds: GroupCapacity) -> None: ...
+
+    def record_applied(self, floor: int) -> None: ...
+
+    def record_base(self, base: int) -> None: ...
 
 
 class ModelSource(Protocol):
@@ -67,10 +90,23 @@ class ModelSource(Protocol):
     def model_bytes(self, metadata: ModelMetadata) -> bytes: ...
 
 
-class StateStore(Protocol):
-    def load(self) -> dict[str, Any]: ...
+class StoredStateLike(Protocol):
+    @property
+    def document(self) -> Any: ...
 
-    def save(self, document: dict[str, Any]) -> None: ...
+    @property
+    def version(self) -> str | None: ...
+
+    @property
+    def unreadable(self) -> str: ...
+
+
+class StateStore(Protocol):
+    def load(self) -> StoredStateLike: ...
+
+    def save(self, document: dict[str, Any], version: str | None) -> None:
+        """Write only if the object is still the version read (None: still absent);
+        `StateConflictError` otherwise."""
 
 
 class Notifier(Protocol):
@@ -91,13 +127,17 @@ class PredictPorts:
 
 class Status(enum.StrEnum):
     SCALED = "scaled"
-    """The group's desired capacity was changed."""
+    """The group's desired capacity or its MinSize floor was changed."""
     DECIDED = "decided"
     """A decision was made and nothing needed changing, or forecast-only mode held it."""
     FALLBACK = "fallback"
-    """No trustworthy forecast (model or metrics): nothing changed, reactive scaling rules."""
+    """No trustworthy forecast (model or metrics): reactive scaling rules; at most the
+    floor predict raised is lowered back towards the operator's MinSize."""
     DUPLICATE = "duplicate"
     """This schedule slot was already decided: nothing changed."""
+    REJECTED = "rejected"
+    """The event's time is too far from the function's clock (stale or early): nothing
+    read, nothing changed, no slot claimed."""
 
 
 @dataclass
@@ -119,10 +159,25 @@ class PredictResult:
     target_time: int | None = None
     floor_released: bool = False
     """Forecast-only mode gave MinSize back to the operator's value."""
+    floor_lowered_to: int | None = None
+    """After long consecutive fallbacks: the MinSize this run lowered the floor to."""
+    floor_note: str = ""
+    """What was found about MinSize (an operator's change adopted, an unusable tag)."""
+    state_reset: str = ""
+    """Why a corrupt state object was replaced by a fresh one (empty: it was valid)."""
+    notification_error: str = ""
+    """The SNS notice failed after the group was changed (the change stands)."""
+    implausible_values: int = 0
+    """Datapoints read as missing: impossible (negative, CPU over 100 %, non-finite) or
+    above the demand ceiling."""
 
     @property
     def fallback_used(self) -> bool:
         return self.status is Status.FALLBACK
+
+    @property
+    def changed_group(self) -> bool:
+        return self.status is Status.SCALED or self.floor_lowered_to is not None or self.floor_released
 
     def log_record(self) -> dict[str, Any]:
         """Everything needed to explain the decision, as one structured log line."""
@@ -141,9 +196,21 @@ class PredictResult:
                 "desired": self.group.desired,
                 "in_service": self.group.in_service,
                 "min_size_now": self.group.floor,
+                "floor_managed": self.group.floor_managed,
             }
+        for key, value in (
+            ("floor_note", self.floor_note),
+            ("state_reset", self.state_reset),
+            ("notification_error", self.notification_error),
+        ):
+            if value:
+                record[key] = value
+        if self.implausible_values:
+            record["implausible_values"] = self.implausible_values
         if self.floor_released:
             record["floor_released"] = True
+        if self.floor_lowered_to is not None:
+            record["floor_lowered_to"] = self.floor_lowered_to
         if self.forecast and self.target_time is not None:
             record["forecast"] = {
                 "target_time": _iso(self.target_time),
@@ -172,98 +239,295 @@ class PredictResult:
         return record
 
 
+class _FallbackError(Exception):
+    """No trustworthy forecast this run; the message says why."""
+
+
+@dataclass
+class _Forecasted:
+    decision: Decision
+    anchor: int
+    forecast: Forecast
+    capacity_per_instance: float
+
+
 def run_predict(
     now: int,
     settings: PredictSettings,
     ports: PredictPorts,
     mode_override: ScalingMode | None = None,
+    received_at: float | None = None,
 ) -> PredictResult:
-    """Decide (and in forecast-and-scale mode apply) the capacity for the run at `now`."""
+    """Decide (and in forecast-and-scale mode apply) the capacity for the run at `now`, the
+    event's time. `received_at` is the function's own clock; None where the caller has
+    none of its own (the backtest replays recorded time)."""
     decision_time = floor_to_step(now)
     # An event may make the run safer (forecast-only), never bolder than the deployment.
     mode = ScalingMode.FORECAST_ONLY if mode_override is ScalingMode.FORECAST_ONLY else settings.policy.mode
     result = PredictResult(Status.DECIDED, decision_time, mode=mode)
 
-    state = ports.state.load()
-    if int(state.get("last_decision_time", 0)) >= decision_time:
+    refusal = _clock_refusal(now, received_at, settings)
+    if refusal:
+        result.status, result.reason = Status.REJECTED, refusal
+        return result
+
+    stored = ports.state.load()
+    state, problem = parse_state(stored.document, decision_time)
+    if stored.unreadable or problem:
+        # A fresh state, written over the corrupt object with If-Match on its version: the
+        # one-action-per-slot guarantee holds through the reset.
+        result.state_reset = stored.unreadable or problem or ""
+    if state.last_decision_time >= decision_time:
         result.status = Status.DUPLICATE
         result.reason = f"slot {_iso(decision_time)} already decided (replayed or late event)"
         return result
 
-    result.group = group = ports.group.capacity()
-    if settings.policy.mode is ScalingMode.FORECAST_ONLY and group.floor > group.min_size:
+    reading = read_floor(ports.group.describe(), state.last_floor)
+    result.group = group = reading.group
+    result.floor_note = reading.note
+    if reading.adopted_base is not None:
+        ports.group.record_base(reading.adopted_base)
+
+    try:
+        forecasted = _forecast_and_decide(now, decision_time, settings, ports, state, result, mode)
+    except _FallbackError as reason:
+        return _fall_back(result, str(reason), decision_time, settings, ports, state, stored.version, reading)
+
+    decision = forecasted.decision
+    result.decision = decision
+    # The slot is recorded before acting, with a conditional write: if the action then
+    # fails, a retry of the same event is a duplicate (no double scale-in), and of two
+    # concurrent runs of one slot only the first to write may act.
+    release = (
+        settings.policy.mode is ScalingMode.FORECAST_ONLY
+        and group.floor_managed
+        and group.floor > group.min_size
+    )
+    intended_floor = group.min_size if release else decision.floor if decision.apply else group.floor
+    next_state = _next_state(state, decision_time, settings, decision, forecasted, result, intended_floor)
+    if not _claim_slot(ports, next_state, stored.version, result):
+        return result
+    if release:
         # Switched back to forecast-only: the floor predictive left goes, so target
         # tracking alone decides again (no instance is removed by this).
-        result.floor_released = ports.group.release_floor(group)
+        ports.group.set_floor(group.min_size, group)
+        result.floor_released = True
+        _record_applied(ports, result, group.min_size)
+    if decision.apply:
+        ports.group.set_capacity(decision.target, decision.floor, group)
+        result.status = Status.SCALED
+        if group.floor_managed:
+            _record_applied(ports, result, decision.floor)
+        _notify(
+            ports,
+            result,
+            f"Saleor predictive scaling: {decision.action.value} {ports.group.name} "
+            f"{group.desired} -> {decision.target}",
+        )
+    result.reason = decision.explanation
+    return result
 
+
+def _clock_refusal(now: int, received_at: float | None, settings: PredictSettings) -> str:
+    if received_at is None or not settings.event_clock_check:
+        return ""
+    late = received_at - now
+    if late > settings.event_max_delay_seconds:
+        return (
+            f"stale event: its time {_iso(now)} is {late:.0f} s before the function's clock "
+            f"(EVENT_MAX_DELAY_SECONDS {settings.event_max_delay_seconds}); nothing read or changed"
+        )
+    if -late > settings.event_max_early_seconds:
+        return (
+            f"early event: its time {_iso(now)} is {-late:.0f} s after the function's clock "
+            f"(EVENT_MAX_EARLY_SECONDS {settings.event_max_early_seconds}); nothing read or changed"
+        )
+    return ""
+
+
+def _forecast_and_decide(
+    now: int,
+    decision_time: int,
+    settings: PredictSettings,
+    ports: PredictPorts,
+    state: DecisionState,
+    result: PredictResult,
+    mode: ScalingMode,
+) -> _Forecasted:
+    group = result.group
+    assert group is not None
     try:
         model = _load_model(ports)
     except ModelError as error:
-        return _fallback(result, f"model unavailable: {error}")
+        raise _FallbackError(f"model unavailable: {error}") from error
     metadata = model.metadata
     result.model = manifest_summary(metadata)
 
     anchor = decision_time - ANCHOR_OFFSET_STEPS * STEP_SECONDS
     lookback = (HISTORY_STEPS_NEEDED + metadata.horizon_steps + LEVEL_STEPS) * STEP_SECONDS
-    history = _read_history(ports, anchor - lookback, anchor + STEP_SECONDS, now)
+    raw_history = _read_history(ports, anchor - lookback, anchor + STEP_SECONDS, now)
+    # The same validity rules as retraining: a corrupt datapoint is missing, never load.
+    history, result.implausible_values = drop_impossible_values(raw_history)
+    ceiling = settings.demand_ceiling_factor * metadata.training_demand_max_per_minute
+    history, above_ceiling = _drop_above_ceiling(history, ceiling)
+    result.implausible_values += above_ceiling
     index = len(history) - 1
     demand = history.demand_per_minute()
     levels = log_level(demand)
-    cpu_now = float(history[Metric.CPU][index])
+    cpu_then = float(history[Metric.CPU][index])
+    in_service_then = float(history[Metric.IN_SERVICE][index])
     result.inputs = {
         "demand_per_minute": float(demand[index]),
         "response_time_seconds": float(history[Metric.RESPONSE_TIME][index]),
-        "cpu_percent": cpu_now,
+        "cpu_percent": cpu_then,
+        "in_service_at_anchor": in_service_then,
         "errors_5xx": float(history[Metric.ERRORS_5XX][index]),
         "history_steps": float(np.sum(~np.isnan(demand))),
     }
+    raw_demand = float(raw_history.demand_per_minute()[index])
+    if math.isfinite(raw_demand) and raw_demand > ceiling:
+        raise _FallbackError(
+            f"RequestCount at the anchor bucket {_iso(anchor)} is {raw_demand:.0f}/min, above the "
+            f"sanity ceiling {ceiling:.0f}/min (DEMAND_CEILING_FACTOR {settings.demand_ceiling_factor:g} x "
+            f"the largest demand the model was trained on, {metadata.training_demand_max_per_minute:.0f}/min)"
+        )
     if math.isnan(demand[index]) or math.isnan(levels[index]):
-        return _fallback(
-            result,
-            f"no RequestCount for the anchor bucket {_iso(anchor)}: metrics missing or stale",
+        raise _FallbackError(
+            f"no valid RequestCount for the anchor bucket {_iso(anchor)}: metrics missing or stale"
         )
 
     features = build_features(history, metadata.horizon_steps, metadata.timezone)[index]
     forecast = model.forecast(features, float(levels[index]), settings.policy.headroom_quantile)
     capacity_per_instance = metadata.capacity_per_instance
     predicted = float(capacity_needed(forecast.demand_upper, capacity_per_instance))
+    if not (math.isfinite(forecast.demand_mean) and math.isfinite(predicted)) or predicted < 0:
+        raise _FallbackError(f"the forecast is not a usable number ({forecast.demand_upper!r}/min)")
     result.forecast, result.predicted_capacity = forecast, predicted
     result.target_time = anchor + metadata.horizon_steps * STEP_SECONDS
 
     result.forecast_error = _score_earlier_forecast(
         state, anchor, float(demand[index]), capacity_per_instance
     )
+    # CPU is averaged over the instances in service when it was measured, not over the
+    # fleet of now: 2 instances at 90 % ten minutes ago need 3, not 11 when 8 serve now.
+    cpu_fleet = (
+        in_service_then if math.isfinite(in_service_then) and in_service_then >= 1 else group.in_service
+    )
     floor = reactive_floor(
         float(demand[index]),
-        cpu_now,
-        group.in_service,
+        cpu_then,
+        round(cpu_fleet),
         capacity_per_instance,
         settings.policy.target_cpu_percent,
     )
     result.reactive_floor = floor
     window_start = decision_time - settings.policy.scale_in_stabilization_minutes * 60
-    recent = [int(r) for t, r in state.get("recommendations", []) if int(t) > window_start]
+    recent = [r for t, r in state.recommendations if t > window_start]
     decision = decide(predicted, group, floor, recent, settings.policy, mode)
-    result.decision = decision
+    return _Forecasted(decision, anchor, forecast, capacity_per_instance)
 
-    # The slot is recorded before acting: if the action then fails, a retry of the same
-    # event is a duplicate (no double scale-in) and the next run, 5 minutes on, decides
-    # afresh while the reactive policy keeps serving.
-    ports.state.save(
-        _next_state(
-            state, decision_time, window_start, decision, anchor, result, forecast, capacity_per_instance
-        )
+
+def _drop_above_ceiling(history: MetricHistory, ceiling: float) -> tuple[MetricHistory, int]:
+    """Demand above the ceiling is not a shop's load but a corrupt or forged datapoint:
+    missing data for the features, as impossible values are."""
+    values = dict(history.values)
+    dropped = 0
+    for metric in (Metric.REQUESTS, Metric.BUSIEST_MINUTE):
+        series = np.array(history[metric], dtype=np.float64, copy=True)
+        per_minute = series * (60.0 / history.step) if metric is Metric.REQUESTS else series
+        with np.errstate(invalid="ignore"):
+            above = per_minute > ceiling
+        dropped += int(np.sum(above))
+        series[above] = np.nan
+        values[metric] = series
+    return MetricHistory(start=history.start, values=values, step=history.step), dropped
+
+
+def _fall_back(
+    result: PredictResult,
+    reason: str,
+    decision_time: int,
+    settings: PredictSettings,
+    ports: PredictPorts,
+    state: DecisionState,
+    version: str | None,
+    reading: FloorReading,
+) -> PredictResult:
+    """Nothing is sized on this run. The floor predict raised earlier stays for a while (a
+    short outage of the model or metrics must not drop capacity), then goes back towards
+    the operator's MinSize a step per run, so reactive scaling rules both ways."""
+    group = reading.group
+    result.status = Status.FALLBACK
+    since = state.fallback_since if state.fallback_since is not None else decision_time
+    lowered: int | None = None
+    if group.floor_managed and group.floor > group.min_size:
+        if settings.policy.mode is ScalingMode.FORECAST_ONLY:
+            lowered = group.min_size  # forecast-only: the floor goes at once, as when deciding
+        elif decision_time - since >= settings.fallback_release_minutes * 60:
+            lowered = release_step(group, settings.policy.max_scale_in_step)
+    next_state = DecisionState(
+        last_decision_time=decision_time,
+        recommendations=state.recommendations,
+        forecasts=state.forecasts,
+        last_floor=lowered if lowered is not None else group.floor,
+        fallback_since=since,
+        last_decision={"time": _iso(decision_time), "status": Status.FALLBACK.value, "reason": reason},
     )
-    if decision.apply:
-        ports.group.set_capacity(decision.target, decision.floor, group)
-        result.status = Status.SCALED
-        ports.notifier.notify(
-            f"Saleor predictive scaling: {decision.action.value} {ports.group.name} "
-            f"{group.desired} -> {decision.target}",
-            result.log_record(),
+    if not _claim_slot(ports, next_state, version, result):
+        return result
+    if lowered is not None:
+        ports.group.set_floor(lowered, group)
+        _record_applied(ports, result, lowered)
+        if settings.policy.mode is ScalingMode.FORECAST_ONLY:
+            result.floor_released = True
+        else:
+            result.floor_lowered_to = lowered
+    minutes = (decision_time - since) // 60
+    if result.floor_lowered_to is not None:
+        detail = (
+            f"; after {minutes} minutes of fallbacks the floor predict raised goes back towards the "
+            f"operator's MinSize {group.min_size}: MinSize {group.floor} -> {lowered}"
         )
-    result.reason = decision.explanation
+    elif group.floor > group.min_size and not result.floor_released:
+        detail = (
+            f"; the floor MinSize {group.floor} stays until {settings.fallback_release_minutes} minutes "
+            f"of consecutive fallbacks (now {minutes})"
+        )
+    else:
+        detail = ""
+    result.reason = f"{reason}; holding capacity, reactive scaling stays in charge{detail}"
     return result
+
+
+def _claim_slot(
+    ports: PredictPorts, next_state: DecisionState, version: str | None, result: PredictResult
+) -> bool:
+    try:
+        ports.state.save(next_state.to_document(), version)
+    except StateConflictError as error:
+        result.status = Status.DUPLICATE
+        result.decision = None
+        result.reason = f"another run decided slot {_iso(result.decision_time)} concurrently ({error})"
+        return False
+    return True
+
+
+def _record_applied(ports: PredictPorts, result: PredictResult, floor: int) -> None:
+    """The group changed already; a failed tag write must not read as a fault that left
+    nothing changed. The state holds the same floor, so ownership is still known."""
+    try:
+        ports.group.record_applied(floor)
+    except Exception as error:  # throttling, a tag policy: the next change rewrites it
+        result.floor_note = f"warning: could not tag the applied MinSize {floor}: {error}"
+
+
+def _notify(ports: PredictPorts, result: PredictResult, subject: str) -> None:
+    """The change stands whether or not the notice goes out; a failed notice is reported
+    (NotificationErrors), never turned into a fault that says nothing was scaled."""
+    try:
+        ports.notifier.notify(subject, result.log_record())
+    except Exception as error:  # SNS faults, throttling, a deleted topic, a KMS denial
+        result.notification_error = f"{type(error).__name__}: {error}"
 
 
 def _read_history(ports: PredictPorts, start: int, end: int, now: int) -> MetricHistory:
@@ -291,51 +555,47 @@ def _load_model(ports: PredictPorts) -> ForecastModel:
     return model
 
 
-def _fallback(result: PredictResult, reason: str) -> PredictResult:
-    result.status = Status.FALLBACK
-    result.reason = f"{reason}; holding capacity, reactive scaling stays in charge"
-    return result
-
-
 def _score_earlier_forecast(
-    state: dict[str, Any], anchor: int, demand: float, capacity_per_instance: float
+    state: DecisionState, anchor: int, demand: float, capacity_per_instance: float
 ) -> float | None:
-    earlier = state.get("forecasts", {}).get(str(anchor))
+    earlier = state.forecasts.get(anchor)
     if earlier is None:
         return None
     return float(earlier) - float(capacity_needed(demand, capacity_per_instance))
 
 
 def _next_state(
-    state: dict[str, Any],
+    state: DecisionState,
     decision_time: int,
-    window_start: int,
+    settings: PredictSettings,
     decision: Decision,
-    anchor: int,
+    forecasted: _Forecasted,
     result: PredictResult,
-    forecast: Forecast,
-    capacity_per_instance: float,
-) -> dict[str, Any]:
-    recommendations = [[int(t), int(r)] for t, r in state.get("recommendations", []) if int(t) > window_start]
-    recommendations.append([decision_time, decision.recommended])
-    forecasts = {key: value for key, value in state.get("forecasts", {}).items() if int(key) > anchor}
+    intended_floor: int,
+) -> DecisionState:
+    window_start = decision_time - settings.policy.scale_in_stabilization_minutes * 60
+    recommendations = [(t, r) for t, r in state.recommendations if t > window_start]
+    recommendations.append((decision_time, decision.recommended))
+    forecasts = {t: value for t, value in state.forecasts.items() if t > forecasted.anchor}
     if result.target_time is not None:
         # The mean (not the sized-up forecast) is what the error metric should judge.
-        forecasts[str(result.target_time)] = round(
-            float(capacity_needed(forecast.demand_mean, capacity_per_instance)), 4
+        forecasts[result.target_time] = round(
+            float(capacity_needed(forecasted.forecast.demand_mean, forecasted.capacity_per_instance)), 4
         )
-    return {
-        "format": STATE_FORMAT,
-        "last_decision_time": decision_time,
-        "recommendations": recommendations,
-        "forecasts": forecasts,
-        "last_decision": {
+    return DecisionState(
+        last_decision_time=decision_time,
+        recommendations=recommendations,
+        forecasts=forecasts,
+        last_floor=intended_floor,
+        fallback_since=None,
+        last_decision={
             "time": _iso(decision_time),
             "target": decision.target,
+            "floor": decision.floor,
             "action": decision.action.value,
             "applied": decision.apply,
         },
-    }
+    )
 
 
 def _iso(epoch_seconds: int) -> str:

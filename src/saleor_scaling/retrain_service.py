@@ -115,6 +115,8 @@ class RetrainResult:
     model: dict[str, Any] | None = None
     champion: dict[str, Any] | None = None
     duration_seconds: float = 0.0
+    notification_error: str = ""
+    """The SNS notice failed; what the run did (promote or keep) stands."""
 
     @property
     def promoted(self) -> bool:
@@ -134,6 +136,8 @@ class RetrainResult:
             "champion": self.champion,
             "duration_seconds": round(self.duration_seconds, 3),
         }
+        if self.notification_error:
+            record["notification_error"] = self.notification_error
         if self.history is not None:
             record["history"] = {
                 "start": _iso(self.history.start),
@@ -199,7 +203,10 @@ def run_retrain(
         RetrainStatus.KEPT: "kept the serving model",
         RetrainStatus.REFUSED: "refused to train",
     }[result.status]
-    ports.notifier.notify(f"Saleor predictive scaling retrain {subject}", result.log_record())
+    try:
+        ports.notifier.notify(f"Saleor predictive scaling retrain {subject}", result.log_record())
+    except Exception as error:  # SNS faults: the model published (or kept) stands
+        result.notification_error = f"{type(error).__name__}: {error}"
     return result
 
 

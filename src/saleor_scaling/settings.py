@@ -6,6 +6,7 @@ Every variable and its default is documented beside the function's environment i
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import os
@@ -28,10 +29,35 @@ class ScalingMode(enum.StrEnum):
     FORECAST_AND_SCALE = "forecast-and-scale"
 
 
+def bounded(default: float, low: float, high: float, env: str) -> Any:
+    """A numeric setting with its environment variable and inclusive range, declared once
+    beside the field: `check_bounds` enforces it however the object was built."""
+    return field(default=default, metadata={"env": env, "range": (low, high)})
+
+
+def check_bounds(settings: object) -> None:
+    """Reject non-finite and out-of-range values of every `bounded` field, naming the
+    variable. `not low <= x <= high` alone would let NaN through a hand-written `x <= 0`."""
+    for spec in dataclasses.fields(settings):  # type: ignore[arg-type]
+        if "range" not in spec.metadata:
+            continue
+        value = getattr(settings, spec.name)
+        low, high = spec.metadata["range"]
+        name = spec.metadata["env"]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigurationError(f"{name}={value!r} is not a number")
+        if not math.isfinite(value) or not low <= value <= high:
+            raise ConfigurationError(f"{name}={value!r} must be a finite number in [{low:g}, {high:g}]")
+
+
 DEFAULT_HEADROOM_QUANTILE = 0.6
 """Chosen on the backtest of the shared traces (docs/backtest.md): whole instances and the
 scale-in window add their own margin, and at 0.6 NASA 1995 keeps under-provisioned minutes
 at a seventh of reactive scaling's for 1.10x the oracle's instance-hours."""
+
+
+MAX_SCALE_IN_STEP_LIMIT = 100
+"""A larger step is no gradual scale-in: a typo (1000000) must not read as 'remove all'."""
 
 
 @dataclass(frozen=True)
@@ -39,26 +65,20 @@ class PolicySettings:
     """Knobs of the capacity policy (see `policy.decide`)."""
 
     mode: ScalingMode = ScalingMode.FORECAST_ONLY
-    headroom_quantile: float = DEFAULT_HEADROOM_QUANTILE
+    headroom_quantile: float = bounded(DEFAULT_HEADROOM_QUANTILE, 0.5, 0.99, "HEADROOM_QUANTILE")
     """Capacity is sized for the forecast times the factor the target step's busiest minute
     stayed within in this share of the model's held-out steps (`headroom`), before
     rounding up to whole instances."""
-    max_scale_in_step: int = 1
-    """At most this many instances removed per run: scale in gradually."""
-    scale_in_stabilization_minutes: int = 30
+    max_scale_in_step: int = bounded(1, 0, MAX_SCALE_IN_STEP_LIMIT, "MAX_SCALE_IN_STEP")
+    """At most this many instances removed per run: scale in gradually (0: predict never
+    lowers desired capacity; target tracking alone scales in)."""
+    scale_in_stabilization_minutes: int = bounded(30, 0, 24 * 60, "SCALE_IN_STABILIZATION_MINUTES")
     """Scale in only to the highest recommendation of this trailing window."""
-    target_cpu_percent: float = 70.0
+    target_cpu_percent: float = bounded(70.0, 10.0, 95.0, "TARGET_CPU_PERCENT")
     """The reactive policy's CPU target: the floor is what the current CPU needs at it."""
 
     def __post_init__(self) -> None:
-        if not 0.5 <= self.headroom_quantile <= 0.99:
-            raise ConfigurationError("HEADROOM_QUANTILE must be in [0.5, 0.99]")
-        if self.max_scale_in_step < 0:
-            raise ConfigurationError("MAX_SCALE_IN_STEP must be >= 0")
-        if not 0 <= self.scale_in_stabilization_minutes <= 24 * 60:
-            raise ConfigurationError("SCALE_IN_STABILIZATION_MINUTES must be in [0, 1440]")
-        if not 10.0 <= self.target_cpu_percent <= 95.0:
-            raise ConfigurationError("TARGET_CPU_PERCENT must be in [10, 95]")
+        check_bounds(self)
 
 
 @dataclass(frozen=True)
@@ -78,19 +98,19 @@ class ShopSettings:
     load_balancer_full_name: str
     model: ModelLocation
     timezone: str = "UTC"
-    capacity_per_instance: float = 1000.0
+    capacity_per_instance: float = bounded(1000.0, 1.0, 1_000_000.0, "CAPACITY_PER_INSTANCE")
     """Requests per minute one instance serves at the target utilisation; retraining learns
-    it from history where it can, and the model's metadata carries what it learned."""
-    target_cpu_percent: float = 70.0
+    it from history where it can (within 4x of this value), and the model's metadata
+    carries what it learned."""
+    target_cpu_percent: float = bounded(70.0, 10.0, 95.0, "TARGET_CPU_PERCENT")
     topic_arn: str = ""
     history_prefix: str = ""
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         _check_timezone(self.timezone)
         if not self.history_prefix:
             object.__setattr__(self, "history_prefix", f"history/{self.auto_scaling_group_name}")
-        if self.capacity_per_instance <= 0:
-            raise ConfigurationError("CAPACITY_PER_INSTANCE must be > 0")
 
     @staticmethod
     def shop_fields(values: Mapping[str, str]) -> dict[str, Any]:
@@ -110,6 +130,22 @@ class ShopSettings:
 class PredictSettings(ShopSettings):
     policy: PolicySettings = field(default_factory=PolicySettings)
     state_key: str = ""
+    event_clock_check: bool = True
+    """Refuse events whose time is far from the function's own clock (EVENT_CLOCK_CHECK
+    on/off). Only a replay of recorded events (the local run) turns it off, explicitly."""
+    event_max_delay_seconds: int = bounded(240, 0, 3600, "EVENT_MAX_DELAY_SECONDS")
+    """An event older than this is stale: its slot's decision is due from the next run,
+    5 minutes after it, and metrics read now no longer describe its slot."""
+    event_max_early_seconds: int = bounded(60, 0, 3600, "EVENT_MAX_EARLY_SECONDS")
+    """An event from the future (beyond clock skew) would claim a slot before it is due
+    and make the real run of that slot a duplicate."""
+    fallback_release_minutes: int = bounded(30, 5, 24 * 60, "FALLBACK_RELEASE_MINUTES")
+    """After this long in consecutive fallbacks, predict lowers the MinSize floor it raised
+    back to the operator's, one scale-in step per run, so target tracking alone decides."""
+    demand_ceiling_factor: float = bounded(10.0, 1.5, 1000.0, "DEMAND_CEILING_FACTOR")
+    """Demand above this multiple of the largest the model was trained on is not acted on
+    (a fallback): a forecast from so far outside its training data means nothing, and a
+    corrupt or forged datapoint must not scale the group to MaxSize."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -130,8 +166,16 @@ class PredictSettings(ShopSettings):
                 target_cpu_percent=shop["target_cpu_percent"],
             ),
             state_key=values.get("STATE_KEY", ""),
+            event_clock_check=_switch(values, "EVENT_CLOCK_CHECK", True),
+            event_max_delay_seconds=_int(values, "EVENT_MAX_DELAY_SECONDS", 240),
+            event_max_early_seconds=_int(values, "EVENT_MAX_EARLY_SECONDS", 60),
+            fallback_release_minutes=_int(values, "FALLBACK_RELEASE_MINUTES", 30),
+            demand_ceiling_factor=_float(values, "DEMAND_CEILING_FACTOR", 10.0),
         )
 
+
+MAX_LEAD_TIME_MINUTES = 120
+"""Beyond two hours of boot and warm-up a 5-minute forecast is no longer what sizes the fleet."""
 
 ANCHOR_OFFSET_STEPS = 2
 """The newest bucket a run trusts closed one full step before the run: CloudWatch may
@@ -148,29 +192,21 @@ def horizon_steps_for(lead_time_minutes: int) -> int:
 class RetrainSettings(ShopSettings):
     """The nightly job's configuration (defaults documented in template.yaml)."""
 
-    training_window_days: int = 28
-    holdout_days: int = 2
-    min_history_days: int = 9
+    training_window_days: int = bounded(28, 2, 365, "TRAINING_WINDOW_DAYS")
+    holdout_days: int = bounded(2, 1, 14, "HOLDOUT_DAYS")
+    min_history_days: int = bounded(9, 2, 365, "MIN_HISTORY_DAYS")
     """Refuse to train on less: a week for the weekly features, plus the held-out tail."""
-    lead_time_minutes: int = 10
-    n_estimators: int = 60
-    max_depth: int = 12
-    promotion_tolerance: float = 0.02
+    lead_time_minutes: int = bounded(10, 1, MAX_LEAD_TIME_MINUTES, "LEAD_TIME_MINUTES")
+    n_estimators: int = bounded(60, 10, 500, "N_ESTIMATORS")
+    max_depth: int = bounded(12, 4, 20, "MAX_DEPTH")
+    promotion_tolerance: float = bounded(0.02, 0.0, 0.5, "PROMOTION_TOLERANCE")
     """A challenger is 'not worse' when its error is within this share of the champion's."""
-    max_model_megabytes: float = 10.0
+    max_model_megabytes: float = bounded(10.0, 0.1, 100.0, "MAX_MODEL_MEGABYTES")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 1 <= self.holdout_days < self.min_history_days <= self.training_window_days <= 365:
-            raise ConfigurationError(
-                "need 1 <= HOLDOUT_DAYS < MIN_HISTORY_DAYS <= TRAINING_WINDOW_DAYS <= 365"
-            )
-        if not 1 <= self.lead_time_minutes <= 120:
-            raise ConfigurationError("LEAD_TIME_MINUTES must be in [1, 120]")
-        if not 10 <= self.n_estimators <= 500 or not 4 <= self.max_depth <= 20:
-            raise ConfigurationError("N_ESTIMATORS must be in [10, 500] and MAX_DEPTH in [4, 20]")
-        if not 0 <= self.promotion_tolerance <= 0.5:
-            raise ConfigurationError("PROMOTION_TOLERANCE must be in [0, 0.5]")
+        if not self.holdout_days < self.min_history_days <= self.training_window_days:
+            raise ConfigurationError("need HOLDOUT_DAYS < MIN_HISTORY_DAYS <= TRAINING_WINDOW_DAYS")
 
     @property
     def horizon_steps(self) -> int:
@@ -230,6 +266,17 @@ def _float(values: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError as error:
         raise ConfigurationError(f"{name}={raw!r} is not a number") from error
+
+
+def _switch(values: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = values.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"on", "true", "1"}:
+        return True
+    if raw in {"off", "false", "0"}:
+        return False
+    raise ConfigurationError(f"{name}={raw!r} must be on or off")
 
 
 def _int(values: Mapping[str, str], name: str, default: int) -> int:

@@ -178,6 +178,7 @@ def build_model(
         training_end=_iso(int(stamps[rows.step_indices[-1]])),
         rows=len(rows.targets),
         headroom=headroom.to_json() if headroom is not None else {},
+        training_demand_max_per_minute=float(np.nanmax(history.demand_per_minute()[rows.step_indices])),
     )
     return ForecastModel(forest=forest, metadata=metadata)
 

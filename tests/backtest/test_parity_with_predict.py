@@ -8,13 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from saleor_scaling.adapters.state_store import StoredState
 from saleor_scaling.backtest.history import metric_history
 from saleor_scaling.backtest.runner import prepare_trace
 from saleor_scaling.backtest.simulator import GroupSettings, SimulatedGroup, TargetTracking, simulate
 from saleor_scaling.backtest.strategies import PredictiveController
 from saleor_scaling.features import build_features, log_level
 from saleor_scaling.model import ModelMetadata, serialize_forest
-from saleor_scaling.policy import GroupCapacity
+from saleor_scaling.policy import GroupCapacity, GroupFacts
 from saleor_scaling.predict_service import PredictPorts, run_predict
 from saleor_scaling.series import Metric, MetricHistory
 from saleor_scaling.settings import ModelLocation, PolicySettings, PredictSettings, ScalingMode
@@ -39,16 +40,24 @@ class Group:
     def __init__(self, desired: int) -> None:
         self.desired = desired
         self.min_size = 1
+        self.applied: str | None = None
 
-    def capacity(self) -> GroupCapacity:
-        return GroupCapacity(1, 10, self.desired, self.desired, self.min_size)
+    def describe(self) -> GroupFacts:
+        return GroupFacts(
+            self.min_size, 10, self.desired, self.desired, base_tag="1", applied_tag=self.applied
+        )
 
     def set_capacity(self, desired: int, floor: int, bounds: GroupCapacity) -> None:
         self.desired, self.min_size = desired, floor
 
-    def release_floor(self, bounds: GroupCapacity) -> bool:
-        self.min_size = 1
-        return True
+    def set_floor(self, floor: int, bounds: GroupCapacity) -> None:
+        self.min_size = floor
+
+    def record_applied(self, floor: int) -> None:
+        self.applied = str(floor)
+
+    def record_base(self, base: int) -> None:
+        raise AssertionError("nobody but predict changes this group's MinSize")
 
 
 class Models:
@@ -66,10 +75,10 @@ class State:
     def __init__(self) -> None:
         self.document: dict[str, Any] = {}
 
-    def load(self) -> dict[str, Any]:
-        return dict(self.document)
+    def load(self) -> StoredState:
+        return StoredState(dict(self.document), "v1" if self.document else None)
 
-    def save(self, document: dict[str, Any]) -> None:
+    def save(self, document: dict[str, Any], version: str | None) -> None:
         self.document = document
 
 
@@ -124,6 +133,8 @@ def test_controller_decides_as_run_predict() -> None:
     )
     cpu_per_minute = np.repeat(history[Metric.CPU], 5).tolist()
     simulated = SimulatedGroup(GroupSettings(boot_delay_minutes=0), initial=2)
+    # Both sides judge CPU against the fleet in service when it was measured: the history's.
+    simulated.served = np.repeat(np.rint(history[Metric.IN_SERVICE]), 5).astype(int).tolist()
 
     first_minute = (train_end - history.start) // 60 + 6 * 60  # a day of runs after training
     applied = 0

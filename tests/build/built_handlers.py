@@ -53,6 +53,7 @@ def main() -> None:
             create_shop,
             publish_history,
             scheduled_event,
+            set_function_clock,
         )
         from saleor_scaling.local.synthetic import synthetic_history
 
@@ -66,6 +67,7 @@ def main() -> None:
         publish_history(session, shop, history.window(start, now - now % 300), now)
 
         trained = retrain.lambda_handler(scheduled_event(_iso(now)), LocalLambdaContext("retrain"))
+        set_function_clock(predict, lambda: now + 3.0)
         decided = predict.lambda_handler(scheduled_event(_iso(now)), LocalLambdaContext("predict"))
 
     print(

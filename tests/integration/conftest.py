@@ -20,6 +20,7 @@ from saleor_scaling.local.emulator import (
     create_shop,
     publish_history,
     scheduled_event,
+    set_function_clock,
 )
 from saleor_scaling.model import ModelMetadata, serialize_forest
 from saleor_scaling.series import Metric, MetricHistory
@@ -60,8 +61,14 @@ class PredictWorld:
             self.published_until = until
         return iso(now)
 
-    def invoke(self, time_iso: str | None = None, **detail: Any) -> dict[str, Any]:
+    def invoke(
+        self, time_iso: str | None = None, received_after: float = 3.0, **detail: Any
+    ) -> dict[str, Any]:
+        """Invoke the handler with the event of `time_iso`, delivered `received_after`
+        seconds later by the function's own clock (EventBridge delivers within seconds)."""
         event = scheduled_event(time_iso or iso(NOW), **detail)
+        sent = datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
+        set_function_clock(self.handler, lambda: sent + received_after)
         result: dict[str, Any] = self.handler.lambda_handler(event, LocalLambdaContext("predict"))
         return result
 

@@ -55,7 +55,12 @@ def test_scale_in_lowers_the_floor_with_the_capacity(oversized_world):
     world.invoke()  # first run: floor raised to the held capacity
     result = world.invoke(world.advance(NOW + 300))
     assert result["decision"]["action"] == "scale-in"
-    assert world.describe()["MinSize"] == world.desired() == 13
+    assert world.desired() == 13  # one instance per run
+    # The floor is what predictive needs, not the capacity of the moment: target tracking
+    # may remove the excess faster, never below what the forecast needs.
+    assert (
+        world.describe()["MinSize"] == result["decision"]["floor"] == result["decision"]["recommended"] < 13
+    )
 
 
 def test_switching_back_to_forecast_only_releases_the_floor(world, monkeypatch):

@@ -23,6 +23,7 @@ from saleor_scaling.local.emulator import (
     create_shop,
     publish_history,
     scheduled_event,
+    set_function_clock,
 )
 from saleor_scaling.model import ModelNotFoundError, serialize_forest
 from saleor_scaling.series import Metric, MetricHistory
@@ -137,6 +138,7 @@ def test_full_retrain_promotes_a_model_that_predict_then_serves(retrain_world, c
     )
     predict = load_handler("predict")
     predict.reset_dependencies()
+    set_function_clock(predict, lambda: predict_at + 3.0)
     decision = predict.lambda_handler(scheduled_event(iso(predict_at)), LocalLambdaContext("predict"))
     assert decision["status"] in {"scaled", "decided"}, decision["reason"]
     assert decision["model"]["model_version_id"] == metadata.model_version_id
@@ -166,6 +168,7 @@ def test_new_shop_with_little_history_is_refused_and_predict_stays_safe(retrain_
 
     predict = load_handler("predict")
     predict.reset_dependencies()
+    set_function_clock(predict, lambda: young_at + 3.0)
     decision = predict.lambda_handler(scheduled_event(iso(young_at)), LocalLambdaContext("predict"))
     assert decision["status"] == "fallback"
     assert "no model manifest" in decision["reason"]

@@ -4,13 +4,14 @@ README says when the real handlers receive it."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 
 from saleor_scaling.events import parse_event_time
-from saleor_scaling.local.emulator import LocalLambdaContext
+from saleor_scaling.local.emulator import LocalLambdaContext, set_function_clock
 from saleor_scaling.settings import ScalingMode
 from tests.conftest import REPO_ROOT
 
@@ -49,7 +50,10 @@ def test_every_event_file_is_covered():
 
 
 def test_scheduled_sample_without_metrics_is_a_safe_no_op(world):
-    result = world.handler.lambda_handler(event("scheduled.json"), LocalLambdaContext("predict"))
+    sample = event("scheduled.json")
+    sent = datetime.fromisoformat(str(sample["time"]).replace("Z", "+00:00")).timestamp()
+    set_function_clock(world.handler, lambda: sent + 3.0)  # delivered on time
+    result = world.handler.lambda_handler(sample, LocalLambdaContext("predict"))
     assert result["status"] == "fallback"
     assert world.desired() == 2
 

@@ -109,6 +109,8 @@ def group(
             "stabilization",
         ),
         (
+            # Desired capacity is held, but the MinSize floor falls to what predictive
+            # needs (1), so target tracking can scale in: applied, as a floor change.
             "scale-in disabled",
             1.0,
             group(6),
@@ -117,7 +119,7 @@ def group(
             PolicySettings(mode=ScalingMode.FORECAST_AND_SCALE, max_scale_in_step=0),
             6,
             Action.HOLD,
-            False,
+            True,
             "scale-in disabled",
         ),
         (
@@ -184,7 +186,9 @@ def test_mode_argument_overrides_settings():
         ("scale-out raises floor and desired together", 6.2, group(2, current_min=2), 7, 7, True),
         ("scale-in lowers the floor one step", 2.0, group(8), 7, 7, True),
         ("floor never below the operator's MinSize", 0.5, group(2, min_size=2), 2, 2, False),
-        ("target tracking scaled above the floor", 5.0, group(7, current_min=5), 6, 6, True),
+        # Predict scales in one step, but its floor stays at what it needs (5): the
+        # instances target tracking added are target tracking's to remove.
+        ("target tracking scaled above the floor", 5.0, group(7, current_min=5), 6, 5, True),
         ("floor in place: nothing to do", 3.5, group(4), 4, 4, False),
     ],
 )

@@ -1,17 +1,23 @@
-"""Auto Scaling: read the group's sizes, set its desired capacity and the MinSize floor.
+"""Auto Scaling: read the group's sizes and tags, set its desired capacity and the MinSize floor.
 
-Predictive scaling raises the group's MinSize to the capacity it sets, as a floor under
+Predictive scaling raises the group's MinSize to the capacity it needs, as a floor under
 target tracking: otherwise target tracking's scale-in alarm, seeing the low CPU of
-instances added ahead of the load, would remove them before the load arrives. The
-operator's own MinSize is kept in a tag on the group, so that the floor can always be
-lowered back to it (by predict's gradual scale-in, or at once in forecast-only mode).
+instances added ahead of the load, would remove them before the load arrives. Two tags
+on the group make that floor safe to share with an operator:
+
+- `saleor-predictive-scaling:base-min-size`: the operator's own MinSize, which predict
+  never goes below and gives back when it lets go of the floor;
+- `saleor-predictive-scaling:applied-min-size`: the MinSize predict itself last set. A
+  MinSize that is neither this nor what predict last decided was set by someone else (an
+  operator raising it for a sale, a scheduled action) and becomes the new base
+  (`policy.read_floor`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from saleor_scaling.policy import GroupCapacity
+from saleor_scaling.policy import GroupCapacity, GroupFacts
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
@@ -19,7 +25,11 @@ else:
     AutoScalingClient = Any
 
 
-BASE_MIN_SIZE_TAG = "saleor-predictive-scaling:base-min-size"
+TAG_PREFIX = "saleor-predictive-scaling:"
+BASE_MIN_SIZE_TAG = f"{TAG_PREFIX}base-min-size"
+APPLIED_MIN_SIZE_TAG = f"{TAG_PREFIX}applied-min-size"
+PROJECT_TAG_KEYS = (BASE_MIN_SIZE_TAG, APPLIED_MIN_SIZE_TAG)
+"""The only tag keys predict writes; its IAM policy allows no others (template.yaml)."""
 
 
 class GroupNotFoundError(Exception):
@@ -30,8 +40,9 @@ class AutoScalingGroup:
     def __init__(self, client: AutoScalingClient, group_name: str) -> None:
         self._client = client
         self.name = group_name
+        self._base_tagged = False
 
-    def capacity(self) -> GroupCapacity:
+    def describe(self) -> GroupFacts:
         response = self._client.describe_auto_scaling_groups(AutoScalingGroupNames=[self.name])
         groups = response.get("AutoScalingGroups", [])
         if not groups or groups[0].get("Status") == "Delete in progress":
@@ -40,63 +51,68 @@ class AutoScalingGroup:
         in_service = sum(
             1 for instance in group.get("Instances", []) if instance.get("LifecycleState") == "InService"
         )
-        current_min = int(group["MinSize"])
-        tagged = {tag.get("Key"): tag.get("Value") for tag in group.get("Tags", [])}.get(BASE_MIN_SIZE_TAG)
-        self._base_tagged = tagged is not None
-        base_min = _parse_size(tagged, current_min)
-        return GroupCapacity(
-            min_size=min(base_min, current_min),
+        tags = {tag.get("Key"): tag.get("Value") for tag in group.get("Tags", [])}
+        self._base_tagged = tags.get(BASE_MIN_SIZE_TAG) is not None
+        return GroupFacts(
+            min_size=int(group["MinSize"]),
             max_size=int(group["MaxSize"]),
             desired=int(group["DesiredCapacity"]),
             in_service=in_service,
-            current_min_size=current_min,
+            base_tag=tags.get(BASE_MIN_SIZE_TAG),
+            applied_tag=tags.get(APPLIED_MIN_SIZE_TAG),
         )
 
     def set_capacity(self, desired: int, floor: int, bounds: GroupCapacity) -> None:
         """Desired capacity and MinSize floor in one UpdateAutoScalingGroup call (a cooldown
         left by the reactive policy does not block it, as it does not block AWS's own
-        predictive scaling)."""
+        predictive scaling). Without a trustworthy operator MinSize only desired capacity
+        is set."""
         # AWS rejects a desired capacity outside [MinSize, MaxSize]; moto does not, so the
         # checks live here rather than being learned from the emulator.
+        if not bounds.floor_managed:
+            if not bounds.floor <= desired <= bounds.max_size:
+                raise ValueError(f"desired {desired} does not fit [{bounds.floor}, {bounds.max_size}]")
+            self._client.update_auto_scaling_group(AutoScalingGroupName=self.name, DesiredCapacity=desired)
+            return
         if not bounds.min_size <= floor <= desired <= bounds.max_size:
             raise ValueError(
                 f"floor {floor} and desired {desired} do not fit [{bounds.min_size}, {bounds.max_size}] "
                 f"of {self.name}"
             )
-        self._remember_base_min(bounds)
+        if not self._base_tagged:
+            # Written before MinSize is ever raised: the tag is the only record of the
+            # operator's value once the floor is up.
+            self.record_base(bounds.min_size)
         self._client.update_auto_scaling_group(
             AutoScalingGroupName=self.name, MinSize=floor, DesiredCapacity=desired
         )
 
-    def release_floor(self, bounds: GroupCapacity) -> bool:
-        """Give MinSize back to the operator's value (instances stay; target tracking
-        removes them when their load says so). True if it changed."""
-        if bounds.floor <= bounds.min_size:
-            return False
-        self._client.update_auto_scaling_group(AutoScalingGroupName=self.name, MinSize=bounds.min_size)
-        return True
+    def set_floor(self, floor: int, bounds: GroupCapacity) -> None:
+        """MinSize alone (instances stay; target tracking removes them when their load
+        says so): giving the floor back, all at once or a step at a time."""
+        if not bounds.min_size <= floor <= bounds.max_size:
+            raise ValueError(f"floor {floor} does not fit [{bounds.min_size}, {bounds.max_size}]")
+        self._client.update_auto_scaling_group(AutoScalingGroupName=self.name, MinSize=floor)
 
-    def _remember_base_min(self, bounds: GroupCapacity) -> None:
-        if getattr(self, "_base_tagged", False):
-            return
-        # Written before MinSize is ever raised: the tag is the only record of the
-        # operator's value once the floor is up.
+    def record_applied(self, floor: int) -> None:
+        """The MinSize predict has just set, so that a later MinSize it did not set is
+        recognised as the operator's."""
+        self._tag(APPLIED_MIN_SIZE_TAG, floor)
+
+    def record_base(self, base: int) -> None:
+        """The operator's MinSize, as predict must never undercut it."""
+        self._tag(BASE_MIN_SIZE_TAG, base)
+        self._base_tagged = True
+
+    def _tag(self, key: str, value: int) -> None:
         self._client.create_or_update_tags(
             Tags=[
                 {
                     "ResourceId": self.name,
                     "ResourceType": "auto-scaling-group",
-                    "Key": BASE_MIN_SIZE_TAG,
-                    "Value": str(bounds.min_size),
+                    "Key": key,
+                    "Value": str(value),
                     "PropagateAtLaunch": False,
                 }
             ]
         )
-        self._base_tagged = True
-
-
-def _parse_size(raw: str | None, default: int) -> int:
-    try:
-        return int(raw) if raw is not None else default
-    except ValueError:
-        return default

@@ -1,8 +1,7 @@
-"""S3: the model registry (manifest + versioned model object) and small JSON state."""
+"""S3: the model registry (manifest + versioned model object)."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -76,35 +75,3 @@ class S3ModelRegistry:
             ContentType="application/json",
         )
         return published
-
-
-class S3JsonState:
-    """A small JSON document (predict's decision state); missing reads as empty."""
-
-    def __init__(self, client: S3Client, bucket: str, key: str) -> None:
-        self._client = client
-        self._bucket = bucket
-        self._key = key
-
-    def load(self) -> dict[str, Any]:
-        try:
-            response = self._client.get_object(Bucket=self._bucket, Key=self._key)
-        except ClientError as error:
-            if is_missing(error):
-                return {}
-            raise
-        try:
-            document = json.loads(response["Body"].read())
-        except ValueError:
-            # A corrupt state must not stop scaling; the object's earlier versions stay in
-            # the versioned bucket for inspection.
-            return {}
-        return document if isinstance(document, dict) else {}
-
-    def save(self, document: dict[str, Any]) -> None:
-        self._client.put_object(
-            Bucket=self._bucket,
-            Key=self._key,
-            Body=json.dumps(document, sort_keys=True).encode(),
-            ContentType="application/json",
-        )

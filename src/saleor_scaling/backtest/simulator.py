@@ -129,6 +129,9 @@ class SimulatedGroup:
         self.floor = settings.min_size
         """The group's MinSize now: predict raises it to the capacity it sets, so that
         target tracking's scale-in cannot go below (saleor_scaling.adapters.autoscaling)."""
+        self.served: list[int] = []
+        """Instances in service in each minute simulated so far: what the group's
+        GroupInServiceInstances metric recorded."""
 
     @property
     def desired(self) -> int:
@@ -314,6 +317,7 @@ def simulate(
         if on_minute is not None:
             on_minute(t, group)
         in_service = group.serving(t)
+        group.served.append(in_service)
         serving_out[t] = in_service
         billed_out[t] = len(group.launches)
         desired_out[t] = len(group.launches)

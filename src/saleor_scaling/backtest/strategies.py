@@ -4,10 +4,10 @@
 5 minutes it reads the anchor bucket two steps back (CloudWatch lag), takes the forecast
 made at that anchor for anchor + horizon, converts the sized-up forecast into instances
 with `labels.capacity_needed`, computes `policy.reactive_floor` from the anchor's demand
-and this group's own CPU, and lets `policy.decide` choose with the recommendations of the
-stabilization window, in forecast-and-scale mode. Without a forecast (no model yet, or no
-RequestCount for the anchor) it falls back as predict does: it changes nothing and target
-tracking stays in charge.
+and this group's own CPU and in-service count at the anchor, and lets `policy.decide`
+choose with the recommendations of the stabilization window, in forecast-and-scale mode.
+Without a forecast (no model yet, or no RequestCount for the anchor) it falls back as
+predict does: it changes nothing and target tracking stays in charge.
 """
 
 from __future__ import annotations
@@ -82,10 +82,15 @@ class PredictiveController:
         decision_time = self.start + minute * 60
         first = anchor * MINUTES_PER_STEP
         known = [value for value in cpu[first : first + MINUTES_PER_STEP] if math.isfinite(value)]
-        cpu_now = sum(known) / len(known) if known else math.nan
+        cpu_then = sum(known) / len(known) if known else math.nan
         state = GroupCapacity(self.min_size, self.max_size, group.desired, group.serving(minute), group.floor)
         predicted = float(capacity_needed(upper, capacity))
-        floor = reactive_floor(demand, cpu_now, state.in_service, capacity, self.policy.target_cpu_percent)
+        # As predict: CPU is judged against the fleet that was in service when it was measured.
+        served = group.served[first : first + MINUTES_PER_STEP]
+        fleet_then = (
+            round(sum(served) / len(served)) if served and sum(served) >= len(served) else state.in_service
+        )
+        floor = reactive_floor(demand, cpu_then, fleet_then, capacity, self.policy.target_cpu_percent)
         window_start = decision_time - self.policy.scale_in_stabilization_minutes * 60
         while self.recommendations and self.recommendations[0][0] <= window_start:
             self.recommendations.popleft()

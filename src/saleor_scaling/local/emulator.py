@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -193,6 +194,12 @@ def load_function(function: str, functions_dir: Path = FUNCTIONS_DIR) -> ModuleT
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def set_function_clock(handler: ModuleType, clock: Callable[[], float]) -> None:
+    """Replace a handler module's own clock (`clock`, time.time in Lambda), against which
+    the predict function judges an event's time: tests deliver events from the past."""
+    handler.__dict__["clock"] = clock
 
 
 def scheduled_event(time_iso: str, **detail: Any) -> dict[str, Any]:

@@ -181,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         shop = create_shop(session, max_size=args.max_size, desired=int(past.desired[-1]))
-        for name, value in shop.environment(SCALING_MODE="forecast-and-scale").items():
+        # The replay's events carry the trace's time, not the wall clock's: the one place
+        # the event clock check is turned off, explicitly.
+        for name, value in shop.environment(
+            SCALING_MODE="forecast-and-scale", EVENT_CLOCK_CHECK="off"
+        ).items():
             os.environ[name] = value
         cutoff = retrain_at - CLOUDWATCH_DAYS * DAY
         cutoff -= cutoff % DAY

@@ -1,0 +1,465 @@
+"""The README's safety promises, attacked through the real predict handler against
+emulated AWS: an operator changing the group under predict, stale and forged events,
+absurd metrics, internal errors, a failed notice, corrupt state and concurrent runs.
+
+Each test here failed on the code before issue 11; each asserts what the group looks like
+afterwards, not only what the handler said.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from saleor_scaling.adapters.autoscaling import APPLIED_MIN_SIZE_TAG, BASE_MIN_SIZE_TAG
+from saleor_scaling.adapters.state_store import S3DecisionState
+from saleor_scaling.local.emulator import LocalLambdaContext, scheduled_event, set_function_clock
+from saleor_scaling.settings import ConfigurationError
+from tests.integration.conftest import NOW, PredictWorld, emitted_metrics, iso
+
+STEP = 300
+
+
+def set_min_size(world: PredictWorld, min_size: int) -> None:
+    """What an operator (or a scheduled action) does before a sale."""
+    world.session.client("autoscaling").update_auto_scaling_group(
+        AutoScalingGroupName=world.shop.group_name, MinSize=min_size
+    )
+
+
+def tags(world: PredictWorld) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in world.describe()["Tags"]}
+
+
+def set_tag(world: PredictWorld, key: str, value: str) -> None:
+    world.session.client("autoscaling").create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": world.shop.group_name,
+                "ResourceType": "auto-scaling-group",
+                "Key": key,
+                "Value": value,
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+
+
+def min_size(world: PredictWorld) -> int:
+    return int(world.describe()["MinSize"])
+
+
+def delete_model(world: PredictWorld) -> None:
+    world.session.client("s3").delete_object(Bucket=world.shop.bucket, Key="models/manifest.json")
+
+
+def state_key(world: PredictWorld) -> str:
+    return f"state/{world.shop.group_name}/predict-state.json"
+
+
+def put_state(world: PredictWorld, body: bytes) -> None:
+    world.session.client("s3").put_object(Bucket=world.shop.bucket, Key=state_key(world), Body=body)
+
+
+# --- Operators and the MinSize floor -------------------------------------------------
+
+
+def test_operator_raising_min_size_is_adopted_never_lowered(world):
+    first = world.invoke()
+    floor = first["decision"]["floor"]
+    assert min_size(world) == floor > 1
+    set_min_size(world, floor + 1)  # the README: raise MinSize for a sale
+
+    for k in range(1, 4):
+        result = world.invoke(world.advance(NOW + k * STEP))
+        assert min_size(world) >= floor + 1, result["reason"]
+    assert tags(world)[BASE_MIN_SIZE_TAG] == str(floor + 1)
+    assert result["group"]["min"] == floor + 1
+
+
+def test_adoption_is_explained_in_the_decision_log(world):
+    floor = world.invoke()["decision"]["floor"]
+    set_min_size(world, floor + 2)
+    result = world.invoke(world.advance(NOW + STEP))
+    assert "adopted as the operator's MinSize" in result["reason"] or "adopted" in json.dumps(result)
+
+
+def test_forecast_only_release_restores_the_operators_latest_min_size(world, monkeypatch):
+    floor = world.invoke()["decision"]["floor"]
+    set_min_size(world, 12)
+    assert floor != 12
+    monkeypatch.setenv("SCALING_MODE", "forecast-only")
+    world.handler.reset_dependencies()
+    world.invoke(world.advance(NOW + STEP))
+    assert min_size(world) == 12  # not the tag's old value, 1
+    assert tags(world)[BASE_MIN_SIZE_TAG] == "12"
+
+
+def test_operator_lowering_min_size_is_respected_too(world, monkeypatch):
+    floor = world.invoke()["decision"]["floor"]
+    set_min_size(world, 1)  # the operator wants the floor gone
+    monkeypatch.setenv("SCALING_MODE", "forecast-only")
+    world.handler.reset_dependencies()
+    world.invoke(world.advance(NOW + STEP))
+    assert min_size(world) == 1
+    assert floor > 1
+
+
+@pytest.mark.parametrize("bad_tag", ["-1", "abc", "1.5", "999", ""])
+def test_invalid_base_tag_is_ignored_and_min_size_left_alone(world, bad_tag, caplog):
+    caplog.set_level("WARNING", logger="predict")
+    set_min_size(world, 2)
+    set_tag(world, BASE_MIN_SIZE_TAG, bad_tag)
+    result = world.invoke()
+    assert min_size(world) == 2  # left alone, neither raised nor lowered
+    assert result["group"]["floor_managed"] is False
+    assert "is not a size" in result["floor_note"]
+    assert world.desired() >= 2
+    assert any("warning" in json.dumps(getattr(r, "decision", {})) for r in caplog.records)
+
+
+def test_invalid_base_tag_never_lowers_a_raised_floor(oversized_world, monkeypatch):
+    world = oversized_world
+    set_min_size(world, 15)
+    set_tag(world, BASE_MIN_SIZE_TAG, "oops")
+    for k in range(3):
+        world.invoke(world.advance(NOW + k * STEP))
+    assert min_size(world) == 15
+    monkeypatch.setenv("SCALING_MODE", "forecast-only")
+    world.handler.reset_dependencies()
+    world.invoke(world.advance(NOW + 3 * STEP))
+    assert min_size(world) == 15  # forecast-only does not release to an unknown value
+
+
+def test_applied_tag_records_what_predict_set(world):
+    floor = world.invoke()["decision"]["floor"]
+    assert tags(world)[APPLIED_MIN_SIZE_TAG] == str(floor)
+
+
+# --- Fallbacks give the floor back ---------------------------------------------------
+
+
+def test_long_fallback_lowers_the_floor_back_to_the_operators(world, capsys):
+    floor = world.invoke()["decision"]["floor"]
+    assert floor >= 4
+    delete_model(world)
+    floors = []
+    for k in range(1, 10):  # 45 minutes of fallbacks
+        result = world.invoke(iso(NOW + k * STEP))
+        assert result["status"] == "fallback"
+        floors.append(min_size(world))
+    # Held for the first 30 minutes of fallbacks (a short outage must not drop capacity),
+    # then one step per run towards the operator's MinSize 1.
+    assert floors[:6] == [floor] * 6
+    assert floors[6:9] == [floor - 1, floor - 2, floor - 3]
+    assert "goes back towards the operator's MinSize 1" in result["reason"]
+    assert world.desired() >= floor  # no instance removed by predict: target tracking decides
+
+
+def test_a_decision_ends_the_fallback_streak(world):
+    floor = world.invoke()["decision"]["floor"]
+    model = world.session.client("s3").get_object(Bucket=world.shop.bucket, Key="models/manifest.json")
+    manifest = model["Body"].read()
+    delete_model(world)
+    for k in range(1, 6):
+        world.invoke(iso(NOW + k * STEP))
+    world.session.client("s3").put_object(Bucket=world.shop.bucket, Key="models/manifest.json", Body=manifest)
+    assert world.invoke(world.advance(NOW + 6 * STEP))["status"] != "fallback"
+    delete_model(world)
+    world.invoke(iso(NOW + 7 * STEP))
+    assert min_size(world) >= min(floor, world.describe()["MinSize"])  # streak restarted: held
+    state = json.loads(
+        world.session.client("s3").get_object(Bucket=world.shop.bucket, Key=state_key(world))["Body"].read()
+    )
+    assert state["fallback_since"] == NOW - NOW % STEP + 7 * STEP
+
+
+def test_fallback_release_time_is_a_setting(world, monkeypatch):
+    monkeypatch.setenv("FALLBACK_RELEASE_MINUTES", "5")
+    world.handler.reset_dependencies()
+    floor = world.invoke()["decision"]["floor"]
+    delete_model(world)
+    world.invoke(iso(NOW + STEP))
+    assert min_size(world) == floor
+    world.invoke(iso(NOW + 2 * STEP))
+    assert min_size(world) == floor - 1
+
+
+# --- MAX_SCALE_IN_STEP=0 -------------------------------------------------------------
+
+
+def test_disabled_scale_in_does_not_pin_the_group(oversized_world, monkeypatch):
+    world = oversized_world  # 15 instances for load that needs about 8
+    monkeypatch.setenv("MAX_SCALE_IN_STEP", "0")
+    world.handler.reset_dependencies()
+    result = world.invoke()
+    assert world.desired() == 15  # predict never scales in
+    floor = result["decision"]["floor"]
+    assert min_size(world) == floor == result["decision"]["recommended"] < 15  # target tracking may
+
+
+# --- The reactive floor's CPU --------------------------------------------------------
+
+
+def test_reactive_floor_uses_the_fleet_in_service_when_cpu_was_measured(world):
+    # At the anchor bucket 7 instances served at about 67 % CPU; the group now has 20
+    # (an operator, or target tracking, just added them). CPU of 7 instances needs 7,
+    # not 20 x 67 / 70 = 20.
+    world.session.client("autoscaling").update_auto_scaling_group(
+        AutoScalingGroupName=world.shop.group_name, MaxSize=30, DesiredCapacity=20
+    )
+    result = world.invoke()
+    assert result["inputs"]["in_service_at_anchor"] == pytest.approx(7.0)
+    assert result["reactive_floor"] <= 8
+
+
+# --- Events and time -----------------------------------------------------------------
+
+
+def test_stale_event_is_rejected_and_scales_nothing(world, capsys):
+    # A 20-hour-old event (a replay, a retry from a dead-letter queue) with no state yet.
+    result = world.invoke(received_after=20 * 3600)
+    assert result["status"] == "rejected"
+    assert "stale" in result["reason"]
+    assert world.desired() == 2
+    assert emitted_metrics(capsys.readouterr().out)["RejectedEvents"] == 1
+
+
+def test_early_event_is_rejected_and_does_not_block_the_real_slot(world):
+    early = world.invoke(iso(NOW + STEP), received_after=-STEP)
+    assert early["status"] == "rejected"
+    assert "early" in early["reason"]
+    assert world.desired() == 2
+    world.invoke()  # the run due now
+    real = world.invoke(world.advance(NOW + STEP))  # the slot the early event named
+    assert real["status"] in {"scaled", "decided"}
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "9999-12-31T23:55:00Z"])
+def test_absurd_event_years_are_rejected(world, when, capsys):
+    event = scheduled_event(when)
+    set_function_clock(world.handler, lambda: float(NOW))
+    result = world.handler.lambda_handler(event, LocalLambdaContext("predict"))
+    assert result["status"] == "rejected"
+    assert world.desired() == 2
+    assert emitted_metrics(capsys.readouterr().out)["RejectedEvents"] == 1
+    assert world.invoke()["status"] in {"scaled", "decided"}  # the real slot is not blocked
+
+
+def test_clock_check_can_be_turned_off_explicitly_for_replays(world, monkeypatch):
+    monkeypatch.setenv("EVENT_CLOCK_CHECK", "off")
+    world.handler.reset_dependencies()
+    assert world.invoke(received_after=20 * 3600)["status"] in {"scaled", "decided"}
+
+
+@pytest.mark.parametrize("event", [[], ["time"], "2023-11-28T12:00:17Z", None, 5])
+def test_event_that_is_not_an_object_is_an_invalid_event(world, event, capsys):
+    with pytest.raises(ValueError, match="not an object"):
+        world.handler.lambda_handler(event, LocalLambdaContext("predict"))
+    assert emitted_metrics(capsys.readouterr().out)["InvalidEvents"] == 1
+    assert world.desired() == 2
+
+
+# --- Absurd metric values ------------------------------------------------------------
+
+
+def put_at_anchor(
+    world: PredictWorld, namespace: str, name: str, dimension: dict[str, str], value: float
+) -> None:
+    anchor = NOW - NOW % STEP - 2 * STEP
+    world.session.client("cloudwatch").put_metric_data(
+        Namespace=namespace,
+        MetricData=[
+            {
+                "MetricName": name,
+                "Dimensions": [dimension],  # type: ignore[list-item]
+                "Timestamp": datetime.fromtimestamp(anchor + 30, UTC),
+                "Value": value,
+            }
+        ],
+    )
+
+
+@pytest.mark.parametrize("requests", [1e12, 1e300])
+def test_absurd_request_count_is_a_fallback_not_max_size(world, requests):
+    put_at_anchor(
+        world,
+        "AWS/ApplicationELB",
+        "RequestCount",
+        {"Name": "LoadBalancer", "Value": world.shop.load_balancer_full_name},
+        requests,
+    )
+    result = world.invoke()
+    assert result["status"] == "fallback"
+    assert "sanity ceiling" in result["reason"]
+    assert world.desired() == 2
+
+
+def test_impossible_cpu_is_missing_data(world):
+    put_at_anchor(
+        world,
+        "AWS/EC2",
+        "CPUUtilization",
+        {"Name": "AutoScalingGroupName", "Value": world.shop.group_name},
+        5000.0,
+    )
+    result = world.invoke()
+    # Averaged with the real datapoint, CPU reads above 100 %: impossible, so missing.
+    assert result["inputs"]["cpu_percent"] is None
+    assert result["implausible_values"] >= 1
+    assert world.desired() < 20  # sized on the forecast, not pushed to MaxSize
+
+
+# --- Internal errors and notices -----------------------------------------------------
+
+
+def test_bad_setting_gets_the_fault_metric_and_a_log_line(world, monkeypatch, capsys, caplog):
+    monkeypatch.setenv("CAPACITY_PER_INSTANCE", "nan")
+    world.handler.reset_dependencies()
+    with pytest.raises(ConfigurationError, match="CAPACITY_PER_INSTANCE"):
+        world.invoke()
+    assert emitted_metrics(capsys.readouterr().out)["PredictErrors"] == 1
+    assert "internal error (ConfigurationError); nothing scaled" in caplog.messages
+    assert world.desired() == 2
+
+
+@pytest.mark.parametrize("error", [ZeroDivisionError("division by zero"), OverflowError("math range")])
+def test_internal_error_gets_the_fault_metric(world, monkeypatch, capsys, caplog, error):
+    import saleor_scaling.predict_service as service
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(service, "decide", broken)
+    with pytest.raises(type(error)):
+        world.invoke()
+    assert emitted_metrics(capsys.readouterr().out)["PredictErrors"] == 1
+    assert f"internal error ({type(error).__name__}); nothing scaled" in caplog.messages
+    assert world.desired() == 2
+
+
+def test_failed_notice_after_scaling_is_reported_as_scaled(world, monkeypatch, capsys):
+    monkeypatch.setenv("NOTIFICATION_TOPIC_ARN", world.shop.topic_arn + "-deleted")
+    world.handler.reset_dependencies()
+    result = world.invoke()
+    assert result["status"] == "scaled"
+    assert world.desired() == result["decision"]["target"] > 2
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert metrics["NotificationErrors"] == 1
+    assert "PredictErrors" not in metrics
+    assert "notification_error" in json.dumps(result)
+    assert world.invoke()["status"] == "duplicate"  # a retry does not scale again
+
+
+# --- State ---------------------------------------------------------------------------
+
+
+CORRUPT_STATES = {
+    "not json": b"{oops",
+    "a list": b"[1, 2, 3]",
+    "wrong types": json.dumps(
+        {"format": 1, "last_decision_time": "soon", "recommendations": "many"}
+    ).encode(),
+    "garbage recommendations": json.dumps(
+        {"format": 1, "last_decision_time": 0, "recommendations": [["x", None], [1]]}
+    ).encode(),
+    "forecast not a number": json.dumps({"format": 1, "forecasts": {"123": "NaN"}}).encode(),
+    "far future": json.dumps({"format": 1, "last_decision_time": 253402300500}).encode(),
+    "bool for a time": json.dumps({"format": 1, "last_decision_time": True}).encode(),
+}
+
+
+@pytest.mark.parametrize("body", list(CORRUPT_STATES.values()), ids=list(CORRUPT_STATES))
+def test_corrupt_state_is_reset_and_the_slot_still_acts_once(oversized_world, body, capsys):
+    world = oversized_world
+    put_state(world, body)
+    first = world.invoke()
+    assert first["status"] == "scaled", first["reason"]
+    assert first["state_reset"]
+    assert world.desired() == 14
+    assert emitted_metrics(capsys.readouterr().out)["StateResets"] == 1
+    assert world.invoke()["status"] == "duplicate"  # Lambda's retry of the same event
+    assert world.desired() == 14
+    assert world.invoke(world.advance(NOW + STEP))["status"] == "scaled"  # later slots are not blocked
+
+
+class RacingState:
+    """A state store whose first load lets another run of the same slot finish before it
+    returns: the two runs read the same version of the state."""
+
+    def __init__(self, store: S3DecisionState, other_run: Any) -> None:
+        self.store = store
+        self.other_run = other_run
+        self.raced = False
+
+    def load(self) -> Any:
+        snapshot = self.store.load()
+        if not self.raced:
+            self.raced = True
+            self.other_run()
+        return snapshot
+
+    def save(self, document: dict[str, Any], version: str | None) -> None:
+        self.store.save(document, version)
+
+
+def test_two_concurrent_runs_of_one_slot_act_once(oversized_world, monkeypatch):
+    world = oversized_world
+    _, ports = world.handler.dependencies()
+    real_store = ports.state
+    outcomes: list[str] = []
+
+    def other_run() -> None:
+        monkeypatch.setattr(ports, "state", real_store)
+        outcomes.append(world.invoke()["status"])
+        monkeypatch.setattr(ports, "state", racing)
+
+    racing = RacingState(real_store, other_run)
+    monkeypatch.setattr(ports, "state", racing)
+    outcomes.append(world.invoke()["status"])
+    assert outcomes == ["scaled", "duplicate"]
+    assert world.desired() == 14  # one step, not two
+
+
+def test_concurrent_first_runs_with_no_state_act_once(oversized_world, monkeypatch):
+    world = oversized_world
+    world.session.client("s3").delete_object(Bucket=world.shop.bucket, Key=state_key(world))
+    _, ports = world.handler.dependencies()
+    real_store = ports.state
+    outcomes: list[str] = []
+
+    def other_run() -> None:
+        monkeypatch.setattr(ports, "state", real_store)
+        outcomes.append(world.invoke()["status"])
+        monkeypatch.setattr(ports, "state", racing)
+
+    racing = RacingState(real_store, other_run)
+    monkeypatch.setattr(ports, "state", racing)
+    outcomes.append(world.invoke()["status"])
+    assert outcomes == ["scaled", "duplicate"]
+    assert world.desired() == 14
+
+
+def test_oversized_state_object_is_not_read(world):
+    put_state(world, b" " * 2_000_000)
+    result = world.invoke()
+    assert "over" in result["state_reset"]
+    assert result["status"] in {"scaled", "decided"}
+
+
+def test_replayed_event_after_a_later_slot_is_a_duplicate_not_a_reset(world):
+    world.invoke()
+    world.invoke(world.advance(NOW + STEP))
+    # The earlier event again, within the clock tolerance of its own time.
+    again = world.invoke(iso(NOW))
+    assert again["status"] == "duplicate"
+    assert not again.get("state_reset")
+
+
+def test_event_sample_time_keeps_its_clock_check(world):
+    event = scheduled_event(iso(NOW))
+    set_function_clock(world.handler, lambda: float(NOW + 10 * 60))
+    assert world.handler.lambda_handler(event, LocalLambdaContext("predict"))["status"] == "rejected"
