@@ -50,6 +50,7 @@ OPERATOR_ROLE = role("operators/model-operator")
 ADMIN_ROLE = role("AdministratorAccess")
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
 BASE_MIN_SIZE_TAG = "saleor-predictive-scaling:base-min-size"
+APPLIED_MIN_SIZE_TAG = "saleor-predictive-scaling:applied-min-size"
 
 # What Ref and Fn::GetAtt of the root's resources return in the rendered stack (the SAM
 # transform's generated roles included).
@@ -547,7 +548,7 @@ def test_functions_may_publish_to_the_encrypted_topic_and_queue(function):
 # ---------------------------------------------------------------- item 5: IAM tightened
 
 
-def test_predict_tags_only_the_base_min_size_key():
+def test_predict_tags_only_its_own_tag_keys():
     stack = RenderedStack()
     statements = stack.identity_statements("PredictFunction")
     group_arn = (
@@ -560,6 +561,7 @@ def test_predict_tags_only_the_base_min_size_key():
         )
 
     assert allows(statements, tag(BASE_MIN_SIZE_TAG))
+    assert allows(statements, tag(APPLIED_MIN_SIZE_TAG))
     assert not allows(statements, tag("Name"))
     assert not allows(statements, tag(BASE_MIN_SIZE_TAG, "environment"))
     no_tags = Request("autoscaling:CreateOrUpdateTags", group_arn, PREDICT_ROLE)
@@ -671,3 +673,9 @@ def test_model_bucket_access_is_logged_to_a_locked_down_bucket():
     )
     insecure = Request("s3:GetObject", log_object, ADMIN_ROLE, context={"aws:SecureTransport": "false"})
     assert denying(statements, insecure)
+
+
+def test_the_tag_keys_allowed_are_the_ones_the_code_writes():
+    from saleor_scaling.adapters.autoscaling import PROJECT_TAG_KEYS
+
+    assert (BASE_MIN_SIZE_TAG, APPLIED_MIN_SIZE_TAG) == PROJECT_TAG_KEYS
