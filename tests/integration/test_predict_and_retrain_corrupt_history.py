@@ -1,5 +1,9 @@
 """A history object of the wrong shape, through the real handlers: predict still decides
-with that day missing, and retrain counts it in CorruptHistoryObjects."""
+with that day missing, and retrain counts it in CorruptHistoryObjects.
+
+Named to sort after test_local_run.py: a Powertools Logger keeps the stream handler of the
+first handler module loaded in the process, so loading predict earlier sends
+test_local_run's handler logs to the wrong stdout (a fragility of that test, not of these)."""
 
 from __future__ import annotations
 
