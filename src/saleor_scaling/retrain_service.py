@@ -51,7 +51,8 @@ REFRESH_RECENT_DAYS = 2
 """Days this recent are always re-read from CloudWatch: their backup may predate late
 datapoints. Older days are re-read only where the backup has gaps."""
 MIN_USABLE_SHARE = 0.75
-"""History may have gaps; a quarter of the minimum window missing is still enough."""
+"""History may have gaps: a quarter of MIN_HISTORY_DAYS' steps missing is still enough, as
+long as the history spans all of those days (`history_shortfall`)."""
 MIN_HOLDOUT_ROWS = STEPS_PER_DAY // 2
 MIN_UNSEEN_CHAMPION_ROWS = STEPS_PER_DAY // 4
 
@@ -215,13 +216,10 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
     result = RetrainResult(RetrainStatus.REFUSED, history=report)
     horizon = settings.horizon_steps
     rows = training_rows(history, horizon, settings.timezone)
-    needed = int(settings.min_history_days * STEPS_PER_DAY * MIN_USABLE_SHARE)
-    if len(rows.targets) < needed:
-        result.reason = (
-            f"only {len(rows.targets)} usable 5-minute rows ({len(rows.targets) / STEPS_PER_DAY:.1f} days); "
-            f"need {needed} ({settings.min_history_days} days less gaps). Predict keeps its "
-            "current model or its safe fallback"
-        )
+    needed = min_usable_rows(settings.min_history_days)
+    shortfall = history_shortfall(history, len(rows.targets), settings.min_history_days)
+    if shortfall is not None:
+        result.reason = f"{shortfall}. Predict keeps its current model or its safe fallback"
         return result
 
     split = split_holdout(rows, len(history), settings.holdout_days, horizon)
@@ -311,6 +309,29 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
         f"{baseline_scores.mae:.1f}{champion_note or ' (no comparable champion)'}"
     )
     return result
+
+
+def min_usable_rows(min_history_days: int) -> int:
+    return int(min_history_days * STEPS_PER_DAY * MIN_USABLE_SHARE)
+
+
+def history_shortfall(history: MetricHistory, usable_rows: int, min_history_days: int) -> str | None:
+    """Why `history` is too little to train on, or None. "MIN_HISTORY_DAYS less gaps" means
+    both: the known RequestCount spans at least MIN_HISTORY_DAYS from its first step to its
+    last (a week for the weekly features to have seen a whole week, plus the held-out
+    tail), and at least MIN_USABLE_SHARE of those days' steps are usable training rows.
+    A count alone let 7 gapless days (more rows than 75 % of 9 days) train a first model."""
+    known = np.flatnonzero(np.isfinite(history[Metric.REQUESTS]))
+    span_days = (int(known[-1]) - int(known[0]) + 1) / STEPS_PER_DAY if len(known) else 0.0
+    needed = min_usable_rows(min_history_days)
+    if span_days >= min_history_days and usable_rows >= needed:
+        return None
+    return (
+        f"the history spans {span_days:.1f} days with {usable_rows} usable 5-minute rows "
+        f"({usable_rows / STEPS_PER_DAY:.1f} days); need MIN_HISTORY_DAYS {min_history_days} days "
+        f"from first to last datapoint with at least {needed} usable rows in them "
+        f"({MIN_USABLE_SHARE:.0%}: {min_history_days} days less gaps)"
+    )
 
 
 def _judge_against_champion(

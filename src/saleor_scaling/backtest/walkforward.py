@@ -7,7 +7,8 @@ the model is trained exactly as the nightly job trains it: on the last
 without the last `holdout_days` measures the headroom table on them
 (`training.train_challenger`), and the model refitted on every row carries that table
 (`training.build_model`). A night is refused when the history holds fewer usable rows than
-`min_history_days` less gaps, or the held-out days too few (`retrain_service`'s rules). A
+`min_history_days` less gaps (`retrain_service.history_shortfall`: the span and the
+usable share), or the held-out days too few (`retrain_service`'s rules). A
 refused night leaves the previous model serving; before the first model predict falls back
 to "hold" and target tracking alone scales the group.
 
@@ -33,10 +34,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from saleor_scaling import STEP_SECONDS
-from saleor_scaling.features import STEPS_PER_DAY, build_features, log_level
+from saleor_scaling.features import build_features, log_level
 from saleor_scaling.labels import estimate_capacity_per_instance
 from saleor_scaling.model import ForecastModel
-from saleor_scaling.retrain_service import MIN_HOLDOUT_ROWS, MIN_USABLE_SHARE
+from saleor_scaling.retrain_service import MIN_HOLDOUT_ROWS, history_shortfall
 from saleor_scaling.series import FloatArray, MetricHistory, drop_impossible_values, floor_to_step
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, DEFAULT_HEADROOM_QUANTILE
 from saleor_scaling.training import (
@@ -155,7 +156,6 @@ def walk_forward(
     )
     features = build_features(history, horizon, settings.training.timezone)
     levels = log_level(history.demand_per_minute())
-    needed = int(settings.min_history_days * STEPS_PER_DAY * MIN_USABLE_SHARE)
     times = retrain_times(history, settings.retrain_minute_of_day)
     model: ForecastModel | None = None
     for index, moment in enumerate(times):
@@ -167,15 +167,19 @@ def walk_forward(
         rows = training_rows(window, horizon, settings.training.timezone)
         started = time.perf_counter()
         held_out = len(split_holdout(rows, len(window), settings.holdout_days, horizon).holdout.targets)
-        if len(rows.targets) < needed or held_out < MIN_HOLDOUT_ROWS:
+        shortfall = history_shortfall(window, len(rows.targets), settings.min_history_days)
+        if shortfall is not None or held_out < MIN_HOLDOUT_ROWS:
             night = Night(
                 moment,
                 window.end,
                 trained=False,
                 rows=len(rows.targets),
-                reason=(
-                    f"refused: {len(rows.targets)} usable rows (need {needed}), "
-                    f"{held_out} held out (need {MIN_HOLDOUT_ROWS})"
+                reason="refused: "
+                + "; ".join(
+                    [
+                        shortfall or f"{len(rows.targets)} usable rows",
+                        f"{held_out} held out (need {MIN_HOLDOUT_ROWS})",
+                    ]
                 ),
                 first_anchor=first,
                 end_anchor=end,
