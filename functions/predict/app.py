@@ -148,6 +148,8 @@ def publish_metrics(result: PredictResult) -> None:
         metrics.add_metric(name="StateResets", unit=count, value=1)
     if result.notification_error:
         metrics.add_metric(name="NotificationErrors", unit=count, value=1)
+    if result.corrupt_history:
+        metrics.add_metric(name="CorruptHistoryObjects", unit=count, value=len(result.corrupt_history))
     if result.group:
         metrics.add_metric(name="DesiredCapacity", unit=count, value=result.group.desired)
         metrics.add_metric(name="InServiceCapacity", unit=count, value=result.group.in_service)

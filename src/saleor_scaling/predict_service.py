@@ -67,6 +67,9 @@ class MetricsSource(Protocol):
 
 
 class HistorySource(Protocol):
+    corrupt_days: list[str]
+    """Backup objects found unreadable (skipped as missing data)."""
+
     def read(self, start: int, end: int, sealed_before: int | None = None) -> MetricHistory: ...
 
 
@@ -167,6 +170,8 @@ class PredictResult:
     """Why a corrupt state object was replaced by a fresh one (empty: it was valid)."""
     notification_error: str = ""
     """The SNS notice failed after the group was changed (the change stands)."""
+    corrupt_history: list[str] = field(default_factory=list)
+    """History backup objects this run found corrupt and read as missing days."""
     implausible_values: int = 0
     """Datapoints read as missing: impossible (negative, CPU over 100 %, non-finite) or
     above the demand ceiling."""
@@ -207,6 +212,8 @@ class PredictResult:
                 record[key] = value
         if self.implausible_values:
             record["implausible_values"] = self.implausible_values
+        if self.corrupt_history:
+            record["corrupt_history"] = self.corrupt_history
         if self.floor_released:
             record["floor_released"] = True
         if self.floor_lowered_to is not None:
@@ -365,7 +372,9 @@ def _forecast_and_decide(
 
     anchor = decision_time - ANCHOR_OFFSET_STEPS * STEP_SECONDS
     lookback = (HISTORY_STEPS_NEEDED + metadata.horizon_steps + LEVEL_STEPS) * STEP_SECONDS
+    ports.archive.corrupt_days.clear()  # the adapter lives while warm: report this run's
     raw_history = _read_history(ports, anchor - lookback, anchor + STEP_SECONDS, now)
+    result.corrupt_history = list(ports.archive.corrupt_days)
     # The same validity rules as retraining: a corrupt datapoint is missing, never load.
     history, result.implausible_values = drop_impossible_values(raw_history)
     ceiling = settings.demand_ceiling_factor * metadata.training_demand_max_per_minute

@@ -26,6 +26,7 @@ from tests.backtest.helpers import small_config, synthetic_trace
 class HistoryPort:
     def __init__(self, history: MetricHistory) -> None:
         self.history = history
+        self.corrupt_days: list[str] = []
 
     def fetch(self, start: int, end: int, now: int) -> MetricHistory:
         return self.history.window(start, end)

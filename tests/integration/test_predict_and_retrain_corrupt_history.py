@@ -26,7 +26,7 @@ DAY = 86400
 HORIZON_STEPS = 4  # the `trained_model` fixture's
 
 
-def test_predict_reads_a_json_list_in_last_weeks_history_as_a_missing_day(world):
+def test_predict_reads_a_json_list_in_last_weeks_history_as_a_missing_day(world, capsys):
     archive = S3HistoryArchive(
         world.session.client("s3"), world.shop.bucket, f"history/{world.shop.group_name}"
     )
@@ -50,6 +50,9 @@ def test_predict_reads_a_json_list_in_last_weeks_history_as_a_missing_day(world)
     # seed_history's backup ends one step after predict's CloudWatch window starts.
     requests[stamps == anchor + 300 - 26 * 3600] = np.nan
     assert result["inputs"]["history_steps"] == np.sum(np.isfinite(requests)) < len(window) - 100
+    # Predict says so too, where the operator sees it.
+    assert result["corrupt_history"] == [archive.key_for(bad_day)]
+    assert emitted_metrics(capsys.readouterr().out)["CorruptHistoryObjects"] == 1
 
 
 def test_retrain_counts_a_json_list_as_a_corrupt_history_object(retrain_world, capsys):  # noqa: F811

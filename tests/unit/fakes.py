@@ -15,6 +15,7 @@ from saleor_scaling.state import StateConflictError
 class HistoryPort:
     def __init__(self, history: MetricHistory) -> None:
         self.history = history
+        self.corrupt_days: list[str] = []
 
     def fetch(self, start: int, end: int, now: int) -> MetricHistory:
         return self.history.window(start, end)

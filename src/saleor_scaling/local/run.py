@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with contextlib.redirect_stdout(log):
             retrain, predict = load_function("retrain"), load_function("predict")
+        _follow_stdout("retrain", "predict")
         started = time.perf_counter()
         with contextlib.redirect_stdout(log):
             trained = retrain.lambda_handler(
@@ -359,3 +361,23 @@ def _iso(epoch_seconds: int) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class _CurrentStdout:
+    """Writes to whatever sys.stdout is at the time, so that redirect_stdout reaches a
+    handler's log lines however often the handler module was imported."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+def _follow_stdout(*logger_names: str) -> None:
+    # Powertools keeps the stream handler of a logger's first Logger(); a second import of
+    # the handler (a test, an earlier replay in the same process) would log to the old one.
+    for name in logger_names:
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(_CurrentStdout())
