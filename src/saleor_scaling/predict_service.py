@@ -30,6 +30,7 @@ from saleor_scaling.model import (
     ForecastModel,
     ModelError,
     ModelMetadata,
+    ServingBounds,
     load_verified,
     manifest_summary,
 )
@@ -197,7 +198,7 @@ def run_predict(
         result.floor_released = ports.group.release_floor(group)
 
     try:
-        model = _load_model(ports)
+        model = _load_model(ports, ServingBounds(settings.capacity_per_instance))
     except ModelError as error:
         return _fallback(result, f"model unavailable: {error}")
     metadata = model.metadata
@@ -279,13 +280,13 @@ def _read_history(ports: PredictPorts, start: int, end: int, now: int) -> Metric
     return older.combine(recent).window(start, end)
 
 
-def _load_model(ports: PredictPorts) -> ForecastModel:
+def _load_model(ports: PredictPorts, bounds: ServingBounds) -> ForecastModel:
     metadata = ports.models.current()
     cache_key = metadata.model_version_id or metadata.sha256
     cached = ports.model_cache.get(cache_key)
     if cached is not None and cached.metadata.sha256 == metadata.sha256:
         return cached
-    model = load_verified(ports.models.model_bytes(metadata), metadata)
+    model = load_verified(ports.models.model_bytes(metadata), metadata, bounds)
     ports.model_cache.clear()
     ports.model_cache[cache_key] = model
     return model
