@@ -117,6 +117,7 @@ def _train_reference_model(scratch: Path) -> tuple[Path, Path, dict[str, Any]]:
     from saleor_scaling.local.synthetic import synthetic_history
     from saleor_scaling.model import ServingBounds, load_verified
     from saleor_scaling.policy import GroupCapacity, decide, reactive_floor
+    from saleor_scaling.series import FloatArray
     from saleor_scaling.settings import PolicySettings
     from saleor_scaling.training import TrainingConfig, train_as_nightly_job, training_rows
 
@@ -137,7 +138,7 @@ def _train_reference_model(scratch: Path) -> tuple[Path, Path, dict[str, Any]]:
 
     one_row = row.reshape(1, -1)
 
-    def per_call_ms(rows: np.ndarray, repeats: int) -> float:
+    def per_call_ms(rows: FloatArray, repeats: int) -> float:
         served.ensemble.predict_per_tree(rows)
         started = time.perf_counter()
         for _ in range(repeats):
