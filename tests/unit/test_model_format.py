@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from saleor_scaling.ensemble import TreeEnsemble, ensemble_from_forest
@@ -26,6 +27,7 @@ from tests.conftest import synthetic_history
 
 MONDAY = 1_700_438_400
 BOUNDS = ServingBounds(1000.0)
+Arrays = dict[str, npt.NDArray[Any]]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,7 @@ def test_forecasts_come_from_the_arrays_that_are_published(published):
     assert served.ensemble.depth <= 6
 
 
-def _arrays(blob: bytes) -> dict[str, np.ndarray]:
+def _arrays(blob: bytes) -> Arrays:
     with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
         return {name: archive[name].copy() for name in archive.files}
 
@@ -84,52 +86,52 @@ def _npz(arrays: dict[str, Any], allow_pickle: bool = False) -> bytes:
     return buffer.getvalue()
 
 
-def _first_split(arrays: dict[str, np.ndarray]) -> int:
+def _first_split(arrays: Arrays) -> int:
     return int(np.flatnonzero(arrays["children_left"] >= 0)[0])
 
 
-def _wrong_dtype(arrays: dict[str, np.ndarray]) -> None:
+def _wrong_dtype(arrays: Arrays) -> None:
     arrays["threshold"] = arrays["threshold"].astype(np.float32)
 
 
-def _child_out_of_range(arrays: dict[str, np.ndarray]) -> None:
+def _child_out_of_range(arrays: Arrays) -> None:
     arrays["children_left"][_first_split(arrays)] = 10**6
 
 
-def _cycle(arrays: dict[str, np.ndarray]) -> None:
+def _cycle(arrays: Arrays) -> None:
     node = int(np.flatnonzero(arrays["children_left"] > 0)[1])
     arrays["children_right"][node] = 0  # back to the root
 
 
-def _feature_out_of_range(arrays: dict[str, np.ndarray]) -> None:
+def _feature_out_of_range(arrays: Arrays) -> None:
     arrays["feature"][_first_split(arrays)] = len(FEATURE_NAMES)
 
 
-def _nan_value(arrays: dict[str, np.ndarray]) -> None:
+def _nan_value(arrays: Arrays) -> None:
     arrays["value"][3] = np.nan
 
 
-def _nan_threshold(arrays: dict[str, np.ndarray]) -> None:
+def _nan_threshold(arrays: Arrays) -> None:
     arrays["threshold"][_first_split(arrays)] = np.nan
 
 
-def _one_child(arrays: dict[str, np.ndarray]) -> None:
+def _one_child(arrays: Arrays) -> None:
     arrays["children_right"][_first_split(arrays)] = -1
 
 
-def _missing_array(arrays: dict[str, np.ndarray]) -> None:
+def _missing_array(arrays: Arrays) -> None:
     del arrays["missing_go_to_left"]
 
 
-def _short_array(arrays: dict[str, np.ndarray]) -> None:
+def _short_array(arrays: Arrays) -> None:
     arrays["value"] = arrays["value"][:-1]
 
 
-def _node_count_over(arrays: dict[str, np.ndarray]) -> None:
+def _node_count_over(arrays: Arrays) -> None:
     arrays["node_count"][0] += 5
 
 
-def _too_many_trees(arrays: dict[str, np.ndarray]) -> None:
+def _too_many_trees(arrays: Arrays) -> None:
     arrays["node_count"] = np.ones(501, dtype=np.int32)
 
 
