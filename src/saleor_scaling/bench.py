@@ -4,7 +4,7 @@
 
 Each figure is printed beside a baseline measured in the same run (a ratio, never a
 hard-coded threshold): cold start with and without the layer's precompiled bytecode,
-one-row forecast with the forest's process pool off and on, sizes against Lambda's
+one-row forecast through the forest's arrays against a 1,000-row batch, sizes against Lambda's
 limits, retraining on 60 days against a 1 GB function, and the backtest of every shared
 trace against its acceptance targets.
 """
@@ -36,14 +36,15 @@ COLD_START_PROBE = textwrap.dedent(
     started = time.perf_counter()
     import app  # the predict handler, with everything it imports
     imported = time.perf_counter()
-    from saleor_scaling.model import ModelMetadata, load_verified
+    sklearn_at_import = "sklearn" in sys.modules
+    from saleor_scaling.model import ModelMetadata, ServingBounds, load_verified
     blob = open(sys.argv[2], "rb").read()
     metadata = ModelMetadata.from_json(open(sys.argv[3]).read())
-    model = load_verified(blob, metadata)
+    model = load_verified(blob, metadata, ServingBounds(1000.0))
     loaded = time.perf_counter()
     import sklearn
     print(json.dumps({"import_s": imported - started, "model_load_s": loaded - imported,
-                      "sklearn_from": sklearn.__file__}))
+                      "sklearn_from": sklearn.__file__, "sklearn_at_import": sklearn_at_import}))
     """
 )
 
@@ -82,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             f"table, one row; headroom {model_figures['headroom_basis']})"
         )
         print(
-            f"  forest.predict   {model_figures['forecast_ms_n_jobs_1']:.2f} ms with n_jobs=1, "
-            f"{model_figures['forecast_ms_n_jobs_all']:.2f} ms with n_jobs=-1 "
-            f"(x{model_figures['forecast_ms_n_jobs_all'] / model_figures['forecast_ms_n_jobs_1']:.1f})"
+            f"  every tree       {model_figures['forecast_ms_one_row']:.2f} ms for one row, "
+            f"{model_figures['forecast_ms_1000_rows']:.1f} ms for 1,000 rows "
+            f"({model_figures['trees']:.0f} trees, {model_figures['nodes']:.0f} nodes, depth "
+            f"{model_figures['depth']:.0f})"
         )
         print(
             f"  predict compute  {model_figures['predict_compute_ms']:.1f} ms per run "
@@ -113,8 +115,9 @@ def _train_reference_model(scratch: Path) -> tuple[Path, Path, dict[str, Any]]:
 
     from saleor_scaling.features import build_features, log_level
     from saleor_scaling.local.synthetic import synthetic_history
-    from saleor_scaling.model import load_verified, serialize_forest
+    from saleor_scaling.model import ServingBounds, load_verified
     from saleor_scaling.policy import GroupCapacity, decide, reactive_floor
+    from saleor_scaling.series import FloatArray
     from saleor_scaling.settings import PolicySettings
     from saleor_scaling.training import TrainingConfig, train_as_nightly_job, training_rows
 
@@ -122,32 +125,30 @@ def _train_reference_model(scratch: Path) -> tuple[Path, Path, dict[str, Any]]:
     config = TrainingConfig(horizon_steps=4)
     model = train_as_nightly_job(history, training_rows(history, 4, "UTC"), config, 2, 1000.0)
     quantile = PolicySettings().headroom_quantile
-    blob = serialize_forest(model.forest)
-    metadata = model.metadata.with_artifact(blob, "models/model.joblib")
-    model_path, manifest_path = scratch / "model.joblib", scratch / "manifest.json"
+    blob = model.ensemble.to_npz()
+    metadata = model.metadata.with_artifact(blob, "models/model.npz")
+    model_path, manifest_path = scratch / "model.npz", scratch / "manifest.json"
     model_path.write_bytes(blob)
     manifest_path.write_text(metadata.to_json())
 
-    served = load_verified(blob, metadata)
+    served = load_verified(blob, metadata, ServingBounds(1000.0))
     features = build_features(history, 4, "UTC")
     levels = log_level(history.demand_per_minute())
     row, level = features[-1], float(levels[-1])
 
     one_row = row.reshape(1, -1)
 
-    def per_call_ms(repeats: int) -> float:
-        served.forest.predict(one_row)
+    def per_call_ms(rows: FloatArray, repeats: int) -> float:
+        served.ensemble.predict_per_tree(rows)
         started = time.perf_counter()
         for _ in range(repeats):
-            served.forest.predict(one_row)
+            served.ensemble.predict_per_tree(rows)
         return (time.perf_counter() - started) / repeats * 1000
 
-    # The forest's own predict (training evaluation, backtest) with and without the pool
-    # that a pickled n_jobs=-1 would bring into every Lambda call.
-    single = per_call_ms(50)
-    served.forest.set_params(n_jobs=-1)
-    pooled = per_call_ms(10)
-    served.forest.set_params(n_jobs=1)
+    # Every tree at once through the arrays: one row is what predict asks, a batch what
+    # training evaluation and the backtest ask.
+    single = per_call_ms(one_row, 50)
+    batch = per_call_ms(features[-1000:], 5)
     started = time.perf_counter()
     for _ in range(20):
         served.forecast(row, level, quantile)
@@ -170,11 +171,13 @@ def _train_reference_model(scratch: Path) -> tuple[Path, Path, dict[str, Any]]:
         {
             "compressed_mb": len(blob) / 1e6,
             "rows": float(metadata.rows),
-            "forecast_ms_n_jobs_1": single,
-            "forecast_ms_n_jobs_all": pooled,
+            "forecast_ms_one_row": single,
+            "forecast_ms_1000_rows": batch,
+            "nodes": float(served.ensemble.node_count),
+            "depth": float(served.ensemble.depth),
             "predict_compute_ms": compute_ms,
             "quantile_forecast_ms": quantile_ms,
-            "trees": float(len(served.forest.estimators_)),
+            "trees": float(served.ensemble.tree_count),
             "finite_features_share": float(np.mean(np.isfinite(recent_rows[-1]))),
             "headroom_basis": metadata.headroom.get("basis", "none"),
         },
@@ -227,8 +230,10 @@ def _artifact_figures(build_dir: Path, model_path: Path, manifest_path: Path) ->
         f"{from_source['import_s'] * 1000:.0f} ms compiling from source (x{speedup:.1f})"
     )
     print(
-        f"  model load       {precompiled['model_load_s'] * 1000:7.0f} ms (verify sha256, unpickle, n_jobs=1)"
+        f"  model load       {precompiled['model_load_s'] * 1000:7.0f} ms (validate manifest, sha256, read "
+        "and check the arrays)"
     )
+    print(f"  sklearn imported by the predict handler: {precompiled['sklearn_at_import']}")
     return {
         "sizes_mb": sizes,
         "total_mb": total,

@@ -33,6 +33,12 @@ MIN_ROWS_PER_BAND = 96
 """Eight hours of held-out steps per band: enough for the 0.9 quantile to mean something."""
 MIN_FORECAST_PER_MINUTE = 1.0
 """Factors on forecasts under one request a minute say nothing: they are taken against 1."""
+MAX_FACTOR = 10.0
+"""Factors are kept (and a manifest's refused) above 10: capacity ten times the forecast
+mean at a quantile is no forecast any more, and the table travels in a manifest that
+whoever writes the bucket can edit, so it must not multiply capacity without bound.
+Below 1 is harmless (multipliers never go under 1: it is a quantile where the forecast
+overshot), so the range is [0, MAX_FACTOR]."""
 
 
 class HeadroomError(ValueError):
@@ -59,12 +65,14 @@ class HeadroomTable:
     def __post_init__(self) -> None:
         if len(self.factors) != len(self.band_edges) + 1:
             raise HeadroomError("a headroom table needs one row of factors per band")
-        if list(self.band_edges) != sorted(self.band_edges):
-            raise HeadroomError("headroom band edges must ascend")
+        if not all(np.isfinite(self.band_edges)) or list(self.band_edges) != sorted(self.band_edges):
+            raise HeadroomError("headroom band edges must be finite and ascend")
         for band in self.factors:
             values = np.asarray(band, dtype=np.float64)
-            if len(values) != len(QUANTILE_GRID) or not np.all(np.isfinite(values)) or np.any(values < 0):
-                raise HeadroomError("headroom factors must be finite, >= 0 and one per grid quantile")
+            if len(values) != len(QUANTILE_GRID) or not np.all(np.isfinite(values)):
+                raise HeadroomError("headroom factors must be finite and one per grid quantile")
+            if np.any(values < 0) or np.any(values > MAX_FACTOR):
+                raise HeadroomError(f"headroom factors must lie in [0, {MAX_FACTOR:g}]")
             if np.any(np.diff(values) < -1e-9):
                 raise HeadroomError("headroom factors must not fall as the quantile rises")
 
@@ -134,7 +142,7 @@ def fit_headroom(
     if rows < MIN_ROWS_PER_BAND:
         return None
     forecast, truth = forecast[usable], truth[usable]
-    factors = truth / np.maximum(forecast, MIN_FORECAST_PER_MINUTE)
+    factors = np.minimum(truth / np.maximum(forecast, MIN_FORECAST_PER_MINUTE), MAX_FACTOR)
     bands = min(MAX_BANDS, rows // MIN_ROWS_PER_BAND)
     edges = list(np.unique(np.quantile(forecast, np.linspace(0, 1, bands + 1)[1:-1])))
     # Ties (a flat night of equal forecasts) can leave a band thin: merge it into a neighbour.

@@ -19,6 +19,9 @@ MIN_ROWS_TO_LEARN_CAPACITY = 288
 """A day of 5-minute steps: fewer points say more about noise than about the fleet."""
 MIN_CPU_PERCENT = 10.0
 """Below this, CPU is dominated by idle overhead and says little about capacity."""
+CAPACITY_DRIFT_FACTOR = 4.0
+"""A learned per-instance capacity stays within this factor of the configured one; the
+model loader refuses a manifest outside the same bounds."""
 
 
 def capacity_needed(demand_per_minute: FloatArray | float, capacity_per_instance: float) -> FloatArray:
@@ -34,6 +37,14 @@ def instances_for(capacity: float) -> int:
         raise ValueError(f"capacity {capacity} is not finite")
     # A hair of tolerance so that 3.0000000001 from float noise does not buy a 4th box.
     return max(1, math.ceil(capacity - 1e-9))
+
+
+def capacity_bounds(configured_requests_per_minute: float) -> tuple[float, float]:
+    """The per-instance capacities retraining may learn around the configured one."""
+    return (
+        configured_requests_per_minute / CAPACITY_DRIFT_FACTOR,
+        configured_requests_per_minute * CAPACITY_DRIFT_FACTOR,
+    )
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,7 @@ def estimate_capacity_per_instance(
         )
     implied = demand[usable] / in_service[usable] * target_cpu_percent / cpu[usable]
     estimate = float(np.median(implied))
-    low, high = default_requests_per_minute / 4, default_requests_per_minute * 4
+    low, high = capacity_bounds(default_requests_per_minute)
     clamped = min(max(estimate, low), high)
     reason = "median over history" if clamped == estimate else f"clamped from {estimate:.1f}"
     return CapacityEstimate(clamped, learned=True, rows_used=rows, reason=reason)

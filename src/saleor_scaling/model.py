@@ -1,33 +1,48 @@
-"""Model artifact: a Random Forest plus the metadata that makes it safe to serve.
+"""Model artifact: a forest of plain arrays plus the metadata that makes it safe to serve.
 
 The registry is a manifest (JSON) that names one version of the model object and holds
-its sha256, feature list, horizon, per-instance capacity and library versions. Serving
-checks all of these **before** unpickling: a pickle runs code on load, so bytes that do
-not match the manifest are never handed to joblib.
+its sha256, feature list, horizon, per-instance capacity and library versions. Whoever
+can write the bucket can write both, so neither is trusted: the model object is an `.npz`
+of numeric arrays (`ensemble`, never a pickle: loading it cannot run code), and every
+manifest field is checked for type and range before anything is fetched or served
+(`ModelMetadata.from_json`, `validate_for_serving`). The bounds come from this code and
+the deployment's settings, never from the manifest. A forged pair can at worst be another
+forest within those bounds.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import math
 import platform
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import joblib
 import numpy as np
-import scipy
-import sklearn
-from sklearn.ensemble import RandomForestRegressor
 
 from saleor_scaling import STEP_SECONDS
+from saleor_scaling.ensemble import EnsembleError, TreeEnsemble
 from saleor_scaling.features import FEATURE_NAMES, demand_from_log_ratio
 from saleor_scaling.headroom import HeadroomError, HeadroomTable
+from saleor_scaling.labels import capacity_bounds
 from saleor_scaling.series import FloatArray
+from saleor_scaling.settings import horizon_steps_for
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""1: a joblib pickle (refused: loading it runs whatever code it names). 2: `.npz` arrays."""
 PER_TREE_QUANTILE = "per-tree quantile"
+MODEL_PREFIX = "models/"
+"""The only prefix a manifest may point into: predict writes `state/`, the nightly job
+`history/`, and neither may be read back as a model."""
+MAX_MODEL_BYTES = 50_000_000
+"""Five times MAX_MODEL_MEGABYTES' default; a bigger object is refused before hashing."""
+MAX_HORIZON_STEPS = horizon_steps_for(120)
+"""The horizon of the longest lead time the settings allow (LEAD_TIME_MINUTES <= 120):
+predict reads history for the horizon, so an unbounded one would read months of objects."""
+MAX_TEXT_LENGTH = 256
 
 
 class ModelError(Exception):
@@ -39,21 +54,34 @@ class ModelNotFoundError(ModelError):
 
 
 class ModelIntegrityError(ModelError):
-    """The bytes do not match the manifest's sha256, or the manifest is unreadable."""
+    """The bytes do not match the manifest, or the manifest or arrays are malformed or
+    out of bounds."""
 
 
 class ModelCompatibilityError(ModelError):
-    """The model was built for other features, another step or other library versions."""
+    """The model was built for another format, other features or another step."""
 
 
 def library_versions() -> dict[str, str]:
+    """Recorded for the operator; serving no longer depends on them (the arrays are ours)."""
+    import scipy  # training imports these anyway; predict never calls this
+    import sklearn
+
     return {
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,
         "scipy": scipy.__version__,
-        "joblib": joblib.__version__,
     }
+
+
+@dataclass(frozen=True)
+class ServingBounds:
+    """What this deployment accepts from a manifest, from its own settings."""
+
+    capacity_per_instance: float
+    """The CAPACITY_PER_INSTANCE setting: a model's learned capacity must lie within the
+    bounds retraining clamps to around it (`labels.capacity_bounds`)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +94,9 @@ class ModelMetadata:
     training_start: str
     training_end: str
     rows: int
+    training_demand_max_per_minute: float
+    """The largest demand per minute among the rows the model was trained on: a ceiling
+    for what a sane forecast of this shop can be."""
     sha256: str = ""
     size_bytes: int = 0
     model_key: str = ""
@@ -76,7 +107,6 @@ class ModelMetadata:
     """`HeadroomTable.to_json()` measured on the held-out days; empty: size for the
     per-tree quantile (a model trained before the table existed, or on too few rows)."""
     library_versions: dict[str, str] = field(default_factory=library_versions)
-    training_demand_max_per_minute: float = 0.0
     step_seconds: int = STEP_SECONDS
     format_version: int = FORMAT_VERSION
 
@@ -87,12 +117,30 @@ class ModelMetadata:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ModelMetadata:
+        """Parse and check every field that needs no setting (`check_manifest`): a
+        manifest that names a key outside models/ is refused before anything is fetched."""
         try:
             data = json.loads(text)
-            data["feature_names"] = tuple(data["feature_names"])
-            return cls(**data)
-        except (ValueError, KeyError, TypeError) as error:
-            raise ModelIntegrityError(f"model manifest is not valid: {error}") from error
+        except ValueError as error:
+            raise ModelIntegrityError(f"model manifest is not JSON: {error}") from error
+        if not isinstance(data, dict):
+            raise ModelIntegrityError("model manifest is not a JSON object")
+        _check_format_version(data.get("format_version"))
+        names = {spec.name for spec in fields(cls)}
+        missing, unknown = sorted(names - data.keys()), sorted(data.keys() - names)
+        if missing:
+            raise ModelIntegrityError(f"manifest field {missing[0]} is missing")
+        if unknown:
+            raise ModelIntegrityError(f"manifest field {unknown[0]} is not part of format {FORMAT_VERSION}")
+        if not isinstance(data["feature_names"], list):
+            raise ModelIntegrityError("manifest field feature_names must be a list")
+        data["feature_names"] = tuple(data["feature_names"])
+        for name in ("capacity_per_instance", "training_demand_max_per_minute"):
+            if _is_number(data[name]):
+                data[name] = float(data[name])
+        metadata = cls(**data)
+        check_manifest(metadata)
+        return metadata
 
     def with_artifact(self, blob: bytes, model_key: str, version_id: str = "") -> ModelMetadata:
         return replace(
@@ -127,7 +175,7 @@ class Forecast:
 
 @dataclass
 class ForecastModel:
-    forest: RandomForestRegressor
+    ensemble: TreeEnsemble
     metadata: ModelMetadata
     headroom: HeadroomTable | None = field(init=False)
 
@@ -136,7 +184,7 @@ class ForecastModel:
         try:
             self.headroom = HeadroomTable.from_json(table) if table else None
         except HeadroomError as error:
-            raise ModelIntegrityError(str(error)) from error
+            raise ModelIntegrityError(f"manifest field headroom: {error}") from error
 
     def forecast(self, features: FloatArray, log_level: float, quantile: float) -> Forecast:
         """Forecast for one feature row whose current log level is `log_level`."""
@@ -172,60 +220,166 @@ class ForecastModel:
     def _demand_per_tree(self, features: FloatArray, log_levels: FloatArray) -> FloatArray:
         levels = np.asarray(log_levels, dtype=np.float64)
         rows = np.asarray(features, dtype=np.float64).reshape(len(levels), -1)
-        per_tree = np.stack([tree.predict(rows) for tree in self.forest.estimators_], axis=1)
+        per_tree = self.ensemble.predict_per_tree(rows)
         return demand_from_log_ratio(levels[:, None], per_tree)
 
 
-def serialize_forest(forest: RandomForestRegressor) -> bytes:
-    buffer = io.BytesIO()
-    joblib.dump(forest, buffer, compress=("zlib", 3))
-    return buffer.getvalue()
-
-
-def check_compatible(metadata: ModelMetadata) -> None:
-    """Raise ModelCompatibilityError unless this code can serve the model."""
-    if metadata.format_version != FORMAT_VERSION:
-        raise ModelCompatibilityError(f"manifest format {metadata.format_version} != {FORMAT_VERSION}")
-    if tuple(metadata.feature_names) != FEATURE_NAMES:
+def _check_format_version(version: object) -> None:
+    if version == 1 and not isinstance(version, bool):
         raise ModelCompatibilityError(
-            "model features differ from this code's: retrain with the deployed version"
+            "model format 1 (joblib pickle) is no longer loaded; the nightly retrain publishes "
+            "a format-2 model; predict is in fallback until then"
         )
-    if metadata.step_seconds != STEP_SECONDS:
-        raise ModelCompatibilityError(f"model step {metadata.step_seconds}s != {STEP_SECONDS}s")
-    if metadata.horizon_steps < 1:
-        raise ModelCompatibilityError(f"horizon {metadata.horizon_steps} must be >= 1")
-    running = library_versions()
-    for library in ("scikit-learn", "numpy"):
-        built = metadata.library_versions.get(library, "")
-        if _major_minor(built) != _major_minor(running[library]):
-            raise ModelCompatibilityError(
-                f"model built with {library} {built or '?'}, running {running[library]}"
-            )
+    if not _is_int(version) or version != FORMAT_VERSION:
+        raise ModelCompatibilityError(f"manifest field format_version {version!r} != {FORMAT_VERSION}")
 
 
-def load_verified(blob: bytes, metadata: ModelMetadata) -> ForecastModel:
-    """Verify digest, size and compatibility, then unpickle."""
-    digest = hashlib.sha256(blob).hexdigest()
-    if not metadata.sha256 or digest != metadata.sha256:
+def check_manifest(metadata: ModelMetadata) -> None:
+    """Every check that needs no setting; raises ModelError naming the field. Types are
+    checked as strictly as JSON allows (a bool is not an int, "1000" is not a number)."""
+    _check_format_version(metadata.format_version)
+    names = metadata.feature_names
+    if not isinstance(names, tuple) or not all(isinstance(name, str) for name in names):
+        raise ModelIntegrityError("manifest field feature_names must be a list of strings")
+    if names != FEATURE_NAMES:
+        raise ModelCompatibilityError(
+            "manifest field feature_names differs from this code's: retrain with the deployed version"
+        )
+    if not _is_int(metadata.step_seconds) or metadata.step_seconds != STEP_SECONDS:
+        raise ModelCompatibilityError(
+            f"manifest field step_seconds {metadata.step_seconds!r} != {STEP_SECONDS}"
+        )
+    if not _is_int(metadata.horizon_steps) or not 1 <= metadata.horizon_steps <= MAX_HORIZON_STEPS:
         raise ModelIntegrityError(
-            f"model sha256 {digest[:12]}… does not match manifest {metadata.sha256[:12] or 'none'}…"
+            f"manifest field horizon_steps {metadata.horizon_steps!r} must be an int "
+            f"in [1, {MAX_HORIZON_STEPS}]"
         )
-    check_compatible(metadata)
+    capacity = metadata.capacity_per_instance
+    if not _is_number(capacity) or not math.isfinite(capacity) or capacity <= 0:
+        raise ModelIntegrityError(f"manifest field capacity_per_instance {capacity!r} must be a number > 0")
+    demand_max = metadata.training_demand_max_per_minute
+    if not _is_number(demand_max) or not math.isfinite(demand_max) or demand_max <= 0:
+        raise ModelIntegrityError(
+            f"manifest field training_demand_max_per_minute {demand_max!r} must be a finite number > 0"
+        )
+    _check_timezone(metadata.timezone)
+    _check_model_key(metadata.model_key)
+    for name in ("model_version_id", "trained_at", "training_start", "training_end"):
+        _check_text(name, getattr(metadata, name))
+    if not isinstance(metadata.sha256, str) or len(metadata.sha256) != 64 or not _is_hex(metadata.sha256):
+        raise ModelIntegrityError("manifest field sha256 must be 64 lowercase hex characters")
+    size = metadata.size_bytes
+    if not _is_int(size) or not 0 < size <= MAX_MODEL_BYTES:
+        raise ModelIntegrityError(
+            f"manifest field size_bytes {size!r} must be an int in [1, {MAX_MODEL_BYTES}]"
+        )
+    if not _is_int(metadata.rows) or metadata.rows < 1:
+        raise ModelIntegrityError(f"manifest field rows {metadata.rows!r} must be an int >= 1")
+    if not isinstance(metadata.capacity_learned, bool):
+        raise ModelIntegrityError("manifest field capacity_learned must be true or false")
+    _check_mapping("scores", metadata.scores, _is_number)
+    _check_mapping("library_versions", metadata.library_versions, lambda value: isinstance(value, str))
+    _check_headroom(metadata.headroom)
+
+
+def validate_for_serving(metadata: ModelMetadata, expected: ServingBounds) -> None:
+    """`check_manifest` plus the bounds that come from this deployment's settings."""
+    check_manifest(metadata)
+    low, high = capacity_bounds(expected.capacity_per_instance)
+    if not low <= metadata.capacity_per_instance <= high:
+        raise ModelIntegrityError(
+            f"manifest field capacity_per_instance {metadata.capacity_per_instance:g} is outside "
+            f"[{low:g}, {high:g}] (CAPACITY_PER_INSTANCE {expected.capacity_per_instance:g} / and x 4)"
+        )
+
+
+def load_verified(blob: bytes, metadata: ModelMetadata, expected: ServingBounds) -> ForecastModel:
+    """Validate the manifest, then size and digest, then read and check the arrays. Nothing
+    here can run code: the object is read with `allow_pickle=False`."""
+    validate_for_serving(metadata, expected)
+    if len(blob) != metadata.size_bytes:
+        raise ModelIntegrityError(
+            f"model is {len(blob)} bytes, manifest field size_bytes says {metadata.size_bytes}"
+        )
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != metadata.sha256:
+        raise ModelIntegrityError(
+            f"model sha256 {digest[:12]}… does not match manifest field sha256 {metadata.sha256[:12]}…"
+        )
     try:
-        forest = joblib.load(io.BytesIO(blob))
-    except Exception as error:  # joblib raises many types on bad pickles
-        raise ModelIntegrityError(f"model could not be loaded: {error}") from error
-    if not isinstance(forest, RandomForestRegressor):
-        raise ModelIntegrityError(f"model is a {type(forest).__name__}, not a RandomForestRegressor")
-    if getattr(forest, "n_features_in_", None) != len(FEATURE_NAMES):
-        raise ModelCompatibilityError("model expects a different number of features")
-    # A one-row prediction with a process pool costs 11 ms instead of 3 ms.
-    forest.set_params(n_jobs=1)
-    return ForecastModel(forest=forest, metadata=metadata)
+        ensemble = TreeEnsemble.from_npz(blob, len(FEATURE_NAMES))
+    except EnsembleError as error:
+        raise ModelIntegrityError(f"model arrays are not a servable forest: {error}") from error
+    return ForecastModel(ensemble=ensemble, metadata=metadata)
 
 
-def _major_minor(version: str) -> tuple[str, ...]:
-    return tuple(version.split(".")[:2])
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_hex(text: str) -> bool:
+    return all(character in "0123456789abcdef" for character in text)
+
+
+def _check_text(name: str, value: object) -> None:
+    if not isinstance(value, str) or len(value) > MAX_TEXT_LENGTH:
+        raise ModelIntegrityError(
+            f"manifest field {name} must be a string of at most {MAX_TEXT_LENGTH} characters"
+        )
+
+
+def _check_timezone(name: object) -> None:
+    _check_text("timezone", name)
+    try:
+        ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
+        raise ModelIntegrityError(f"manifest field timezone {name!r} is not an IANA time zone") from error
+
+
+def _check_model_key(key: object) -> None:
+    _check_text("model_key", key)
+    text = str(key)
+    parts = text.split("/")
+    if not text.startswith(MODEL_PREFIX) or text.startswith("/") or ".." in parts or "" in parts[1:]:
+        raise ModelIntegrityError(
+            f"manifest field model_key {text!r} must name an object under {MODEL_PREFIX}"
+        )
+    if any(not character.isprintable() or character == "\\" for character in text):
+        raise ModelIntegrityError(f"manifest field model_key {text!r} holds a control character or backslash")
+
+
+def _check_mapping(name: str, value: object, accept: Any) -> None:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(key, str) and accept(item) for key, item in value.items()
+    ):
+        raise ModelIntegrityError(f"manifest field {name} must map strings to the expected type")
+
+
+def _check_headroom(table: object) -> None:
+    if not isinstance(table, Mapping):
+        raise ModelIntegrityError("manifest field headroom must be an object")
+    if not table:
+        return
+    edges, factors = table.get("band_edges"), table.get("factors")
+    if (
+        not isinstance(table.get("basis"), str)
+        or not _is_int(table.get("rows"))
+        or not isinstance(edges, list)
+        or not all(_is_number(edge) for edge in edges)
+        or not isinstance(factors, list)
+        or not all(isinstance(band, list) and all(_is_number(value) for value in band) for band in factors)
+    ):
+        raise ModelIntegrityError(
+            "manifest field headroom must hold a basis string, rows, band_edges and factors as numbers"
+        )
+    try:
+        HeadroomTable.from_json(table)
+    except HeadroomError as error:
+        raise ModelIntegrityError(f"manifest field headroom: {error}") from error
 
 
 def manifest_summary(metadata: ModelMetadata) -> dict[str, Any]:

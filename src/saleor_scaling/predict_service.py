@@ -40,6 +40,7 @@ from saleor_scaling.model import (
     ForecastModel,
     ModelError,
     ModelMetadata,
+    ServingBounds,
     load_verified,
     manifest_summary,
 )
@@ -364,7 +365,7 @@ def _forecast_and_decide(
     group = result.group
     assert group is not None
     try:
-        model = _load_model(ports)
+        model = _load_model(ports, ServingBounds(settings.capacity_per_instance))
     except ModelError as error:
         raise _FallbackError(f"model unavailable: {error}") from error
     metadata = model.metadata
@@ -552,13 +553,13 @@ def _read_history(ports: PredictPorts, start: int, end: int, now: int) -> Metric
     return older.combine(recent).window(start, end)
 
 
-def _load_model(ports: PredictPorts) -> ForecastModel:
+def _load_model(ports: PredictPorts, bounds: ServingBounds) -> ForecastModel:
     metadata = ports.models.current()
     cache_key = metadata.model_version_id or metadata.sha256
     cached = ports.model_cache.get(cache_key)
     if cached is not None and cached.metadata.sha256 == metadata.sha256:
         return cached
-    model = load_verified(ports.models.model_bytes(metadata), metadata)
+    model = load_verified(ports.models.model_bytes(metadata), metadata, bounds)
     ports.model_cache.clear()
     ports.model_cache[cache_key] = model
     return model

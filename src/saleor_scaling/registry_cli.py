@@ -2,12 +2,14 @@
 
     python -m saleor_scaling.registry_cli list --bucket BUCKET
     python -m saleor_scaling.registry_cli rollback --bucket BUCKET [--to MANIFEST_VERSION_ID]
+        [--capacity-per-instance N]
 
 The manifest is the pointer predict follows; every promotion wrote a new version of it in
 the versioned bucket. Rolling back re-publishes an earlier manifest version as the newest
-(nothing is deleted, so a rollback can itself be rolled back). The model it names is
-verified (sha256, library versions) before the pointer moves, and predict picks it up at
-its next run, within five minutes.
+(nothing is deleted, so a rollback can itself be rolled back). The manifest and the model
+it names are validated as predict validates them (every field within bounds, the arrays
+a servable forest; nothing is unpickled, so an old or forged manifest cannot run code on
+this machine) before the pointer moves, and predict picks it up within five minutes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from saleor_scaling.adapters.s3_store import S3ModelRegistry
-from saleor_scaling.model import ModelError, ModelMetadata, load_verified
+from saleor_scaling.model import ModelError, ModelMetadata, ServingBounds, load_verified
 from saleor_scaling.settings import ModelLocation
 
 if TYPE_CHECKING:
@@ -35,7 +37,9 @@ class ManifestVersion:
     last_modified: str
     is_latest: bool
     metadata: ModelMetadata | None
-    """None where that manifest version cannot be read."""
+    """None where that manifest version cannot be read or is out of bounds."""
+    error: str = ""
+    """Why `metadata` is None."""
 
 
 class RollbackError(Exception):
@@ -53,22 +57,33 @@ def manifest_versions(client: S3Client, location: ModelLocation) -> list[Manifes
             body = client.get_object(
                 Bucket=location.bucket, Key=location.manifest_key, VersionId=entry["VersionId"]
             )
+            error = ""
             try:
                 metadata: ModelMetadata | None = ModelMetadata.from_json(body["Body"].read())
-            except ModelError:
-                metadata = None
+            except ModelError as refused:
+                metadata, error = None, str(refused)
             versions.append(
                 ManifestVersion(
-                    entry["VersionId"], entry["LastModified"].isoformat(), entry["IsLatest"], metadata
+                    entry["VersionId"], entry["LastModified"].isoformat(), entry["IsLatest"], metadata, error
                 )
             )
     versions.sort(key=lambda version: version.last_modified, reverse=True)
     return versions
 
 
-def rollback(client: S3Client, location: ModelLocation, to_version: str | None = None) -> ManifestVersion:
+DEFAULT_CAPACITY_PER_INSTANCE = 1000.0
+"""The template's CapacityPerInstance default."""
+
+
+def rollback(
+    client: S3Client,
+    location: ModelLocation,
+    to_version: str | None = None,
+    capacity_per_instance: float = DEFAULT_CAPACITY_PER_INSTANCE,
+) -> ManifestVersion:
     """Make an earlier manifest version current again (by default the one before the
-    current); refuses a target whose model is missing or fails verification."""
+    current); refuses a target whose model is missing or fails validation against the
+    stack's CAPACITY_PER_INSTANCE."""
     versions = manifest_versions(client, location)
     if len(versions) < 2 and to_version is None:
         raise RollbackError("there is no earlier model version to roll back to")
@@ -80,9 +95,13 @@ def rollback(client: S3Client, location: ModelLocation, to_version: str | None =
             raise RollbackError(f"manifest version {to_version} does not exist")
         target = matches[0]
     if target.metadata is None:
-        raise RollbackError(f"manifest version {target.version_id} is unreadable")
+        raise RollbackError(f"manifest version {target.version_id} is unreadable: {target.error}")
     try:
-        load_verified(S3ModelRegistry(client, location).model_bytes(target.metadata), target.metadata)
+        load_verified(
+            S3ModelRegistry(client, location).model_bytes(target.metadata),
+            target.metadata,
+            ServingBounds(capacity_per_instance),
+        )
     except ModelError as error:
         raise RollbackError(f"model of manifest version {target.version_id} cannot serve: {error}") from error
     client.copy_object(
@@ -103,6 +122,12 @@ def main(argv: list[str] | None = None, client: S3Client | None = None) -> int:
     parser.add_argument(
         "--to", dest="to_version", help="manifest version id (default: the one before the current)"
     )
+    parser.add_argument(
+        "--capacity-per-instance",
+        type=float,
+        default=DEFAULT_CAPACITY_PER_INSTANCE,
+        help="the stack's CapacityPerInstance parameter: the model's capacity must lie within x/÷ 4 of it",
+    )
     args = parser.parse_args(argv)
     s3 = client or boto3.client("s3")
     location = ModelLocation(bucket=args.bucket, manifest_key=args.manifest_key)
@@ -114,14 +139,16 @@ def main(argv: list[str] | None = None, client: S3Client | None = None) -> int:
                 f"on {meta.rows} rows to {meta.training_end}, "
                 f"held-out MAE {meta.scores.get('holdout_mae', float('nan')):.1f}"
                 if meta
-                else "unreadable"
+                else f"unreadable: {version.error}"
             )
             print(
                 f"{'*' if version.is_latest else ' '} {version.version_id}  {version.last_modified}  {detail}"
             )
         return 0
     try:
-        target = rollback(s3, location, args.to_version)
+        if not args.capacity_per_instance > 0:
+            raise RollbackError("--capacity-per-instance must be > 0")
+        target = rollback(s3, location, args.to_version, args.capacity_per_instance)
     except RollbackError as error:
         print(f"rollback refused: {error}", file=sys.stderr)
         return 2

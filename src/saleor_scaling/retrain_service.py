@@ -26,9 +26,9 @@ from saleor_scaling.model import (
     ModelError,
     ModelMetadata,
     ModelNotFoundError,
+    ServingBounds,
     load_verified,
     manifest_summary,
-    serialize_forest,
 )
 from saleor_scaling.predict_service import MetricsSource, Notifier
 from saleor_scaling.series import FloatArray, Metric, MetricHistory, drop_impossible_values, floor_to_step
@@ -273,7 +273,7 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
         rows=rows,
         headroom=challenger.headroom,
     )
-    blob = serialize_forest(final.forest)
+    blob = final.ensemble.to_npz()
     megabytes = len(blob) / 1e6
     if megabytes > settings.max_model_megabytes:
         result.status = RetrainStatus.KEPT
@@ -346,7 +346,9 @@ def _judge_against_champion(
     """Why the challenger must not replace the serving model, or None if it may."""
     try:
         metadata = ports.models.current()
-        champion = load_verified(ports.models.model_bytes(metadata), metadata)
+        champion = load_verified(
+            ports.models.model_bytes(metadata), metadata, ServingBounds(settings.capacity_per_instance)
+        )
     except ModelNotFoundError:
         return None
     except ModelError as error:

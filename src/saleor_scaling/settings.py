@@ -87,7 +87,7 @@ class ModelLocation:
 
     bucket: str
     manifest_key: str = "models/manifest.json"
-    model_key: str = "models/model.joblib"
+    model_key: str = "models/model.npz"
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ def _model_location(values: Mapping[str, str]) -> ModelLocation:
     return ModelLocation(
         bucket=_required(values, "MODEL_BUCKET"),
         manifest_key=values.get("MODEL_MANIFEST_KEY", "models/manifest.json"),
-        model_key=values.get("MODEL_KEY", "models/model.joblib"),
+        model_key=values.get("MODEL_KEY", "models/model.npz"),
     )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.ensemble import RandomForestRegressor
 
+from saleor_scaling.ensemble import ensemble_from_forest
 from saleor_scaling.features import (
     FEATURE_NAMES,
     STEPS_PER_DAY,
@@ -165,7 +166,9 @@ def build_model(
     rows = rows if rows is not None else training_rows(history, config.horizon_steps, config.timezone)
     if len(rows.targets) == 0:
         raise ValueError("no usable training rows")
-    forest = fit_forest(rows, config)
+    # Converted at once: evaluation, the backtest and predict all forecast through the
+    # arrays that are published, never through sklearn's own predict.
+    ensemble = ensemble_from_forest(fit_forest(rows, config))
     stamps = history.timestamps()
     metadata = ModelMetadata(
         feature_names=FEATURE_NAMES,
@@ -177,10 +180,25 @@ def build_model(
         training_start=_iso(int(stamps[rows.step_indices[0]])),
         training_end=_iso(int(stamps[rows.step_indices[-1]])),
         rows=len(rows.targets),
+        training_demand_max_per_minute=training_demand_max(history, rows, config.horizon_steps),
         headroom=headroom.to_json() if headroom is not None else {},
-        training_demand_max_per_minute=float(np.nanmax(history.demand_per_minute()[rows.step_indices])),
     )
-    return ForecastModel(forest=forest, metadata=metadata)
+    return ForecastModel(ensemble=ensemble, metadata=metadata)
+
+
+MIN_DEMAND_CEILING_PER_MINUTE = 1.0
+"""A shop that never saw a request a minute still gets a positive ceiling (the manifest
+requires one > 0)."""
+
+
+def training_demand_max(history: MetricHistory, rows: TrainingRows, horizon_steps: int) -> float:
+    """The largest demand per minute the rows saw: at their anchors and at their targets
+    (both are finite for every training row)."""
+    demand = history.demand_per_minute()
+    targets = rows.step_indices + horizon_steps
+    seen = np.concatenate([demand[rows.step_indices], demand[targets[targets < len(demand)]]])
+    largest = float(np.nanmax(seen)) if np.any(np.isfinite(seen)) else 0.0
+    return max(largest, MIN_DEMAND_CEILING_PER_MINUTE)
 
 
 @dataclass(frozen=True)

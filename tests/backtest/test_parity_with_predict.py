@@ -14,7 +14,7 @@ from saleor_scaling.backtest.runner import prepare_trace
 from saleor_scaling.backtest.simulator import GroupSettings, SimulatedGroup, TargetTracking, simulate
 from saleor_scaling.backtest.strategies import PredictiveController
 from saleor_scaling.features import build_features, log_level
-from saleor_scaling.model import ModelMetadata, serialize_forest
+from saleor_scaling.model import ModelMetadata
 from saleor_scaling.policy import GroupCapacity, GroupFacts
 from saleor_scaling.predict_service import PredictPorts, run_predict
 from saleor_scaling.series import Metric, MetricHistory
@@ -101,8 +101,8 @@ def test_controller_decides_as_run_predict() -> None:
     model = build_model(
         history.window(history.start, train_end), TrainingConfig(horizon, n_estimators=8, max_depth=6), 1000.0
     )
-    blob = serialize_forest(model.forest)
-    metadata = model.metadata.with_artifact(blob, "models/model.joblib")
+    blob = model.ensemble.to_npz()
+    metadata = model.metadata.with_artifact(blob, "models/model.npz")
     policy = PolicySettings(mode=ScalingMode.FORECAST_AND_SCALE, max_scale_in_step=1)
     settings = PredictSettings(
         auto_scaling_group_name="saleor-api",

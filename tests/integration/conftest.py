@@ -22,7 +22,7 @@ from saleor_scaling.local.emulator import (
     scheduled_event,
     set_function_clock,
 )
-from saleor_scaling.model import ModelMetadata, serialize_forest
+from saleor_scaling.model import ModelMetadata
 from saleor_scaling.series import Metric, MetricHistory
 from saleor_scaling.settings import ModelLocation
 from saleor_scaling.training import TrainingConfig, build_model
@@ -42,7 +42,7 @@ def shop_history() -> MetricHistory:
 def trained_model(shop_history: MetricHistory) -> tuple[bytes, ModelMetadata]:
     training = shop_history.window(MONDAY, NOW - 86400 - NOW % 300)
     model = build_model(training, TrainingConfig(horizon_steps=4, n_estimators=30), 1000.0)
-    return serialize_forest(model.forest), model.metadata
+    return model.ensemble.to_npz(), model.metadata
 
 
 @dataclass

@@ -25,7 +25,7 @@ from saleor_scaling.local.emulator import (
     scheduled_event,
     set_function_clock,
 )
-from saleor_scaling.model import ModelNotFoundError, serialize_forest
+from saleor_scaling.model import ModelNotFoundError
 from saleor_scaling.series import Metric, MetricHistory
 from saleor_scaling.settings import ModelLocation
 from saleor_scaling.training import TrainingConfig, build_model
@@ -108,7 +108,7 @@ def test_full_retrain_promotes_a_model_that_predict_then_serves(retrain_world, c
     assert metadata.horizon_steps == 4  # 10 minutes of lead time after the 10-minute-old anchor
     assert metadata.size_bytes < 10_000_000
     assert metadata.scores["holdout_mae"] == pytest.approx(scores["challenger"]["mae"], rel=1e-3)
-    assert set(metadata.library_versions) >= {"scikit-learn", "numpy", "scipy", "joblib"}
+    assert set(metadata.library_versions) >= {"scikit-learn", "numpy", "scipy"}
     # The headroom was measured on the held-out days, on the busiest minute CloudWatch
     # recorded at a 1-minute period, and the promoted model carries it.
     assert result["headroom"]["basis"] == metadata.headroom["basis"] == "busiest minute"
@@ -183,7 +183,7 @@ def test_better_champion_is_kept_and_the_reason_given(retrain_world, monkeypatch
         TrainingConfig(horizon_steps=4, n_estimators=40),
         1000.0,
     )
-    champion = world.registry().publish(serialize_forest(champion_model.forest), champion_model.metadata)
+    champion = world.registry().publish(champion_model.ensemble.to_npz(), champion_model.metadata)
     monkeypatch.setenv("N_ESTIMATORS", "10")
     monkeypatch.setenv("MAX_DEPTH", "4")
 
@@ -207,7 +207,7 @@ def test_challenger_that_is_not_worse_replaces_the_champion(retrain_world):
         TrainingConfig(horizon_steps=4, n_estimators=10, max_depth=5),
         1000.0,
     )
-    champion = world.registry().publish(serialize_forest(old.forest), old.metadata)
+    champion = world.registry().publish(old.ensemble.to_npz(), old.metadata)
     result = world.invoke()
     assert result["status"] == "promoted", result["reason"]
     assert "champion" in result["scores"]

@@ -7,7 +7,6 @@ import pytest
 from saleor_scaling import registry_cli
 from saleor_scaling.adapters.s3_store import S3ModelRegistry
 from saleor_scaling.local.emulator import create_shop
-from saleor_scaling.model import serialize_forest
 from saleor_scaling.settings import ModelLocation
 from saleor_scaling.training import TrainingConfig, build_model
 from tests.conftest import synthetic_history
@@ -24,7 +23,7 @@ def registry_with_two_models(aws):
     published = []
     for trees in (10, 12):
         model = build_model(history, TrainingConfig(horizon_steps=4, n_estimators=trees, max_depth=5), 1000.0)
-        published.append(registry.publish(serialize_forest(model.forest), model.metadata))
+        published.append(registry.publish(model.ensemble.to_npz(), model.metadata))
     return s3, shop.bucket, registry, published
 
 

@@ -22,8 +22,8 @@ from saleor_scaling.model import (
     PER_TREE_QUANTILE,
     ModelIntegrityError,
     ModelMetadata,
+    ServingBounds,
     load_verified,
-    serialize_forest,
 )
 from saleor_scaling.series import FloatArray
 from saleor_scaling.training import (
@@ -37,6 +37,7 @@ from tests.conftest import synthetic_history
 
 MONDAY = 1_700_438_400
 CAPACITY = 1000.0
+BOUNDS = ServingBounds(CAPACITY)
 
 
 def covered_share(table: HeadroomTable, forecast, busiest, quantile: float) -> float:
@@ -146,9 +147,9 @@ def test_challenger_measures_headroom_only_on_days_it_never_saw(challenger_and_h
 def test_served_model_sizes_with_its_table_and_refuses_a_broken_one(challenger_and_history) -> None:
     challenger, history, rows, config = challenger_and_history
     model = build_model(history, config, CAPACITY, rows=rows, headroom=challenger.headroom)
-    blob = serialize_forest(model.forest)
-    metadata = ModelMetadata.from_json(model.metadata.with_artifact(blob, "models/model.joblib").to_json())
-    served = load_verified(blob, metadata)
+    blob = model.ensemble.to_npz()
+    metadata = ModelMetadata.from_json(model.metadata.with_artifact(blob, "models/model.npz").to_json())
+    served = load_verified(blob, metadata, BOUNDS)
     assert served.headroom is not None
     row = np.zeros(len(FEATURE_NAMES))
     forecast = served.forecast(row, np.log1p(3000.0), 0.8)
@@ -159,10 +160,10 @@ def test_served_model_sizes_with_its_table_and_refuses_a_broken_one(challenger_a
 
     broken = dataclasses.replace(metadata, headroom={**metadata.headroom, "factors": [[-1.0]]})
     with pytest.raises(ModelIntegrityError, match="headroom"):
-        load_verified(blob, broken)
+        load_verified(blob, broken, BOUNDS)
 
     # A model from before the table existed still serves, sized on its trees.
-    legacy = load_verified(blob, dataclasses.replace(metadata, headroom={}))
+    legacy = load_verified(blob, dataclasses.replace(metadata, headroom={}), BOUNDS)
     old_style = legacy.forecast(row, np.log1p(3000.0), 0.8)
     assert old_style.headroom_basis == PER_TREE_QUANTILE
     assert old_style.demand_upper >= old_style.demand_mean

@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from saleor_scaling.model import ModelMetadata, serialize_forest
+from saleor_scaling.model import ModelMetadata
 from saleor_scaling.policy import GroupCapacity, GroupFacts, decide, parse_size, read_floor
 from saleor_scaling.predict_service import PredictPorts, Status, run_predict
 from saleor_scaling.series import Metric, MetricHistory
@@ -108,8 +108,8 @@ def shop() -> tuple[MetricHistory, bytes, ModelMetadata]:
     model = build_model(
         history.window(MONDAY, MONDAY + 8 * 86400), TrainingConfig(horizon_steps=4, n_estimators=8), 1000.0
     )
-    blob = serialize_forest(model.forest)
-    return history, blob, model.metadata.with_artifact(blob, "models/model.joblib", "v1")
+    blob = model.ensemble.to_npz()
+    return history, blob, model.metadata.with_artifact(blob, "models/model.npz", "v1")
 
 
 NOW = MONDAY + 8 * 86400 + 13 * 3600 + 17

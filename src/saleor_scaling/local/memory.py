@@ -60,7 +60,7 @@ class MemoryRegistry:
         )
 
     def publish(self, blob: bytes, metadata: ModelMetadata) -> ModelMetadata:
-        published = metadata.with_artifact(blob, "models/model.joblib", f"v{len(self.versions) + 1}")
+        published = metadata.with_artifact(blob, "models/model.npz", f"v{len(self.versions) + 1}")
         self.versions.append((blob, published))
         return published
 

@@ -1,0 +1,200 @@
+"""Whoever can write the model bucket cannot run code or scale past the bounds: forged
+manifests and objects against the real predict handler, the retrain handler and the
+rollback command, on emulated AWS."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from saleor_scaling import registry_cli
+from saleor_scaling.adapters.s3_store import S3ModelRegistry
+from saleor_scaling.local.emulator import create_shop
+from saleor_scaling.settings import ModelLocation
+from saleor_scaling.training import TrainingConfig, build_model
+from tests.conftest import synthetic_history
+from tests.integration.conftest import MONDAY, emitted_metrics
+from tests.integration.test_retrain_handler import (  # noqa: F401 (fixtures)
+    RETRAIN_AT,
+    long_history,
+    retrain_world,
+)
+
+MANIFEST_KEY = "models/manifest.json"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _unbind_handler_loggers():
+    """The handlers' Powertools loggers bind to the stdout of the first import; unbind
+    them after this module so that a later test (the local run, which redirects stdout
+    to its log file) gets loggers of its own, as when this module did not run first."""
+    yield
+    for name in ("predict", "retrain"):
+        handler_logger = logging.getLogger(name)
+        for handler in list(handler_logger.handlers):
+            handler_logger.removeHandler(handler)
+        for attribute in ("init", "powertools_handler", "logger_handler"):
+            if hasattr(handler_logger, attribute):
+                delattr(handler_logger, attribute)
+
+
+class Exploit:
+    """Unpickling this writes a file (stdlib only, so any unpickler could run it)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.write_text, (self.marker, "pwned"))
+
+
+def forge_pickle(s3: Any, bucket: str, manifest: dict[str, Any], marker: Path, format_version: int) -> None:
+    """A consistent pair, as an attacker would write it: the malicious pickle, and a
+    manifest that names it with its correct sha256 and size."""
+    blob = pickle.dumps(Exploit(marker))
+    key = "models/model.joblib" if format_version == 1 else "models/model.npz"
+    version = s3.put_object(Bucket=bucket, Key=key, Body=blob).get("VersionId", "")
+    forged = {
+        **manifest,
+        "model_key": key,
+        "model_version_id": "" if version == "null" else version,
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "size_bytes": len(blob),
+        "format_version": format_version,
+    }
+    if format_version == 1:  # what a manifest of the joblib era held
+        forged.pop("training_demand_max_per_minute", None)
+        forged["library_versions"] = {**forged["library_versions"], "joblib": "1.6.0"}
+    write_manifest(s3, bucket, forged)
+
+
+def write_manifest(s3: Any, bucket: str, manifest: dict[str, Any]) -> None:
+    s3.put_object(Bucket=bucket, Key=MANIFEST_KEY, Body=json.dumps(manifest).encode())
+
+
+def current_manifest(s3: Any, bucket: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=MANIFEST_KEY)["Body"].read())
+    return document
+
+
+def assert_fell_back_and_scaled_nothing(world: Any, result: dict[str, Any], output: str) -> None:
+    assert result["status"] == "fallback", result
+    assert "model unavailable" in result["reason"]
+    metrics = emitted_metrics(output)
+    assert metrics["FallbackUsed"] == 1
+    assert metrics["ScalingActions"] == 0
+    assert metrics.get("PredictErrors", 0) == 0
+    described = world.describe()
+    assert described["DesiredCapacity"] == 2
+    assert described["MinSize"] == 1
+
+
+@pytest.mark.parametrize("format_version", [1, 2])
+def test_predict_never_unpickles_a_forged_model(world, capsys, tmp_path, format_version):
+    s3, bucket = world.session.client("s3"), world.shop.bucket
+    marker = tmp_path / "executed"
+    forge_pickle(s3, bucket, current_manifest(s3, bucket), marker, format_version)
+
+    result = world.invoke()
+
+    assert_fell_back_and_scaled_nothing(world, result, capsys.readouterr().out)
+    if format_version == 1:
+        assert "format 1 (joblib pickle) is no longer loaded" in result["reason"]
+    assert not marker.exists()
+
+
+def _headroom(factor: float) -> dict[str, Any]:
+    return {"basis": "busiest minute", "rows": 200, "band_edges": [], "factors": [[factor] * 50]}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("capacity_per_instance", 0.001),
+        ("capacity_per_instance", 0),
+        ("capacity_per_instance", -1),
+        ("capacity_per_instance", "1000"),
+        ("capacity_per_instance", math.nan),
+        ("headroom", _headroom(1000.0)),
+        ("headroom", _headroom(math.nan)),
+        ("horizon_steps", 100_000),
+        ("timezone", "Mars/Olympus"),
+        ("model_key", "state/x"),
+        ("model_key", "../x"),
+        ("horizon_steps", True),
+        ("capacity_per_instance", None),  # None: the field is left out
+    ],
+)
+def test_each_bad_manifest_value_falls_back_and_scales_nothing(world, capsys, field, value):
+    s3, bucket = world.session.client("s3"), world.shop.bucket
+    manifest = current_manifest(s3, bucket)
+    if value is None:
+        del manifest[field]
+    else:
+        manifest[field] = value
+    write_manifest(s3, bucket, manifest)
+
+    result = world.invoke()
+
+    assert_fell_back_and_scaled_nothing(world, result, capsys.readouterr().out)
+    assert f"manifest field {field}" in result["reason"]
+
+
+def test_the_untouched_manifest_still_scales(world):
+    """The control: the same world with the published manifest does scale."""
+    assert world.invoke()["status"] == "scaled"
+
+
+def _small_manifest() -> dict[str, Any]:
+    model = build_model(
+        synthetic_history(MONDAY, 9), TrainingConfig(horizon_steps=4, n_estimators=5, max_depth=4), 1000.0
+    )
+    blob = model.ensemble.to_npz()
+    document: dict[str, Any] = json.loads(model.metadata.with_artifact(blob, "models/model.npz").to_json())
+    return document
+
+
+@pytest.mark.parametrize("format_version", [1, 2])
+def test_retrain_refuses_a_forged_champion_without_running_it(retrain_world, tmp_path, format_version):  # noqa: F811
+    world = retrain_world
+    world.seed(RETRAIN_AT)
+    s3, bucket = world.session.client("s3"), world.shop.bucket
+    marker = tmp_path / "executed"
+    forge_pickle(s3, bucket, _small_manifest(), marker, format_version)
+
+    result = world.invoke()
+
+    assert result["champion"]["usable"] is False
+    assert "format" in result["champion"]["error"] or "npz" in result["champion"]["error"]
+    # An unusable champion is no standard: the baseline alone judges, and the challenger
+    # replaces the forgery.
+    assert result["status"] == "promoted", result["reason"]
+    assert current_manifest(s3, bucket)["format_version"] == 2
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("format_version", [1, 2])
+def test_rollback_refuses_a_forged_model_without_running_it(aws, tmp_path, capsys, format_version):
+    shop = create_shop(aws)
+    s3 = aws.client("s3")
+    marker = tmp_path / "executed"
+    forge_pickle(s3, shop.bucket, _small_manifest(), marker, format_version)
+    # A good model promoted after the forgery: rolling back would return to the forgery.
+    model = build_model(
+        synthetic_history(MONDAY, 9), TrainingConfig(horizon_steps=4, n_estimators=5, max_depth=4), 1000.0
+    )
+    registry = S3ModelRegistry(s3, ModelLocation(bucket=shop.bucket))
+    good = registry.publish(model.ensemble.to_npz(), model.metadata)
+
+    assert registry_cli.main(["rollback", "--bucket", shop.bucket], client=s3) == 2
+
+    assert "refused" in capsys.readouterr().err
+    assert registry.current().model_version_id == good.model_version_id
+    assert not marker.exists()
