@@ -4,35 +4,20 @@ window included)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from saleor_scaling.adapters.state_store import StoredState
 from saleor_scaling.backtest.history import metric_history
 from saleor_scaling.backtest.runner import prepare_trace
 from saleor_scaling.backtest.simulator import GroupSettings, SimulatedGroup, TargetTracking, simulate
 from saleor_scaling.backtest.strategies import PredictiveController
 from saleor_scaling.features import build_features, log_level
-from saleor_scaling.model import ModelMetadata
 from saleor_scaling.policy import GroupCapacity, GroupFacts
 from saleor_scaling.predict_service import PredictPorts, run_predict
-from saleor_scaling.series import Metric, MetricHistory
+from saleor_scaling.series import Metric
 from saleor_scaling.settings import ModelLocation, PolicySettings, PredictSettings, ScalingMode
 from saleor_scaling.training import TrainingConfig, build_model
 from tests.backtest.helpers import small_config, synthetic_trace
-
-
-class HistoryPort:
-    def __init__(self, history: MetricHistory) -> None:
-        self.history = history
-        self.corrupt_days: list[str] = []
-
-    def fetch(self, start: int, end: int, now: int) -> MetricHistory:
-        return self.history.window(start, end)
-
-    def read(self, start: int, end: int, sealed_before: int | None = None) -> MetricHistory:
-        return self.history.window(start, end)
+from tests.unit.fakes import FakeModels, FakeNotifier, FakeState, HistoryPort
 
 
 class Group:
@@ -59,33 +44,6 @@ class Group:
 
     def record_base(self, base: int) -> None:
         raise AssertionError("nobody but predict changes this group's MinSize")
-
-
-class Models:
-    def __init__(self, blob: bytes, metadata: ModelMetadata) -> None:
-        self.blob, self.metadata = blob, metadata
-
-    def current(self) -> ModelMetadata:
-        return self.metadata
-
-    def model_bytes(self, metadata: ModelMetadata) -> bytes:
-        return self.blob
-
-
-class State:
-    def __init__(self) -> None:
-        self.document: dict[str, Any] = {}
-
-    def load(self) -> StoredState:
-        return StoredState(dict(self.document), "v1" if self.document else None)
-
-    def save(self, document: dict[str, Any], version: str | None) -> None:
-        self.document = document
-
-
-class Quiet:
-    def notify(self, subject: str, body: dict[str, Any]) -> None:
-        return None
 
 
 def test_controller_decides_as_run_predict() -> None:
@@ -115,9 +73,9 @@ def test_controller_decides_as_run_predict() -> None:
         metrics=HistoryPort(history),
         archive=HistoryPort(history),
         group=group,
-        models=Models(blob, metadata),
-        state=State(),
-        notifier=Quiet(),
+        models=FakeModels(blob, metadata),
+        state=FakeState(),
+        notifier=FakeNotifier(),
     )
 
     # The backtest's side: forecasts for every anchor in one batch, CPU per minute.

@@ -406,8 +406,9 @@ class RacingState:
         self.store.save(document, version)
 
 
-def test_two_concurrent_runs_of_one_slot_act_once(oversized_world, monkeypatch):
-    world = oversized_world
+def race_two_runs(world: PredictWorld, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Invoke the same slot twice, the second run reading the state while the first has
+    not yet written it; the statuses in the order the runs finished."""
     _, ports = world.handler.dependencies()
     real_store = ports.state
     outcomes: list[str] = []
@@ -420,26 +421,20 @@ def test_two_concurrent_runs_of_one_slot_act_once(oversized_world, monkeypatch):
     racing = RacingState(real_store, other_run)
     monkeypatch.setattr(ports, "state", racing)
     outcomes.append(world.invoke()["status"])
-    assert outcomes == ["scaled", "duplicate"]
+    return outcomes
+
+
+def test_two_concurrent_runs_of_one_slot_act_once(oversized_world, monkeypatch):
+    world = oversized_world
+    world.invoke(iso(NOW - STEP))  # a state object exists: If-Match on its version
+    world.set_desired(15)
+    assert race_two_runs(world, monkeypatch) == ["scaled", "duplicate"]
     assert world.desired() == 14  # one step, not two
 
 
 def test_concurrent_first_runs_with_no_state_act_once(oversized_world, monkeypatch):
-    world = oversized_world
-    world.session.client("s3").delete_object(Bucket=world.shop.bucket, Key=state_key(world))
-    _, ports = world.handler.dependencies()
-    real_store = ports.state
-    outcomes: list[str] = []
-
-    def other_run() -> None:
-        monkeypatch.setattr(ports, "state", real_store)
-        outcomes.append(world.invoke()["status"])
-        monkeypatch.setattr(ports, "state", racing)
-
-    racing = RacingState(real_store, other_run)
-    monkeypatch.setattr(ports, "state", racing)
-    outcomes.append(world.invoke()["status"])
-    assert outcomes == ["scaled", "duplicate"]
+    world = oversized_world  # no state object yet: If-None-Match
+    assert race_two_runs(world, monkeypatch) == ["scaled", "duplicate"]
     assert world.desired() == 14
 
 
