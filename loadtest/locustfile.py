@@ -24,7 +24,7 @@ from locust.env import Environment
 from locust.exception import RescheduleTask
 
 from loadtest.operations import OPERATIONS
-from loadtest.outcomes import classify, dig
+from loadtest.outcomes import TOKEN_REFUSALS, Outcome, classify, dig
 from loadtest.shapes import shape_class
 
 LOG = logging.getLogger("loadtest")
@@ -42,7 +42,8 @@ ADDRESS = {
     "phone": "+12125094995",
 }
 DEFAULT_CHANNEL = "default-channel"
-"""Saleor's own DEFAULT_CHANNEL_SLUG, tried when the channel list is refused (anonymous)."""
+"""Saleor's own DEFAULT_CHANNEL_SLUG (the stack sets it so): preferred among the listed
+channels, and tried when the channel list is refused (anonymous, or a refused token)."""
 PAGE_SIZE = 24
 
 
@@ -79,6 +80,8 @@ class Catalogue:
         self.products: list[dict[str, Any]] = []
         self.categories: list[str] = []
         self.search_terms: list[str] = []
+        self.token_warned = False
+        """The refused SALEOR_TOKEN was reported: once per process, not at every retry."""
 
     def ready(self) -> bool:
         return bool(self.channel and self.products)
@@ -116,6 +119,25 @@ class Shopper(HttpUser):
     ) -> dict[str, Any]:
         """POST one named operation; its answer is judged by loadtest.outcomes.classify,
         a failure is recorded under the operation's name and ends the journey."""
+        return self.graphql_outcome(
+            operation,
+            variables,
+            require=require,
+            token=token,
+            permission_denied_expected=permission_denied_expected,
+        ).data
+
+    def graphql_outcome(
+        self,
+        operation: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        require: tuple[str, ...] = (),
+        token: str = "",
+        permission_denied_expected: bool = False,
+        token_refusal_expected: bool = False,
+    ) -> Outcome:
+        """graphql(), answering the whole outcome: what was expected, not only the data."""
         base = (self.host or "").rstrip("/")
         path = "" if base.endswith("/graphql") else "/graphql/"
         body = {"operationName": operation, "query": OPERATIONS[operation], "variables": variables or {}}
@@ -129,6 +151,7 @@ class Shopper(HttpUser):
                 response.text,
                 require=require,
                 permission_denied_expected=permission_denied_expected,
+                token_refusal_expected=token_refusal_expected,
             )
             if not outcome.ok:
                 response.failure(outcome.failure)
@@ -137,7 +160,7 @@ class Shopper(HttpUser):
         if operation == "CheckoutComplete":
             made = dig(outcome.data, "checkoutComplete.order.id") is not None
             OUTCOMES.update(outcome.expected or (("order",) if made else ("no order",)))
-        return outcome.data
+        return outcome
 
     # -- discovery ---------------------------------------------------------------------
 
@@ -180,16 +203,32 @@ class Shopper(HttpUser):
         )
 
     def discover_channel(self) -> str:
-        """SALEOR_CHANNEL if set, else the first active channel of the list (which needs
-        an app or staff token, SALEOR_TOKEN), else Saleor's default channel."""
+        """SALEOR_CHANNEL if set; else, from the channel list (which needs an app or staff
+        token, SALEOR_TOKEN), Saleor's default channel if it is active there, else the first
+        active one; else (the list refused: anonymous, or the token expired or invalid)
+        Saleor's default channel."""
         wanted = os.environ.get("SALEOR_CHANNEL", "").strip()
         if not wanted:
-            listed = self.graphql(
-                "Channels", token=os.environ.get("SALEOR_TOKEN", ""), permission_denied_expected=True
-            ).get("channels")
-            active = [c["slug"] for c in listed or [] if c.get("isActive") and c.get("slug")]
+            token = os.environ.get("SALEOR_TOKEN", "").strip()
+            outcome = self.graphql_outcome(
+                "Channels", token=token, permission_denied_expected=True, token_refusal_expected=bool(token)
+            )
+            refused = sorted(set(outcome.expected) & TOKEN_REFUSALS)
+            if refused and not CATALOGUE.token_warned:
+                CATALOGUE.token_warned = True
+                LOG.warning(
+                    "SALEOR_TOKEN was refused (%s): the channel list is skipped and discovery falls "
+                    "back to %s (or SALEOR_CHANNEL). Staff tokens expire after 5 minutes: use an "
+                    "app token, which does not (docs/loadtest.md, Tokens)",
+                    ", ".join(refused),
+                    DEFAULT_CHANNEL,
+                )
+            listed = outcome.data.get("channels")
+            active = [str(c["slug"]) for c in listed or [] if c.get("isActive") and c.get("slug")]
             if active:
-                return str(active[0])
+                # Saleor lists channels by slug (channel-pln before default-channel): the
+                # shop's own default is the one its traffic goes to, when it is there.
+                return DEFAULT_CHANNEL if DEFAULT_CHANNEL in active else active[0]
             wanted = DEFAULT_CHANNEL
         found = self.graphql("ChannelBySlug", {"slug": wanted}).get("channel")
         if not found:

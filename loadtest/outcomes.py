@@ -7,7 +7,9 @@ Rules, in order:
   when the body carries any: Saleor answers 400 to an invalid query);
 * a body that is not a JSON object is a failure;
 * top-level ``errors`` make a failure carrying their messages, except a permission refusal
-  where the caller said one is expected (discovery asking for the channel list anonymously);
+  where the caller said one is expected (discovery asking for the channel list anonymously),
+  and a refused token where the caller said so (discovery's SALEOR_TOKEN expired or
+  invalid: Saleor answers 200 with ``Signature has expired``, ``ExpiredSignatureError``);
 * a mutation payload with a non-empty ``errors`` list is a failure (``CODE: message``),
   except codes listed as expected for that operation (checkoutComplete without payment);
 * a required path of the answer (``checkoutCreate.checkout.id``) that is absent or null is
@@ -27,6 +29,20 @@ EXPECTED_MUTATION_ERRORS: Mapping[str, frozenset[str]] = {"CheckoutComplete": EX
 """Operation name -> mutation error codes that are a normal answer to a load-test shopper."""
 
 PERMISSION_DENIED = "PermissionDenied"
+TOKEN_REFUSALS = frozenset(
+    {
+        "ExpiredSignatureError",  # a staff token (tokenCreate) lives 5 minutes
+        "InvalidSignatureError",
+        "DecodeError",
+        "InvalidTokenError",
+        "JSONWebTokenError",
+        "JSONWebTokenExpired",
+    }
+)
+"""Codes of Saleor's answer to a bearer token it cannot accept (PyJWT's exception names,
+which Saleor reports as ``extensions.exception.code``)."""
+TOKEN_MESSAGES = {"signature has expired": "ExpiredSignatureError", "invalid token": "InvalidTokenError"}
+"""Messages that mean the same when an answer carries no code."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,17 @@ def is_permission_denied(error: Any) -> bool:
     return code == PERMISSION_DENIED or "permission" in str(error.get("message", "")).lower()
 
 
+def token_refusal(error: Any) -> str | None:
+    """The code of a refused-token error (expired, bad signature, not a token), else None."""
+    if not isinstance(error, dict):
+        return None
+    exception = (error.get("extensions") or {}).get("exception") or {}
+    code = exception.get("code") if isinstance(exception, dict) else None
+    if code in TOKEN_REFUSALS:
+        return str(code)
+    return TOKEN_MESSAGES.get(str(error.get("message", "")).strip().lower())
+
+
 def dig(data: Any, path: str) -> Any:
     """data['a']['b']['c'] for path 'a.b.c'; None where any step is missing."""
     for key in path.split("."):
@@ -68,6 +95,7 @@ def classify(
     *,
     require: Collection[str] = (),
     permission_denied_expected: bool = False,
+    token_refusal_expected: bool = False,
 ) -> Outcome:
     try:
         payload = json.loads(text) if text else None
@@ -85,6 +113,9 @@ def classify(
     if errors:
         if permission_denied_expected and all(is_permission_denied(error) for error in errors):
             return Outcome(True, expected=(PERMISSION_DENIED,), data=data)
+        refused = [token_refusal(error) for error in errors] if token_refusal_expected else []
+        if refused and all(refused):
+            return Outcome(True, expected=tuple(sorted({str(code) for code in refused})), data=data)
         return Outcome(False, _messages(errors))
     if not data:
         return Outcome(False, "answer has no data")

@@ -5,7 +5,7 @@
 #   make loadtest STACK=saleor-shop SHAPE=spike
 #
 # Knobs come from the environment: PEAK_USERS, DURATION_SECONDS, SPAWN_RATE, STEP_COUNT,
-# SPIKE_*, TRACE, TRACE_DAY, TRACE_DAYS, TRACE_STEP_MINUTES, SALEOR_CHANNEL,
+# SPIKE_*, TRACE, TRACE_DAY, TRACE_DAYS, TRACE_STEP_MINUTES, SALEOR_CHANNEL, SALEOR_TOKEN (an app token),
 # SHOPPER_THINK_SECONDS, CHECKOUT_COMPLETE_SHARE (docs/loadtest.md). With SHAPE=none
 # pass Locust's own -u/-r/-t as extra options. Reports go to ${REPORTS_DIR:-reports}/loadtest-<UTC time>/.
 set -euo pipefail

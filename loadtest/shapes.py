@@ -7,8 +7,8 @@ environment (defaults in brackets):
 * step:  STEP_COUNT [5] equal steps up to the peak, each held DURATION_SECONDS/STEP_COUNT;
 * spike: SPIKE_BASE_SHARE [0.2] of the peak as the baseline, the peak from SPIKE_START
   [0.4] to SPIKE_END [0.6] of the run, reached within SPIKE_RAMP_SECONDS [10];
-* trace: TRACE [nasa] (nasa, nab-elb, nyc-taxi or a CSV path, read by
-  saleor_scaling.backtest.traces), TRACE_DAY [0] (index of the trace's first calendar day
+* trace: TRACE [nasa] (nasa, nab-elb, nyc-taxi or a CSV path, read by loadtest.traces,
+  which agrees with saleor_scaling.backtest.traces), TRACE_DAY [0] (index of the trace's first calendar day
   to replay, or a date YYYY-MM-DD), TRACE_DAYS [1], TRACE_STEP_MINUTES [5] (the trace is
   averaged over steps this long before replay: one step per CloudWatch period).
 
@@ -17,24 +17,25 @@ busiest step equals PEAK_USERS. Missing data (an outage of the recording) holds 
 known level, from before the window if need be: a gap in a recording is not an empty shop.
 A step with no demand still has 1 user. The spawn rate is raised where the trace moves
 faster than SPAWN_RATE could follow. Every shape's tick() answers None at the end.
+
+Pure Python besides Locust: a load-generator machine installs loadtest/requirements.txt
+only (no numpy, no backtest package; tests/loadtest/test_locust_only.py proves it).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-import numpy as np
-import numpy.typing as npt
 from locust import LoadTestShape
 
-from saleor_scaling.backtest.traces import load_trace
+from loadtest.traces import load_minutes
 
 Tick = tuple[int, float] | None
-FloatArray = npt.NDArray[np.float64]
 
 
 class ShapeError(ValueError):
@@ -144,14 +145,14 @@ class TraceShape(ScheduledShape):
     """TRACE_DAYS days of a shared trace, compressed into DURATION_SECONDS, its busiest
     step at PEAK_USERS (see the module docstring)."""
 
-    def __init__(self, knobs: Knobs | None = None, profile: FloatArray | None = None) -> None:
+    def __init__(self, knobs: Knobs | None = None, profile: Sequence[float] | None = None) -> None:
         super().__init__(knobs)
-        self.profile = trace_profile(self.knobs) if profile is None else np.asarray(profile, dtype=np.float64)
+        self.profile = trace_profile(self.knobs) if profile is None else [float(p) for p in profile]
         """Users per trace step, already scaled to the peak."""
         step_seconds = self.knobs.duration_seconds / len(self.profile)
-        users = np.maximum(1, np.round(self.profile))
-        fastest = float(np.max(np.abs(np.diff(users)))) / step_seconds if len(users) > 1 else 0.0
-        self.spawn_rate = max(self.knobs.spawn_rate, math.ceil(fastest))
+        users = [max(1, round(p)) for p in self.profile]
+        steepest = max((abs(b - a) for a, b in itertools.pairwise(users)), default=0)
+        self.spawn_rate = max(self.knobs.spawn_rate, math.ceil(steepest / step_seconds))
 
     def users_at(self, seconds: float) -> Tick:
         if seconds >= self.knobs.duration_seconds:
@@ -160,16 +161,15 @@ class TraceShape(ScheduledShape):
         return max(1, round(float(self.profile[index]))), self.spawn_rate
 
 
-def hold_last_known(values: FloatArray) -> FloatArray:
+def hold_last_known(values: Sequence[float]) -> list[float]:
     """NaN replaced by the last known value before it; leading NaN by the first known one."""
-    known = np.isfinite(values)
-    if not known.any():
-        return np.full_like(values, np.nan)
-    index = np.where(known, np.arange(len(values)), 0)
-    np.maximum.accumulate(index, out=index)
-    held: FloatArray = values[index].astype(np.float64)
-    first = int(np.argmax(known))
-    held[:first] = values[first]
+    first = next((float(v) for v in values if math.isfinite(v)), math.nan)
+    held: list[float] = []
+    last = first
+    for value in values:
+        if math.isfinite(value):
+            last = float(value)
+        held.append(last)
     return held
 
 
@@ -184,9 +184,9 @@ def trace_day_index(day: str, trace_start: int) -> int:
     return (wanted - datetime.fromtimestamp(trace_start, UTC).date()).days
 
 
-def trace_profile(knobs: Knobs) -> FloatArray:
+def trace_profile(knobs: Knobs) -> list[float]:
     """Users per step of the chosen days (see the module docstring)."""
-    trace = load_trace(knobs.trace)
+    trace = load_minutes(knobs.trace)
     day = trace_day_index(knobs.trace_day, trace.start)
     # Calendar day `day` of the trace, in minutes from the trace's first minute (negative
     # when the trace starts after midnight: those minutes are unknown).
@@ -199,18 +199,18 @@ def trace_profile(knobs: Knobs) -> FloatArray:
             f"with TRACE_DAYS={knobs.trace_days} is outside it"
         )
     pad = max(-begin, 0)
-    demand = np.concatenate([np.full(pad, np.nan), trace.demand[:end]])
-    if not np.isfinite(demand[begin + pad :]).any():
+    demand = [math.nan] * pad + trace.demand[:end]
+    if not any(math.isfinite(value) for value in demand[begin + pad :]):
         raise ShapeError(f"trace {trace.name}: TRACE_DAY={knobs.trace_day} lies wholly in missing data")
     # Held over everything before the window too, so a window that opens in an outage
     # starts from the level the recording last had.
     window = hold_last_known(demand)[begin + pad :]
-    steps = window.reshape(-1, knobs.trace_step_minutes).mean(axis=1)
-    peak = float(np.max(steps))
+    size = knobs.trace_step_minutes
+    steps = [sum(window[i : i + size]) / size for i in range(0, len(window), size)]
+    peak = max(steps)
     if peak <= 0:
         raise ShapeError(f"trace {trace.name}: TRACE_DAY={knobs.trace_day} has no demand")
-    profile: FloatArray = steps / peak * knobs.peak_users
-    return profile
+    return [step / peak * knobs.peak_users for step in steps]
 
 
 SHAPES: dict[str, type[ScheduledShape]] = {"step": StepShape, "spike": SpikeShape, "trace": TraceShape}

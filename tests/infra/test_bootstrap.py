@@ -134,12 +134,14 @@ def user_data(**parameters: str) -> str:
         "JwtSigningKeyArn": SECRETS["jwt"],
         "SaleorImageTag": "3.21",
         "PopulateDemoData": "false",
-        # The Fn::Sub map: ShopHosts and PublicUrl, as its Fn::If branches give them.
+        # The Fn::Sub map, as its Fn::If branches give them: UsageTelemetry (for
+        # SaleorUsageTelemetry=false, the default), ShopHosts and PublicUrl.
+        "UsageTelemetry": "False",
         "ShopHosts": f"{domain},{ALB}" if domain else ALB,
         "PublicUrl": f"{'https' if https else 'http'}://{host}/",
         **parameters,
     }
-    assert set(variables) == {"ShopHosts", "PublicUrl"}
+    assert set(variables) == {"UsageTelemetry", "ShopHosts", "PublicUrl"}
     assert sub_variables(text) <= set(values), sub_variables(text) - set(values)
     return render_sub(text, values)
 
@@ -244,6 +246,7 @@ def test_first_instance_boots_saleor_and_signals_success(tmp_path, world):
     assert env["ALLOWED_CLIENT_HOSTS"] == ALB
     assert env["PLAYGROUND_ENABLED"] == "True"
     assert env["DEBUG"] == "False"
+    assert env["SEND_USAGE_TELEMETRY"] == "False"  # Saleor's own default is True
     assert env["PUBLIC_URL"] == f"http://{ALB}/"
     assert env["DATABASE_URL"] == (
         "postgres://saleor:p%40ss%2Fw%3Ard%25@db.abc.us-east-1.rds.amazonaws.com:5432/saleor?sslmode=require"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -406,6 +407,60 @@ def test_scaling_group_and_target_tracking():
     assert image["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
     assert image["Default"] == "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
     assert parameters["InstanceType"]["Default"] == "t3.medium"
+
+
+def _iso_minutes(duration: str) -> int:
+    match = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?", duration)
+    assert match, duration
+    return int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
+
+
+def test_the_grace_period_outlasts_a_first_migration_and_the_waits_outlast_it():
+    """The first migrate of an empty database took 7.5 minutes on a real Saleor; every
+    instance launched meanwhile waits for it under the advisory lock, and all of them are
+    registered (and failing the health check) from launch. The group must not replace
+    them for it, and CloudFormation must not give up on an instance the group still
+    tolerates."""
+    app = template("app")
+    group = app["Resources"]["AutoScalingGroup"]
+    grace = app["Parameters"]["HealthCheckGracePeriodSeconds"]
+    assert group["Properties"]["HealthCheckGracePeriod"] == {"Ref": "HealthCheckGracePeriodSeconds"}
+    boot, first_migrate, start_and_two_checks = 4 * 60, 450, 60 + 2 * 15
+    assert grace["Default"] >= boot + first_migrate + start_and_two_checks + 5 * 60  # 5 min of slack
+    assert grace["MinValue"] >= 300
+    creation = _iso_minutes(group["CreationPolicy"]["ResourceSignal"]["Timeout"]) * 60
+    rolling = _iso_minutes(group["UpdatePolicy"]["AutoScalingRollingUpdate"]["PauseTime"]) * 60
+    assert min(creation, rolling) >= grace["MaxValue"] + 5 * 60
+    # the root template lets the operator choose it, within the same bounds
+    from tests.conftest import REPO_ROOT
+
+    root = load(REPO_ROOT / "template.yaml")
+    exposed = root["Parameters"]["HealthCheckGracePeriodSeconds"]
+    assert {k: exposed[k] for k in ("Default", "MinValue", "MaxValue")} == {
+        k: grace[k] for k in ("Default", "MinValue", "MaxValue")
+    }
+    passed = nested_stacks(root)["AppStack"]["Properties"]["Parameters"]
+    assert passed["HealthCheckGracePeriodSeconds"] == {"Ref": "HealthCheckGracePeriodSeconds"}
+
+
+def test_saleor_usage_telemetry_is_a_parameter_off_by_default():
+    app = template("app")
+    parameter = app["Parameters"]["SaleorUsageTelemetry"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("false", ["true", "false"])
+    text, variables = app["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"][
+        "Fn::Base64"
+    ]["Fn::Sub"]
+    assert "SEND_USAGE_TELEMETRY=${UsageTelemetry}" in [line.strip() for line in text.splitlines()]
+    # Saleor parses the value with ast.literal_eval: it must be True or False, capitalised
+    assert variables["UsageTelemetry"] == {"Fn::If": ["SendUsageTelemetry", "True", "False"]}
+    condition = app["Conditions"]["SendUsageTelemetry"]
+    assert condition == {"Fn::Equals": [{"Ref": "SaleorUsageTelemetry"}, "true"]}
+    from tests.conftest import REPO_ROOT
+
+    root = load(REPO_ROOT / "template.yaml")
+    assert root["Parameters"]["SaleorUsageTelemetry"]["Default"] == "false"
+    passed = nested_stacks(root)["AppStack"]["Properties"]["Parameters"]
+    assert passed["SaleorUsageTelemetry"] == {"Ref": "SaleorUsageTelemetry"}
 
 
 def test_health_check_and_load_balancer_settings():

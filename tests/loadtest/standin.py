@@ -7,6 +7,10 @@ exercises the same paths:
   permissions: ...``, not the ``... to include the unpublished items`` kind) is refused to
   a caller without an Authorization header, with Saleor's PermissionDenied error; so the
   anonymous channel list is refused and discovery must fall back;
+* a bearer token EXPIRED_TOKEN is refused as Saleor refuses an expired staff token: HTTP
+  200, ``Signature has expired`` (``ExpiredSignatureError``), no data;
+* an authorised channel list is the stand-in's `channels` (by slug, as Saleor orders it),
+  and ``channel(slug:)`` answers the slug it was asked for;
 * checkoutComplete without payment answers CHECKOUT_NOT_FULLY_PAID in its `errors`;
 * a document that does not validate answers HTTP 400.
 
@@ -43,6 +47,14 @@ from graphql import (
 )
 
 SEARCH_FAILURE = "search backend unavailable"
+EXPIRED_TOKEN = "expired-staff-token"
+"""A bearer token the stand-in refuses as expired."""
+EXPIRED_ANSWER = {
+    "errors": [
+        {"message": "Signature has expired", "extensions": {"exception": {"code": "ExpiredSignatureError"}}}
+    ]
+}
+"""What Saleor answers (HTTP 200) to a request carrying an expired JWT."""
 NOT_PAID = "The authorized amount does not cover the checkout's total amount."
 TRUE_FIELDS = {
     "isActive",
@@ -57,16 +69,25 @@ RESTRICTED = re.compile(
 )
 
 
+DEFAULT_CHANNELS = ("channel-pln", "channel-usd", "default-channel")
+"""Saleor's demo channels, in the order its channel list gives them."""
+
+
 @dataclass
 class Caller:
     authorized: bool
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
 
 
 @dataclass
 class StandIn:
     url: str
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
+    """What the channel list answers an authorised caller (all active)."""
     operations: Counter[str] = field(default_factory=Counter)
     """Requests received, by operationName."""
+    tokens: Counter[str] = field(default_factory=Counter)
+    """Bearer tokens received, by operationName: which requests carried one."""
 
 
 def restricted(info: GraphQLResolveInfo[Caller]) -> str | None:
@@ -85,6 +106,10 @@ def fake_value(parent: Any, info: GraphQLResolveInfo[Caller], **args: Any) -> An
         )
     if isinstance(parent, dict) and info.field_name in parent:
         return parent[info.field_name]
+    if info.parent_type.name == "Query" and info.field_name == "channels":
+        return [{"slug": slug, "isActive": True} for slug in info.context.channels]
+    if info.parent_type.name == "Query" and info.field_name == "channel" and args.get("slug"):
+        return {"slug": args["slug"]}
     if info.field_name == "products" and args.get("search"):
         raise GraphQLError(SEARCH_FAILURE)
     if info.field_name == "errors":
@@ -125,18 +150,28 @@ def handler_for(schema: GraphQLSchema, standin: StandIn) -> type[BaseHTTPRequest
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-            standin.operations[str(body.get("operationName"))] += 1
+            operation = str(body.get("operationName"))
+            standin.operations[operation] += 1
+            authorization = self.headers.get("Authorization") or ""
+            if authorization:
+                standin.tokens[operation] += 1
+            if authorization == f"Bearer {EXPIRED_TOKEN}":
+                self.answer(200, EXPIRED_ANSWER)
+                return
             result = graphql_sync(
                 schema,
                 body["query"],
                 variable_values=body.get("variables"),
                 operation_name=body.get("operationName"),
-                context_value=Caller(authorized=bool(self.headers.get("Authorization"))),
+                context_value=Caller(authorized=bool(authorization), channels=standin.channels),
                 field_resolver=fake_value,
                 type_resolver=resolve_abstract,
             )
-            data = json.dumps(result.formatted).encode()
-            self.send_response(400 if result.data is None and result.errors else 200)
+            self.answer(400 if result.data is None and result.errors else 200, result.formatted)
+
+        def answer(self, status: int, payload: Any) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -154,10 +189,12 @@ def load_schema(schema_path: Path) -> GraphQLSchema:
 
 
 @contextmanager
-def standin_saleor(schema_path: Path, port: int = 0) -> Iterator[StandIn]:
+def standin_saleor(
+    schema_path: Path, port: int = 0, channels: tuple[str, ...] = DEFAULT_CHANNELS
+) -> Iterator[StandIn]:
     """Serve the stand-in on 127.0.0.1 (a free port unless one is given) in a thread."""
     schema = load_schema(schema_path)
-    standin = StandIn(url="")
+    standin = StandIn(url="", channels=channels)
     server = ThreadingHTTPServer(("127.0.0.1", port), handler_for(schema, standin))
     standin.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -137,7 +137,7 @@ def test_the_locustfile_sends_every_operation_and_only_those():
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
-        and node.func.attr == "graphql"
+        and node.func.attr in ("graphql", "graphql_outcome")
         and node.args
         and isinstance(node.args[0], ast.Constant)
     }

@@ -53,6 +53,33 @@ def test_a_permission_refusal_is_expected_only_where_the_caller_says_so():
     assert not classify("Channels", 200, other, permission_denied_expected=True).ok
 
 
+EXPIRED = {"message": "Signature has expired", "extensions": {"exception": {"code": "ExpiredSignatureError"}}}
+
+
+def test_a_refused_token_is_expected_only_where_the_caller_says_so():
+    body = answer(errors=[EXPIRED])  # what Saleor answers, HTTP 200, to an expired staff token
+    refused = classify("Channels", 200, body, permission_denied_expected=True)
+    assert not refused.ok
+    assert refused.failure == "Signature has expired"
+    allowed = classify("Channels", 200, body, permission_denied_expected=True, token_refusal_expected=True)
+    assert allowed.ok
+    assert allowed.expected == ("ExpiredSignatureError",)
+    assert allowed.data == {}
+    # the message alone, as some versions answer, and a bad signature, count the same
+    assert classify(
+        "Channels", 200, answer(errors=[{"message": "Signature has expired"}]), token_refusal_expected=True
+    ).expected == ("ExpiredSignatureError",)
+    bad = {
+        "message": "Signature verification failed",
+        "extensions": {"exception": {"code": "InvalidSignatureError"}},
+    }
+    assert classify("Channels", 200, answer(errors=[bad]), token_refusal_expected=True).ok
+    # other errors beside it still fail
+    assert not classify(
+        "Channels", 200, answer(errors=[EXPIRED, {"message": "boom"}]), token_refusal_expected=True
+    ).ok
+
+
 def test_mutation_errors_fail_with_code_message_and_field():
     body = answer(
         data={

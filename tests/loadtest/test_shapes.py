@@ -96,7 +96,7 @@ def test_trace_days_outside_the_trace_are_refused():
 
 
 def test_replay_of_a_given_profile_ends():
-    shape = TraceShape(Knobs(duration_seconds=4, spawn_rate=1), profile=np.array([1.0, 50.0, 10.0, 0.0]))
+    shape = TraceShape(Knobs(duration_seconds=4, spawn_rate=1), profile=[1.0, 50.0, 10.0, 0.0])
     assert users(shape, [0, 1, 2, 3, 3.99]) == [1, 50, 10, 1, 1]
     assert ticks(shape, [4]) == [None]
     assert shape.spawn_rate == 49
@@ -104,7 +104,7 @@ def test_replay_of_a_given_profile_ends():
 
 def test_hold_last_known():
     nan = np.nan
-    held = hold_last_known(np.array([nan, 2.0, nan, nan, 0.0, nan]))
+    held = hold_last_known([nan, 2.0, nan, nan, 0.0, nan])
     np.testing.assert_array_equal(held, [2.0, 2.0, 2.0, 2.0, 0.0, 0.0])
 
 
