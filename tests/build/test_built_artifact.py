@@ -91,9 +91,7 @@ def test_layers_carry_unchecked_hash_bytecode_of_the_runtimes_python(build_dir: 
         assert header[:4] == importlib.util.MAGIC_NUMBER, f"{module}: compiled by another Python"
         flags = int.from_bytes(header[4:8], "little")
         assert flags == 0b01, f"{module}: flags {flags:#b}, expected unchecked hash-based"
-    stale = [
-        path for path in build_dir.rglob("*.pyc") if not path.name.endswith(f".{tag}.pyc")
-    ]
+    stale = [path for path in build_dir.rglob("*.pyc") if not path.name.endswith(f".{tag}.pyc")]
     assert not stale, f"bytecode of another Python in the artifact: {stale[:3]}"
 
 
