@@ -1,7 +1,9 @@
 # Every target installs what it needs into .venv first (Python 3.13, as Lambda runs).
 # `make local` runs the whole loop against emulated AWS; `make test` is what CI runs.
-# PYTHON=/path/to/python3.13 overrides the search (python3.13 on PATH, then pyenv's 3.13).
-PYTHON ?= $(shell sh scripts/find-python.sh 3.13)
+# PYTHON=/path/to/python3.13 overrides the search (python3.13 on PATH, then pyenv's 3.13);
+# either way scripts/find-python.sh checks it is 3.13 and prints what to do if none is.
+PYTHON ?=
+PYTHON313 = $(shell PYTHON='$(PYTHON)' sh scripts/find-python.sh 3.13)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -20,8 +22,8 @@ help:
 
 # venv --clear: a .venv of an older Python (3.11, before the runtime moved) is replaced, not reused.
 $(STAMP): requirements-dev.txt layers/sklearn/requirements.txt src/layer-requirements.txt pyproject.toml
-	@test -n "$(PYTHON)" || { echo "need Python 3.13 (Lambda's python3.13 runtime); see the message above"; exit 1; }
-	$(PYTHON) -m venv --clear $(VENV)
+	@python="$(PYTHON313)"; test -n "$$python" || { echo "need Python 3.13 (Lambda's python3.13 runtime)"; exit 1; }; \
+		echo "$$python -m venv --clear $(VENV)"; "$$python" -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e .
 	touch $(STAMP)

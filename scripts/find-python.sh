@@ -18,9 +18,11 @@ if [ -n "${PYTHON:-}" ]; then
   exit 1
 fi
 works "python$want" && exit 0
-if command -v pyenv >/dev/null 2>&1; then
-  prefix=$(pyenv prefix "$want" 2>/dev/null) && works "$prefix/bin/python$want" && exit 0
-fi
+# pyenv itself may be installed but not on PATH (a non-login shell, CI's environment).
+for pyenv in pyenv "${PYENV_ROOT:-$HOME/.pyenv}/bin/pyenv"; do
+  command -v "$pyenv" >/dev/null 2>&1 || continue
+  prefix=$("$pyenv" prefix "$want" 2>/dev/null) && works "$prefix/bin/python$want" && exit 0
+done
 echo "Python $want not found: install it (python$want on PATH, or \`pyenv install $want\`)," \
   "or point PYTHON=/path/to/python$want at it" >&2
 exit 1

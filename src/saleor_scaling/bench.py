@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     figures: dict[str, Any] = {"runtime": _runtime_versions()}
     # Labels the run, so that figures of two runtimes (docs/runtime.md) can be told apart.
-    print("Python " + ", ".join(f"{name} {version}" for name, version in figures["runtime"].items()))
+    print("Runtime: " + ", ".join(f"{name} {version}" for name, version in figures["runtime"].items()))
     with tempfile.TemporaryDirectory() as scratch:
         model_path, manifest_path, model_figures = _train_reference_model(Path(scratch))
         figures["model"] = model_figures
