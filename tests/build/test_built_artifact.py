@@ -53,7 +53,16 @@ def build_dir() -> Path:
         sam = shutil.which("sam") or str(Path(sys.executable).with_name("sam"))
         if not Path(sam).exists():
             pytest.fail("the `sam` CLI is missing: install requirements-dev.txt (make venv)")
-        subprocess.run([sam, "build", "--build-dir", str(BUILD_DIR)], cwd=REPO_ROOT, check=True, timeout=900)
+        # sam's pip builder wants a python3.13 on PATH, as `make build` gives it: this
+        # interpreter's bin first (a pyenv shim there may not resolve without PYENV_VERSION).
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        subprocess.run(
+            [sam, "build", "--build-dir", str(BUILD_DIR)],
+            cwd=REPO_ROOT,
+            check=True,
+            timeout=900,
+            env={**os.environ, "PATH": path},
+        )
     return BUILD_DIR
 
 
@@ -119,3 +128,25 @@ def test_built_artifact_imports_and_runs_both_handlers(build_dir: Path) -> None:
     assert report["retrain"]["status"] == "promoted", report["retrain"]["reason"]
     assert report["predict"]["status"] in {"scaled", "decided"}, report["predict"]["reason"]
     assert report["predict"]["model"]["model_version_id"]
+
+
+AL2023_GLIBC = (2, 34)  # the python3.13 runtime's Amazon Linux 2023
+
+
+def test_no_extension_needs_a_newer_glibc_than_the_runtimes(build_dir: Path) -> None:
+    # A wheel tagged for a newer glibc than Lambda's imports fine here and fails there with
+    # "GLIBC_2.xx not found": read what each shared object asks for, not the wheel tags.
+    objdump = shutil.which("objdump")
+    if not objdump:
+        pytest.skip("objdump (binutils) is not installed")
+    libraries = [str(path) for path in build_dir.rglob("*.so*") if path.is_file()]
+    assert libraries
+    needed: set[tuple[int, ...]] = set()
+    for start in range(0, len(libraries), 100):
+        dump = subprocess.run(
+            [objdump, "-T", *libraries[start : start + 100]], capture_output=True, text=True, check=True
+        ).stdout
+        needed |= {tuple(map(int, v.split("."))) for v in re.findall(r"GLIBC_(\d+(?:\.\d+)+)", dump)}
+    newest = max(needed)
+    print(f"newest glibc symbol version needed: {'.'.join(map(str, newest))}")
+    assert newest <= AL2023_GLIBC
