@@ -359,10 +359,6 @@ def _iso(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 class _CurrentStdout:
     """Writes to whatever sys.stdout is at the time, so that redirect_stdout reaches a
     handler's log lines however often the handler module was imported."""
@@ -381,3 +377,7 @@ def _follow_stdout(*logger_names: str) -> None:
         for handler in logging.getLogger(name).handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(_CurrentStdout())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
