@@ -1,6 +1,9 @@
-# Every target installs what it needs into .venv first (Python 3.11, as Lambda runs).
+# Every target installs what it needs into .venv first (Python 3.13, as Lambda runs).
 # `make local` runs the whole loop against emulated AWS; `make test` is what CI runs.
-PYTHON ?= python3.11
+# PYTHON=/path/to/python3.13 overrides the search (python3.13 on PATH, then pyenv's 3.13);
+# either way scripts/find-python.sh checks it is 3.13 and prints what to do if none is.
+PYTHON ?=
+PYTHON313 = $(shell PYTHON='$(PYTHON)' sh scripts/find-python.sh 3.13)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -17,9 +20,10 @@ help:
 	@echo "make backtest  ARGS='--trace nasa' the backtest command"
 	@echo "make loadtest  STACK=name SHAPE=trace  Locust against a deployed stack's ALB"
 
+# venv --clear: a .venv of an older Python (3.11, before the runtime moved) is replaced, not reused.
 $(STAMP): requirements-dev.txt layers/sklearn/requirements.txt src/layer-requirements.txt pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Lambda's python3.11); set PYTHON=..."; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+	@python="$(PYTHON313)"; test -n "$$python" || { echo "need Python 3.13 (Lambda's python3.13 runtime)"; exit 1; }; \
+		echo "$$python -m venv --clear $(VENV)"; "$$python" -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e .
 	touch $(STAMP)

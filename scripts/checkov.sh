@@ -12,10 +12,16 @@ cd "$(dirname "$0")/.."
 
 CHECKOV_VERSION=3.3.30
 VENV=.venv-checkov
-PYTHON="${PYTHON:-python3.11}"
-command -v "$PYTHON" >/dev/null || PYTHON=python3
+# The project's Python (3.13, found as the Makefile finds it): checkov 3.3.30 installs and
+# runs on it (checked when the runtime moved from 3.11), and a machine then needs only one.
+PYTHON=$(sh scripts/find-python.sh 3.13)
+want_python=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+have_python=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)
 
-if ! "$VENV/bin/checkov" --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
+# Reinstalled when checkov's pin moves, and when the venv is of another Python (a 3.11
+# one from before the runtime moved).
+if [ "$have_python" != "$want_python" ] ||
+  ! "$VENV/bin/checkov" --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
   echo "installing checkov $CHECKOV_VERSION into $VENV"
   started=$SECONDS
   rm -rf "$VENV"

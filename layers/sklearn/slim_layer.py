@@ -29,8 +29,10 @@ def _kept(path: Path, root: Path) -> bool:
 
 
 def slim(root: Path) -> None:
-    if sys.version_info[:2] != (3, 11):
-        sys.exit(f"slim_layer.py must run on Python 3.11 (the Lambda runtime), not {sys.version}")
+    # The .pyc it writes carry this interpreter's magic number: only 3.13's are used by the
+    # python3.13 runtime, any other would be ignored and every module compiled at cold start.
+    if sys.version_info[:2] != (3, 13):
+        sys.exit(f"slim_layer.py must run on Python 3.13 (the Lambda runtime), not {sys.version}")
     for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if _kept(path, root) or not path.exists():
             continue

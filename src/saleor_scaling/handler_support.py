@@ -10,13 +10,10 @@ as surely as throttling does, and never leave without a metric or a log line.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-
-Parsed = TypeVar("Parsed")
-Result = TypeVar("Result")
 
 
 def raw_event(event: Any) -> Mapping[str, Any]:
@@ -30,7 +27,7 @@ def raw_event(event: Any) -> Mapping[str, Any]:
     return data
 
 
-def handle_scheduled_run(
+def handle_scheduled_run[Parsed, Result](
     event: Any,
     parse: Callable[[Mapping[str, Any]], Parsed],
     run: Callable[[Parsed], Result],
