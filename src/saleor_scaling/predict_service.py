@@ -377,10 +377,13 @@ def _forecast_and_decide(
     raw_history = _read_history(ports, anchor - lookback, anchor + STEP_SECONDS, now)
     result.corrupt_history = list(ports.archive.corrupt_days)
     # The same validity rules as retraining: a corrupt datapoint is missing, never load.
-    history, result.implausible_values = drop_impossible_values(raw_history)
+    # Demand above the ceiling is not a shop's load but a corrupt or forged datapoint:
+    # missing data for the features, as impossible values are.
     ceiling = settings.demand_ceiling_factor * metadata.training_demand_max_per_minute
-    history, above_ceiling = _drop_above_ceiling(history, ceiling)
-    result.implausible_values += above_ceiling
+    history, result.implausible_values = drop_impossible_values(
+        raw_history,
+        {Metric.REQUESTS: ceiling * raw_history.step / 60.0, Metric.BUSIEST_MINUTE: ceiling},
+    )
     index = len(history) - 1
     demand = history.demand_per_minute()
     levels = log_level(demand)
@@ -435,22 +438,6 @@ def _forecast_and_decide(
     recent = [r for t, r in state.recommendations if t > window_start]
     decision = decide(predicted, group, floor, recent, settings.policy, mode)
     return _Forecasted(decision, anchor, forecast, capacity_per_instance)
-
-
-def _drop_above_ceiling(history: MetricHistory, ceiling: float) -> tuple[MetricHistory, int]:
-    """Demand above the ceiling is not a shop's load but a corrupt or forged datapoint:
-    missing data for the features, as impossible values are."""
-    values = dict(history.values)
-    dropped = 0
-    for metric in (Metric.REQUESTS, Metric.BUSIEST_MINUTE):
-        series = np.array(history[metric], dtype=np.float64, copy=True)
-        per_minute = series * (60.0 / history.step) if metric is Metric.REQUESTS else series
-        with np.errstate(invalid="ignore"):
-            above = per_minute > ceiling
-        dropped += int(np.sum(above))
-        series[above] = np.nan
-        values[metric] = series
-    return MetricHistory(start=history.start, values=values, step=history.step), dropped
 
 
 def _fall_back(

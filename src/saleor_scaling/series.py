@@ -162,14 +162,19 @@ PLAUSIBLE_RANGES: Mapping[Metric, tuple[float, float]] = {
 """What each series can physically hold; anything else is corruption, read as missing."""
 
 
-def drop_impossible_values(history: MetricHistory) -> tuple[MetricHistory, int]:
+def drop_impossible_values(
+    history: MetricHistory, ceilings: Mapping[Metric, float] | None = None
+) -> tuple[MetricHistory, int]:
     """A copy with out-of-range or infinite values turned into gaps, and how many there were.
-    A corrupt datapoint is missing data, never zero or extreme load."""
+    A corrupt datapoint is missing data, never zero or extreme load. `ceilings` lowers the
+    upper bound of some series below what is physically possible (in the series' own unit)."""
     values: dict[Metric, FloatArray] = {}
     dropped = 0
     for metric in Metric:
         series = np.array(history[metric], dtype=np.float64, copy=True)
         low, high = PLAUSIBLE_RANGES[metric]
+        if ceilings is not None and metric in ceilings:
+            high = min(high, ceilings[metric])
         with np.errstate(invalid="ignore"):
             bad = ~np.isnan(series) & (~np.isfinite(series) | (series < low) | (series > high))
         dropped += int(np.sum(bad))
