@@ -106,7 +106,12 @@ def run_backtest(
 
     if "predictive" in config.strategies:
         begin = time.perf_counter()
-        forest = walk_forward(history, config.walk_forward_settings(scaled.timezone), progress=progress)
+        forest = walk_forward(
+            history,
+            config.walk_forward_settings(scaled.timezone),
+            progress=progress,
+            workers=config.worker_count,
+        )
         timings["walk_forward"] = time.perf_counter() - begin
         timings["training"] = forest.training_seconds
         forecast_means["predictive"] = forest.mean
