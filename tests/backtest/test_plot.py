@@ -99,6 +99,10 @@ def over_max_marks(axis: Axes) -> PathCollection:
     return marks
 
 
+def offsets(marks: PathCollection) -> np.ndarray[Any, np.dtype[np.float64]]:
+    return np.asarray(marks.get_offsets(), dtype=np.float64)
+
+
 def test_a_flash_crowd_far_above_max_size_does_not_squash_the_capacity_axes() -> None:
     demand, serving = steady(10)
     crowd = slice(5 * DAY + 600, 5 * DAY + 660)
@@ -115,11 +119,11 @@ def test_a_flash_crowd_far_above_max_size_does_not_squash_the_capacity_axes() ->
             assert 10 < top == capacity_axis_top(10) <= 12
             # ... and what is above is marked at the top edge, inside the figure.
             marks = over_max_marks(axis)
-            heights = marks.get_offsets()[:, 1]
+            heights = offsets(marks)[:, 1]
             assert np.all((heights > 10) & (heights < top))
             assert any("needs 90 > MaxSize 10" in text.get_text() for text in axis.texts)
         # The overview marks the crowd's hour and nothing else.
-        hours = over_max_marks(overview(figure)).get_offsets()[:, 0]
+        hours = offsets(over_max_marks(overview(figure)))[:, 0]
         assert len(hours) == 1
         assert hours[0] == pytest.approx((MONDAY + (5 * DAY + 600) * 60) / 86400.0)
     finally:
@@ -213,7 +217,7 @@ def test_zooms_land_where_each_strategy_did_worst_and_mark_predictives_short_min
             if demand[minute] > serving["predictive"][minute] * CAPACITY
         }
         assert set(predictive_short) <= expected
-        shown = np.rint(marks.get_offsets()[:, 0] * 1440 - MONDAY / 60).astype(int)
+        shown = np.rint(offsets(marks)[:, 0] * 1440 - MONDAY / 60).astype(int)
         assert set(shown.tolist()) == expected
         assert f"short minutes ({len(expected)})" in str(marks.get_label())
     finally:
@@ -238,7 +242,7 @@ def test_evaluated_from_here_is_never_behind_a_legend() -> None:
         figure = draw(report_of(demand, serving, first_minute=first))
         try:
             figure.canvas.draw()
-            renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+            renderer = figure.canvas.get_renderer()
             axis = overview(figure)
             (label,) = [text for text in axis.texts if text.get_gid() == "evaluated-from"]
             box = label.get_window_extent(renderer)
@@ -261,13 +265,13 @@ def test_bar_labels_are_clear_of_the_target_lines() -> None:
     figure = draw(report_of(demand, serving, first_minute=evaluated.start))
     try:
         figure.canvas.draw()
-        renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+        renderer = figure.canvas.get_renderer()
         bar_axes = [axis for axis in figure.axes if axis.patches and axis.get_legend() is not None]
         bar_axes = [axis for axis in bar_axes if "target" in axis.get_legend().get_texts()[0].get_text()]
         assert len(bar_axes) == 2
         for axis in bar_axes:
             (target,) = [line for line in axis.get_lines() if "target" in str(line.get_label())]
-            line_y = axis.transData.transform((0, target.get_ydata()[0]))[1]  # type: ignore[index]
+            line_y = axis.transData.transform((0, target.get_ydata()[0]))[1]
             labels: list[Text] = [text for text in axis.texts if text.get_gid() == "bar-value"]
             assert len(labels) == 4
             legend_box = axis.get_legend().get_window_extent(renderer)

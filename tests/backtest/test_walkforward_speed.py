@@ -18,6 +18,7 @@ from saleor_scaling.backtest.config import BacktestConfig
 from saleor_scaling.backtest.runner import run_backtest
 from saleor_scaling.backtest.walkforward import (
     Night,
+    Trainer,
     WalkForward,
     anchor_for_decision,
     plan_nights,
@@ -69,7 +70,7 @@ def test_a_whole_backtest_in_parallel_has_the_serial_figures() -> None:
 Models = list[tuple[MetricHistory, ForecastModel]]
 
 
-def recording(models: Models):  # type: ignore[no-untyped-def]
+def recording(models: Models) -> Trainer:
     def trainer(
         window: MetricHistory,
         rows: TrainingRows,
