@@ -298,3 +298,22 @@ def test_every_strategy_of_the_report_is_drawn_with_its_own_colour(tmp_path: Pat
     finally:
         plt.close(figure)
     assert plot(report, tmp_path / "report.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("crowd_day", [0.5, 5.0, 9.95])
+def test_the_over_max_size_label_stays_inside_its_panel(crowd_day: float) -> None:
+    demand, serving = steady(10)
+    crowd = slice(int(crowd_day * DAY), int(crowd_day * DAY) + 30)
+    demand[crowd] = 25 * CAPACITY
+    figure = draw(report_of(demand, serving, first_minute=DAY))
+    try:
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        axis = overview(figure)
+        (label,) = [text for text in axis.texts if text.get_gid() == "over-max-size"]
+        assert label.get_text() == "needs 25 > MaxSize 10"
+        box, frame = label.get_window_extent(renderer), axis.get_window_extent(renderer)
+        assert frame.x0 <= box.x0 <= box.x1 <= frame.x1
+        assert frame.y0 <= box.y0 <= box.y1 <= frame.y1
+    finally:
+        plt.close(figure)

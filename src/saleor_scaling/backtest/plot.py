@@ -156,14 +156,18 @@ def _mark_above_max_size(axis: Axes, times: FloatArray, needed_peak: FloatArray,
         label=f"demand needs more than MaxSize (up to {peak:.0f})",
     )
     where = int(np.nanargmax(needed_peak))
+    # Written towards the middle of the panel, so that it never runs off its right edge.
+    right_half = where > len(times) / 2
     axis.annotate(
         f"needs {peak:.0f} > MaxSize {max_size}",
         (times[where], edge),
-        xytext=(4, -2),
+        xytext=(-4 if right_half else 4, -2),
         textcoords="offset points",
+        ha="right" if right_half else "left",
         va="top",
         fontsize=8,
         color=OVER_MAX_COLOUR,
+        gid="over-max-size",
     )
 
 
