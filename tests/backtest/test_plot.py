@@ -304,7 +304,7 @@ def test_every_strategy_of_the_report_is_drawn_with_its_own_colour(tmp_path: Pat
 def test_the_over_max_size_label_stays_inside_its_panel(crowd_day: float) -> None:
     demand, serving = steady(10)
     crowd = slice(int(crowd_day * DAY), int(crowd_day * DAY) + 30)
-    demand[crowd] = 25 * CAPACITY
+    demand[crowd] = 24.3 * CAPACITY  # 24.3 instances of load need 25
     figure = draw(report_of(demand, serving, first_minute=DAY))
     try:
         figure.canvas.draw()

@@ -17,6 +17,7 @@ here (its colour from `EXTRA_COLOURS`, its name from `report.LABELS` or as it is
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,7 @@ def _mark_above_max_size(axis: Axes, times: FloatArray, needed_peak: FloatArray,
     over = np.nan_to_num(needed_peak, nan=0.0) > max_size
     if not np.any(over):
         return
-    peak = float(np.nanmax(needed_peak))
+    peak = math.ceil(float(np.nanmax(needed_peak)) - 1e-9)  # whole instances: 10.2 needs 11
     edge = max_size + 0.6 * (top - max_size)
     axis.scatter(
         times[over],
@@ -153,13 +154,13 @@ def _mark_above_max_size(axis: Axes, times: FloatArray, needed_peak: FloatArray,
         color=OVER_MAX_COLOUR,
         zorder=5,
         clip_on=False,
-        label=f"demand needs more than MaxSize (up to {peak:.0f})",
+        label=f"demand needs more than MaxSize (up to {peak})",
     )
     where = int(np.nanargmax(needed_peak))
     # Written towards the middle of the panel, so that it never runs off its right edge.
     right_half = where > len(times) / 2
     axis.annotate(
-        f"needs {peak:.0f} > MaxSize {max_size}",
+        f"needs {peak} > MaxSize {max_size}",
         (times[where], edge),
         xytext=(-4 if right_half else 4, -2),
         textcoords="offset points",

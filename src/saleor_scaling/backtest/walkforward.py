@@ -19,6 +19,17 @@ looks back, so row i is the same whether the history ends at i or later, which a
 checks) and each night's anchors are forecast in one batched `ForecastModel.forecast_rows`
 call: the same function predict's `forecast` calls, with the same quantile.
 
+Every `retrain_every_days`-th night only (`--retrain-every DAYS`; 1, nightly, is what is
+deployed and what the documented figures use), the job runs; the model of one run serves
+every predict run until the next run's model (or, if that run is refused, longer).
+
+Speed: the nights are planned first (windows, rows and the refusals need no fit), then each
+night to train is one task, its fits and the forecasts of every anchor its model serves, run
+in `workers` processes at once (`concurrent.futures.ProcessPoolExecutor`, spawned). A task
+depends only on its window, its rows and the fixed `random_state`, so the forecasts are
+those of the serial run, value for value (a test compares them). Each worker fits with
+sklearn's threads capped at CPUs / workers, so that the processes do not fight over cores.
+
 Simplifications, stated: the challenger/champion gate of the nightly job is not replayed
 (every trained model is promoted), and the training configuration may be smaller than the
 deployed one (`n_estimators`) to keep a 60-night replay fast.
