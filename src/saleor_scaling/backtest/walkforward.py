@@ -267,7 +267,7 @@ def _limit_worker_threads(threads: int) -> None:
 
 def default_workers() -> int:
     """Both cores of the documented machine: one worker process per CPU this process may use."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return max(1, os.process_cpu_count() or 1)
 
 
 def walk_forward(
