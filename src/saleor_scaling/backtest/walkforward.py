@@ -43,6 +43,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -315,20 +316,28 @@ def walk_forward(
                 f"({night.rows} rows, {night.seconds:.1f}s)"
             )
 
-    if workers <= 1 or len(tasks) <= 1:
-        for position, task in enumerate(tasks):
-            record(position, train_and_forecast(task, settings, trainer))
-    else:
+    done = 0
+    if workers > 1 and len(tasks) > 1:
         threads = max(1, default_workers() // workers)
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(tasks)),
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_limit_worker_threads,
-            initargs=(threads,),
-        ) as pool:
-            futures = [pool.submit(train_and_forecast, task, settings, trainer) for task in tasks]
-            for position, future in enumerate(futures):
-                record(position, future.result())
+        try:
+            with ProcessPoolExecutor(
+                max_workers=min(workers, len(tasks)),
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_limit_worker_threads,
+                initargs=(threads,),
+            ) as pool:
+                futures = [pool.submit(train_and_forecast, task, settings, trainer) for task in tasks]
+                for position, future in enumerate(futures):
+                    record(position, future.result())
+                    done = position + 1
+        except BrokenProcessPool as error:
+            # A worker could not start (a script that calls the backtest without an
+            # `if __name__ == "__main__":` guard re-runs itself in every spawned process):
+            # the nights not yet recorded run here, which gives the same result.
+            if progress is not None:
+                progress(f"worker processes failed ({error}); training the remaining nights serially")
+    for position in range(done, len(tasks)):
+        record(position, train_and_forecast(tasks[position], settings, trainer))
     result.nights = [
         outcomes[index].night if index in outcomes else night for index, night in enumerate(nights)
     ]
