@@ -166,7 +166,7 @@ def test_multi_year_trace_is_aggregated_to_fit_and_dated_with_the_year() -> None
 
 @pytest.mark.parametrize(
     ("days", "block"),
-    [(10, 60), (66, 60), (67, 180), (215, 360), (365, 360), (3 * 365, 1440), (6 * 365, 10080)],
+    [(10, 60), (66, 60), (67, 1440), (215, 1440), (365, 1440), (3 * 365, 1440), (6 * 365, 10080)],
 )
 def test_overview_blocks_grow_with_the_trace(days: int, block: int) -> None:
     size, _ = overview_block_minutes(days * DAY)
