@@ -205,6 +205,7 @@ def test_zooms_land_where_each_strategy_did_worst_and_mark_predictives_short_min
         reactive_axis, ours_axis = zooms(figure)
         assert "reactive" in reactive_axis.get_title(loc="left")
         assert "predictive" in ours_axis.get_title(loc="left")
+        assert "the same days" not in ours_axis.get_title(loc="left")
         assert reactive_axis.get_xlim()[0] == pytest.approx((MONDAY + reactive_window.start * 60) / 86400)
         assert ours_axis.get_xlim()[0] == pytest.approx((MONDAY + ours.start * 60) / 86400)
         (marks,) = [c for c in ours_axis.collections if c.get_gid() == "short-predictive"]
@@ -229,6 +230,13 @@ def test_a_trace_shorter_than_the_zoom_is_zoomed_whole() -> None:
     report = report_of(demand, serving, first_minute=300)
     assert zoom_window(report) == slice(0, 2 * DAY)
     assert worst_window(report, "predictive") == slice(0, 2 * DAY)
+    figure = draw(report)
+    try:
+        first, second = zooms(figure)
+        assert "the same days" not in first.get_title(loc="left")
+        assert "the same days as reactive's" in second.get_title(loc="left")
+    finally:
+        plt.close(figure)
 
 
 def overlaps(a: Any, b: Any) -> bool:

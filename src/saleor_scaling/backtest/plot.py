@@ -240,7 +240,13 @@ def _zoom_spans(report: BacktestReport) -> list[tuple[slice, str, str]]:
 
 
 def _zoom(
-    axis: Axes, report: BacktestReport, needed: FloatArray, names: list[str], window: slice, worst: str
+    axis: Axes,
+    report: BacktestReport,
+    needed: FloatArray,
+    names: list[str],
+    window: slice,
+    worst: str,
+    same_as: str | None = None,
 ) -> None:
     step = 5
     max_size = int(report.config["max_size"])
@@ -278,7 +284,7 @@ def _zoom(
     days = (window.stop - window.start) / 1440
     axis.set_title(
         f"{days:g} days where {LABELS.get(worst, worst)} left the most servable load unserved "
-        "(5-minute resolution)",
+        "(5-minute resolution)" + (f": the same days as {same_as}'s" if same_as else ""),
         loc="left",
         fontsize=10,
     )
@@ -340,7 +346,8 @@ def draw(report: BacktestReport) -> Any:
     )
     _overview(figure.add_subplot(grid[0, :]), report, needed, names)
     for row, (worst, window) in enumerate(zooms, start=1):
-        _zoom(figure.add_subplot(grid[row, :]), report, needed, names, window, worst)
+        same_as = next((other for other, shown in zooms[: row - 1] if shown == window), None)
+        _zoom(figure.add_subplot(grid[row, :]), report, needed, names, window, worst, same_as)
     figure_names = list(report.figures)
     under = [100 * report.figures[name].under_provisioned_share for name in figure_names]
     cost = [report.figures[name].instance_hours_vs_oracle for name in figure_names]
