@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import multiprocessing
 import subprocess
 import sys
 from dataclasses import replace
@@ -208,3 +209,17 @@ def test_a_script_without_a_main_guard_still_gets_the_serial_result(tmp_path: Pa
     assert done.returncode == 0, done.stderr[-3000:]
     assert "same as serial" in done.stdout
     assert "training the remaining nights serially" in done.stderr
+
+
+def _walk_forward_in_a_daemon(days: int) -> list[float]:
+    history = reactive_history(days)
+    walk = small_config().walk_forward_settings("UTC")
+    return [float(value) for value in walk_forward(history, walk, workers=2).upper]
+
+
+def test_a_daemonic_pool_worker_runs_its_nights_serially() -> None:
+    # multiprocessing.Pool workers are daemonic and may not have children of their own.
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        inside = pool.apply(_walk_forward_in_a_daemon, (5,))
+    walk = small_config().walk_forward_settings("UTC")
+    np.testing.assert_array_equal(inside, walk_forward(reactive_history(5), walk, workers=1).upper)

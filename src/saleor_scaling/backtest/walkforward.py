@@ -317,7 +317,9 @@ def walk_forward(
             )
 
     done = 0
-    if workers > 1 and len(tasks) > 1:
+    # A daemonic process (a multiprocessing.Pool worker running backtests, as a sweep may)
+    # may not start processes of its own: its nights run serially.
+    if workers > 1 and len(tasks) > 1 and not multiprocessing.current_process().daemon:
         threads = max(1, default_workers() // workers)
         try:
             with ProcessPoolExecutor(
