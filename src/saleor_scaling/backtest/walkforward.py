@@ -29,6 +29,8 @@ in `workers` processes at once (`concurrent.futures.ProcessPoolExecutor`, spawne
 depends only on its window, its rows and the fixed `random_state`, so the forecasts are
 those of the serial run, value for value (a test compares them). Each worker fits with
 sklearn's threads capped at CPUs / workers, so that the processes do not fight over cores.
+Where workers cannot start (a daemonic process; a script without a main guard, which breaks
+the pool) the nights not yet done run serially, with the same result.
 
 Simplifications, stated: the challenger/champion gate of the nightly job is not replayed
 (every trained model is promoted), and the training configuration may be smaller than the
