@@ -32,6 +32,7 @@ from moto.cloudformation import parsing
 from moto.elbv2.models import FakeLoadBalancer, FakeTargetGroup
 from moto.rds.models import DBInstance
 from moto.s3.models import FakeBucket, s3_backends
+from samcli.cli.types import CfnParameterOverridesType  # type: ignore[import-untyped]
 from samcli.lib.package.artifact_exporter import Template  # type: ignore[import-untyped]
 from samcli.lib.package.code_signer import CodeSigner  # type: ignore[import-untyped]
 from samcli.lib.package.ecr_uploader import ECRUploader  # type: ignore[import-untyped]
@@ -56,12 +57,29 @@ MANAGED_POLICY_MAP = {
 }
 
 
+@dataclass(frozen=True)
+class SamConfig:
+    """What `sam deploy` reads from samconfig.toml's default environment."""
+
+    stack_name: str
+    capabilities: list[str]
+    parameter_overrides: dict[str, str]
+
+
+def samconfig() -> SamConfig:
+    with (REPO_ROOT / "samconfig.toml").open("rb") as handle:
+        config = tomllib.load(handle)["default"]
+    deploy = {**config.get("global", {}).get("parameters", {}), **config["deploy"]["parameters"]}
+    # SAM CLI's own parser of --parameter-overrides (Key="value" pairs, or ParameterKey=...).
+    overrides: dict[str, str] = CfnParameterOverridesType().convert(
+        deploy.get("parameter_overrides", ""), None, None
+    )
+    return SamConfig(deploy["stack_name"], deploy["capabilities"].split(), overrides)
+
+
 def default_stack_name() -> str:
     """The stack name `sam deploy` uses: samconfig.toml's."""
-    with (REPO_ROOT / "samconfig.toml").open("rb") as handle:
-        config = tomllib.load(handle)
-    name: str = config["default"]["global"]["parameters"]["stack_name"]
-    return name
+    return samconfig().stack_name
 
 
 def package(session: boto3.session.Session, bucket: str = ARTIFACT_BUCKET) -> dict[str, Any]:
@@ -435,9 +453,10 @@ def deploy_root_stack(
     stack_name: str | None = None,
 ) -> Deployment:
     """Package, expand and create the whole stack with one CreateStack, as `sam deploy`
-    with these parameter overrides would."""
-    parameters = dict(parameters or {})
-    stack_name = stack_name or default_stack_name()
+    would with samconfig.toml's parameter overrides, these on top."""
+    config = samconfig()
+    parameters = {**config.parameter_overrides, **(parameters or {})}
+    stack_name = stack_name or config.stack_name
     expanded = expand(package(session), parameters, session)
     children = child_templates()
     stand_ins = patch_moto_gaps(monkeypatch, [expanded, *children.values()])
@@ -445,7 +464,7 @@ def deploy_root_stack(
         StackName=stack_name,
         TemplateBody=json.dumps(expanded),
         Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()],
-        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        Capabilities=config.capabilities,  # type: ignore[arg-type]
     )
     root = describe(session, stack_name, expanded)
     nested = {

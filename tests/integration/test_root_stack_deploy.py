@@ -38,11 +38,13 @@ from saleor_scaling.local.emulator import (
 )
 from saleor_scaling.settings import ModelLocation
 from tests.conftest import load_handler, synthetic_history
+from tests.infra.cfn import load
 from tests.integration.conftest import MONDAY, iso
 from tests.integration.root_stack import (
     ACCOUNT,
     ARTIFACT_BUCKET,
     REGION,
+    ROOT_TEMPLATE,
     Deployment,
     Recorded,
     Stack,
@@ -53,6 +55,7 @@ from tests.integration.root_stack import (
     missing_types,
     package,
     read_policy_document,
+    samconfig,
 )
 
 pytestmark = pytest.mark.filterwarnings(
@@ -157,7 +160,8 @@ def deployed(request: pytest.FixtureRequest) -> Iterator[Deployed]:
             monkeypatch.setenv(name, value)
         with mock_aws():
             session = boto3.session.Session(region_name=REGION)
-            parameters = CASES[request.param](session)
+            # What `sam deploy` sends: samconfig.toml's overrides, the case's on top.
+            parameters = {**samconfig().parameter_overrides, **CASES[request.param](session)}
             yield Deployed(request.param, parameters, deploy_root_stack(session, monkeypatch, parameters))
 
 
@@ -693,6 +697,34 @@ def test_no_resource_type_goes_unchecked():
     assert missing_types(templates) == set(SKIPPED_BY_MOTO) & types
     assert set(NULL_IN_MOTO) & types <= set(parsing.NULL_MODELS)
     assert not set(DEPLOYED_AND_CHECKED) & (set(SKIPPED_BY_MOTO) | set(NULL_IN_MOTO))
+
+
+def test_samconfig_grants_the_capabilities_the_templates_need():
+    """moto creates any stack; CloudFormation refuses one without the capabilities it
+    needs (InsufficientCapabilities): CAPABILITY_IAM for IAM resources (NAMED_IAM if they
+    carry custom names), CAPABILITY_AUTO_EXPAND for a template with a transform and nested
+    stacks."""
+    root = load(ROOT_TEMPLATE)
+    templates = [root, *child_templates().values()]
+    needed = set()
+    iam = [
+        resource
+        for body in templates
+        for resource in body["Resources"].values()
+        if resource["Type"].startswith("AWS::IAM::") or resource["Type"] == "AWS::Serverless::Function"
+    ]
+    if iam:
+        needed.add("CAPABILITY_IAM")
+    if any("RoleName" in r.get("Properties", {}) or "UserName" in r.get("Properties", {}) for r in iam):
+        needed.add("CAPABILITY_NAMED_IAM")
+    if "Transform" in root:
+        needed.add("CAPABILITY_AUTO_EXPAND")
+    assert needed == {"CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"}
+    assert needed <= set(samconfig().capabilities)
+    # Each override in samconfig.toml names a template parameter, with a value it allows.
+    for name, value in samconfig().parameter_overrides.items():
+        allowed = root["Parameters"][name].get("AllowedValues")
+        assert allowed is None or value in allowed, name
 
 
 # ---------------------------------------------------------------- the handlers on the deployment
