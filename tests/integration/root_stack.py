@@ -7,12 +7,35 @@ CloudFormation for a change set of the packaged template; CloudFormation runs th
 `AWS::Serverless-2016-10-31` transform and creates the stacks. moto has no transform, so
 the test runs the translator itself, offline, before its one CreateStack. What else moto
 lacks is patched here, inside the test only, each patch named after the gap it covers
-(`moto_gaps`); none of our templates is changed to suit moto.
+(`patch_moto_gaps`); none of our templates is changed to suit moto.
 
 What moto's CloudFormation cannot create at all is replaced by a `StandIn` that creates
 nothing but records the properties CloudFormation resolved for it (Refs to the deployed
 group, function, topic...), so that the tests can check those resources' wiring and, on
 the expanded templates, their settings: nothing is silently skipped.
+
+What the patches make moto do is what AWS documents (CloudFormation Template Reference,
+"Return values" of each type, unless named otherwise):
+
+- AWS::CloudFormation::Stack, `Fn::GetAtt` `Outputs.NestedStackOutputName`: "Returns the
+  output value from the specified nested stack".
+- AWS::ElasticLoadBalancingV2::LoadBalancer `LoadBalancerFullName`: "The full name of the
+  load balancer. For example, app/my-load-balancer/50dc6c495c0c9188"; ::TargetGroup
+  `TargetGroupFullName`: "The full name of the target group. For example,
+  targetgroup/my-target-group/cbf133c568e0d028"; AWS::AutoScaling::AutoScalingGroup
+  `AutoScalingGroupARN`: the group's ARN.
+- AWS::RDS::DBInstance `MasterUserSecret.SecretArn`: "The Amazon Resource Name (ARN) of
+  the secret" RDS manages for the master user (RDS names it `rds!db-<uuid>`). Its
+  `DBInstanceIdentifier`: "If you don't specify a name, AWS CloudFormation generates a
+  unique physical ID and uses that ID for the DB instance"; the identifier "Must contain
+  from 1 to 63 letters, numbers, or hyphens" (RDS API, CreateDBInstance).
+- `Ref` of AWS::SecretsManager::Secret, AWS::AutoScaling::ScalingPolicy and
+  AWS::SNS::Subscription returns the resource's ARN; of the other stand-in types, its
+  name or id.
+- `AWS::NoValue` (pseudo parameters reference): "Removes the corresponding resource
+  property when specified as a return value in the Fn::If intrinsic function."
+- S3 `VersioningConfiguration` of AWS::S3::Bucket: "Enables multiple versions of all
+  objects in this bucket."
 """
 
 from __future__ import annotations
@@ -21,7 +44,6 @@ import json
 import tomllib
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import boto3
@@ -268,7 +290,7 @@ def _with_attributes(cls: type, derived: dict[str, Any]) -> Any:
     return get_cfn_attribute
 
 
-_RDS_MASTER_SECRET = "arn:aws:secretsmanager:{region}:{account}:secret:rds!db-{id}-{suffix}"
+_RDS_MASTER_SECRET = "arn:aws:secretsmanager:{region}:{account}:secret:rds!db-{uuid}-{suffix}"
 
 
 def patch_moto_gaps(monkeypatch: pytest.MonkeyPatch, templates: list[dict[str, Any]]) -> StandIns:
@@ -316,8 +338,8 @@ def patch_moto_gaps(monkeypatch: pytest.MonkeyPatch, templates: list[dict[str, A
         raising=False,
     )
     # moto gap: moto's CloudFormation ignores ManageMasterUserPassword, so the instance has
-    # no managed secret and MasterUserSecret.SecretArn is unsupported. AWS names the secret
-    # rds!db-<DbiResourceId>.
+    # no managed secret and MasterUserSecret.SecretArn is unsupported: an ARN in the form
+    # of RDS's managed secrets instead.
     monkeypatch.setattr(
         DBInstance,
         "has_cfn_attr",
@@ -332,7 +354,10 @@ def patch_moto_gaps(monkeypatch: pytest.MonkeyPatch, templates: list[dict[str, A
             DBInstance,
             {
                 "MasterUserSecret.SecretArn": lambda db: _RDS_MASTER_SECRET.format(
-                    region=db.region, account=db.account_id, id=db.dbi_resource_id, suffix="AbCdEf"
+                    region=db.region,
+                    account=db.account_id,
+                    uuid=uuid.uuid5(uuid.NAMESPACE_URL, db.arn),
+                    suffix="AbCdEf",
                 )
             },
         ),
@@ -487,7 +512,3 @@ def read_policy_document(document: Any) -> dict[str, Any]:
             parsed = ast.literal_eval(document)
         return parsed
     return dict(document)
-
-
-def stack_template(path: Path) -> dict[str, Any]:
-    return load(path)

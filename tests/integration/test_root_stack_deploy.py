@@ -217,6 +217,8 @@ def test_every_stack_is_created_complete_with_every_resource(deployed):
     root = deployed.root
     assert root.name == default_stack_name() == "saleor-predictive-scaling"
     assert root.status == "CREATE_COMPLETE"
+    # The stack runs with samconfig.toml's and the case's overrides, every other at its default.
+    assert root.parameters == {name: deployed.parameter(name) for name in root.template["Parameters"]}
     nested = {
         logical_id
         for logical_id, resource in root.template["Resources"].items()
@@ -715,7 +717,8 @@ def test_samconfig_grants_the_capabilities_the_templates_need():
     ]
     if iam:
         needed.add("CAPABILITY_IAM")
-    if any("RoleName" in r.get("Properties", {}) or "UserName" in r.get("Properties", {}) for r in iam):
+    custom_names = {"RoleName", "UserName", "GroupName", "InstanceProfileName", "ManagedPolicyName"}
+    if any(custom_names & set(r.get("Properties", {})) for r in iam):
         needed.add("CAPABILITY_NAMED_IAM")
     if "Transform" in root:
         needed.add("CAPABILITY_AUTO_EXPAND")
@@ -729,7 +732,7 @@ def test_samconfig_grants_the_capabilities_the_templates_need():
 
 # ---------------------------------------------------------------- the handlers on the deployment
 
-HISTORY_DAYS = 16
+HISTORY_DAYS = 11
 # Retrain re-reads its last 2 days from CloudWatch and takes older ones from the backup
 # where it is complete: the rest is seeded there (moto scans every datum on each read).
 IN_CLOUDWATCH_DAYS = 2
