@@ -235,7 +235,9 @@ def template_defaults(root: Path = REPO_ROOT) -> TemplateDefaults:
     alarm_metrics = {
         logical_id: len([m for m in r["Properties"].get("Metrics", []) if "MetricStat" in m]) or 1
         for logical_id, r in monitoring["Resources"].items()
-        if r["Type"] == "AWS::CloudWatch::Alarm" and "Condition" not in r
+        # At the defaults the root creates the shop and passes its target group, so the
+        # conditional unhealthy-hosts alarm exists too: every alarm is counted.
+        if r["Type"] == "AWS::CloudWatch::Alarm"
     }
     email = parameters["AlarmEmail"]["Default"]
     state_rule = next(
@@ -247,7 +249,9 @@ def template_defaults(root: Path = REPO_ROOT) -> TemplateDefaults:
         functions=functions,
         email_subscriptions=1 if email else 0,
         kms_keys=sum(1 for r in resources.values() if r["Type"] == "AWS::KMS::Key"),
-        dashboards=sum(1 for r in monitoring["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"),
+        dashboards=sum(
+            1 for r in monitoring["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"
+        ),
         alarm_metrics=alarm_metrics,
         log_retention_days=int(parameters["LogRetentionDays"]["Default"]),
         state_noncurrent_days=int(state_rule["NoncurrentVersionExpiration"]["NoncurrentDays"]),
@@ -338,7 +342,9 @@ def monthly_costs(
 
     p = prices
     lines += [
-        CostLine("Lambda compute", gb_seconds, "GB-seconds", p["lambda_gb_second"].cost(gb_seconds), "scaler"),
+        CostLine(
+            "Lambda compute", gb_seconds, "GB-seconds", p["lambda_gb_second"].cost(gb_seconds), "scaler"
+        ),
         CostLine("Lambda requests", requests, "requests", p["lambda_request"].cost(requests), "scaler"),
         CostLine(
             "GetMetricData",
@@ -384,7 +390,9 @@ def monthly_costs(
     ]
     alarm_metrics = float(sum(defaults.alarm_metrics.values()))
     lines += [
-        CostLine("KMS key (notices)", defaults.kms_keys, "keys", p["kms_key"].cost(defaults.kms_keys), "fixed"),
+        CostLine(
+            "KMS key (notices)", defaults.kms_keys, "keys", p["kms_key"].cost(defaults.kms_keys), "fixed"
+        ),
         CostLine(
             f"alarms ({len(defaults.alarm_metrics)})",
             alarm_metrics,
@@ -392,7 +400,9 @@ def monthly_costs(
             p["alarm_metric"].cost(alarm_metrics),
             "fixed",
         ),
-        CostLine("dashboard", defaults.dashboards, "dashboards", p["dashboard"].cost(defaults.dashboards), "fixed"),
+        CostLine(
+            "dashboard", defaults.dashboards, "dashboards", p["dashboard"].cost(defaults.dashboards), "fixed"
+        ),
     ]
     return lines
 
@@ -403,7 +413,10 @@ def total(lines: Sequence[CostLine], group: str | None = None) -> float:
 
 def cost_table(lines: Sequence[CostLine]) -> str:
     rows = [f"  {'item':<32} {'quantity a month':>22} {'USD':>8}"]
-    for group, title in (("scaler", "what the runs cost"), ("fixed", "resources billed whether or not it runs")):
+    for group, title in (
+        ("scaler", "what the runs cost"),
+        ("fixed", "resources billed whether or not it runs"),
+    ):
         rows.append(f"  -- {title}")
         for line in (line for line in lines if line.group == group):
             rows.append(f"  {line.item:<32} {line.quantity:>12,.1f} {line.unit:<18} {line.usd:8.3f}"[:120])

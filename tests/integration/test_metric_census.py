@@ -120,7 +120,9 @@ def alarm_references() -> set[MetricKey]:
         if "MetricName" in properties:
             metrics.append(properties)
         for metric in metrics:
-            dimensions = tuple(sorted((d["Name"], _resolve(d["Value"])) for d in metric.get("Dimensions", [])))
+            dimensions = tuple(
+                sorted((d["Name"], _resolve(d["Value"])) for d in metric.get("Dimensions", []))
+            )
             found.add(MetricKey(metric["Namespace"], metric["MetricName"], dimensions))
     return found
 
@@ -131,7 +133,9 @@ def test_the_reference_parser_reads_the_templates():
     names = {key.name for key in dashboard_references() | alarm_references()}
     assert {"GroupDesiredCapacity", "PredictedCapacity", "ForecastError", "FallbackUsed", "Errors"} <= names
     expanded = {
-        key for key in dashboard_references() if key.namespace == METRICS_NAMESPACE and key.name == "TrainingMae"
+        key
+        for key in dashboard_references()
+        if key.namespace == METRICS_NAMESPACE and key.name == "TrainingMae"
     }
     assert expanded == {
         MetricKey(METRICS_NAMESPACE, "TrainingMae", (("AutoScalingGroupName", GROUP), ("service", "retrain")))
@@ -177,7 +181,9 @@ def test_fault_counters_are_emitted_when_the_fault_happens_and_not_before(meteri
     # dashboard's "invalid events" line (which names the group) sees it.
     invalid = {key for key in metering.emitted("fault") if key.name == "InvalidEvents"}
     assert invalid == {
-        MetricKey(METRICS_NAMESPACE, "InvalidEvents", (("AutoScalingGroupName", GROUP), ("service", "predict")))
+        MetricKey(
+            METRICS_NAMESPACE, "InvalidEvents", (("AutoScalingGroupName", GROUP), ("service", "predict"))
+        )
     }
 
 
@@ -206,17 +212,19 @@ def test_a_metric_added_to_a_handler_is_counted_and_billed():
     def add_probe(function: str, module: ModuleType) -> None:
         if function != "predict":
             return
-        publish = module.publish_metrics
+        publish = module.__dict__["publish_metrics"]
 
         def publish_with_probe(result: Any) -> None:
             publish(result)
-            module.metrics.add_metric(name="CensusProbe", unit="Count", value=1)
+            module.__dict__["metrics"].add_metric(name="CensusProbe", unit="Count", value=1)
 
-        module.publish_metrics = publish_with_probe
+        module.__dict__["publish_metrics"] = publish_with_probe
 
     plain = meter("nasa", replay_hours=0.5, faults=False, retrain=False)
     probed = meter("nasa", replay_hours=0.5, faults=False, retrain=False, prepare=add_probe)
-    probe = MetricKey(METRICS_NAMESPACE, "CensusProbe", (("AutoScalingGroupName", GROUP), ("service", "predict")))
+    probe = MetricKey(
+        METRICS_NAMESPACE, "CensusProbe", (("AutoScalingGroupName", GROUP), ("service", "predict"))
+    )
     assert probed.emitted() - plain.emitted() == {probe}
     defaults = template_defaults()
     before = monthly_costs({"predict": plain.profile("predict")}, defaults)
