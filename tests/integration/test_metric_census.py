@@ -19,6 +19,7 @@ from saleor_scaling.costs import (
     AGENT_NAMESPACE,
     AWS_NAMESPACE_PREFIX,
     MetricKey,
+    emf_metrics,
     monthly_costs,
     template_defaults,
     total,
@@ -244,3 +245,26 @@ def test_metering_sees_the_handlers_aws_calls(metering):
     assert retrain.metrics_requested > predict.metrics_requested
     assert predict.s3_requests.get("PutObject") == pytest.approx(1.0)  # the state, once a run
     assert Path(REPO_ROOT / "events" / "retrain.json").is_file()
+
+
+@pytest.mark.parametrize("function", ["predict", "retrain"])
+def test_a_malformed_first_event_carries_the_group_dimension(function, monkeypatch, capsys):
+    """In a fresh container a malformed event is rejected before the settings are read;
+    its InvalidEvents still names the group, as the dashboard's line does."""
+    from saleor_scaling.local.emulator import LocalLambdaContext, load_function
+
+    monkeypatch.setenv("AUTO_SCALING_GROUP_NAME", "shop-asg")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    module = load_function(function)
+    module.__dict__["metrics"].clear_default_dimensions()  # as in a new execution environment
+    capsys.readouterr()
+    with pytest.raises(ValueError, match="malformed event"):
+        module.lambda_handler(
+            {"detail-type": "Scheduled Event", "time": "yesterday"}, LocalLambdaContext(function)
+        )
+    emitted = emf_metrics(capsys.readouterr().out.splitlines())
+    assert emitted == {
+        MetricKey(
+            METRICS_NAMESPACE, "InvalidEvents", (("AutoScalingGroupName", "shop-asg"), ("service", function))
+        )
+    }
