@@ -60,6 +60,9 @@ def test_no_strategy_foresees_a_tenfold_step_before_it_closes(tmp_path: Path) ->
     # The simulated demand itself leaks (interpolation), so the test is sharp: the minutes
     # before the jump already differ between the two traces.
     assert not np.allclose(flat.demand[:JUMP_MINUTE], jumped.demand[:JUMP_MINUTE])
+    # Seen in 30-minute units; the forecast reaches the last run sharing an anchor.
+    assert flat.trace["observation_unit_minutes"] == STEP_MINUTES
+    assert flat.config["horizon_steps_used"] == small_config().horizon + STEP_MINUTES // 5 - 1
     strategies = [name for name in flat.series if name not in ("reactive", "oracle")]
     assert {"predictive", "seasonal-naive"} <= set(strategies)
     for name in strategies:

@@ -288,10 +288,11 @@ def _beyond_max_size_lines(report: BacktestReport) -> list[str]:
         return []
     max_size = report.config["max_size"]
     return [
-        f"beyond MaxSize: of the under-provisioned minutes, those whose demand needs more than MaxSize "
-        f"({max_size} instances): short for every strategy, the oracle included "
-        f"({oracle.beyond_max_size_minutes} minutes here, of the oracle's {oracle.under_provisioned_minutes} "
-        "short ones); the rest of a strategy's share was within the group's reach"
+        f"beyond MaxSize: of the under-provisioned minutes, those needing more than MaxSize ({max_size} "
+        "instances), short for every strategy, the oracle included",
+        f"  ({oracle.beyond_max_size_minutes} minutes here, of the oracle's "
+        f"{oracle.under_provisioned_minutes} short ones); the rest of each strategy's share was within the "
+        "group's reach",
     ]
 
 
