@@ -8,11 +8,11 @@
    predictive strategy reads; each reads only the buckets visible at its decision time
    (`Observation.visible_end`, `Observation.anchor`), with the horizon stretched to the
    last run that shares an anchor (`Observation.horizon_steps`). Its RequestCount is the
-   trace itself, the same for every strategy; its CPU, response time and 5xx columns (inputs of three of the
-   model's sixteen features) are those of the reactive fleet. Using the predictive fleet's
-   own CPU instead would make each forecast depend on the previous decision and forbid
-   forecasting a day in one batch; the reactive floor inside each decision does use the
-   deciding fleet's own CPU and in-service count.
+   trace itself, the same for every strategy; its CPU, response time and 5xx columns
+   (inputs of three of the model's sixteen features) are those of the reactive fleet.
+   Using the predictive fleet's own CPU instead would make each forecast depend on the
+   previous decision and forbid forecasting a day in one batch; the reactive floor inside
+   each decision does use the deciding fleet's own CPU and in-service count.
 3. Predictive: the walk-forward Random Forest (`walkforward`) driving the predict
    function's policy (`strategies.PredictiveController`) plus target tracking on one group.
 4. Seasonal-naive: the same policy fed `training.seasonal_naive` (same time last week, else
@@ -176,7 +176,7 @@ def run_backtest(
                 window,
                 oracle.billed,
                 forecast,
-                config.max_size,
+                max_size=config.max_size,
             )
         oracle_actions = int(np.count_nonzero(np.diff(oracle.billed[window])))
         figures[key]["oracle"] = strategy_figures(
