@@ -188,13 +188,18 @@ def from_cloudwatch(
 ) -> ShopHistory:
     """The last `days` days (default and most: 63) of the shop's metrics from CloudWatch."""
     dimension = load_balancer_dimension(load_balancer)
-    first, stop = window(now, days, start, end, FIVE_MINUTE_RETENTION_SECONDS / DAY_SECONDS)
-    if now - first > FIVE_MINUTE_RETENTION_SECONDS:
+    retention_days = FIVE_MINUTE_RETENTION_SECONDS / DAY_SECONDS
+    first, stop = window(now, days, start, end, retention_days)
+    oldest = -(-(now - FIVE_MINUTE_RETENTION_SECONDS) // STEP_SECONDS) * STEP_SECONDS
+    if (days is not None and days > retention_days) or (start is not None and first < oldest):
         raise SourceError(
             f"the window starts {(now - first) / DAY_SECONDS:.1f} days ago, beyond CloudWatch's 63-day "
             "retention of 5-minute data (older data is hourly, too coarse to replay); read older "
             "history from the S3 backup the nightly job writes: --from-bucket BUCKET"
         )
+    first = max(first, oldest)  # --days 63 (the default): all CloudWatch still holds
+    if first >= stop:
+        raise SourceError(f"the window ends {_iso(stop)}, before the oldest data CloudWatch keeps")
     group_min, group_max = _group_sizes(autoscaling, group_name, min_size, max_size, required=True)
     metrics = CloudWatchMetrics(cloudwatch, group_name, dimension, busiest_minute=False)
     one_minute_from = -(-(now - ONE_MINUTE_RETENTION_SECONDS) // STEP_SECONDS) * STEP_SECONDS
