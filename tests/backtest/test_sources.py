@@ -410,8 +410,17 @@ def test_command_line_backtests_the_shops_own_cloudwatch_history(
     assert report["trace"]["days"] == pytest.approx(4.0)
     assert report["trace"]["source_step_minutes"] == 5  # its first days are older than 15
     assert report["walk_forward"]["nights_trained"] >= 1
-    # The shop's counts, not rescaled to a peak.
-    assert np.nansum(report["figures"]["oracle"]["instance_hours"]) > 0
+    assert report["figures"]["oracle"]["instance_hours"] > 0
+
+    # The same days from the backup, once the nightly job has written them.
+    backed_up(aws, shop, history)
+    code = main(["--from-bucket", shop.bucket, "--group", shop.group_name, "--json", str(out), *SMALL])
+    assert code == 0, capsys.readouterr().err
+    from_backup = json.loads(out.read_text())
+    assert from_backup["trace"]["start"] == report["trace"]["start"]
+    assert from_backup["trace"]["days"] == pytest.approx(4.0)
+    assert from_backup["config"]["max_size"] == 12
+    assert from_backup["config"]["capacity_per_instance"] == pytest.approx(CAPACITY, rel=1e-6)
 
 
 def test_command_line_errors_for_own_history(
