@@ -326,6 +326,12 @@ def test_bucket_outlives_the_group_when_its_sizes_are_given(
         from_bucket(s3, autoscaling, shop.bucket, shop.group_name, now=now)
     read = from_bucket(s3, autoscaling, shop.bucket, shop.group_name, now=now, min_size=1, max_size=6)
     assert (read.min_size, read.max_size) == (1, 6)
+    # --days counts back from the newest stored day, not from now (80 days after it).
+    recent = from_bucket(
+        s3, autoscaling, shop.bucket, shop.group_name, now=now, days=0.5, min_size=1, max_size=6
+    )
+    assert recent.trace.days == pytest.approx(0.5)
+    assert recent.trace.start == read.trace.start + DAY // 2
     with pytest.raises(SourceError, match=r"holds no history"):
         from_bucket(s3, autoscaling, shop.bucket, "wrong-group", now=now, min_size=1, max_size=6)
 

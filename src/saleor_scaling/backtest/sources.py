@@ -255,7 +255,7 @@ def from_bucket(
     max_size: int | None = None,
 ) -> ShopHistory:
     """The shop's history from the nightly job's S3 backup (`history/<group>/YYYY/MM/DD.json.gz`
-    unless `prefix`): every stored day by default, or the last `days`, or [start, end)."""
+    unless `prefix`): every stored day by default, or the last `days` stored, or [start, end)."""
     key_prefix = prefix or f"history/{group_name}"
     archive = S3HistoryArchive(s3, bucket, key_prefix)
     stored = archive.stored_days()
@@ -266,7 +266,8 @@ def from_bucket(
         )
     if days is None and start is None:
         start = stored[0]
-    first, stop = window(now, days, start, end, 0.0)
+    # --days counts back from the newest stored day: the backup may have stopped long ago.
+    first, stop = window(now, days, start, stored[-1] + DAY_SECONDS if end is None else end, 0.0)
     first, stop = max(first, stored[0]), min(stop, stored[-1] + DAY_SECONDS)
     if first >= stop:
         raise SourceError(
