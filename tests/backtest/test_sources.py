@@ -463,7 +463,9 @@ def test_gzip_day_written_by_hand_reads_like_the_writers(
     series) is read; the busiest minute may be absent in days backed up before it existed."""
     now = day_floor(time.time())
     day = now - 30 * DAY
-    series = {metric.value: [None] * 288 for metric in Metric if metric is not Metric.BUSIEST_MINUTE}
+    series: dict[str, list[float | None]] = {
+        metric.value: [None] * 288 for metric in Metric if metric is not Metric.BUSIEST_MINUTE
+    }
     series["requests"] = [500.0] * 288
     document = {"format": 1, "start": day, "step": 300, "series": series}
     key = S3HistoryArchive(aws.client("s3"), shop.bucket, f"history/{shop.group_name}").key_for(day)
