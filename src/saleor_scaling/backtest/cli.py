@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(STRATEGIES),
         help=f"comma-separated subset of {','.join(STRATEGIES)} (reactive and oracle always run)",
     )
+    add_history_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
     shop = parser.add_argument_group("the simulated shop")
@@ -157,8 +158,42 @@ def build_parser() -> argparse.ArgumentParser:
         default=config_defaults.holdout_days,
         help="days held out from the challenger to measure the headroom on (%(default)s)",
     )
-    add_history_options(parser)
     return parser
+
+
+def config_from_args(args: argparse.Namespace) -> BacktestConfig:
+    requested = {name.strip() for name in args.strategies.split(",") if name.strip()} | {"reactive", "oracle"}
+    # Unknown names are kept so that BacktestConfig rejects them with the list of choices.
+    strategies = tuple(name for name in STRATEGIES if name in requested) + tuple(
+        sorted(requested - set(STRATEGIES))
+    )
+    return BacktestConfig(
+        peak_instances=args.peak_instances,
+        peak_percentile=args.peak_percentile,
+        min_size=args.min_size,
+        max_size=args.max_size,
+        capacity_per_instance=args.capacity,
+        boot_delay_minutes=args.boot_delay,
+        warmup_minutes=args.warmup,
+        horizon_steps=args.horizon_steps,
+        policy=PolicySettings(
+            mode=ScalingMode.FORECAST_AND_SCALE,
+            headroom_quantile=args.headroom_quantile,
+            max_scale_in_step=args.max_scale_in_step,
+            scale_in_stabilization_minutes=args.stabilization,
+            target_cpu_percent=args.target_cpu,
+        ),
+        scale_in_ratio=args.scale_in_ratio,
+        alarm_delay_minutes=args.alarm_delay,
+        reactive_scale_in_with_predictive=not args.no_reactive_scale_in,
+        n_estimators=args.n_estimators,
+        max_depth=args.max_depth,
+        training_window_days=args.training_window_days,
+        min_history_days=args.min_history_days,
+        holdout_days=args.holdout_days,
+        days=args.days,
+        strategies=strategies,
+    )
 
 
 # --- own history, trace window, scale and outages (issue 13 part 2) ---------------------
@@ -287,41 +322,6 @@ def load_own_history(
 # --- end of own history options -----------------------------------------------------------
 
 
-def config_from_args(args: argparse.Namespace) -> BacktestConfig:
-    requested = {name.strip() for name in args.strategies.split(",") if name.strip()} | {"reactive", "oracle"}
-    # Unknown names are kept so that BacktestConfig rejects them with the list of choices.
-    strategies = tuple(name for name in STRATEGIES if name in requested) + tuple(
-        sorted(requested - set(STRATEGIES))
-    )
-    return BacktestConfig(
-        peak_instances=args.peak_instances,
-        peak_percentile=args.peak_percentile,
-        min_size=args.min_size,
-        max_size=args.max_size,
-        capacity_per_instance=args.capacity,
-        boot_delay_minutes=args.boot_delay,
-        warmup_minutes=args.warmup,
-        horizon_steps=args.horizon_steps,
-        policy=PolicySettings(
-            mode=ScalingMode.FORECAST_AND_SCALE,
-            headroom_quantile=args.headroom_quantile,
-            max_scale_in_step=args.max_scale_in_step,
-            scale_in_stabilization_minutes=args.stabilization,
-            target_cpu_percent=args.target_cpu,
-        ),
-        scale_in_ratio=args.scale_in_ratio,
-        alarm_delay_minutes=args.alarm_delay,
-        reactive_scale_in_with_predictive=not args.no_reactive_scale_in,
-        n_estimators=args.n_estimators,
-        max_depth=args.max_depth,
-        training_window_days=args.training_window_days,
-        min_history_days=args.min_history_days,
-        holdout_days=args.holdout_days,
-        days=args.days,
-        strategies=strategies,
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -336,15 +336,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give a trace or --from-cloudwatch/--from-bucket, not both")
     if not args.trace and not own_history:
         parser.error("a trace is required (or --from-cloudwatch, --from-bucket, --list-traces)")
-
-    def progress(message: str) -> None:
-        if not args.quiet:
-            print(message, file=sys.stderr, flush=True)
-
     try:
         if own_history:
             trace, config, summary = load_own_history(args, argv)
-            progress(summary)
+            if not args.quiet:
+                print(summary, file=sys.stderr, flush=True)
         else:
             config = window_options(config_from_args(args), args)
             trace = load_trace(args.trace, outages=outages_from_args(args))
@@ -355,6 +351,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ClientError, BotoCoreError) as error:
         print(f"saleor-backtest: AWS refused or could not be reached: {error}", file=sys.stderr)
         return 2
+
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
 
     report = run_backtest(trace, config, progress=progress)
     print(report.table())
