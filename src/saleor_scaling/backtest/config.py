@@ -84,13 +84,13 @@ class BacktestConfig:
             raise ValueError("horizon_steps must be >= 1")
         if self.days is not None and self.days <= 0:
             raise ValueError("days must be > 0")
-        start, end = self.window()
-        if start is not None and end is not None and end <= start:
-            raise ValueError(f"end {self.end} is not after start {self.start}")
         # Fail early on inconsistent pieces.
         self.group_settings()
         self.target_tracking_settings(with_predictive=False)
         self.walk_forward_settings("UTC")
+        start, end = self.window()
+        if start is not None and end is not None and end <= start:
+            raise ValueError(f"end {self.end} is not after start {self.start}")
 
     def window(self) -> tuple[int | None, int | None]:
         """`start` and `end` as epoch seconds (TraceError, a ValueError, if not a time)."""
