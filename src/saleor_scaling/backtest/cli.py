@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,22 +15,11 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from saleor_scaling.adapters.cloudwatch import MetricsUnavailableError
+from saleor_scaling.backtest import sources, traces
 from saleor_scaling.backtest.config import STRATEGIES, BacktestConfig
 from saleor_scaling.backtest.plot import plot
 from saleor_scaling.backtest.runner import run_backtest
-from saleor_scaling.backtest.sources import SourceError, from_bucket, from_cloudwatch
-from saleor_scaling.backtest.traces import (
-    FORMATS,
-    TRACE_FILES,
-    Outage,
-    Trace,
-    TraceError,
-    load_trace,
-    parse_outage,
-    parse_time,
-    read_outages,
-    traces_dir,
-)
+from saleor_scaling.backtest.traces import TRACE_FILES, TraceError, load_trace, traces_dir
 from saleor_scaling.settings import ConfigurationError, PolicySettings, ScalingMode
 
 DESCRIPTION = """\
@@ -46,8 +34,8 @@ and --plot write the figures for machines and a picture for people.
 EPILOG = f"""\
 traces: {", ".join(sorted(TRACE_FILES))} (in $SALEOR_SHARED_DIR/traces or <repo>/../shared/traces),
 a file name there, or a path to a CSV whose header line is one of:
-  minute,count     {FORMATS["minute,count"]}
-  timestamp,value  {FORMATS["timestamp,value"]}
+  minute,count     {traces.FORMATS["minute,count"]}
+  timestamp,value  {traces.FORMATS["timestamp,value"]}
 Your own shop instead of a trace (AWS credentials of the shop's account):
   --from-cloudwatch --group NAME --load-balancer app/NAME/ID [--days N]   (N <= 63)
   --from-bucket BUCKET --group NAME [--days N]   (the nightly job's S3 history backup)
@@ -244,10 +232,10 @@ def given_options(argv: Sequence[str] | None, names: Sequence[str]) -> set[str]:
     return {name for name in names if getattr(values, name) is not None}
 
 
-def outages_from_args(args: argparse.Namespace) -> tuple[Outage, ...]:
-    outages = [parse_outage(text) for text in args.outage]
+def outages_from_args(args: argparse.Namespace) -> tuple[traces.Outage, ...]:
+    outages = [traces.parse_outage(text) for text in args.outage]
     if args.outages is not None:
-        outages.extend(read_outages(args.outages))
+        outages.extend(traces.read_outages(args.outages))
     return tuple(outages)
 
 
@@ -269,26 +257,26 @@ def window_options(config: BacktestConfig, args: argparse.Namespace) -> Backtest
 
 def load_own_history(
     args: argparse.Namespace, argv: Sequence[str] | None, now: float | None = None
-) -> tuple[Trace, BacktestConfig, str]:
+) -> tuple[traces.Trace, BacktestConfig, str]:
     """The trace, configuration and summary of `--from-cloudwatch` / `--from-bucket`."""
     if not args.group:
-        raise SourceError(
+        raise sources.SourceError(
             "--group NAME (the Auto Scaling group) is required with --from-cloudwatch/--from-bucket"
         )
     if args.from_cloudwatch and args.from_bucket:
-        raise SourceError("--from-cloudwatch and --from-bucket are alternatives: choose one")
+        raise sources.SourceError("--from-cloudwatch and --from-bucket are alternatives: choose one")
     if args.from_cloudwatch and not args.load_balancer:
-        raise SourceError(
+        raise sources.SourceError(
             "--from-cloudwatch needs --load-balancer app/NAME/ID (the ALB's CloudWatch dimension)"
         )
     base = config_from_args(args)
     given = given_options(argv, SHOP_SIZE_OPTIONS)
     session = boto3.session.Session(region_name=args.region)
     common: dict[str, Any] = {
-        "now": int(time.time() if now is None else now),
+        "now": None if now is None else int(now),
         "days": args.days,
-        "start": None if args.start is None else parse_time(args.start, "--start"),
-        "end": None if args.end is None else parse_time(args.end, "--end"),
+        "start": None if args.start is None else traces.parse_time(args.start, "--start"),
+        "end": None if args.end is None else traces.parse_time(args.end, "--end"),
         "configured_capacity": base.capacity_per_instance,
         "target_cpu_percent": base.policy.target_cpu_percent,
         "timezone": args.timezone or "UTC",
@@ -300,11 +288,11 @@ def load_own_history(
         window_options(base, args)  # validates the zone
     autoscaling = session.client("autoscaling")
     if args.from_cloudwatch:
-        shop = from_cloudwatch(
+        shop = sources.from_cloudwatch(
             session.client("cloudwatch"), autoscaling, args.group, args.load_balancer, **common
         )
     else:
-        shop = from_bucket(
+        shop = sources.from_bucket(
             session.client("s3"),
             autoscaling,
             args.from_bucket,

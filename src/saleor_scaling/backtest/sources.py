@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -175,7 +176,7 @@ def from_cloudwatch(
     group_name: str,
     load_balancer: str,
     *,
-    now: int,
+    now: int | None = None,
     days: float | None = None,
     start: int | None = None,
     end: int | None = None,
@@ -186,7 +187,9 @@ def from_cloudwatch(
     min_size: int | None = None,
     max_size: int | None = None,
 ) -> ShopHistory:
-    """The last `days` days (default and most: 63) of the shop's metrics from CloudWatch."""
+    """The last `days` days (default and most: 63) of the shop's metrics from CloudWatch,
+    `now` being the clock the retention is judged by (None: this host's)."""
+    now = int(time.time()) if now is None else now
     dimension = load_balancer_dimension(load_balancer)
     retention_days = FIVE_MINUTE_RETENTION_SECONDS / DAY_SECONDS
     first, stop = window(now, days, start, end, retention_days)
@@ -242,7 +245,7 @@ def from_bucket(
     bucket: str,
     group_name: str,
     *,
-    now: int,
+    now: int | None = None,
     prefix: str | None = None,
     days: float | None = None,
     start: int | None = None,
@@ -256,6 +259,7 @@ def from_bucket(
 ) -> ShopHistory:
     """The shop's history from the nightly job's S3 backup (`history/<group>/YYYY/MM/DD.json.gz`
     unless `prefix`): every stored day by default, or the last `days` stored, or [start, end)."""
+    now = int(time.time()) if now is None else now
     key_prefix = prefix or f"history/{group_name}"
     archive = S3HistoryArchive(s3, bucket, key_prefix)
     stored = archive.stored_days()
