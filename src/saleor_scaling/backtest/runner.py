@@ -57,8 +57,10 @@ from saleor_scaling.training import actual_future_demand, error_scores, seasonal
 
 
 def prepare_trace(trace: Trace, config: BacktestConfig) -> Trace:
-    """The trace as the backtest runs it: cut to `days`, scaled to the peak (or by the
-    configured factor)."""
+    """The trace as the backtest runs it: cut to [start, end) and then to `days`, scaled
+    to the peak (or by the configured factor)."""
+    if config.start is not None or config.end is not None:
+        trace = trace.between(*config.window())
     if config.days is not None:
         trace = trace.head(config.days)
     if config.scale_factor is not None:
