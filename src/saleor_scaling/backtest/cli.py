@@ -146,7 +146,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=config_defaults.holdout_days,
         help="days held out from the challenger to measure the headroom on (%(default)s)",
     )
+    _add_speed_options(parser, config_defaults)
     return parser
+
+
+def _add_speed_options(parser: argparse.ArgumentParser, defaults: BacktestConfig) -> None:
+    """--retrain-every and --workers (issue 13 part 4), kept together."""
+    speed = parser.add_argument_group("replay schedule and speed")
+    speed.add_argument(
+        "--retrain-every",
+        type=int,
+        default=defaults.retrain_every_days,
+        metavar="DAYS",
+        help="replay a retrain every DAYS days instead of nightly; a model serves until the next "
+        "retrain (%(default)s: nightly, as deployed and as the documented figures)",
+    )
+    speed.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes training nights in parallel (one per CPU); the result does not depend on it",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> BacktestConfig:
@@ -179,6 +199,8 @@ def config_from_args(args: argparse.Namespace) -> BacktestConfig:
         training_window_days=args.training_window_days,
         min_history_days=args.min_history_days,
         holdout_days=args.holdout_days,
+        retrain_every_days=args.retrain_every,
+        workers=args.workers,
         days=args.days,
         strategies=strategies,
     )

@@ -122,7 +122,12 @@ def run_backtest(
 
     if "predictive" in config.strategies:
         begin = time.perf_counter()
-        forest = walk_forward(history, observed_settings(config, scaled, observation), progress=progress)
+        forest = walk_forward(
+            history,
+            observed_settings(config, scaled, observation),
+            progress=progress,
+            workers=config.worker_count,
+        )
         timings["walk_forward"] = time.perf_counter() - begin
         timings["training"] = forest.training_seconds
         forecast_means["predictive"] = forest.mean
