@@ -50,9 +50,11 @@ from saleor_scaling.training import TrainingConfig, TrainingRows, train_as_night
 
 HEADROOM_QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 REACTIVE_CPU_TARGETS = (70.0, 60.0, 50.0, 40.0, 30.0)
-TARGET_RATIOS = (1.0, 0.9, 0.8, 0.7, 0.6)
+TARGET_RATIOS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 AWS_BUFFERS_SECONDS = (600, 900)
-CRANE_MARGINS = (0.0, 0.1, 0.2, 0.35, 0.5)
+CRANE_MARGINS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75)
+PHPA_SMOOTHINGS = ((0.5, 0.5, 0.5), (0.3, 0.05, 0.3), (0.1, 0.01, 0.1))
+"""Holt-Winters alpha, beta, gamma tried besides PHPA's documented example (0.9 each)."""
 BOUND_LIMITS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2)
 
 SWEPT = ("predictive", "reactive", "aws-predictive-perfect", "aws-predictive-patterns", "phpa", "crane-dsp")
@@ -329,11 +331,9 @@ def run_sweep(
             )
             judge("reactive", "target_cpu_percent", cpu, record, cpu == config.policy.target_cpu_percent)
 
-    def sweep_peer(
-        name: str, knob: str, variants: list[tuple[float, PeerSettings, bool]]
-    ) -> Callable[[], None]:
+    def sweep_peer(name: str, variants: list[tuple[str, float, PeerSettings, bool]]) -> Callable[[], None]:
         def run() -> None:
-            for value, settings, default in variants:
+            for knob, value, settings, default in variants:
                 record = run_peer(name, demand, scaled.start, history, config, settings)
                 judge(name, knob, value, record, default)
 
@@ -343,22 +343,26 @@ def run_sweep(
     timed("predictive", sweep_predictive)
     timed("reactive", sweep_reactive)
     for name in ("aws-predictive-perfect", "aws-predictive-patterns"):
-        variants = [(r, replace(base, aws_target_ratio=r), r == base.aws_target_ratio) for r in TARGET_RATIOS]
-        variants += [(-b / 60, replace(base, aws_buffer_seconds=b), False) for b in AWS_BUFFERS_SECONDS]
-        timed(name, sweep_peer(name, "target_ratio (negative: buffer minutes at ratio 1)", variants))
-    timed(
-        "phpa",
-        sweep_peer(
-            "phpa", "target_ratio", [(r, replace(base, phpa_target_ratio=r), r == 1.0) for r in TARGET_RATIOS]
-        ),
-    )
-    crane_variants = [(-1.0, base, True)] + [
-        (m, replace(base, crane_margin_fraction=m), False) for m in CRANE_MARGINS
+        variants = [("target_ratio", r, replace(base, aws_target_ratio=r), r == 1.0) for r in TARGET_RATIOS]
+        variants += [
+            ("buffer_minutes", b / 60, replace(base, aws_buffer_seconds=b), False)
+            for b in AWS_BUFFERS_SECONDS
+        ]
+        timed(name, sweep_peer(name, variants))
+    phpa = [("target_ratio", r, replace(base, phpa_target_ratio=r), r == 1.0) for r in TARGET_RATIOS]
+    phpa += [
+        (
+            "alpha=beta=gamma" if len(set(abc)) == 1 else "alpha,beta,gamma",
+            abc[0],
+            replace(base, phpa_smoothing=abc),
+            False,
+        )
+        for abc in PHPA_SMOOTHINGS
     ]
-    timed(
-        "crane-dsp",
-        sweep_peer("crane-dsp", "margin_fraction (-1: Crane's default estimators)", crane_variants),
-    )
+    timed("phpa", sweep_peer("phpa", phpa))
+    crane = [("default_estimators", 1.0, base, True)]
+    crane += [("margin_fraction", m, replace(base, crane_margin_fraction=m), False) for m in CRANE_MARGINS]
+    timed("crane-dsp", sweep_peer("crane-dsp", crane))
 
     oracle_hours = float(np.sum(oracle.billed[window][np.isfinite(demand[window])])) / 60.0
     bound_curve = []
@@ -386,13 +390,14 @@ def render_sweep(sweep: Sweep) -> str:
         f"Sweep of {sweep.trace}: {sweep.days:.1f} days, {sweep.evaluated_minutes} evaluated minutes, "
         f"oracle {sweep.oracle_instance_hours:.1f} instance-hours",
         "",
-        f"{'strategy':<34}{'knob':>8}{'under-prov.':>13}{'vs oracle':>11}  frontier",
+        f"{'strategy':<34}{'knob':<26}{'under-prov.':>12}{'vs oracle':>11}  frontier",
     ]
     for strategy in SWEPT:
         front = sweep.frontier(strategy)
-        for point in sorted((p for p in sweep.points if p.strategy == strategy), key=lambda p: p.value):
+        for point in (p for p in sweep.points if p.strategy == strategy):
+            knob = f"{point.knob}={point.value:g}"
             lines.append(
-                f"{LABELS.get(strategy, strategy):<34}{point.value:8.3g}{point.under_provisioned_share:13.3%}"
+                f"{LABELS.get(strategy, strategy):<34}{knob:<26}{point.under_provisioned_share:12.3%}"
                 f"{point.instance_hours_vs_oracle:11.3f}  {'*' if point in front else ''}"
                 f"{' (default)' if point.default else ''}"
             )

@@ -77,6 +77,8 @@ class PeerSettings:
     at the CPU target (1.0: the same 1,000 requests per target as target tracking)."""
     aws_buffer_seconds: int = 300
     phpa_target_ratio: float = 1.0
+    phpa_smoothing: tuple[float, float, float] = (0.9, 0.9, 0.9)
+    """Holt-Winters alpha, beta, gamma (PHPA's documented example; it has no default)."""
     crane_margin_fraction: float | None = None
     """None: Crane's 8 default estimators (it picks the margin, 0.01 to 0.20, itself)."""
     crane_target_ratio: float = 1.0
@@ -90,6 +92,8 @@ class PeerSettings:
         if self.crane_margin_fraction is not None and not 0 <= self.crane_margin_fraction <= 5:
             raise ValueError("crane_margin_fraction must be in [0, 5]")
         AwsPredictiveSettings(scheduling_buffer_seconds=self.aws_buffer_seconds)
+        alpha, beta, gamma = self.phpa_smoothing
+        PhpaSettings(alpha=alpha, beta=beta, gamma=gamma)
 
 
 def observed_step_load(history: MetricHistory) -> FloatArray:
@@ -123,7 +127,11 @@ def peer_plans(
         )
 
     def phpa() -> PlannedController:
-        wanted = phpa_decisions(load, anchors, PhpaSettings(target_value=capacity * peers.phpa_target_ratio))
+        alpha, beta, gamma = peers.phpa_smoothing
+        settings = PhpaSettings(
+            target_value=capacity * peers.phpa_target_ratio, alpha=alpha, beta=beta, gamma=gamma
+        )
+        wanted = phpa_decisions(load, anchors, settings)
         return PlannedController(
             plan_from_decisions(minutes, decided_at, wanted, group), PlanMode.SET, "phpa"
         )

@@ -20,11 +20,12 @@ and docs/reference/configuration.md of the repository):
       the additive-trend, additive-seasonal recursion of statsmodels implemented in numpy
       (statsmodels is not a dependency, and a vectorised recursion runs every decision of a
       60-day trace at once), with the documented example's alpha = beta = gamma = 0.9 and
-      4 stored seasons, a season of one day (288 five-minute evaluations). Initial values
-      are statsmodels' "simple" initialisation (level: mean of the first season; trend:
-      mean change from the first season to the second per step; seasonal: first season
-      less the level), not its "estimated" default, which would fit them: a stated
-      difference.
+      4 stored seasons, a season of one day (288 five-minute evaluations). PHPA's default
+      `initialization_method="estimated"` with `optimized=False` leaves statsmodels'
+      starting values unfitted: its heuristic initialisation, implemented here too
+      (`heuristic_initial`). `tests/backtest/test_peers.py` checks both against
+      statsmodels' own `ExponentialSmoothing` (a development dependency only, never in a
+      Lambda layer).
     * Linear regression: "lookAhead - sets up the model to try to predict 10 seconds ahead
       of time"; here one run (5 minutes) ahead, over the last 6 evaluations.
     * decisionType: "maximum - pick the highest evaluation of the models"; the PHPA takes the
@@ -45,6 +46,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from saleor_scaling.backtest.peers.common import forward_fill, replicas_for
 from saleor_scaling.series import FloatArray
@@ -80,15 +82,70 @@ def enough_for_holt_winters(observations: int, seasonal_periods: int) -> bool:
     return observations >= 2 * seasonal_periods and observations >= 10 + 2 * (seasonal_periods // 2)
 
 
+def heuristic_initial(
+    series: FloatArray, starts: npt.NDArray[np.int64], length: int, m: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """statsmodels' heuristic initial level, trend and seasonals (additive,
+    `_initialization_heuristic`: Hyndman & Athanasopoulos, section 2.6) of the windows
+    series[start : start + length], all at once: a centred moving average of the first
+    k = max(min(5, length // m), ceil((10 + 2 * (m // 2)) / m)) cycles is the trend; the
+    mean detrended value of each position of the cycle, less their mean, the seasonals; a
+    line through the first 10 trend values (x = 1..10) gives the level (its intercept) and
+    the trend (its slope)."""
+    series = np.asarray(series, dtype=np.float64)
+    starts = np.asarray(starts, dtype=np.int64)
+    min_obs = 10 + 2 * (m // 2)
+    cycles = max(min(5, length // m), math.ceil(min_obs / m))
+    span = cycles * m
+    sums = np.concatenate(([0.0], np.cumsum(series)))
+
+    def mean_of(lo: npt.NDArray[np.int64], count: int) -> FloatArray:
+        return np.asarray((sums[lo + count] - sums[lo]) / count, dtype=np.float64)
+
+    half = m // 2
+    # Positions of the block with a centred average (pandas rolling(center=True), and for
+    # an even m the 2 x m average statsmodels takes with shift(-1).rolling(2)).
+    first, last = half, span - half
+    relative = np.arange(first, last)
+
+    def trend_at(rel: npt.NDArray[np.int64]) -> FloatArray:
+        index = starts[:, None] + rel[None, :]
+        if m % 2:
+            return mean_of(index - half, m)
+        return (mean_of(index - half, m) + mean_of(index - half + 1, m)) / 2.0
+
+    level_rows = trend_at(relative[:10])
+    x = np.arange(1, 11, dtype=np.float64)
+    slope = ((x - x.mean())[None, :] * (level_rows - level_rows.mean(axis=1, keepdims=True))).sum(axis=1) / (
+        ((x - x.mean()) ** 2).sum()
+    )
+    level = level_rows.mean(axis=1) - slope * x.mean()
+    seasonal = np.zeros((len(starts), m))
+    counts = np.zeros(m)
+    for cycle in range(cycles):
+        rel = cycle * m + np.arange(m)
+        valid = (rel >= first) & (rel < last)
+        if not valid.any():
+            continue
+        detrended = series[starts[:, None] + rel[None, valid]] - trend_at(rel[valid])
+        seasonal[:, valid] += detrended
+        counts[valid] += 1
+    seasonal /= np.maximum(counts, 1)[None, :]
+    seasonal -= seasonal.mean(axis=1, keepdims=True)
+    return level, slope, seasonal
+
+
 def holt_winters_next(series: FloatArray, settings: PhpaSettings) -> float:
     """One-step-ahead additive Holt-Winters forecast of one window (the reference: plain
-    floats, step by step)."""
+    floats, step by step, from the heuristic initial values)."""
     values = [float(v) for v in series]
     m = settings.seasonal_periods
     a, b, g = settings.alpha, settings.beta, settings.gamma
-    level = sum(values[:m]) / m
-    trend = (sum(values[m : 2 * m]) / m - level) / m
-    seasonal = [v - level for v in values[:m]]
+    init_level, init_trend, init_seasonal = heuristic_initial(
+        np.asarray(values), np.zeros(1, dtype=np.int64), len(values), m
+    )
+    level, trend = float(init_level[0]), float(init_trend[0])
+    seasonal = [float(v) for v in init_seasonal[0]]
     for t, y in enumerate(values):
         s_old = seasonal[t % m]
         new_level = a * (y - s_old) + (1 - a) * (level + trend)
@@ -99,18 +156,26 @@ def holt_winters_next(series: FloatArray, settings: PhpaSettings) -> float:
 
 
 def holt_winters_batch(
-    series: FloatArray, ends: np.ndarray, length: int, settings: PhpaSettings
+    series: FloatArray, ends: npt.NDArray[np.int64], length: int, settings: PhpaSettings, chunk: int = 2048
 ) -> FloatArray:
     """`holt_winters_next` of the windows series[end - length + 1 : end + 1] for every end
     at once (each end >= length - 1); the same recursion, vectorised across windows."""
     series = np.asarray(series, dtype=np.float64)
+    ends = np.asarray(ends, dtype=np.int64)
+    out = np.empty(len(ends))
+    for lo in range(0, len(ends), chunk):
+        out[lo : lo + chunk] = _holt_winters_chunk(
+            series, ends[lo : lo + chunk] - length + 1, length, settings
+        )
+    return out
+
+
+def _holt_winters_chunk(
+    series: FloatArray, starts: npt.NDArray[np.int64], length: int, settings: PhpaSettings
+) -> FloatArray:
     m = settings.seasonal_periods
     a, b, g = settings.alpha, settings.beta, settings.gamma
-    starts = np.asarray(ends, dtype=np.int64) - length + 1
-    sums = np.concatenate(([0.0], np.cumsum(series)))
-    level = (sums[starts + m] - sums[starts]) / m
-    trend = ((sums[starts + 2 * m] - sums[starts + m]) / m - level) / m
-    seasonal = series[starts[:, None] + np.arange(m)[None, :]] - level[:, None]
+    level, trend, seasonal = heuristic_initial(series, starts, length, m)
     for t in range(length):
         y = series[starts + t]
         s_old = seasonal[:, t % m].copy()
