@@ -128,6 +128,13 @@ def pattern_forecast(past: FloatArray, hours_ahead: int = FORECAST_HOURS) -> Flo
     return out
 
 
+def hours_known_at(history: MetricHistory, first_hour: int, hours: int, moment: int) -> int:
+    """How many whole hours from `first_hour` CloudWatch held at `moment`: those ending by
+    the end of the newest step a run at `moment` may read."""
+    visible_until = history.start + (anchor_for_decision(history, moment) + 1) * history.step
+    return int(min(hours, max(0, (visible_until - first_hour) // HOUR_SECONDS)))
+
+
 def forecast_by_refresh(
     history: MetricHistory, start: int, minutes: int, buffer_seconds: int
 ) -> tuple[IntArray, FloatArray]:
@@ -142,8 +149,7 @@ def forecast_by_refresh(
     refreshes: list[tuple[int, int, FloatArray]] = []
     refresh = start + (-start) % refresh_every
     while refresh < start + minutes * 60:
-        visible_until = history.start + (anchor_for_decision(history, refresh) + 1) * history.step
-        known_hours = min(len(loads), max(0, (visible_until - first_hour) // HOUR_SECONDS))
+        known_hours = hours_known_at(history, first_hour, len(loads), refresh)
         origin = first_hour + known_hours * HOUR_SECONDS
         refreshes.append((refresh, origin, pattern_forecast(loads[:known_hours])))
         refresh += refresh_every

@@ -96,7 +96,7 @@ def heuristic_initial(
     starts = np.asarray(starts, dtype=np.int64)
     min_obs = 10 + 2 * (m // 2)
     cycles = max(min(5, length // m), math.ceil(min_obs / m))
-    span = cycles * m
+    span = min(cycles * m, length)  # statsmodels slices endog[: m * cycles]
     sums = np.concatenate(([0.0], np.cumsum(series)))
 
     def mean_of(lo: npt.NDArray[np.int64], count: int) -> FloatArray:
@@ -229,7 +229,7 @@ def phpa_decisions(step_load: FloatArray, anchors: np.ndarray, settings: PhpaSet
     holt = np.full(len(anchors), np.nan)
     filled = np.nan_to_num(evaluations, nan=0.0)
     ready = valid & (stored >= full)
-    if ready.any():
+    if ready.any() and enough_for_holt_winters(full, m):
         holt[ready] = holt_winters_batch(filled, anchors[ready], full, settings)
     for index in np.flatnonzero(valid & (stored < full)).tolist():
         count = int(stored[index])
