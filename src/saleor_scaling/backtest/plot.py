@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
 
+from saleor_scaling.backtest.peers import COLOURS as PEER_COLOURS
 from saleor_scaling.backtest.report import LABELS, BacktestReport
 from saleor_scaling.series import FloatArray
 
@@ -29,6 +30,7 @@ COLOURS = {
     "predictive": "tab:blue",
     "seasonal-naive": "tab:green",
     "oracle": "black",
+    **PEER_COLOURS,
 }
 ZOOM_DAYS = 3
 
