@@ -142,7 +142,8 @@ def cost_at_share(front: list[SweepPoint], share: float) -> float | None:
 
 def share_at_cost(front: list[SweepPoint], cost: float) -> float | None:
     """Under-provisioned share of the frontier at `cost` (linear between neighbours); None
-    if every swept point costs more."""
+    if every swept point costs more. Where the sweep ends below `cost`, its last point's
+    share: an upper bound (more capacity would be short less often)."""
     affordable = [p for p in front if p.instance_hours_vs_oracle <= cost + 1e-12]
     if not affordable:
         return None
