@@ -6,16 +6,18 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from saleor_scaling.backtest.peers import PEERS, PeerSettings
 from saleor_scaling.backtest.simulator import GroupSettings, TargetTrackingSettings
 from saleor_scaling.backtest.traces import parse_time
 from saleor_scaling.backtest.walkforward import WalkForwardSettings, default_workers
 from saleor_scaling.settings import PolicySettings, RetrainSettings, ScalingMode, horizon_steps_for
 from saleor_scaling.training import TrainingConfig
 
-STRATEGIES: tuple[str, ...] = ("reactive", "predictive", "seasonal-naive", "oracle")
+STRATEGIES: tuple[str, ...] = ("reactive", "predictive", "seasonal-naive", "oracle", *PEERS)
 """reactive: target tracking alone; predictive: the Random Forest predict function plus
 target tracking; seasonal-naive: the same policy fed same-time-last-week (else yesterday)
-plus target tracking; oracle: the cheapest schedule that is never under-provisioned."""
+plus target tracking; oracle: the cheapest schedule that is never under-provisioned; the
+peers (`peers`): what a user could switch on instead."""
 
 BACKTEST_N_ESTIMATORS = 30
 """Trees per nightly model in the backtest (the deployed default is 60): half the trees
@@ -75,6 +77,8 @@ class BacktestConfig:
     """Only the trace's minutes in [start, end): ISO 8601 dates or date-times in the trace's
     own clock, on the 5-minute grid (None: from its first or to its last minute)."""
     strategies: tuple[str, ...] = STRATEGIES
+    peers: PeerSettings = field(default_factory=PeerSettings)
+    """The peer strategies' knobs (`peers.PeerSettings`)."""
 
     def __post_init__(self) -> None:
         if self.peak_instances <= 0 or not 0 < self.peak_percentile <= 100:

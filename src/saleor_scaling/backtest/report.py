@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from saleor_scaling.backtest.bounds import LevelBound
+from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
 from saleor_scaling.backtest.simulator import IntArray
 from saleor_scaling.backtest.strategies import DecisionLog
 from saleor_scaling.series import FloatArray
@@ -40,6 +41,7 @@ LABELS = {
     "predictive": "predictive RF + reactive",
     "seasonal-naive": "seasonal-naive + reactive",
     "oracle": "oracle (knows the future)",
+    **PEER_LABELS,
 }
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
@@ -39,6 +40,7 @@ from saleor_scaling.backtest.config import BacktestConfig
 from saleor_scaling.backtest.history import metric_history
 from saleor_scaling.backtest.observed import DELAY_SECONDS, Observation
 from saleor_scaling.backtest.oracle import oracle_schedule
+from saleor_scaling.backtest.peers import peers_in, run_peer
 from saleor_scaling.backtest.report import (
     UNDER_PROVISIONED_SHARE_OF_REACTIVE,
     BacktestReport,
@@ -142,6 +144,12 @@ def run_backtest(
             "seasonal-naive", lambda: run_controlled("seasonal-naive", naive, capacity)
         )
 
+    for peer in peers_in(config.strategies):
+        # Peers read the same observed history as the forecasters (whatever it holds).
+        records[peer] = timed(
+            peer, partial(run_peer, peer, demand, scaled.start, history, config, config.peers)
+        )
+
     begin = time.perf_counter()
     oracle = oracle_schedule(demand, group)
     timings["oracle"] = time.perf_counter() - begin
@@ -163,7 +171,11 @@ def run_backtest(
     actual = actual_future_demand(history, horizon)
     figures: dict[str, dict[str, StrategyFigures]] = {"evaluated": {}, "full": {}}
     series: dict[str, StrategySeries] = {}
-    order = [name for name in ("reactive", "predictive", "seasonal-naive") if name in records]
+    order = [
+        name
+        for name in ("reactive", "predictive", "seasonal-naive", *peers_in(config.strategies))
+        if name in records
+    ]
     for key, window in windows.items():
         for name in order:
             record = records[name]
