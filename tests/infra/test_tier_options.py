@@ -7,6 +7,7 @@ from moto's leniency) and the templates' Rules evaluated as CloudFormation evalu
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 from functools import cache
@@ -192,8 +193,11 @@ DATA_OUTPUTS_FOR_APP = (
 )  # fmt: skip
 
 
-def _app_only(session: Any, **app_parameters: str) -> dict[str, Any]:
-    """network, security, data and app (monitoring is not what these tests look at)."""
+def _app_only(
+    session: Any, data_parameters: dict[str, str] | None = None, **app_parameters: str
+) -> dict[str, Any]:
+    """network, security, data and app, chained as the root chains them (monitoring is not
+    what these tests look at)."""
     network = deploy(session, "network", {"AzCount": "2", "NatGatewayMode": "single"})
     security = deploy(session, "security", {"VpcId": network["VpcId"], "VpcCidr": network["VpcCidr"]})
     data = deploy(
@@ -203,6 +207,7 @@ def _app_only(session: Any, **app_parameters: str) -> dict[str, Any]:
             "DatabaseSubnetIds": network["DatabaseSubnetIds"],
             "DatabaseSecurityGroupId": security["DatabaseSecurityGroupId"],
             "CacheSecurityGroupId": security["CacheSecurityGroupId"],
+            **(data_parameters or {}),
         },
     )
     app = deploy(
@@ -452,3 +457,47 @@ def test_the_records_match_the_load_balancers_address_types_and_need_the_domain(
     root = load(REPO_ROOT / "template.yaml")
     passed = nested_stacks(root)["AppStack"]["Properties"]["Parameters"]
     assert passed["HostedZoneId"] == {"Ref": "HostedZoneId"}
+
+
+# ---------------------------------------------------------------- all of them at once
+
+
+def test_every_option_at_once_chained_as_the_root_chains_them(aws):
+    """The replica's endpoint travels from the data stack's output into the instances'
+    user data; the other options sit on the same group without getting in each other's way."""
+    route53 = aws.client("route53")
+    zone_id = route53.create_hosted_zone(Name="example.com", CallerReference="all")["HostedZone"]["Id"]
+    zone_id = zone_id.rsplit("/", 1)[-1]
+    parameters = {
+        "InstanceType": "c6i.large",
+        "AdditionalInstanceTypes": "c7i.large,c6a.large",
+        "OnDemandBaseCapacity": "1",
+        "OnDemandPercentageAboveBaseCapacity": "25",
+        "DbConnMaxAgeSeconds": "0",
+        "HostedZoneId": zone_id,
+        "ShopDomainName": "shop.example.com",
+    }
+    assert failed_rules(APP, **parameters) == []
+    tier = _app_only(aws, {"DatabaseReadReplica": "multi-az"}, **parameters)
+    replica = tier["data"]["DatabaseReplicaEndpoint"]
+    assert replica
+    assert replica != tier["data"]["DatabaseEndpoint"]
+
+    ec2 = aws.client("ec2")
+    (launch,) = ec2.describe_launch_templates()["LaunchTemplates"]
+    version = ec2.describe_launch_template_versions(LaunchTemplateId=launch["LaunchTemplateId"])
+    script = base64.b64decode(version["LaunchTemplateVersions"][0]["LaunchTemplateData"]["UserData"]).decode()
+    lines = [line.strip() for line in script.splitlines()]
+    assert f"REPLICA_HOST={replica}" in lines
+    assert "DB_CONN_MAX_AGE=0" in lines
+    assert f"ALLOWED_HOSTS=shop.example.com,{tier['app']['LoadBalancerDnsName']},$PRIVATE_IP" in lines
+
+    group = _group(aws, tier["app"]["AutoScalingGroupName"])
+    overrides = group["MixedInstancesPolicy"]["LaunchTemplate"]["Overrides"]
+    assert [o["InstanceType"] for o in overrides] == ["c6i.large", "c7i.large", "c6a.large"]
+    assert (
+        group["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]["LaunchTemplateId"]
+        == (launch["LaunchTemplateId"])
+    )
+    records = route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    assert [r["Name"].rstrip(".") for r in records if r["Type"] == "A"] == ["shop.example.com"]
