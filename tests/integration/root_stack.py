@@ -22,7 +22,8 @@ What the patches make moto do is what AWS documents (CloudFormation Template Ref
 - AWS::ElasticLoadBalancingV2::LoadBalancer `LoadBalancerFullName`: "The full name of the
   load balancer. For example, app/my-load-balancer/50dc6c495c0c9188"; ::TargetGroup
   `TargetGroupFullName`: "The full name of the target group. For example,
-  targetgroup/my-target-group/cbf133c568e0d028"; AWS::AutoScaling::AutoScalingGroup
+  targetgroup/my-target-group/cbf133c568e0d028"; `CanonicalHostedZoneID`: "The ID of the
+  Amazon Route 53 hosted zone associated with the load balancer"; AWS::AutoScaling::AutoScalingGroup
   `AutoScalingGroupARN`: the group's ARN.
 - AWS::RDS::DBInstance `MasterUserSecret.SecretArn`: "The Amazon Resource Name (ARN) of
   the secret" RDS manages for the master user (RDS names it `rds!db-<uuid>`). Its
@@ -315,14 +316,20 @@ def patch_moto_gaps(monkeypatch: pytest.MonkeyPatch, templates: list[dict[str, A
 
     monkeypatch.setattr(cloudformation_models.Stack, "get_cfn_attribute", _nested_stack_output, raising=False)
     # moto gap: these GetAtt attributes raise NotImplementedError or AttributeError in moto
-    # (LoadBalancerFullName is "not implemented yet"; target groups and groups have no
-    # get_cfn_attribute). AWS: LoadBalancerFullName is app/<name>/<id>, the ARN's end;
-    # TargetGroupFullName is targetgroup/<name>/<id>; AutoScalingGroupARN the group's ARN.
+    # (LoadBalancerFullName and CanonicalHostedZoneID are "not implemented yet"; target
+    # groups and groups have no get_cfn_attribute). AWS: LoadBalancerFullName is
+    # app/<name>/<id>, the ARN's end; TargetGroupFullName is targetgroup/<name>/<id>;
+    # AutoScalingGroupARN the group's ARN.
     monkeypatch.setattr(
         FakeLoadBalancer,
         "get_cfn_attribute",
         _with_attributes(
-            FakeLoadBalancer, {"LoadBalancerFullName": lambda lb: lb.arn.split(":loadbalancer/", 1)[1]}
+            FakeLoadBalancer,
+            {
+                "LoadBalancerFullName": lambda lb: lb.arn.split(":loadbalancer/", 1)[1],
+                # the zone the load balancer's DNS name lives in (moto keeps one on the model)
+                "CanonicalHostedZoneID": lambda lb: lb.canonical_hosted_zone_id,
+            },
         ),
     )
     monkeypatch.setattr(
