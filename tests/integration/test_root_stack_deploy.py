@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import inspect
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,7 @@ import pytest
 from moto import mock_aws
 from moto.cloudformation import parsing
 
+from saleor_scaling import settings as settings_module
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.s3_store import S3ModelRegistry
 from saleor_scaling.local.emulator import (
@@ -784,8 +787,11 @@ PREDICT_AT = RETRAIN_AT + 9 * 3600 + 17  # 12:15:17, load rising
 def configure_from_function(deployed: Deployed, monkeypatch: pytest.MonkeyPatch, logical_id: str) -> None:
     """The handler's environment: exactly the deployed function's, plus what Lambda itself
     sets (the region). X-Ray is off: no daemon runs here."""
+    # Nothing the settings could read may come from the test process instead: every name
+    # settings.py reads, and Powertools', unless the deployed function sets it.
+    read = set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', inspect.getsource(settings_module)))
     for name in list(os.environ):
-        if name in {"SCALING_MODE", "MODEL_BUCKET", "AUTO_SCALING_GROUP_NAME", "N_ESTIMATORS"}:
+        if name in read or name.startswith("POWERTOOLS_"):
             monkeypatch.delenv(name)
     for name, value in deployed.function(logical_id)["Environment"]["Variables"].items():
         monkeypatch.setenv(name, value)
