@@ -108,7 +108,9 @@ def default_stack_name() -> str:
 def package(session: boto3.session.Session, bucket: str = ARTIFACT_BUCKET) -> dict[str, Any]:
     """`sam package`: SAM CLI's own exporter zips each CodeUri/ContentUri folder and uploads
     it, exports and uploads each nested template, and rewrites the references to S3
-    (PackageContext._export_without_language_extensions, with the same options)."""
+    (PackageContext._export_without_language_extensions, with the same options). It packs
+    the source folders, not `sam build`'s output: moto never runs the code, and the test
+    runs the handlers from the repository (tests/build/ checks the built artifact)."""
     s3 = session.client("s3")
     s3.create_bucket(Bucket=bucket)
     uploader = S3Uploader(s3, bucket, None, None, False, True)
