@@ -326,6 +326,22 @@ def test_bucket_outlives_the_group_when_its_sizes_are_given(
         from_bucket(s3, autoscaling, shop.bucket, shop.group_name, now=now)
     read = from_bucket(s3, autoscaling, shop.bucket, shop.group_name, now=now, min_size=1, max_size=6)
     assert (read.min_size, read.max_size) == (1, 6)
+    # A declared outage is missing data; the shop's time zone reaches the features.
+    day = read.trace.start
+    marked = from_bucket(
+        s3,
+        autoscaling,
+        shop.bucket,
+        shop.group_name,
+        now=now,
+        min_size=1,
+        max_size=6,
+        outages=((day + 3600, day + 7200),),
+        timezone="Europe/Paris",
+    )
+    assert np.isnan(marked.trace.demand[60:120]).all()
+    np.testing.assert_array_equal(marked.trace.demand[120:], read.trace.demand[120:])
+    assert marked.trace.timezone == "Europe/Paris"
     # --days counts back from the newest stored day, not from now (80 days after it).
     recent = from_bucket(
         s3, autoscaling, shop.bucket, shop.group_name, now=now, days=0.5, min_size=1, max_size=6
