@@ -190,7 +190,18 @@ def test_idle_minutes_inside_a_step_with_data_are_zero(
                 "Dimensions": [{"Name": "LoadBalancer", "Value": quiet}],
                 "Timestamp": datetime.fromtimestamp(start + 50 * 300, UTC),
                 "Value": 42.0,
-            }
+            },
+            # Step 40: a good minute and a corrupt one: the whole step is missing data,
+            # not 10 requests and four idle minutes.
+            *(
+                {
+                    "MetricName": "RequestCount",
+                    "Dimensions": [{"Name": "LoadBalancer", "Value": quiet}],
+                    "Timestamp": datetime.fromtimestamp(start + 40 * 300 + 60 * minute, UTC),
+                    "Value": value,
+                }
+                for minute, value in ((0, 10.0), (1, -5.0))
+            ),
         ],
     )
     read = from_cloudwatch(
@@ -198,6 +209,7 @@ def test_idle_minutes_inside_a_step_with_data_are_zero(
     )
     assert read.trace.start == start + 50 * 300
     assert read.trace.demand.tolist() == [42.0, 0.0, 0.0, 0.0, 0.0]
+    assert read.notes == ["1 impossible values dropped as missing data"]
     assert not read.capacity.learned
 
 

@@ -216,6 +216,13 @@ def from_cloudwatch(
             offset = (fine - first) // 60
             minutes[offset : offset + (hi - fine) // 60] = metrics.request_minutes(fine, hi, now)
     history, dropped = drop_impossible_values(history.window(first, stop))
+    with np.errstate(invalid="ignore"):
+        impossible = ~np.isnan(minutes) & (~np.isfinite(minutes) | (minutes < 0))
+    # A corrupt minute makes its whole step missing (an absent minute would read as idle).
+    corrupt_steps = np.repeat(impossible.reshape(-1, MINUTES_PER_STEP).any(axis=1), MINUTES_PER_STEP)
+    minutes[corrupt_steps] = np.nan
+    history[Metric.REQUESTS][corrupt_steps[::MINUTES_PER_STEP]] = np.nan
+    dropped += int(np.sum(impossible))
     if not np.any(np.isfinite(history[Metric.REQUESTS])) and not np.any(np.isfinite(minutes)):
         raise SourceError(
             f"CloudWatch has no RequestCount for load balancer {dimension} from {_iso(first)} to "
