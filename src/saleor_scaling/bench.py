@@ -1,11 +1,13 @@
 """Benchmark: the figures that decide whether this can run in Lambda and whether it pays.
 
-    python -m saleor_scaling.bench [--build-dir .aws-sam/build] [--skip-backtest]
+    python -m saleor_scaling.bench [--build-dir .aws-sam/build] [--skip-backtest] [--skip-costs]
 
 Each figure is printed beside a baseline measured in the same run (a ratio, never a
 hard-coded threshold): cold start with and without the layer's precompiled bytecode,
 one-row forecast through the forest's arrays against a 1,000-row batch, sizes against Lambda's
-limits, retraining on 60 days against a 1 GB function, and the backtest of every shared
+limits, retraining on 60 days against a 1 GB function, the monthly cost of the machinery at the
+template's defaults (`saleor_scaling.costs`), backtest speeds (60 days per minute in parallel
+against serial, a year of 5-minute history nightly and weekly), and the backtest of every shared
 trace against its acceptance targets.
 """
 
@@ -73,7 +75,17 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-backtest", action="store_true", help="leave out the backtest of the shared traces"
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--skip-costs", action="store_true", help="leave out the monthly cost model")
+    parser.add_argument(
+        "--cost-replay-hours", type=float, default=3.0, help="hours of predict runs the cost model measures"
+    )
+    parser.add_argument("--backtest-speed-only", action="store_true", help="only the backtest speeds")
     args = parser.parse_args(argv)
+    if args.backtest_speed_only:
+        speeds = backtest_speed_figures()
+        if args.json:
+            args.json.write_text(json.dumps(speeds, indent=2, default=str))
+        return 0
 
     figures: dict[str, Any] = {"runtime": _runtime_versions()}
     # Labels the run, so that figures of two runtimes (docs/runtime.md) can be told apart.
@@ -104,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n(no build at {args.build_dir}: run `sam build` for the cold-start and size figures)")
 
     figures["retrain"] = _retrain_figures()
+    if not args.skip_costs:
+        figures["costs"] = cost_figures(args.cost_replay_hours)
     if not args.skip_backtest:
+        figures["backtest_speed"] = backtest_speed_figures()
         figures["backtest"] = _backtest_figures()
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
@@ -318,6 +333,55 @@ def retrain_sixty_days() -> dict[str, Any]:
     }
 
 
+def cost_figures(replay_hours: float = 3.0) -> dict[str, Any]:
+    """The machinery's monthly bill at the template's defaults (saleor_scaling.costs), from
+    the real handlers' runs measured in emulated AWS (saleor_scaling.local.metering)."""
+    from saleor_scaling.backtest import TraceError
+    from saleor_scaling.costs import cost_table, monthly_costs, price_sources, template_defaults, total
+    from saleor_scaling.local.metering import meter
+
+    _print_section("Monthly cost of the machinery at the template's defaults (us-east-1, no free tier)")
+    try:
+        metering = meter("nasa", replay_hours=replay_hours, measure_imports=True)
+    except TraceError as error:
+        print(f"  skipped ({error})")
+        return {}
+    profiles = {name: metering.profile(name) for name in ("predict", "retrain")}
+    defaults = template_defaults()
+    for name, profile in profiles.items():
+        config = defaults.functions[name]
+        print(
+            f"  {name:<8} {config.memory_mb} MB, {config.schedule}: {profile.runs} runs measured, "
+            f"{profile.seconds:.2f} s a run (+{profile.init_seconds:.2f} s import when cold), "
+            f"{profile.metrics_requested:.0f} GetMetricData metrics, "
+            f"{sum(profile.s3_requests.values()):.1f} S3 requests, {profile.log_bytes / 1000:.1f} kB logged"
+        )
+    steady, faults = metering.emitted("steady"), metering.emitted("fault")
+    print(
+        f"  custom metrics published by the runs ({len(steady)}): "
+        + ", ".join(sorted(k.name for k in steady))
+    )
+    print(
+        f"  only when their fault happens ({len(faults - steady)}): "
+        + ", ".join(sorted({k.name for k in faults - steady}))
+    )
+    lines = monthly_costs(profiles, defaults)
+    print(cost_table(lines))
+    print("  predict is assumed cold once an hour, retrain every night; prices from:")
+    print(price_sources())
+    return {
+        "lines": [vars(line) for line in lines],
+        "scaler_usd": total(lines, "scaler"),
+        "fixed_usd": total(lines, "fixed"),
+        "metrics": sorted(key.label() for key in steady),
+        "fault_metrics": sorted(key.label() for key in faults - steady),
+        "profiles": {
+            name: {k: v for k, v in vars(profile).items() if k != "metric_hours_share"}
+            for name, profile in profiles.items()
+        },
+    }
+
+
 def _backtest_figures() -> dict[str, Any]:
     from saleor_scaling.backtest import BacktestConfig, TraceError, load_trace, run_backtest
     from saleor_scaling.backtest.traces import TRACE_FILES
@@ -341,6 +405,110 @@ def _backtest_figures() -> dict[str, Any]:
         )
     _print_section("Backtest targets at the default settings")
     print("\n".join(summary))
+    return figures
+
+
+# -- Backtest speed (issue 13 part 4) ---------------------------------------------------
+
+SPEED_GOAL_60_DAYS_S = 60.0
+SPEED_GOAL_YEAR_S = 300.0
+
+
+def _timed_backtest(trace: Any, config: Any) -> dict[str, Any]:
+    """One backtest's wall time and CPU time (this process and its worker processes,
+    which have ended when the walk-forward returns), with the load average around it:
+    on a shared machine the wall time says as much about the neighbours as about us."""
+    import resource
+
+    from saleor_scaling.backtest import run_backtest
+
+    def cpu() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    load_before = os.getloadavg()[0]
+    cpu_before, started = cpu(), time.perf_counter()
+    report = run_backtest(trace, config)
+    seconds, cpu_seconds = time.perf_counter() - started, cpu() - cpu_before
+    wf = report.walk_forward
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "walk_forward_seconds": report.timings.get("walk_forward", 0.0),
+        "nights_trained": wf.get("nights_trained", 0),
+        "nights": wf.get("nights", 0),
+        "workers": config.worker_count,
+        "retrain_every_days": config.retrain_every_days,
+        "load_average": (load_before + os.getloadavg()[0]) / 2,
+        "days": report.trace["days"],
+        "figures": {name: fig.to_json() for name, fig in report.figures.items()},
+    }
+
+
+def _year_of_five_minute_history() -> Any:
+    """The longest shared trace (NYC taxi, 30-minute steps over 7 months) repeated to 365
+    days: a year of history for speed, not for accuracy (the seam is one odd day)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from saleor_scaling.backtest import load_trace
+
+    trace = load_trace("nyc-taxi")
+    repeats = -(-365 * 1440 // trace.minutes)
+    year = replace(trace, name="nyc-taxi repeated to 365 days", demand=np.tile(trace.demand, repeats))
+    return year.head(365)
+
+
+def backtest_speed_figures() -> dict[str, Any]:
+    """Backtest speeds: 60 days per minute with every strategy (NASA), in parallel and
+    serially (the ratio is the parallel nights' gain), and a year of 5-minute history,
+    nightly and with a weekly retrain (`--retrain-every 7`)."""
+    from dataclasses import replace
+
+    from saleor_scaling.backtest import BacktestConfig, TraceError, load_trace
+
+    _print_section("Backtest speed (walk-forward retraining, all strategies)")
+    figures: dict[str, Any] = {"cpus": len(os.sched_getaffinity(0))}
+    print(f"  CPUs this process may use: {figures['cpus']}")
+
+    def show(label: str, run: dict[str, Any], goal: float | None) -> None:
+        verdict = f"goal {goal:.0f} s: {'met' if run['seconds'] <= goal else 'NOT met'}" if goal else ""
+        print(
+            f"  {label:<44} {run['seconds']:6.1f} s wall, {run['cpu_seconds']:6.1f} s CPU "
+            f"({run['nights_trained']}/{run['nights']} nights trained, {run['workers']} workers, "
+            f"load average {run['load_average']:.1f}) {verdict}"
+        )
+
+    try:
+        nasa = load_trace("nasa")
+    except TraceError as error:
+        print(f"  60 days per minute: skipped ({error})")
+    else:
+        config = BacktestConfig(days=60)
+        parallel = _timed_backtest(nasa, config)
+        serial = _timed_backtest(nasa, replace(config, workers=1))
+        if parallel["figures"] != serial["figures"]:
+            raise AssertionError("the parallel backtest's figures differ from the serial run's")
+        show("NASA, 60 days per minute, nights in parallel", parallel, SPEED_GOAL_60_DAYS_S)
+        show("NASA, 60 days per minute, serial (baseline)", serial, None)
+        print(f"  parallel / serial wall time  {parallel['seconds'] / serial['seconds']:.2f} (same figures)")
+        figures["sixty_days_per_minute"] = {"parallel": parallel, "serial": serial}
+    try:
+        year = _year_of_five_minute_history()
+    except TraceError as error:
+        print(f"  a year of 5-minute history: skipped ({error})")
+    else:
+        nightly = _timed_backtest(year, BacktestConfig())
+        weekly = _timed_backtest(year, BacktestConfig(retrain_every_days=7))
+        show("a year of 5-minute history, nightly", nightly, SPEED_GOAL_YEAR_S)
+        show("the same, --retrain-every 7", weekly, SPEED_GOAL_YEAR_S)
+        for name, run in (("nightly", nightly), ("weekly", weekly)):
+            predictive = run["figures"].get("predictive", {})
+            short = predictive.get("under_provisioned_share", 0)
+            cost = predictive.get("instance_hours_vs_oracle", 0)
+            print(f"    {name}: predictive under-provisioned {short:.3%}, {cost:.3f} x oracle")
+        figures["year_of_five_minutes"] = {"nightly": nightly, "weekly": weekly}
     return figures
 
 

@@ -4,4 +4,6 @@ import sys
 
 from saleor_scaling.backtest.cli import main
 
-sys.exit(main())
+# Guarded: the worker processes that train nights in parallel (spawned) import this module.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,9 +17,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from saleor_scaling.adapters.cloudwatch import MetricsUnavailableError
 from saleor_scaling.backtest import sources, traces
 from saleor_scaling.backtest.config import STRATEGIES, BacktestConfig
+from saleor_scaling.backtest.frontier import plot_frontier, render_sweep, run_sweep
 from saleor_scaling.backtest.plot import plot
 from saleor_scaling.backtest.runner import run_backtest
-from saleor_scaling.backtest.traces import TRACE_FILES, TraceError, load_trace, traces_dir
+from saleor_scaling.backtest.traces import TRACE_FILES, Trace, TraceError, load_trace, traces_dir
 from saleor_scaling.settings import ConfigurationError, PolicySettings, ScalingMode
 
 DESCRIPTION = """\
@@ -65,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_history_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="sweep every strategy's knob instead (HeadroomQuantile, reactive target, AWS target and "
+        "buffer, PHPA target, Crane margin): a table at equal shortfall; --plot draws the "
+        "cost-against-shortfall frontier, --json writes every point",
+    )
 
     shop = parser.add_argument_group("the simulated shop")
     shop.add_argument("--peak-instances", type=float, default=8.0, help="instances the robust peak needs (8)")
@@ -146,7 +154,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=config_defaults.holdout_days,
         help="days held out from the challenger to measure the headroom on (%(default)s)",
     )
+    _add_speed_options(parser, config_defaults)
     return parser
+
+
+def _add_speed_options(parser: argparse.ArgumentParser, defaults: BacktestConfig) -> None:
+    """--retrain-every and --workers (issue 13 part 4), kept together."""
+    speed = parser.add_argument_group("replay schedule and speed")
+    speed.add_argument(
+        "--retrain-every",
+        type=int,
+        default=defaults.retrain_every_days,
+        metavar="DAYS",
+        help="replay a retrain every DAYS days instead of nightly; a model serves until the next "
+        "retrain (%(default)s: nightly, as deployed and as the documented figures)",
+    )
+    speed.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes training nights in parallel (one per CPU); the result does not depend on it",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> BacktestConfig:
@@ -179,6 +207,8 @@ def config_from_args(args: argparse.Namespace) -> BacktestConfig:
         training_window_days=args.training_window_days,
         min_history_days=args.min_history_days,
         holdout_days=args.holdout_days,
+        retrain_every_days=args.retrain_every,
+        workers=args.workers,
         days=args.days,
         strategies=strategies,
     )
@@ -344,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
 
+    if args.sweep:
+        return _sweep(args, trace, config, progress)
     report = run_backtest(trace, config, progress=progress)
     print(report.table())
     if args.json:
@@ -353,6 +385,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plot:
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         plot(report, args.plot)
+        progress(f"wrote {args.plot}")
+    return 0
+
+
+def _sweep(
+    args: argparse.Namespace, trace: Trace, config: BacktestConfig, progress: Callable[[str], None]
+) -> int:
+    """--sweep: every knob, the frontier plot and the equal-shortfall table (frontier.py)."""
+    sweep = run_sweep(trace, config, progress=progress)
+    print(render_sweep(sweep))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(sweep.to_json(), indent=2, allow_nan=False) + "\n")
+        progress(f"wrote {args.json}")
+    if args.plot:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        plot_frontier(sweep, args.plot)
         progress(f"wrote {args.plot}")
     return 0
 

@@ -6,16 +6,18 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from saleor_scaling.backtest.peers import PEERS, PeerSettings
 from saleor_scaling.backtest.simulator import GroupSettings, TargetTrackingSettings
 from saleor_scaling.backtest.traces import parse_time
-from saleor_scaling.backtest.walkforward import WalkForwardSettings
+from saleor_scaling.backtest.walkforward import WalkForwardSettings, default_workers
 from saleor_scaling.settings import PolicySettings, RetrainSettings, ScalingMode, horizon_steps_for
 from saleor_scaling.training import TrainingConfig
 
-STRATEGIES: tuple[str, ...] = ("reactive", "predictive", "seasonal-naive", "oracle")
+STRATEGIES: tuple[str, ...] = ("reactive", "predictive", "seasonal-naive", "oracle", *PEERS)
 """reactive: target tracking alone; predictive: the Random Forest predict function plus
 target tracking; seasonal-naive: the same policy fed same-time-last-week (else yesterday)
-plus target tracking; oracle: the cheapest schedule that is never under-provisioned."""
+plus target tracking; oracle: the cheapest schedule that is never under-provisioned; the
+peers (`peers`): what a user could switch on instead."""
 
 BACKTEST_N_ESTIMATORS = 30
 """Trees per nightly model in the backtest (the deployed default is 60): half the trees
@@ -60,6 +62,12 @@ class BacktestConfig:
     min_history_days: int = _retrain_default("min_history_days")
     holdout_days: int = _retrain_default("holdout_days")
     retrain_minute_of_day: int = 3 * 60 + 15
+    retrain_every_days: int = 1
+    """Replay a retrain schedule of every this many days (1, nightly, is what is deployed
+    and what the documented figures use); the model of one run serves until the next."""
+    workers: int | None = None
+    """Worker processes training nights in parallel; None: one per CPU this process may
+    use. Only the speed depends on it (the result is the serial run's, value for value)."""
     timezone: str | None = None
     """Time zone of the calendar features; None: the trace's (UTC wall clock)."""
     days: float | None = None
@@ -69,6 +77,8 @@ class BacktestConfig:
     """Only the trace's minutes in [start, end): ISO 8601 dates or date-times in the trace's
     own clock, on the 5-minute grid (None: from its first or to its last minute)."""
     strategies: tuple[str, ...] = STRATEGIES
+    peers: PeerSettings = field(default_factory=PeerSettings)
+    """The peer strategies' knobs (`peers.PeerSettings`)."""
 
     def __post_init__(self) -> None:
         if self.peak_instances <= 0 or not 0 < self.peak_percentile <= 100:
@@ -84,6 +94,8 @@ class BacktestConfig:
             raise ValueError("horizon_steps must be >= 1")
         if self.days is not None and self.days <= 0:
             raise ValueError("days must be > 0")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError("workers must be >= 1")
         # Fail early on inconsistent pieces.
         self.group_settings()
         self.target_tracking_settings(with_predictive=False)
@@ -122,6 +134,10 @@ class BacktestConfig:
             scale_in_enabled=self.reactive_scale_in_with_predictive or not with_predictive,
         )
 
+    @property
+    def worker_count(self) -> int:
+        return self.workers or default_workers()
+
     def walk_forward_settings(self, timezone: str) -> WalkForwardSettings:
         return WalkForwardSettings(
             training=TrainingConfig(
@@ -135,6 +151,7 @@ class BacktestConfig:
             min_history_days=self.min_history_days,
             holdout_days=self.holdout_days,
             retrain_minute_of_day=self.retrain_minute_of_day,
+            retrain_every_days=self.retrain_every_days,
             capacity_per_instance=self.capacity_per_instance,
             target_cpu_percent=self.policy.target_cpu_percent,
         )

@@ -82,6 +82,9 @@ class Trace:
     timezone: str = "UTC"
     scale_factor: float = 1.0
     """Multiplier applied to the file's counts (1.0 for a trace as read)."""
+    source_origin: int | None = None
+    """Epoch seconds at which one of the source steps starts (None: `start`); with
+    `source_step_minutes` it says which minutes share a step (`observed.Observation`)."""
 
     def __post_init__(self) -> None:
         if self.start % STEP_SECONDS:
@@ -445,7 +448,9 @@ def _stepped_values(
     demand = np.full(length, np.nan)
     offset = first - start
     demand[offset : offset + len(per_minute)] = per_minute
-    return Trace(name, start * 60, demand, source_step_minutes=int(step), resample=method)
+    return Trace(
+        name, start * 60, demand, source_step_minutes=int(step), resample=method, source_origin=first * 60
+    )
 
 
 def resample_steps(per_step: FloatArray, step_minutes: int, method: str) -> FloatArray:

@@ -3,7 +3,9 @@
 Each simulated night at `retrain_minute_of_day` (03:15, the template's default schedule),
 the model is trained exactly as the nightly job trains it: on the last
 `training_window_days` of the 5-minute history that ends at the bucket still filling
-(`retrain_service.collect_history`), with impossible values dropped; a challenger fitted
+(`retrain_service.collect_history`; on a coarse trace, at the first bucket whose
+observation unit had not closed, `observed.Observation.visible_end`), with impossible
+values dropped; a challenger fitted
 without the last `holdout_days` measures the headroom table on them
 (`training.train_challenger`), and the model refitted on every row carries that table
 (`training.build_model`). A night is refused when the history holds fewer usable rows than
@@ -27,18 +29,23 @@ deployed one (`n_estimators`) to keep a 60-night replay fast.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from saleor_scaling import STEP_SECONDS
+from saleor_scaling.backtest.observed import PER_MINUTE, Observation
 from saleor_scaling.features import build_features, log_level
 from saleor_scaling.labels import estimate_capacity_per_instance
 from saleor_scaling.model import ForecastModel
 from saleor_scaling.retrain_service import MIN_HOLDOUT_ROWS, history_shortfall
-from saleor_scaling.series import FloatArray, MetricHistory, drop_impossible_values, floor_to_step
+from saleor_scaling.series import FloatArray, MetricHistory, drop_impossible_values
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, DEFAULT_HEADROOM_QUANTILE
 from saleor_scaling.training import (
     TrainingConfig,
@@ -65,8 +72,16 @@ class WalkForwardSettings:
     capacity_per_instance: float = 1000.0
     """Fallback when history cannot teach it (as the nightly job's CAPACITY_PER_INSTANCE)."""
     target_cpu_percent: float = 70.0
+    observation: Observation = PER_MINUTE
+    """When each bucket of the history became visible (`observed`): the training window
+    ends at the first bucket not yet visible at the night's run."""
+    retrain_every_days: int = 1
+    """The job runs every this many nights (1: nightly, as deployed); a model serves
+    until the next run."""
 
     def __post_init__(self) -> None:
+        if self.retrain_every_days < 1:
+            raise ValueError("retrain_every_days must be >= 1")
         if self.retrain_minute_of_day % (STEP_SECONDS // 60) or not 0 <= self.retrain_minute_of_day < 1440:
             raise ValueError("retrain_minute_of_day must be a multiple of 5 within the day")
         if self.training_window_days < 0 or not 1 <= self.holdout_days < self.min_history_days:
@@ -130,13 +145,127 @@ def anchor_for_decision(history: MetricHistory, decision_time: int) -> int:
     return (decision_time - history.start) // STEP_SECONDS - ANCHOR_OFFSET_STEPS
 
 
-def training_window(history: MetricHistory, retrain_time: int, window_days: int) -> MetricHistory:
+def training_window(
+    history: MetricHistory, retrain_time: int, window_days: int, observation: Observation = PER_MINUTE
+) -> MetricHistory:
     """What the nightly job at `retrain_time` reads: the window ending at the bucket still
-    filling, impossible values dropped. Nothing at or after the cutoff is in it."""
-    cutoff = floor_to_step(retrain_time) - STEP_SECONDS
+    filling (the first bucket not yet visible), impossible values dropped. Nothing at or
+    after the cutoff is in it."""
+    cutoff = observation.visible_end(retrain_time)
     start = history.start if window_days == 0 else max(history.start, cutoff - window_days * DAY_SECONDS)
     window, _ = drop_impossible_values(history.window(start, cutoff))
     return window
+
+
+@dataclass(frozen=True)
+class NightTask:
+    """What one retrain needs, and the anchors its model serves until the next model."""
+
+    night: Night
+    window: MetricHistory
+    rows: TrainingRows
+    anchors: npt.NDArray[np.int64]
+    features: FloatArray
+    levels: FloatArray
+
+
+@dataclass(frozen=True)
+class NightOutcome:
+    night: Night
+    mean: FloatArray
+    upper: FloatArray
+    capacity: float
+
+
+def plan_nights(
+    history: MetricHistory, settings: WalkForwardSettings
+) -> tuple[list[Night], list[tuple[int, MetricHistory, TrainingRows]]]:
+    """Every scheduled retrain (each `retrain_every_days`-th night) and the anchors
+    [first_anchor, end_anchor) a model trained then would serve, up to the next scheduled
+    retrain; the nights refused for too little history already decided (the rules need no
+    fit). Returns the nights and, for each to train, its index, window and rows."""
+    horizon = settings.training.horizon_steps
+    steps = len(history)
+    times = retrain_times(history, settings.retrain_minute_of_day)[:: settings.retrain_every_days]
+    nights: list[Night] = []
+    to_train: list[tuple[int, MetricHistory, TrainingRows]] = []
+    for index, moment in enumerate(times):
+        started = time.perf_counter()
+        # The model serves the runs strictly after its night, up to the next retrain's run.
+        next_moment = times[index + 1] if index + 1 < len(times) else history.end + 3 * STEP_SECONDS
+        first = max(0, anchor_for_decision(history, moment + STEP_SECONDS))
+        end = min(steps, anchor_for_decision(history, next_moment) + 1)
+        window = training_window(history, moment, settings.training_window_days, settings.observation)
+        rows = training_rows(window, horizon, settings.training.timezone)
+        held_out = len(split_holdout(rows, len(window), settings.holdout_days, horizon).holdout.targets)
+        shortfall = history_shortfall(window, len(rows.targets), settings.min_history_days)
+        refused = shortfall is not None or held_out < MIN_HOLDOUT_ROWS
+        reason = (
+            "refused: "
+            + "; ".join(
+                [
+                    shortfall or f"{len(rows.targets)} usable rows",
+                    f"{held_out} held out (need {MIN_HOLDOUT_ROWS})",
+                ]
+            )
+            if refused
+            else "trained"
+        )
+        nights.append(
+            Night(
+                moment,
+                window.end,
+                trained=not refused,
+                rows=len(rows.targets),
+                reason=reason,
+                seconds=time.perf_counter() - started,
+                first_anchor=first,
+                end_anchor=end,
+            )
+        )
+        if not refused:
+            to_train.append((index, window, rows))
+    return nights, to_train
+
+
+def train_and_forecast(task: NightTask, settings: WalkForwardSettings, trainer: Trainer) -> NightOutcome:
+    """One night's fits and the forecasts of every anchor its model serves (in a worker
+    process when the nights run in parallel: everything here is a pure function of the
+    task, so where it runs changes nothing)."""
+    started = time.perf_counter()
+    capacity = estimate_capacity_per_instance(
+        task.window, settings.target_cpu_percent, settings.capacity_per_instance
+    )
+    model = trainer(
+        task.window,
+        task.rows,
+        settings.training,
+        settings.holdout_days,
+        capacity.requests_per_minute,
+        capacity.learned,
+    )
+    mean = upper = np.empty(0)
+    if len(task.anchors):
+        forecasts = model.forecast_rows(task.features, task.levels, settings.headroom_quantile)
+        mean = np.array([f.demand_mean for f in forecasts])
+        upper = np.array([f.demand_upper for f in forecasts])
+    night = replace(
+        task.night,
+        capacity_per_instance=capacity.requests_per_minute,
+        seconds=task.night.seconds + time.perf_counter() - started,
+    )
+    return NightOutcome(night, mean, upper, model.metadata.capacity_per_instance)
+
+
+def _limit_worker_threads(threads: int) -> None:
+    # joblib (sklearn's n_jobs=-1) sizes its thread pool from this: two workers with two
+    # threads each would fight over two cores.
+    os.environ["LOKY_MAX_CPU_COUNT"] = str(threads)
+
+
+def default_workers() -> int:
+    """Both cores of the documented machine: one worker process per CPU this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def walk_forward(
@@ -144,82 +273,61 @@ def walk_forward(
     settings: WalkForwardSettings,
     trainer: Trainer = train_as_nightly_job,
     progress: Callable[[str], None] | None = None,
+    workers: int = 1,
 ) -> WalkForward:
-    """Train every night on the past, forecast the next day's anchors in one batch."""
-    horizon = settings.training.horizon_steps
+    """Train at every scheduled night on the past, forecast the anchors its model serves
+    in one batch. `workers` > 1 trains that many nights at once in worker processes
+    (`trainer` must then be picklable: a module-level function); the result is the same
+    as the serial run's, value for value, since every night's fits depend only on its
+    window, rows and the fixed `random_state`."""
     steps = len(history)
     result = WalkForward(
-        horizon_steps=horizon,
+        horizon_steps=settings.training.horizon_steps,
         mean=np.full(steps, np.nan),
         upper=np.full(steps, np.nan),
         capacity=np.full(steps, np.nan),
     )
-    features = build_features(history, horizon, settings.training.timezone)
+    nights, to_train = plan_nights(history, settings)
+    features = build_features(history, settings.training.horizon_steps, settings.training.timezone)
     levels = log_level(history.demand_per_minute())
-    times = retrain_times(history, settings.retrain_minute_of_day)
-    model: ForecastModel | None = None
-    for index, moment in enumerate(times):
-        # The model serves the runs strictly after its night, up to the next night's run.
-        next_moment = times[index + 1] if index + 1 < len(times) else history.end + 3 * STEP_SECONDS
-        first = max(0, anchor_for_decision(history, moment + STEP_SECONDS))
-        end = min(steps, anchor_for_decision(history, next_moment) + 1)
-        window = training_window(history, moment, settings.training_window_days)
-        rows = training_rows(window, horizon, settings.training.timezone)
-        started = time.perf_counter()
-        held_out = len(split_holdout(rows, len(window), settings.holdout_days, horizon).holdout.targets)
-        shortfall = history_shortfall(window, len(rows.targets), settings.min_history_days)
-        if shortfall is not None or held_out < MIN_HOLDOUT_ROWS:
-            night = Night(
-                moment,
-                window.end,
-                trained=False,
-                rows=len(rows.targets),
-                reason="refused: "
-                + "; ".join(
-                    [
-                        shortfall or f"{len(rows.targets)} usable rows",
-                        f"{held_out} held out (need {MIN_HOLDOUT_ROWS})",
-                    ]
-                ),
-                first_anchor=first,
-                end_anchor=end,
-            )
-        else:
-            capacity = estimate_capacity_per_instance(
-                window, settings.target_cpu_percent, settings.capacity_per_instance
-            )
-            model = trainer(
-                window,
-                rows,
-                settings.training,
-                settings.holdout_days,
-                capacity.requests_per_minute,
-                capacity.learned,
-            )
-            night = Night(
-                moment,
-                window.end,
-                trained=True,
-                rows=len(rows.targets),
-                reason="trained",
-                capacity_per_instance=capacity.requests_per_minute,
-                first_anchor=first,
-                end_anchor=end,
-            )
-        if model is not None and first < end:
-            anchors = np.arange(first, end)
-            anchors = anchors[np.isfinite(levels[anchors])]
-            if len(anchors):
-                forecasts = model.forecast_rows(
-                    features[anchors], levels[anchors], settings.headroom_quantile
-                )
-                result.mean[anchors] = [f.demand_mean for f in forecasts]
-                result.upper[anchors] = [f.demand_upper for f in forecasts]
-                result.capacity[anchors] = model.metadata.capacity_per_instance
-        night = replace(night, seconds=time.perf_counter() - started)
-        result.nights.append(night)
+    # A model serves its own nights' anchors and those of the refused nights after it.
+    tasks: list[NightTask] = []
+    for position, (index, window, rows) in enumerate(to_train):
+        until = to_train[position + 1][0] if position + 1 < len(to_train) else len(nights)
+        first, end = nights[index].first_anchor, nights[until - 1].end_anchor
+        anchors = np.arange(first, max(first, end), dtype=np.int64)
+        anchors = anchors[np.isfinite(levels[anchors])]
+        tasks.append(NightTask(nights[index], window, rows, anchors, features[anchors], levels[anchors]))
+    outcomes: dict[int, NightOutcome] = {}
+
+    def record(position: int, outcome: NightOutcome) -> None:
+        anchors = tasks[position].anchors
+        result.mean[anchors] = outcome.mean
+        result.upper[anchors] = outcome.upper
+        result.capacity[anchors] = outcome.capacity
+        outcomes[to_train[position][0]] = outcome
         if progress is not None:
+            night = outcome.night
             progress(
-                f"night {index + 1}/{len(times)}: {night.reason} ({night.rows} rows, {night.seconds:.1f}s)"
+                f"night {to_train[position][0] + 1}/{len(nights)}: {night.reason} "
+                f"({night.rows} rows, {night.seconds:.1f}s)"
             )
+
+    if workers <= 1 or len(tasks) <= 1:
+        for position, task in enumerate(tasks):
+            record(position, train_and_forecast(task, settings, trainer))
+    else:
+        threads = max(1, default_workers() // workers)
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(tasks)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_limit_worker_threads,
+            initargs=(threads,),
+        ) as pool:
+            futures = [pool.submit(train_and_forecast, task, settings, trainer) for task in tasks]
+            for position, future in enumerate(futures):
+                record(position, future.result())
+    result.nights = [
+        outcomes[index].night if index in outcomes else night for index, night in enumerate(nights)
+    ]
     return result
