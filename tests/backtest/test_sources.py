@@ -182,28 +182,22 @@ def test_idle_minutes_inside_a_step_with_data_are_zero(
     quiet = "app/quiet-alb/0abc"
     # Requests in the first minute of one step only: the ALB reports nothing for the other
     # four (idle), nor for any other step (missing: idle or down, nobody can tell).
-    aws.client("cloudwatch").put_metric_data(
-        Namespace="AWS/ApplicationELB",
-        MetricData=[
-            {
-                "MetricName": "RequestCount",
-                "Dimensions": [{"Name": "LoadBalancer", "Value": quiet}],
-                "Timestamp": datetime.fromtimestamp(start + 50 * 300, UTC),
-                "Value": 42.0,
-            },
-            # Step 40: a good minute and a corrupt one: the whole step is missing data,
-            # not 10 requests and four idle minutes.
-            *(
-                {
-                    "MetricName": "RequestCount",
-                    "Dimensions": [{"Name": "LoadBalancer", "Value": quiet}],
-                    "Timestamp": datetime.fromtimestamp(start + 40 * 300 + 60 * minute, UTC),
-                    "Value": value,
-                }
-                for minute, value in ((0, 10.0), (1, -5.0))
-            ),
-        ],
-    )
+    # Step 40: a good minute and a corrupt one: the whole step is missing data, not 10
+    # requests and four idle minutes.
+    datums: list[Any] = [
+        {
+            "MetricName": "RequestCount",
+            "Dimensions": [{"Name": "LoadBalancer", "Value": quiet}],
+            "Timestamp": datetime.fromtimestamp(stamp, UTC),
+            "Value": value,
+        }
+        for stamp, value in (
+            (start + 50 * 300, 42.0),
+            (start + 40 * 300, 10.0),
+            (start + 40 * 300 + 60, -5.0),
+        )
+    ]
+    aws.client("cloudwatch").put_metric_data(Namespace="AWS/ApplicationELB", MetricData=datums)
     read = from_cloudwatch(
         aws.client("cloudwatch"), aws.client("autoscaling"), shop.group_name, quiet, now=now, days=1
     )
