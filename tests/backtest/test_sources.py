@@ -151,6 +151,11 @@ def test_cloudwatch_reads_minutes_within_15_days_and_5_minutes_before(
     assert trace.source_step_minutes == 5
     assert trace.resample == "busiest-first"
     assert read.minute_days == pytest.approx((end - one_minute_from) / DAY)
+    coarse_days = np.sum(known) / 288
+    assert read.notes == [
+        f"{coarse_days:.1f} days of 5-minute steps without a busiest minute: each spread evenly, so a "
+        "busy minute inside them is not seen (the simulated short minutes there are a lower bound)"
+    ]
 
     # The requests themselves keep to CloudWatch's rules, not moto's.
     for request in client.requests:
@@ -310,6 +315,7 @@ def test_bucket_history_keeps_each_steps_sum_and_busiest_minute(
     assert np.isnan(per_step[576:864]).all()  # the corrupt day: missing data, and said so
     assert np.isfinite(per_step[864:]).mean() > 0.9
     assert any("unreadable" in note for note in read.notes)
+    assert not any("busiest minute" in note for note in read.notes)  # the backup kept it
     assert trace.source_step_minutes == 5
     assert read.minute_days == 0
     assert read.capacity.requests_per_minute == pytest.approx(CAPACITY, rel=1e-6)
@@ -497,4 +503,5 @@ def test_gzip_day_written_by_hand_reads_like_the_writers(
     read = from_bucket(aws.client("s3"), aws.client("autoscaling"), shop.bucket, shop.group_name, now=now)
     assert read.trace.minutes == 1440
     assert (read.trace.demand == 100.0).all()  # no busiest minute: the Sum spread evenly
+    assert any("1.0 days of 5-minute steps without a busiest minute" in note for note in read.notes)
     assert not read.capacity.learned  # no CPU: the configured capacity, as retraining does
