@@ -262,8 +262,15 @@ def test_cloudwatch_errors_say_what_is_wrong(aws: boto3.session.Session, shop: E
         from_cloudwatch(cloudwatch, autoscaling, shop.group_name, lb, now=now, days=64)
     with pytest.raises(SourceError, match=r"63-day retention"):
         from_cloudwatch(cloudwatch, autoscaling, shop.group_name, lb, now=now, start=now - 70 * DAY)
-    # Exactly CloudWatch's 63 days is fine (nothing there but the last day: no error).
-    assert from_cloudwatch(cloudwatch, autoscaling, shop.group_name, lb, now=now, days=63).trace.days <= 1
+    # Exactly CloudWatch's 63 days is fine (nothing there but the last day: no error), in
+    # the requests docs/backtest.md counts: one per UTC day touched at 5 minutes (64), one
+    # per day touched within 15 days at 1 minute (16); 6 + 1 metrics requested per day.
+    recording = RecordingClient(cloudwatch)
+    everything = from_cloudwatch(recording, autoscaling, shop.group_name, lb, now=now)  # type: ignore[arg-type]
+    assert everything.trace.days <= 1
+    assert len(recording.requests) == 80
+    assert sum(len(request["MetricDataQueries"]) for request in recording.requests) == 400
+    assert min(request["StartTime"].timestamp() for request in recording.requests) >= now - 63 * DAY
     # The adapter itself refuses a 1-minute read CloudWatch would answer with nothing.
     metrics = CloudWatchMetrics(cloudwatch, shop.group_name, lb)
     start = day_floor(now) - 16 * DAY
