@@ -143,8 +143,12 @@ def publish_metrics(result: PredictResult) -> None:
     count = MetricUnit.Count
     if result.predicted_capacity is not None:
         metrics.add_metric(name="PredictedCapacity", unit=count, value=result.predicted_capacity)
-    if result.decision:
-        metrics.add_metric(name="RecommendedCapacity", unit=count, value=result.decision.target)
+    if result.group:
+        # What predict would have the group at: the decision's target, or in a fallback the
+        # capacity it holds. Published by every run that read the group, so that its absence
+        # is the no-decision alarm.
+        recommended = result.decision.target if result.decision else result.group.desired
+        metrics.add_metric(name="RecommendedCapacity", unit=count, value=recommended)
     if result.forecast_error is not None:
         metrics.add_metric(name="ForecastError", unit=count, value=result.forecast_error)
     # Counters are emitted only when their event happens (alarms treat missing data as not
