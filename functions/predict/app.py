@@ -137,9 +137,9 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
 def publish_metrics(result: PredictResult) -> None:
     """Only what the dashboard and the alarms read (infra-cfn/monitoring.yaml): a custom
     metric is billed for every hour it is sent, whatever its value. Everything else a run
-    knows (desired and in-service capacity, the headroom, the action applied) is in its
-    decision log line, queryable with Logs Insights (docs/operations.md); the group's own
-    capacity is in AWS/AutoScaling."""
+    knows (desired and in-service capacity, the headroom, the action applied, the forecast
+    error, which the dashboard reads from the log) is in its decision log line, queryable
+    with Logs Insights (docs/operations.md); the group's own capacity is in AWS/AutoScaling."""
     count = MetricUnit.Count
     if result.predicted_capacity is not None:
         metrics.add_metric(name="PredictedCapacity", unit=count, value=result.predicted_capacity)
@@ -149,8 +149,6 @@ def publish_metrics(result: PredictResult) -> None:
         # is the no-decision alarm.
         recommended = result.decision.target if result.decision else result.group.desired
         metrics.add_metric(name="RecommendedCapacity", unit=count, value=recommended)
-    if result.forecast_error is not None:
-        metrics.add_metric(name="ForecastError", unit=count, value=result.forecast_error)
     # Counters are emitted only when their event happens (alarms treat missing data as not
     # breaching, and a run without a fallback is a missing FallbackUsed).
     for name, happened in (

@@ -268,7 +268,7 @@ class RunProfile:
     function: str
     runs: int
     seconds: float
-    """Mean handler duration of a warm run."""
+    """Mean duration of a warm run (CPU seconds measured by the metering replay)."""
     init_seconds: float
     """Import time of the handler module (what a cold start adds)."""
     log_bytes: float
