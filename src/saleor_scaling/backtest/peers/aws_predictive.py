@@ -30,6 +30,9 @@ Sources, sentence by sentence:
       hour's capacity becomes the group's floor and the desired capacity is raised to it,
       never lowered; target tracking alongside scales out above it and scales in down to
       it (the group takes the highest capacity of its policies).
+    * An hour without a forecast (no load known for it) schedules nothing, so the previous
+      hour's floor stays until the next scheduled hour: AWS forecasts 48 hours ahead, so
+      this only happens here at gaps of the trace.
     * MaxCapacityBreachBehavior "Defaults to HonorMaxCapacity ... Amazon EC2 Auto Scaling
       can't increase the maximum capacity of the group" (same page): capacity is capped at
       MaxSize.
