@@ -138,6 +138,7 @@ def deploy_tier(
             "AlarmTopicArn": topic,
             "PredictFunctionName": "saleor-predict",
             "RetrainFunctionName": "saleor-retrain",
+            "PredictLogGroupName": "/aws/lambda/saleor-predict",
         },
     )
     return {"network": network, "security": security, "data": data, "app": app, "monitoring": monitoring}
