@@ -262,6 +262,8 @@ def test_cloudwatch_errors_say_what_is_wrong(aws: boto3.session.Session, shop: E
         from_cloudwatch(cloudwatch, autoscaling, shop.group_name, lb, now=now, days=64)
     with pytest.raises(SourceError, match=r"63-day retention"):
         from_cloudwatch(cloudwatch, autoscaling, shop.group_name, lb, now=now, start=now - 70 * DAY)
+    with pytest.raises(SourceError, match=r"before the oldest 5-minute data.*--from-bucket"):
+        from_cloudwatch(cloudwatch, autoscaling, shop.group_name, lb, now=now, end=now - 70 * DAY, days=2)
     # Exactly CloudWatch's 63 days is fine (nothing there but the last day: no error), in
     # the requests docs/backtest.md counts: one per UTC day touched at 5 minutes (64), one
     # per day touched within 15 days at 1 minute (16); 6 + 1 metrics requested per day.

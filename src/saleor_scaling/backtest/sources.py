@@ -205,7 +205,10 @@ def from_cloudwatch(
         )
     first = max(first, oldest)  # --days 63 (the default): all CloudWatch still holds
     if first >= stop:
-        raise SourceError(f"the window ends {_iso(stop)}, before the oldest data CloudWatch keeps")
+        raise SourceError(
+            f"the window ends {_iso(stop)}, before the oldest 5-minute data CloudWatch keeps (63 days); "
+            "read older history from the S3 backup: --from-bucket BUCKET"
+        )
     group_min, group_max = _group_sizes(autoscaling, group_name, min_size, max_size, required=True)
     metrics = CloudWatchMetrics(cloudwatch, group_name, dimension, busiest_minute=False)
     one_minute_from = -(-(now - ONE_MINUTE_RETENTION_SECONDS) // STEP_SECONDS) * STEP_SECONDS
