@@ -137,16 +137,18 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
 def publish_metrics(result: PredictResult) -> None:
     """Only what the dashboard and the alarms read (infra-cfn/monitoring.yaml): a custom
     metric is billed for every hour it is sent, whatever its value. Everything else a run
-    knows (desired and in-service capacity, the headroom, the action applied) is in its
-    decision log line, queryable with Logs Insights (docs/operations.md); the group's own
-    capacity is in AWS/AutoScaling."""
+    knows (desired and in-service capacity, the headroom, the action applied, the forecast
+    error, which the dashboard reads from the log) is in its decision log line, queryable
+    with Logs Insights (docs/operations.md); the group's own capacity is in AWS/AutoScaling."""
     count = MetricUnit.Count
     if result.predicted_capacity is not None:
         metrics.add_metric(name="PredictedCapacity", unit=count, value=result.predicted_capacity)
-    if result.decision:
-        metrics.add_metric(name="RecommendedCapacity", unit=count, value=result.decision.target)
-    if result.forecast_error is not None:
-        metrics.add_metric(name="ForecastError", unit=count, value=result.forecast_error)
+    if result.group:
+        # What predict would have the group at: the decision's target, or in a fallback the
+        # capacity it holds. Published by every run that read the group, so that its absence
+        # is the no-decision alarm.
+        recommended = result.decision.target if result.decision else result.group.desired
+        metrics.add_metric(name="RecommendedCapacity", unit=count, value=recommended)
     # Counters are emitted only when their event happens (alarms treat missing data as not
     # breaching, and a run without a fallback is a missing FallbackUsed).
     for name, happened in (

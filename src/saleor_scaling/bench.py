@@ -469,7 +469,7 @@ def backtest_speed_figures() -> dict[str, Any]:
     from saleor_scaling.backtest import BacktestConfig, TraceError, load_trace
 
     _print_section("Backtest speed (walk-forward retraining, all strategies)")
-    figures: dict[str, Any] = {"cpus": len(os.sched_getaffinity(0))}
+    figures: dict[str, Any] = {"cpus": os.process_cpu_count()}
     print(f"  CPUs this process may use: {figures['cpus']}")
 
     def show(label: str, run: dict[str, Any], goal: float | None) -> None:

@@ -268,7 +268,7 @@ class RunProfile:
     function: str
     runs: int
     seconds: float
-    """Mean handler duration of a warm run."""
+    """Mean duration of a warm run (CPU seconds measured by the metering replay)."""
     init_seconds: float
     """Import time of the handler module (what a cold start adds)."""
     log_bytes: float
@@ -419,7 +419,8 @@ def cost_table(lines: Sequence[CostLine]) -> str:
     ):
         rows.append(f"  -- {title}")
         for line in (line for line in lines if line.group == group):
-            rows.append(f"  {line.item:<32} {line.quantity:>12,.1f} {line.unit:<18} {line.usd:8.3f}"[:120])
+            quantity = f"{line.quantity:,.0f}" if line.quantity >= 100 else f"{line.quantity:.3g}"
+            rows.append(f"  {line.item:<32} {quantity:>12} {line.unit:<18} {line.usd:8.3f}")
         rows.append(f"  {'subtotal':<32} {'':>31} {total(lines, group):8.2f}")
     rows.append(f"  {'total':<32} {'':>31} {total(lines):8.2f}")
     return "\n".join(rows)

@@ -63,8 +63,12 @@ def test_no_strategy_foresees_a_tenfold_step_before_it_closes(tmp_path: Path) ->
     # Seen in 30-minute units; the forecast reaches the last run sharing an anchor.
     assert flat.trace["observation_unit_minutes"] == STEP_MINUTES
     assert flat.config["horizon_steps_used"] == small_config().horizon + STEP_MINUTES // 5 - 1
-    strategies = [name for name in flat.series if name not in ("reactive", "oracle")]
-    assert {"predictive", "seasonal-naive"} <= set(strategies)
+    # The oracle and AWS predictive scaling fed a perfect forecast of every hour know the
+    # future by design (they are the limits the report draws); every other strategy reads
+    # only what CloudWatch held.
+    clairvoyant = ("reactive", "oracle", "aws-predictive-perfect")
+    strategies = [name for name in flat.series if name not in clairvoyant]
+    assert {"predictive", "seasonal-naive", "aws-predictive-patterns", "phpa", "crane-dsp"} <= set(strategies)
     for name in strategies:
         before, after = flat.series[name].billed, jumped.series[name].billed
         np.testing.assert_array_equal(
@@ -73,8 +77,11 @@ def test_no_strategy_foresees_a_tenfold_step_before_it_closes(tmp_path: Path) ->
             err_msg=f"{name} changed capacity before the jump's step could be read",
         )
     # ... and once it can be read, the strategies act on it (the test is not vacuous).
+    # (Not target tracking at a lower target: it reads only the alarms, blinded here; nor
+    # AWS's patterns forecast: it reads the history only at its 6-hourly refresh.)
     late = slice(VISIBLE_MINUTE, VISIBLE_MINUTE + 30)
-    for name in strategies:
+    slow = ("reactive-lower", "aws-predictive-patterns")
+    for name in (name for name in strategies if name not in slow):
         assert np.max(jumped.series[name].billed[late]) > np.max(flat.series[name].billed[late]), name
 
 

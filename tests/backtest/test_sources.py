@@ -151,6 +151,11 @@ def test_cloudwatch_reads_minutes_within_15_days_and_5_minutes_before(
     assert trace.source_step_minutes == 5
     assert trace.resample == "busiest-first"
     assert read.minute_days == pytest.approx((end - one_minute_from) / DAY)
+    coarse_days = np.sum(known) / 288
+    assert read.notes == [
+        f"{coarse_days:.1f} days of 5-minute steps without a busiest minute: each spread evenly, so a "
+        "busy minute inside them is not seen (the simulated short minutes there are a lower bound)"
+    ]
 
     # The requests themselves keep to CloudWatch's rules, not moto's.
     for request in client.requests:
@@ -182,22 +187,28 @@ def test_idle_minutes_inside_a_step_with_data_are_zero(
     quiet = "app/quiet-alb/0abc"
     # Requests in the first minute of one step only: the ALB reports nothing for the other
     # four (idle), nor for any other step (missing: idle or down, nobody can tell).
-    aws.client("cloudwatch").put_metric_data(
-        Namespace="AWS/ApplicationELB",
-        MetricData=[
-            {
-                "MetricName": "RequestCount",
-                "Dimensions": [{"Name": "LoadBalancer", "Value": quiet}],
-                "Timestamp": datetime.fromtimestamp(start + 50 * 300, UTC),
-                "Value": 42.0,
-            }
-        ],
-    )
+    # Step 40: a good minute and a corrupt one: the whole step is missing data, not 10
+    # requests and four idle minutes.
+    datums: list[Any] = [
+        {
+            "MetricName": "RequestCount",
+            "Dimensions": [{"Name": "LoadBalancer", "Value": quiet}],
+            "Timestamp": datetime.fromtimestamp(stamp, UTC),
+            "Value": value,
+        }
+        for stamp, value in (
+            (start + 50 * 300, 42.0),
+            (start + 40 * 300, 10.0),
+            (start + 40 * 300 + 60, -5.0),
+        )
+    ]
+    aws.client("cloudwatch").put_metric_data(Namespace="AWS/ApplicationELB", MetricData=datums)
     read = from_cloudwatch(
         aws.client("cloudwatch"), aws.client("autoscaling"), shop.group_name, quiet, now=now, days=1
     )
     assert read.trace.start == start + 50 * 300
     assert read.trace.demand.tolist() == [42.0, 0.0, 0.0, 0.0, 0.0]
+    assert read.notes == ["1 impossible values dropped as missing data"]
     assert not read.capacity.learned
 
 
@@ -251,8 +262,17 @@ def test_cloudwatch_errors_say_what_is_wrong(aws: boto3.session.Session, shop: E
         from_cloudwatch(cloudwatch, autoscaling, shop.group_name, lb, now=now, days=64)
     with pytest.raises(SourceError, match=r"63-day retention"):
         from_cloudwatch(cloudwatch, autoscaling, shop.group_name, lb, now=now, start=now - 70 * DAY)
-    # Exactly CloudWatch's 63 days is fine (nothing there but the last day: no error).
-    assert from_cloudwatch(cloudwatch, autoscaling, shop.group_name, lb, now=now, days=63).trace.days <= 1
+    with pytest.raises(SourceError, match=r"before the oldest 5-minute data.*--from-bucket"):
+        from_cloudwatch(cloudwatch, autoscaling, shop.group_name, lb, now=now, end=now - 70 * DAY, days=2)
+    # Exactly CloudWatch's 63 days is fine (nothing there but the last day: no error), in
+    # the requests docs/backtest.md counts: one per UTC day touched at 5 minutes (64), one
+    # per day touched within 15 days at 1 minute (16); 6 + 1 metrics requested per day.
+    recording = RecordingClient(cloudwatch)
+    everything = from_cloudwatch(recording, autoscaling, shop.group_name, lb, now=now)  # type: ignore[arg-type]
+    assert everything.trace.days <= 1
+    assert len(recording.requests) == 80
+    assert sum(len(request["MetricDataQueries"]) for request in recording.requests) == 400
+    assert min(request["StartTime"].timestamp() for request in recording.requests) >= now - 63 * DAY
     # The adapter itself refuses a 1-minute read CloudWatch would answer with nothing.
     metrics = CloudWatchMetrics(cloudwatch, shop.group_name, lb)
     start = day_floor(now) - 16 * DAY
@@ -304,6 +324,7 @@ def test_bucket_history_keeps_each_steps_sum_and_busiest_minute(
     assert np.isnan(per_step[576:864]).all()  # the corrupt day: missing data, and said so
     assert np.isfinite(per_step[864:]).mean() > 0.9
     assert any("unreadable" in note for note in read.notes)
+    assert not any("busiest minute" in note for note in read.notes)  # the backup kept it
     assert trace.source_step_minutes == 5
     assert read.minute_days == 0
     assert read.capacity.requests_per_minute == pytest.approx(CAPACITY, rel=1e-6)
@@ -326,6 +347,22 @@ def test_bucket_outlives_the_group_when_its_sizes_are_given(
         from_bucket(s3, autoscaling, shop.bucket, shop.group_name, now=now)
     read = from_bucket(s3, autoscaling, shop.bucket, shop.group_name, now=now, min_size=1, max_size=6)
     assert (read.min_size, read.max_size) == (1, 6)
+    # A declared outage is missing data; the shop's time zone reaches the features.
+    day = read.trace.start
+    marked = from_bucket(
+        s3,
+        autoscaling,
+        shop.bucket,
+        shop.group_name,
+        now=now,
+        min_size=1,
+        max_size=6,
+        outages=((day + 3600, day + 7200),),
+        timezone="Europe/Paris",
+    )
+    assert np.isnan(marked.trace.demand[60:120]).all()
+    np.testing.assert_array_equal(marked.trace.demand[120:], read.trace.demand[120:])
+    assert marked.trace.timezone == "Europe/Paris"
     # --days counts back from the newest stored day, not from now (80 days after it).
     recent = from_bucket(
         s3, autoscaling, shop.bucket, shop.group_name, now=now, days=0.5, min_size=1, max_size=6
@@ -475,4 +512,5 @@ def test_gzip_day_written_by_hand_reads_like_the_writers(
     read = from_bucket(aws.client("s3"), aws.client("autoscaling"), shop.bucket, shop.group_name, now=now)
     assert read.trace.minutes == 1440
     assert (read.trace.demand == 100.0).all()  # no busiest minute: the Sum spread evenly
+    assert any("1.0 days of 5-minute steps without a busiest minute" in note for note in read.notes)
     assert not read.capacity.learned  # no CPU: the configured capacity, as retraining does

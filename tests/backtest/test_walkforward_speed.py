@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,3 +177,34 @@ def test_retrain_every_and_workers_options() -> None:
     for bad in ({"retrain_every_days": 0}, {"workers": 0}):
         with pytest.raises(ValueError, match="must be >= 1"):
             BacktestConfig(**bad)  # type: ignore[arg-type]
+
+
+UNGUARDED_SCRIPT = """
+import sys
+sys.path.insert(0, {repo!r})
+import numpy as np
+from saleor_scaling.backtest.walkforward import walk_forward
+from tests.backtest.helpers import small_config
+from tests.backtest.test_walkforward import reactive_history
+
+# No `if __name__ == "__main__":` guard: every spawned worker re-runs this file and dies.
+history = reactive_history(5)
+walk = small_config().walk_forward_settings("UTC")
+parallel = walk_forward(history, walk, workers=2, progress=lambda line: print(line, file=sys.stderr))
+serial = walk_forward(history, walk, workers=1)
+np.testing.assert_array_equal(parallel.upper, serial.upper)
+assert np.isfinite(serial.upper).any()
+print("same as serial")
+"""
+
+
+def test_a_script_without_a_main_guard_still_gets_the_serial_result(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT.format(repo=str(repo)))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "same as serial" in done.stdout
+    assert "training the remaining nights serially" in done.stderr

@@ -94,6 +94,9 @@ def assert_fell_back_and_scaled_nothing(world: Any, result: dict[str, Any], outp
     described = world.describe()
     assert described["DesiredCapacity"] == 2
     assert described["MinSize"] == 1
+    # The capacity held is what a fallback recommends: published, so that the no-decision
+    # alarm stays quiet while the fallback alarm speaks.
+    assert metrics["RecommendedCapacity"] == 2
 
 
 @pytest.mark.parametrize("format_version", [1, 2])

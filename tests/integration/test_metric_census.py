@@ -86,6 +86,7 @@ def dashboard_references() -> set[MetricKey]:
                 "LoadBalancerFullName": "app/shop/0123456789abcdef",
                 "AutoScalingGroupName": GROUP,
                 "PredictFunctionName": "predict",
+                "PredictLogGroupName": "/saleor-scaling/local/predict",
                 "RetrainFunctionName": "retrain",
                 "TargetCpuPercent": "70",
             },
@@ -101,6 +102,23 @@ def dashboard_references() -> set[MetricKey]:
             dimensions = tuple(sorted(zip(pairs[::2], pairs[1::2], strict=True)))
             found.add(MetricKey(namespace, name, dimensions))
     return found
+
+
+def dashboard_log_fields() -> set[str]:
+    """The decision-log fields the dashboard's Logs Insights widgets read."""
+    import re
+
+    monitoring = template("monitoring")
+    text = monitoring["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    return set(re.findall(r"\bdecision\.[a-z_.]*[a-z_]", text))
+
+
+def _has_path(record: Any, path: str) -> bool:
+    for part in path.split("."):
+        if not isinstance(record, dict) or part not in record:
+            return False
+        record = record[part]
+    return True
 
 
 def _resolve(value: Any) -> str:
@@ -132,7 +150,13 @@ def test_the_reference_parser_reads_the_templates():
     """The parser finds the metrics the dashboard and alarms are about (else the checks
     below would pass vacuously)."""
     names = {key.name for key in dashboard_references() | alarm_references()}
-    assert {"GroupDesiredCapacity", "PredictedCapacity", "ForecastError", "FallbackUsed", "Errors"} <= names
+    assert {
+        "GroupDesiredCapacity",
+        "PredictedCapacity",
+        "RecommendedCapacity",
+        "FallbackUsed",
+        "Errors",
+    } <= names
     expanded = {
         key
         for key in dashboard_references()
@@ -158,6 +182,15 @@ def test_every_dashboard_and_alarm_metric_is_emitted_or_published_by_aws(meterin
             continue
         if key not in emitted:
             missing.append(key.label())
+    records = [
+        json.loads(line)
+        for run in metering.runs("predict")
+        for line in run.lines
+        if line.startswith("{") and '"decision"' in line
+    ]
+    fields = dashboard_log_fields()
+    assert fields, "the dashboard reads no decision-log field"
+    missing += [field for field in sorted(fields) if not any(_has_path(r, field) for r in records)]
     assert not missing, f"referenced but never emitted by the handlers: {missing}"
 
 

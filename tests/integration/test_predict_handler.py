@@ -268,6 +268,7 @@ def test_forecast_error_is_published_once_the_target_time_is_observed(world, cap
     result = world.invoke(world.advance(NOW + 4 * 300))
     assert result["forecast_error"] is not None
     metrics = emitted_metrics(capsys.readouterr().out)
-    assert metrics["ForecastError"] == pytest.approx(result["forecast_error"], abs=1e-3)
-    assert "ForecastAbsoluteError" not in metrics  # the dashboard draws ABS(ForecastError)
+    # In the decision log line, where the dashboard's Logs Insights widget reads it; a
+    # metric would be billed every hour.
+    assert not {"ForecastError", "ForecastAbsoluteError"} & set(metrics)
     assert abs(result["forecast_error"]) < 2.0  # instances

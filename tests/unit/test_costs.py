@@ -92,7 +92,6 @@ def test_the_templates_defaults_are_read_as_deployed():
     assert defaults.dashboards == 1
     assert defaults.email_subscriptions == 0  # AlarmEmail is empty by default
     assert defaults.alarm_metrics["Http5xxAlarm"] == 3  # metric math: billed per metric read
-    assert defaults.alarm_metrics["PredictNoDecisionAlarm"] == 2
     assert defaults.alarm_metrics["HighCpuAlarm"] == 1
 
 
@@ -110,7 +109,7 @@ def _profile(function: str, shares: dict[MetricKey, float], **overrides: float) 
         runs=10,
         s3_requests={"GetObject": 3.0, "PutObject": 1.0, "DeleteObject": 5.0},
         metric_hours_share=shares,
-        **figures,  # type: ignore[arg-type]
+        **figures,
     )
 
 

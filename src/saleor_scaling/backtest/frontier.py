@@ -34,12 +34,13 @@ import numpy as np
 from saleor_scaling.backtest.bounds import clairvoyant_level_bound
 from saleor_scaling.backtest.config import BacktestConfig
 from saleor_scaling.backtest.history import metric_history
+from saleor_scaling.backtest.observed import Observation
 from saleor_scaling.backtest.oracle import oracle_schedule
 from saleor_scaling.backtest.peers import COLOURS as PEER_COLOURS
 from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
 from saleor_scaling.backtest.peers import PeerSettings, run_peer
 from saleor_scaling.backtest.report import strategy_figures
-from saleor_scaling.backtest.runner import prepare_trace
+from saleor_scaling.backtest.runner import observed_settings, prepare_trace
 from saleor_scaling.backtest.simulator import SimulationRecord, TargetTracking, simulate
 from saleor_scaling.backtest.strategies import PredictiveController
 from saleor_scaling.backtest.traces import Trace
@@ -248,11 +249,14 @@ def run_sweep(
     group = config.group_settings()
     begin = time.perf_counter()
     reactive = simulate(demand, group, TargetTracking(config.target_tracking_settings(with_predictive=False)))
-    history = metric_history(scaled.start, reactive, group)
+    # What every strategy reads is what CloudWatch held (`observed`), as in `run_backtest`.
+    observation = Observation.of_trace(scaled)
+    history = observation.observe(metric_history(scaled.start, reactive, group))
     oracle = oracle_schedule(demand, group)
     models: list[ForecastModel] = []
+    # Serial: the recording trainer keeps the models in this process.
     forest = walk_forward(
-        history, config.walk_forward_settings(scaled.timezone), _recording_trainer(models), progress
+        history, observed_settings(config, scaled, observation), _recording_trainer(models), progress
     )
     timings["walk_forward"] = time.perf_counter() - begin
     minutes = len(demand)
@@ -311,6 +315,7 @@ def run_sweep(
                 policy,
                 config.min_size,
                 config.max_size,
+                observation,
             )
             tracking = TargetTracking(config.target_tracking_settings(with_predictive=True))
             record = simulate(demand, group, tracking, controller)
@@ -328,6 +333,7 @@ def run_sweep(
                     history,
                     config,
                     PeerSettings(reactive_lower_cpu_percent=cpu),
+                    observation,
                 )
             )
             judge("reactive", "target_cpu_percent", cpu, record, cpu == config.policy.target_cpu_percent)
@@ -335,7 +341,7 @@ def run_sweep(
     def sweep_peer(name: str, variants: list[tuple[str, float, PeerSettings, bool]]) -> Callable[[], None]:
         def run() -> None:
             for knob, value, settings, default in variants:
-                record = run_peer(name, demand, scaled.start, history, config, settings)
+                record = run_peer(name, demand, scaled.start, history, config, settings, observation)
                 judge(name, knob, value, record, default)
 
         return run

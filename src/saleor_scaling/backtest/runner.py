@@ -147,7 +147,7 @@ def run_backtest(
     for peer in peers_in(config.strategies):
         # Peers read the same observed history as the forecasters (whatever it holds).
         records[peer] = timed(
-            peer, partial(run_peer, peer, demand, scaled.start, history, config, config.peers)
+            peer, partial(run_peer, peer, demand, scaled.start, history, config, config.peers, observation)
         )
 
     begin = time.perf_counter()

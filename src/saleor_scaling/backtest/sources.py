@@ -40,9 +40,11 @@ Per-minute demand:
       step's busiest minute (the backup's `busiest_minute`, recorded while CloudWatch still
       held the minutes) first, the rest of the step's Sum spread evenly over its other
       four minutes (the split the local emulator publishes, `local.emulator`); where the
-      busiest minute is unknown, the Sum spread evenly. Each step keeps its Sum and its
-      busiest minute, the two figures training and the headroom table read; only the
-      position of the busy minute inside its step is invented. Such a trace is marked
+      busiest minute is unknown, the Sum spread evenly (a busy minute inside such a step
+      is then not seen: its simulated short minutes are a lower bound, and a note says how
+      many days). Each step keeps its Sum and its busiest minute, the two figures training
+      and the headroom table read; only the position of the busy minute inside its step is
+      invented. Such a trace is marked
       5-minute (`source_step_minutes` 5, resample ``busiest-first``), so that the metrics
       the strategies see treat it as 5-minute data.
 
@@ -72,6 +74,7 @@ from saleor_scaling.adapters.cloudwatch import (
 )
 from saleor_scaling.adapters.history_archive import DAY_SECONDS, S3HistoryArchive
 from saleor_scaling.backtest.traces import MINUTES_PER_STEP, Outage, Trace, TraceError, mark_outages
+from saleor_scaling.features import STEPS_PER_DAY
 from saleor_scaling.labels import CapacityEstimate, estimate_capacity_per_instance
 from saleor_scaling.policy import read_floor
 from saleor_scaling.series import FloatArray, Metric, MetricHistory, drop_impossible_values, floor_to_step
@@ -202,7 +205,10 @@ def from_cloudwatch(
         )
     first = max(first, oldest)  # --days 63 (the default): all CloudWatch still holds
     if first >= stop:
-        raise SourceError(f"the window ends {_iso(stop)}, before the oldest data CloudWatch keeps")
+        raise SourceError(
+            f"the window ends {_iso(stop)}, before the oldest 5-minute data CloudWatch keeps (63 days); "
+            "read older history from the S3 backup: --from-bucket BUCKET"
+        )
     group_min, group_max = _group_sizes(autoscaling, group_name, min_size, max_size, required=True)
     metrics = CloudWatchMetrics(cloudwatch, group_name, dimension, busiest_minute=False)
     one_minute_from = -(-(now - ONE_MINUTE_RETENTION_SECONDS) // STEP_SECONDS) * STEP_SECONDS
@@ -216,6 +222,13 @@ def from_cloudwatch(
             offset = (fine - first) // 60
             minutes[offset : offset + (hi - fine) // 60] = metrics.request_minutes(fine, hi, now)
     history, dropped = drop_impossible_values(history.window(first, stop))
+    with np.errstate(invalid="ignore"):
+        impossible = ~np.isnan(minutes) & (~np.isfinite(minutes) | (minutes < 0))
+    # A corrupt minute makes its whole step missing (an absent minute would read as idle).
+    corrupt_steps = np.repeat(impossible.reshape(-1, MINUTES_PER_STEP).any(axis=1), MINUTES_PER_STEP)
+    minutes[corrupt_steps] = np.nan
+    history[Metric.REQUESTS][corrupt_steps[::MINUTES_PER_STEP]] = np.nan
+    dropped += int(np.sum(impossible))
     if not np.any(np.isfinite(history[Metric.REQUESTS])) and not np.any(np.isfinite(minutes)):
         raise SourceError(
             f"CloudWatch has no RequestCount for load balancer {dimension} from {_iso(first)} to "
@@ -351,6 +364,15 @@ def _shop_history(
         timezone=timezone,
     )
     trace = mark_outages(trace, outages)
+    fine = np.isfinite(minutes).reshape(-1, MINUTES_PER_STEP).any(axis=1)[first_step:last_step]
+    even = np.isfinite(history[Metric.REQUESTS]) & np.isnan(history.busiest_minute()) & ~fine
+    if np.any(even):
+        notes = [
+            *notes,
+            f"{np.sum(even) / STEPS_PER_DAY:.1f} days of 5-minute steps without a busiest minute: "
+            "each spread evenly, so a busy minute inside them is not seen (the simulated short "
+            "minutes there are a lower bound)",
+        ]
     capacity = estimate_capacity_per_instance(history, target_cpu_percent, configured_capacity)
     return ShopHistory(
         trace=trace,

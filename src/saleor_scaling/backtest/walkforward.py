@@ -21,6 +21,17 @@ looks back, so row i is the same whether the history ends at i or later, which a
 checks) and each night's anchors are forecast in one batched `ForecastModel.forecast_rows`
 call: the same function predict's `forecast` calls, with the same quantile.
 
+Every `retrain_every_days`-th night only (`--retrain-every DAYS`; 1, nightly, is what is
+deployed and what the documented figures use), the job runs; the model of one run serves
+every predict run until the next run's model (or, if that run is refused, longer).
+
+Speed: the nights are planned first (windows, rows and the refusals need no fit), then each
+night to train is one task, its fits and the forecasts of every anchor its model serves, run
+in `workers` processes at once (`concurrent.futures.ProcessPoolExecutor`, spawned). A task
+depends only on its window, its rows and the fixed `random_state`, so the forecasts are
+those of the serial run, value for value (a test compares them). Each worker fits with
+sklearn's threads capped at CPUs / workers, so that the processes do not fight over cores.
+
 Simplifications, stated: the challenger/champion gate of the nightly job is not replayed
 (every trained model is promoted), and the training configuration may be smaller than the
 deployed one (`n_estimators`) to keep a 60-night replay fast.
@@ -34,6 +45,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -265,7 +277,7 @@ def _limit_worker_threads(threads: int) -> None:
 
 def default_workers() -> int:
     """Both cores of the documented machine: one worker process per CPU this process may use."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return max(1, os.process_cpu_count() or 1)
 
 
 def walk_forward(
@@ -313,20 +325,28 @@ def walk_forward(
                 f"({night.rows} rows, {night.seconds:.1f}s)"
             )
 
-    if workers <= 1 or len(tasks) <= 1:
-        for position, task in enumerate(tasks):
-            record(position, train_and_forecast(task, settings, trainer))
-    else:
+    done = 0
+    if workers > 1 and len(tasks) > 1:
         threads = max(1, default_workers() // workers)
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(tasks)),
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_limit_worker_threads,
-            initargs=(threads,),
-        ) as pool:
-            futures = [pool.submit(train_and_forecast, task, settings, trainer) for task in tasks]
-            for position, future in enumerate(futures):
-                record(position, future.result())
+        try:
+            with ProcessPoolExecutor(
+                max_workers=min(workers, len(tasks)),
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_limit_worker_threads,
+                initargs=(threads,),
+            ) as pool:
+                futures = [pool.submit(train_and_forecast, task, settings, trainer) for task in tasks]
+                for position, future in enumerate(futures):
+                    record(position, future.result())
+                    done = position + 1
+        except BrokenProcessPool as error:
+            # A worker could not start (a script that calls the backtest without an
+            # `if __name__ == "__main__":` guard re-runs itself in every spawned process):
+            # the nights not yet recorded run here, which gives the same result.
+            if progress is not None:
+                progress(f"worker processes failed ({error}); training the remaining nights serially")
+    for position in range(done, len(tasks)):
+        record(position, train_and_forecast(tasks[position], settings, trainer))
     result.nights = [
         outcomes[index].night if index in outcomes else night for index, night in enumerate(nights)
     ]

@@ -9,7 +9,9 @@ forecast-and-scale mode (`saleor_scaling.local.run.Replay`), then retrain once m
 night with a champion to judge). For every invocation this
 records what it did, from the outside:
 
-- its duration (wall clock around the handler call, on this machine, against moto);
+- its duration: the CPU time of the handler call in this process, moto's work for the
+  calls included (an upper bound of the run's own compute; on real AWS the calls cost
+  latency instead, and the wall clock of a shared machine measures its other processes);
 - every AWS API call the handler's own clients made (a botocore `before-parameter-build`
   hook registered for the replay only), and for `GetMetricData` the metric queries each call
   requested;
@@ -65,6 +67,9 @@ class Invocation:
     """"steady" (the replay the bill is computed from) or "fault" (a provoked fault)."""
     event_time: int
     seconds: float
+    """CPU seconds of the handler call in this process (moto's emulation of AWS included):
+    what the run computes, unaffected by other processes on a shared machine."""
+    wall_seconds: float
     output: str
     calls: Counter[str]
     metrics_requested: int
@@ -185,12 +190,12 @@ class _MeteredHandler:
     def lambda_handler(self, event: Any, context: Any) -> Any:
         sink = io.StringIO()
         self.recorder.active, self.recorder.metrics_requested = Counter(), 0
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             with contextlib.redirect_stdout(sink):
                 return self.module.lambda_handler(event, context)
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
             calls, self.recorder.active = self.recorder.active, None
             output = sink.getvalue()
             self.metering.invocations.append(
@@ -198,7 +203,8 @@ class _MeteredHandler:
                     function=self.function,
                     phase=self.phase,
                     event_time=_event_time(event),
-                    seconds=elapsed,
+                    seconds=cpu,
+                    wall_seconds=elapsed,
                     output=output,
                     calls=calls,
                     metrics_requested=self.recorder.metrics_requested,
@@ -215,11 +221,12 @@ def _event_time(event: Any) -> int:
 
 
 def import_seconds(function: str) -> float:
-    """The handler module's import in a fresh interpreter: what a cold start adds."""
+    """CPU seconds of the handler module's import in a fresh interpreter (from the source
+    tree, not the layer's precompiled bytecode): what a cold start adds."""
     probe = (
-        "import time; started = time.perf_counter()\n"
+        "import time; started = time.process_time()\n"
         "from saleor_scaling.local.emulator import load_function\n"
-        f"load_function({function!r}); print(time.perf_counter() - started)"
+        f"load_function({function!r}); print(time.process_time() - started)"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], check=True, capture_output=True, text=True, env=dict(os.environ)

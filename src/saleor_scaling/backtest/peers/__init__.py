@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from saleor_scaling.backtest.observed import PER_MINUTE, Observation
 from saleor_scaling.backtest.peers.aws_predictive import (
     AwsPredictiveSettings,
     forecast_by_refresh,
@@ -103,14 +104,19 @@ def observed_step_load(history: MetricHistory) -> FloatArray:
 
 
 def peer_plans(
-    demand: FloatArray, start: int, history: MetricHistory, config: BacktestConfig, peers: PeerSettings
+    demand: FloatArray,
+    start: int,
+    history: MetricHistory,
+    config: BacktestConfig,
+    peers: PeerSettings,
+    observation: Observation = PER_MINUTE,
 ) -> dict[str, PlannedController]:
     """The forecasting peers' plans (reactive-lower has none: it is target tracking)."""
     group = config.group_settings()
     minutes = len(demand)
     capacity = config.capacity_per_instance
     decided_at = decision_minutes(minutes)
-    anchors = decision_anchors(history, start, decided_at)
+    anchors = decision_anchors(history, start, decided_at, observation)
     load = observed_step_load(history)
     aws = AwsPredictiveSettings(capacity * peers.aws_target_ratio, peers.aws_buffer_seconds)
 
@@ -121,7 +127,9 @@ def peer_plans(
         )
 
     def aws_patterns() -> PlannedController:
-        starts, loads = forecast_by_refresh(history, start, minutes, aws.scheduling_buffer_seconds)
+        starts, loads = forecast_by_refresh(
+            history, start, minutes, aws.scheduling_buffer_seconds, observation
+        )
         return PlannedController(
             schedule(starts, loads, minutes, aws, group), PlanMode.RAISE, "aws-predictive"
         )
@@ -164,8 +172,10 @@ def run_peer(
     history: MetricHistory,
     config: BacktestConfig,
     peers: PeerSettings,
+    observation: Observation = PER_MINUTE,
 ) -> SimulationRecord:
-    """One peer on the simulated group, target tracking alongside."""
+    """One peer on the simulated group, target tracking alongside; `history` is what
+    CloudWatch held (`observed`), read at the anchors `observation` allows."""
     group = config.group_settings()
     if name == "reactive-lower":
         ratio = peers.reactive_lower_cpu_percent / config.policy.target_cpu_percent
@@ -176,7 +186,7 @@ def run_peer(
         )
         return simulate(demand, group, TargetTracking(tracking))
     plans = peer_plans(
-        demand, start, history, replace(config, strategies=("reactive", "oracle", name)), peers
+        demand, start, history, replace(config, strategies=("reactive", "oracle", name)), peers, observation
     )
     controller = plans[name]
     tracking_settings = config.target_tracking_settings(with_predictive=True)

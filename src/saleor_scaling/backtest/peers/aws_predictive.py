@@ -30,6 +30,9 @@ Sources, sentence by sentence:
       hour's capacity becomes the group's floor and the desired capacity is raised to it,
       never lowered; target tracking alongside scales out above it and scales in down to
       it (the group takes the highest capacity of its policies).
+    * An hour without a forecast (no load known for it) schedules nothing, so the previous
+      hour's floor stays until the next scheduled hour: AWS forecasts 48 hours ahead, so
+      this only happens here at gaps of the trace.
     * MaxCapacityBreachBehavior "Defaults to HonorMaxCapacity ... Amazon EC2 Auto Scaling
       can't increase the maximum capacity of the group" (same page): capacity is capped at
       MaxSize.
@@ -50,9 +53,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from saleor_scaling.backtest.observed import PER_MINUTE, Observation
 from saleor_scaling.backtest.peers.common import MINUTES_PER_STEP, NO_ACTION
 from saleor_scaling.backtest.simulator import GroupSettings, IntArray
-from saleor_scaling.backtest.walkforward import anchor_for_decision
 from saleor_scaling.series import FloatArray, MetricHistory
 
 HOUR_SECONDS = 3600
@@ -128,20 +131,26 @@ def pattern_forecast(past: FloatArray, hours_ahead: int = FORECAST_HOURS) -> Flo
     return out
 
 
-def hours_known_at(history: MetricHistory, first_hour: int, hours: int, moment: int) -> int:
+def hours_known_at(
+    history: MetricHistory, first_hour: int, hours: int, moment: int, observation: Observation = PER_MINUTE
+) -> int:
     """How many whole hours from `first_hour` CloudWatch held at `moment`: those ending by
     the end of the newest step a run at `moment` may read."""
-    visible_until = history.start + (anchor_for_decision(history, moment) + 1) * history.step
+    visible_until = history.start + (observation.anchor(history.start, moment) + 1) * history.step
     return int(min(hours, max(0, (visible_until - first_hour) // HOUR_SECONDS)))
 
 
 def forecast_by_refresh(
-    history: MetricHistory, start: int, minutes: int, buffer_seconds: int
+    history: MetricHistory,
+    start: int,
+    minutes: int,
+    buffer_seconds: int,
+    observation: Observation = PER_MINUTE,
 ) -> tuple[IntArray, FloatArray]:
     """For each whole UTC hour of the trace, the patterns forecast of its load from the
     newest 6-hourly refresh made by the hour's launch time (hour start less the buffer). A
     refresh at time R reads the hours CloudWatch held by R: those wholly before the step
-    a run at R may read (`walkforward.anchor_for_decision`)."""
+    a run at R may read (`observed.Observation.anchor`)."""
     first_hour, loads = observed_hourly_load(history)
     starts = hour_starts(start, minutes)
     forecast = np.full(len(starts), np.nan)
@@ -149,7 +158,7 @@ def forecast_by_refresh(
     refreshes: list[tuple[int, int, FloatArray]] = []
     refresh = start + (-start) % refresh_every
     while refresh < start + minutes * 60:
-        known_hours = hours_known_at(history, first_hour, len(loads), refresh)
+        known_hours = hours_known_at(history, first_hour, len(loads), refresh, observation)
         origin = first_hour + known_hours * HOUR_SECONDS
         refreshes.append((refresh, origin, pattern_forecast(loads[:known_hours])))
         refresh += refresh_every

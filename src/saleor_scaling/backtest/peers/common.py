@@ -20,8 +20,8 @@ from enum import Enum
 import numpy as np
 
 from saleor_scaling import STEP_SECONDS
+from saleor_scaling.backtest.observed import PER_MINUTE, Observation
 from saleor_scaling.backtest.simulator import GroupSettings, IntArray, SimulatedGroup
-from saleor_scaling.backtest.walkforward import anchor_for_decision
 from saleor_scaling.series import FloatArray, MetricHistory
 
 MINUTES_PER_STEP = STEP_SECONDS // 60
@@ -66,11 +66,15 @@ def decision_minutes(minutes: int) -> IntArray:
     return np.arange(0, minutes, MINUTES_PER_STEP, dtype=np.int64)
 
 
-def decision_anchors(history: MetricHistory, start: int, minutes: IntArray) -> IntArray:
-    """For each decision minute, the newest step of `history` it may read: the same lag
-    rule predict uses (`walkforward.anchor_for_decision`). Negative: nothing yet."""
+def decision_anchors(
+    history: MetricHistory, start: int, minutes: IntArray, observation: Observation = PER_MINUTE
+) -> IntArray:
+    """For each decision minute, the newest step of `history` it may read: the rule predict
+    and the backtest's own strategies use (`observed.Observation.anchor`: on a per-minute
+    trace the bucket two steps back, on a coarse one the last bucket of the newest source
+    step that has closed). Negative: nothing yet."""
     return np.array(
-        [anchor_for_decision(history, start + 60 * int(minute)) for minute in minutes], dtype=np.int64
+        [observation.anchor(history.start, start + 60 * int(minute)) for minute in minutes], dtype=np.int64
     )
 
 

@@ -35,7 +35,7 @@ effectiveness.md of the repository):
       the "origin metric ... to fall back to baseline", and "The **largest** one will be
       picked as the new scale".
     * The predictor refreshes on `UpdateInterval` (not documented in these files); here once
-      an hour, at the top of the hour.
+      an hour (every 12th step of the trace).
 
 On AWS the EHPA would be a controller setting the group's desired capacity every 5 minutes,
 with target tracking alongside; it sets desired capacity and the MinSize floor in one call,
