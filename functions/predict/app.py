@@ -103,7 +103,7 @@ def parse_event(event: Mapping[str, Any]) -> tuple[int, ScalingMode | None]:
         raise ValueError(f"detail.mode {raw_mode!r} is not forecast-only or forecast-and-scale") from error
 
 
-@metrics.log_metrics(capture_cold_start_metric=True)
+@metrics.log_metrics  # no ColdStart metric: a cold start is the REPORT line's Init Duration
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
 @event_source(data_class=EventBridgeEvent)
@@ -135,36 +135,31 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
 
 
 def publish_metrics(result: PredictResult) -> None:
+    """Only what the dashboard and the alarms read (infra-cfn/monitoring.yaml): a custom
+    metric is billed for every hour it is sent, whatever its value. Everything else a run
+    knows (desired and in-service capacity, the headroom, the action applied, the forecast
+    error, which the dashboard reads from the log) is in its decision log line, queryable
+    with Logs Insights (docs/operations.md); the group's own capacity is in AWS/AutoScaling."""
     count = MetricUnit.Count
-    metrics.add_metric(name="FallbackUsed", unit=count, value=1 if result.fallback_used else 0)
-    metrics.add_metric(name="ScalingActions", unit=count, value=1 if result.changed_group else 0)
-    # Counters of rare events are emitted only when they happen (alarms treat missing
-    # data as not breaching): each distinct metric is billed whether it is 0 or not.
-    if result.status is Status.DUPLICATE:
-        metrics.add_metric(name="DuplicateEvents", unit=count, value=1)
-    if result.status is Status.REJECTED:
-        metrics.add_metric(name="RejectedEvents", unit=count, value=1)
-    if result.state_reset:
-        metrics.add_metric(name="StateResets", unit=count, value=1)
-    if result.notification_error:
-        metrics.add_metric(name="NotificationErrors", unit=count, value=1)
-    if result.corrupt_history:
-        metrics.add_metric(name="CorruptHistoryObjects", unit=count, value=len(result.corrupt_history))
-    if result.group:
-        metrics.add_metric(name="DesiredCapacity", unit=count, value=result.group.desired)
-        metrics.add_metric(name="InServiceCapacity", unit=count, value=result.group.in_service)
-        applied = (
-            result.decision.target
-            if result.status is Status.SCALED and result.decision
-            else result.group.desired
-        )
-        metrics.add_metric(name="AppliedCapacity", unit=count, value=applied)
     if result.predicted_capacity is not None:
         metrics.add_metric(name="PredictedCapacity", unit=count, value=result.predicted_capacity)
-    if result.forecast is not None:
-        metrics.add_metric(name="HeadroomFactor", unit=MetricUnit.NoUnit, value=result.forecast.headroom)
-    if result.decision:
-        metrics.add_metric(name="RecommendedCapacity", unit=count, value=result.decision.target)
-    if result.forecast_error is not None:
-        metrics.add_metric(name="ForecastError", unit=count, value=result.forecast_error)
-        metrics.add_metric(name="ForecastAbsoluteError", unit=count, value=abs(result.forecast_error))
+    if result.group:
+        # What predict would have the group at: the decision's target, or in a fallback the
+        # capacity it holds. Published by every run that read the group, so that its absence
+        # is the no-decision alarm.
+        recommended = result.decision.target if result.decision else result.group.desired
+        metrics.add_metric(name="RecommendedCapacity", unit=count, value=recommended)
+    # Counters are emitted only when their event happens (alarms treat missing data as not
+    # breaching, and a run without a fallback is a missing FallbackUsed).
+    for name, happened in (
+        ("FallbackUsed", result.fallback_used),
+        ("ScalingActions", result.changed_group),
+        ("DuplicateEvents", result.status is Status.DUPLICATE),
+        ("RejectedEvents", result.status is Status.REJECTED),
+        ("StateResets", bool(result.state_reset)),
+        ("NotificationErrors", bool(result.notification_error)),
+    ):
+        if happened:
+            metrics.add_metric(name=name, unit=count, value=1)
+    if result.corrupt_history:
+        metrics.add_metric(name="CorruptHistoryObjects", unit=count, value=len(result.corrupt_history))

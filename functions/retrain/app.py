@@ -53,7 +53,7 @@ def build_ports(settings: RetrainSettings, session: boto3.session.Session) -> Re
     )
 
 
-@metrics.log_metrics(capture_cold_start_metric=True)
+@metrics.log_metrics  # no ColdStart metric: a cold start is the REPORT line's Init Duration
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
 @event_source(data_class=EventBridgeEvent)
@@ -83,18 +83,13 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
 
 
 def publish_metrics(result: RetrainResult) -> None:
+    """What the dashboard's retraining widgets read, once a night (a metric sent once a
+    night is billed for that hour only); the history fetched, the learned capacity and the
+    model's size are in the run's log line (docs/operations.md)."""
     count = MetricUnit.Count
-    if result.notification_error:
-        metrics.add_metric(name="NotificationErrors", unit=count, value=1)
     metrics.add_metric(name="Promoted", unit=count, value=1 if result.promoted else 0)
-    metrics.add_metric(name="Refused", unit=count, value=1 if result.status is RetrainStatus.REFUSED else 0)
     metrics.add_metric(name="TrainingRows", unit=count, value=result.training_rows)
     metrics.add_metric(name="TrainingDurationSeconds", unit=MetricUnit.Seconds, value=result.duration_seconds)
-    if result.history is not None:
-        metrics.add_metric(name="HistoryDaysFetched", unit=count, value=result.history.days_fetched)
-        metrics.add_metric(
-            name="CorruptHistoryObjects", unit=count, value=len(result.history.corrupt_backups)
-        )
     for metric_name, side in (
         ("TrainingMae", "challenger"),
         ("BaselineMae", "seasonal_naive"),
@@ -103,9 +98,12 @@ def publish_metrics(result: RetrainResult) -> None:
         mae = result.scores.get(side, {}).get("mae")
         if mae is not None:
             metrics.add_metric(name=metric_name, unit=count, value=mae)
-    if result.capacity_per_instance is not None:
-        metrics.add_metric(name="CapacityPerInstance", unit=count, value=result.capacity_per_instance)
-    if result.model is not None:
+    # Only when they happen.
+    if result.status is RetrainStatus.REFUSED:
+        metrics.add_metric(name="Refused", unit=count, value=1)
+    if result.history is not None and result.history.corrupt_backups:
         metrics.add_metric(
-            name="ModelSizeBytes", unit=MetricUnit.Bytes, value=float(result.model.get("size_bytes", 0))
+            name="CorruptHistoryObjects", unit=count, value=len(result.history.corrupt_backups)
         )
+    if result.notification_error:
+        metrics.add_metric(name="NotificationErrors", unit=count, value=1)

@@ -1,13 +1,14 @@
 """Benchmark: the figures that decide whether this can run in Lambda and whether it pays.
 
-    python -m saleor_scaling.bench [--build-dir .aws-sam/build] [--skip-backtest]
+    python -m saleor_scaling.bench [--build-dir .aws-sam/build] [--skip-backtest] [--skip-costs]
 
 Each figure is printed beside a baseline measured in the same run (a ratio, never a
 hard-coded threshold): cold start with and without the layer's precompiled bytecode,
 one-row forecast through the forest's arrays against a 1,000-row batch, sizes against Lambda's
-limits, retraining on 60 days against a 1 GB function, backtest speeds (60 days per minute in
-parallel against serial, a year of 5-minute history nightly and weekly), and the backtest of
-every shared trace against its acceptance targets.
+limits, retraining on 60 days against a 1 GB function, the monthly cost of the machinery at the
+template's defaults (`saleor_scaling.costs`), backtest speeds (60 days per minute in parallel
+against serial, a year of 5-minute history nightly and weekly), and the backtest of every shared
+trace against its acceptance targets.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-backtest", action="store_true", help="leave out the backtest of the shared traces"
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--skip-costs", action="store_true", help="leave out the monthly cost model")
+    parser.add_argument(
+        "--cost-replay-hours", type=float, default=3.0, help="hours of predict runs the cost model measures"
+    )
     parser.add_argument("--backtest-speed-only", action="store_true", help="only the backtest speeds")
     args = parser.parse_args(argv)
     if args.backtest_speed_only:
@@ -111,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n(no build at {args.build_dir}: run `sam build` for the cold-start and size figures)")
 
     figures["retrain"] = _retrain_figures()
+    if not args.skip_costs:
+        figures["costs"] = cost_figures(args.cost_replay_hours)
     if not args.skip_backtest:
         figures["backtest_speed"] = backtest_speed_figures()
         figures["backtest"] = _backtest_figures()
@@ -323,6 +330,55 @@ def retrain_sixty_days() -> dict[str, Any]:
         "challenger_mae": result.scores["challenger"]["mae"],
         "baseline_mae": result.scores["seasonal_naive"]["mae"],
         "model_mb": (result.model or {}).get("size_bytes", 0) / 1e6,
+    }
+
+
+def cost_figures(replay_hours: float = 3.0) -> dict[str, Any]:
+    """The machinery's monthly bill at the template's defaults (saleor_scaling.costs), from
+    the real handlers' runs measured in emulated AWS (saleor_scaling.local.metering)."""
+    from saleor_scaling.backtest import TraceError
+    from saleor_scaling.costs import cost_table, monthly_costs, price_sources, template_defaults, total
+    from saleor_scaling.local.metering import meter
+
+    _print_section("Monthly cost of the machinery at the template's defaults (us-east-1, no free tier)")
+    try:
+        metering = meter("nasa", replay_hours=replay_hours, measure_imports=True)
+    except TraceError as error:
+        print(f"  skipped ({error})")
+        return {}
+    profiles = {name: metering.profile(name) for name in ("predict", "retrain")}
+    defaults = template_defaults()
+    for name, profile in profiles.items():
+        config = defaults.functions[name]
+        print(
+            f"  {name:<8} {config.memory_mb} MB, {config.schedule}: {profile.runs} runs measured, "
+            f"{profile.seconds:.2f} s a run (+{profile.init_seconds:.2f} s import when cold), "
+            f"{profile.metrics_requested:.0f} GetMetricData metrics, "
+            f"{sum(profile.s3_requests.values()):.1f} S3 requests, {profile.log_bytes / 1000:.1f} kB logged"
+        )
+    steady, faults = metering.emitted("steady"), metering.emitted("fault")
+    print(
+        f"  custom metrics published by the runs ({len(steady)}): "
+        + ", ".join(sorted(k.name for k in steady))
+    )
+    print(
+        f"  only when their fault happens ({len(faults - steady)}): "
+        + ", ".join(sorted({k.name for k in faults - steady}))
+    )
+    lines = monthly_costs(profiles, defaults)
+    print(cost_table(lines))
+    print("  predict is assumed cold once an hour, retrain every night; prices from:")
+    print(price_sources())
+    return {
+        "lines": [vars(line) for line in lines],
+        "scaler_usd": total(lines, "scaler"),
+        "fixed_usd": total(lines, "fixed"),
+        "metrics": sorted(key.label() for key in steady),
+        "fault_metrics": sorted(key.label() for key in faults - steady),
+        "profiles": {
+            name: {k: v for k, v in vars(profile).items() if k != "metric_hours_share"}
+            for name, profile in profiles.items()
+        },
     }
 
 

@@ -9,6 +9,7 @@ as surely as throttling does, and never leave without a metric or a log line.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -38,6 +39,7 @@ def handle_scheduled_run[Parsed, Result](
     fault_metrics: tuple[str, ...],
     left_undone: str,
 ) -> Result:
+    _group_dimension_from_environment(metrics)
     try:
         parsed = parse(raw_event(event))
     except (ValueError, TypeError, KeyError, AttributeError) as error:
@@ -52,3 +54,13 @@ def handle_scheduled_run[Parsed, Result](
         kind = "AWS fault" if isinstance(error, faults) else f"internal error ({type(error).__name__})"
         logger.exception(f"{kind}; {left_undone}", extra={"error": str(error)})
         raise
+
+
+def _group_dimension_from_environment(metrics: Metrics) -> None:
+    """Every metric carries the group's dimension, as the dashboard and alarms name it, even
+    one emitted before the settings are read (a malformed event reaching a fresh container, a
+    bad setting): the handlers set it from the validated settings too, to the same value."""
+    group = os.environ.get("AUTO_SCALING_GROUP_NAME", "")
+    if group and metrics.default_dimensions.get("AutoScalingGroupName") != group:
+        metrics.clear_default_dimensions()
+        metrics.set_default_dimensions(AutoScalingGroupName=group)

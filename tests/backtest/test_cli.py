@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from saleor_scaling.backtest.cli import main
+from saleor_scaling.backtest.peers import PEERS
 from tests.backtest.helpers import synthetic_trace
 
 
@@ -74,7 +75,7 @@ def test_tiny_run_writes_json_and_png(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "predictive RF + reactive" in table
     assert "oracle" in table
     report = json.loads(out_json.read_text())
-    assert set(report["figures"]) == {"reactive", "predictive", "seasonal-naive", "oracle"}
+    assert set(report["figures"]) == {"reactive", "predictive", "seasonal-naive", "oracle", *PEERS}
     for figures in report["figures"].values():
         assert 0 <= figures["under_provisioned_share"] <= 1
         assert figures["instance_hours"] > 0

@@ -9,6 +9,7 @@ import json
 import numpy as np
 
 from saleor_scaling.backtest import BacktestConfig, load_trace, run_backtest
+from saleor_scaling.backtest.peers import PEERS
 from saleor_scaling.backtest.traces import TRACE_FILES
 from tests.conftest import require_trace
 
@@ -17,7 +18,7 @@ def test_nab_elb_backtest_runs_every_strategy() -> None:
     require_trace(TRACE_FILES["nab-elb"])
     report = run_backtest(load_trace("nab-elb"), BacktestConfig(n_estimators=10))
     figures = report.figures
-    assert list(figures) == ["reactive", "predictive", "seasonal-naive", "oracle"]
+    assert list(figures) == ["reactive", "predictive", "seasonal-naive", *PEERS, "oracle"]
     oracle = figures["oracle"]
     # The oracle misses only minutes that need more than MaxSize instances.
     assert oracle.under_provisioned_minutes <= report.trace["minutes_needing_more_than_max_size"]

@@ -134,6 +134,8 @@ def user_data(**parameters: str) -> str:
         "JwtSigningKeyArn": SECRETS["jwt"],
         "SaleorImageTag": "3.21",
         "PopulateDemoData": "false",
+        "DatabaseReplicaEndpoint": "",  # no read replica (DatabaseReadReplica=none)
+        "DbConnMaxAgeSeconds": "0",
         # The Fn::Sub map, as its Fn::If branches give them: UsageTelemetry (for
         # SaleorUsageTelemetry=false, the default), ShopHosts and PublicUrl.
         "UsageTelemetry": "False",

@@ -138,6 +138,7 @@ def deploy_tier(
             "AlarmTopicArn": topic,
             "PredictFunctionName": "saleor-predict",
             "RetrainFunctionName": "saleor-retrain",
+            "PredictLogGroupName": "/aws/lambda/saleor-predict",
         },
     )
     return {"network": network, "security": security, "data": data, "app": app, "monitoring": monitoring}
@@ -563,16 +564,21 @@ def test_dashboard_is_valid_json_with_the_scaling_metrics():
         "LoadBalancerFullName": "app/shop/0123456789abcdef",
         "AutoScalingGroupName": "shop-asg",
         "PredictFunctionName": "predict",
+        "PredictLogGroupName": "/saleor-scaling/shop/predict",
         "RetrainFunctionName": "retrain",
         "TargetCpuPercent": "70",
     }
     assert sub_variables(text) <= set(values) | set(monitoring["Parameters"])
     body = json.loads(render_sub(text, values))
-    metrics = [m for w in body["widgets"] for m in w["properties"]["metrics"]]
+    metrics = [m for w in body["widgets"] for m in w["properties"].get("metrics", [])]
+    # The forecast error is read from the decision log lines (no custom metric for it).
+    (log_widget,) = [w for w in body["widgets"] if w["type"] == "log"]
+    assert log_widget["properties"]["query"].startswith("SOURCE '/saleor-scaling/shop/predict' |")
+    assert "decision.forecast_error" in log_widget["properties"]["query"]
     names = {name for metric in metrics for name in metric if isinstance(name, str)}
     for required in (
         "RequestCount", "TargetResponseTime", "HTTPCode_Target_5XX_Count", "CPUUtilization",
-        "GroupDesiredCapacity", "GroupInServiceInstances", "PredictedCapacity", "ForecastError",
+        "GroupDesiredCapacity", "GroupInServiceInstances", "PredictedCapacity", "RecommendedCapacity",
     ):  # fmt: skip
         assert required in names, required
     custom = [m for m in metrics if m[0] == "SaleorPredictiveScaling"]

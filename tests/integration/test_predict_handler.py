@@ -34,8 +34,10 @@ def test_scales_out_ahead_of_rising_load(world, capsys):
 
     metrics = emitted_metrics(capsys.readouterr().out)
     assert metrics["ScalingActions"] == 1
-    assert metrics["FallbackUsed"] == 0
-    assert metrics["AppliedCapacity"] == decision["target"]
+    assert "FallbackUsed" not in metrics  # published only by a run that falls back
+    assert metrics["RecommendedCapacity"] == decision["target"]
+    # The group's capacity is AWS/AutoScaling's (GroupDesiredCapacity), not ours to publish.
+    assert not {"AppliedCapacity", "DesiredCapacity", "InServiceCapacity", "HeadroomFactor"} & set(metrics)
     assert metrics["PredictedCapacity"] == pytest.approx(result["forecast"]["capacity_upper"], rel=1e-3)
 
 
@@ -266,5 +268,7 @@ def test_forecast_error_is_published_once_the_target_time_is_observed(world, cap
     result = world.invoke(world.advance(NOW + 4 * 300))
     assert result["forecast_error"] is not None
     metrics = emitted_metrics(capsys.readouterr().out)
-    assert metrics["ForecastAbsoluteError"] == pytest.approx(abs(result["forecast_error"]), abs=1e-3)
+    # In the decision log line, where the dashboard's Logs Insights widget reads it; a
+    # metric would be billed every hour.
+    assert not {"ForecastError", "ForecastAbsoluteError"} & set(metrics)
     assert abs(result["forecast_error"]) < 2.0  # instances

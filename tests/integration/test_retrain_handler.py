@@ -122,6 +122,8 @@ def test_full_retrain_promotes_a_model_that_predict_then_serves(retrain_world, c
     assert metrics["TrainingMae"] == pytest.approx(scores["challenger"]["mae"])
     assert metrics["BaselineMae"] == pytest.approx(scores["seasonal_naive"]["mae"])
     assert metrics["TrainingDurationSeconds"] > 0
+    # Counters of what did not happen are not published (each metric is billed per hour sent).
+    assert not {"Refused", "CorruptHistoryObjects", "RetrainErrors", "NotificationErrors"} & set(metrics)
 
     # CloudWatch's days are now in the backup too: history outlives CloudWatch.
     backed_up = world.archive().read(RETRAIN_AT - 3 * 86400, RETRAIN_AT - RETRAIN_AT % 300 - 300)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from saleor_scaling import STEP_SECONDS
-from saleor_scaling.series import Metric, MetricHistory
+from saleor_scaling.series import FloatArray, Metric, MetricHistory
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -97,6 +100,38 @@ class CloudWatchMetrics:
             one_minute=self._busiest_minute and now - start <= ONE_MINUTE_RETENTION_SECONDS,
         )
         check_request_window(start, end, now, len(queries))
+        points = self._points(queries, start, end)
+        points[Metric.BUSIEST_MINUTE] = busiest_per_step(points[Metric.BUSIEST_MINUTE])
+        return MetricHistory.from_points(start, end, points)
+
+    def request_minutes(self, start: int, end: int, now: int) -> FloatArray:
+        """ALB RequestCount (Sum) of each minute of [start, end), NaN where CloudWatch holds
+        no datapoint (the ALB publishes none for a minute without requests). Refused for a
+        start more than 15 days before `now`: CloudWatch answers a 60-second period there with
+        nothing (moto would still answer, so the rule lives here). The backtest's own-history
+        source reads these; predict and retraining read `fetch`."""
+        if now - start > ONE_MINUTE_RETENTION_SECONDS:
+            raise MetricsUnavailableError(
+                "1-minute datapoints are kept 15 days; this window starts "
+                f"{(now - start) / 86400:.1f} days ago: read it at 5 minutes (fetch)"
+            )
+        queries = [
+            query
+            for query in metric_queries(self._group_name, self._load_balancer)
+            if query["Id"] == Metric.BUSIEST_MINUTE.value
+        ]
+        check_request_window(start, end, now, len(queries))
+        minutes = np.full((end - start) // ONE_MINUTE, np.nan)
+        for stamp, value in self._points(queries, start, end)[Metric.BUSIEST_MINUTE]:
+            index = (int(stamp) - start) // ONE_MINUTE
+            if 0 <= index < len(minutes) and math.isfinite(value):
+                minutes[index] = value
+        return minutes
+
+    def _points(
+        self, queries: list[dict[str, Any]], start: int, end: int
+    ) -> dict[Metric, list[tuple[float, float]]]:
+        """Every (epoch seconds, value) the queries return over [start, end), all pages."""
         points: dict[Metric, list[tuple[float, float]]] = {metric: [] for metric in Metric}
         request: dict[str, Any] = {
             "MetricDataQueries": queries,
@@ -118,8 +153,7 @@ class CloudWatchMetrics:
             if not token:
                 break
             request["NextToken"] = token
-        points[Metric.BUSIEST_MINUTE] = busiest_per_step(points[Metric.BUSIEST_MINUTE])
-        return MetricHistory.from_points(start, end, points)
+        return points
 
 
 def busiest_per_step(minutes: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -60,6 +60,23 @@ class S3HistoryArchive:
         day = datetime.fromtimestamp(day_start, UTC)
         return f"{self._prefix}/{day:%Y/%m/%d}.json.gz"
 
+    def stored_days(self) -> list[int]:
+        """The UTC day starts that have an object under the prefix, oldest first (keys that
+        are not a day's `key_for` are ignored). Only the backtest's own-history source lists
+        the backup; predict and retraining read the days they need by key."""
+        days: set[int] = set()
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self._bucket, Prefix=f"{self._prefix}/"):
+            for entry in page.get("Contents", []):
+                name = entry.get("Key", "")[len(self._prefix) + 1 :]
+                try:
+                    day = datetime.strptime(name, "%Y/%m/%d.json.gz").replace(tzinfo=UTC)
+                except ValueError:
+                    continue
+                if self.key_for(int(day.timestamp())) == entry.get("Key"):
+                    days.add(int(day.timestamp()))
+        return sorted(days)
+
     def read(self, start: int, end: int, sealed_before: int | None = None) -> MetricHistory:
         """History [start, end) from the daily objects (NaN where none); days that end
         before `sealed_before` are cached."""

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from saleor_scaling.adapters.cloudwatch import MetricsUnavailableError
+from saleor_scaling.backtest import sources, traces
 from saleor_scaling.backtest.config import STRATEGIES, BacktestConfig
+from saleor_scaling.backtest.frontier import plot_frontier, render_sweep, run_sweep
 from saleor_scaling.backtest.plot import plot
 from saleor_scaling.backtest.runner import run_backtest
-from saleor_scaling.backtest.traces import TRACE_FILES, TraceError, load_trace, traces_dir
+from saleor_scaling.backtest.traces import TRACE_FILES, Trace, TraceError, load_trace, traces_dir
 from saleor_scaling.settings import ConfigurationError, PolicySettings, ScalingMode
 
 DESCRIPTION = """\
@@ -25,7 +34,12 @@ and --plot write the figures for machines and a picture for people.
 
 EPILOG = f"""\
 traces: {", ".join(sorted(TRACE_FILES))} (in $SALEOR_SHARED_DIR/traces or <repo>/../shared/traces),
-a file name there, or a path to a CSV with header minute,count or timestamp,value.
+a file name there, or a path to a CSV whose header line is one of:
+  minute,count     {traces.FORMATS["minute,count"]}
+  timestamp,value  {traces.FORMATS["timestamp,value"]}
+Your own shop instead of a trace (AWS credentials of the shop's account):
+  --from-cloudwatch --group NAME --load-balancer app/NAME/ID [--days N]   (N <= 63)
+  --from-bucket BUCKET --group NAME [--days N]   (the nightly job's S3 history backup)
 Definitions and measured results: docs/backtest.md.
 """
 
@@ -42,13 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list-traces", action="store_true", help="list the shared traces and exit")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the figures as JSON")
     parser.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG of demand and capacity")
-    parser.add_argument("--days", type=float, help="only the first DAYS days of the trace")
+    parser.add_argument(
+        "--days", type=float, help="only the first DAYS days of the trace (own history: the last DAYS days)"
+    )
     parser.add_argument(
         "--strategies",
         default=",".join(STRATEGIES),
         help=f"comma-separated subset of {','.join(STRATEGIES)} (reactive and oracle always run)",
     )
+    add_history_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="sweep every strategy's knob instead (HeadroomQuantile, reactive target, AWS target and "
+        "buffer, PHPA target, Crane margin): a table at equal shortfall; --plot draws the "
+        "cost-against-shortfall frontier, --json writes every point",
+    )
 
     shop = parser.add_argument_group("the simulated shop")
     shop.add_argument("--peak-instances", type=float, default=8.0, help="instances the robust peak needs (8)")
@@ -190,6 +214,132 @@ def config_from_args(args: argparse.Namespace) -> BacktestConfig:
     )
 
 
+# --- own history, trace window, scale and outages (issue 13 part 2) ---------------------
+
+
+def add_history_options(parser: argparse.ArgumentParser) -> None:
+    window = parser.add_argument_group("the trace's window, scale and known outages")
+    window.add_argument("--start", metavar="ISO", help="only from this date or date-time (trace clock)")
+    window.add_argument("--end", metavar="ISO", help="only before this date or date-time (trace clock)")
+    window.add_argument(
+        "--scale",
+        type=float,
+        metavar="FACTOR",
+        help="multiply the counts by FACTOR instead of scaling to --peak-instances (own history: 1)",
+    )
+    window.add_argument(
+        "--outage",
+        action="append",
+        default=[],
+        metavar="START/END",
+        help="a known outage [START, END): missing data, not zero load (repeatable)",
+    )
+    window.add_argument("--outages", type=Path, metavar="FILE", help="known outages, one START/END per line")
+    window.add_argument(
+        "--timezone", metavar="ZONE", help="IANA zone of the calendar features (own history: ShopTimezone)"
+    )
+    own = parser.add_argument_group("your own shop's history (docs/backtest.md)")
+    own.add_argument(
+        "--from-cloudwatch",
+        action="store_true",
+        help="read the shop's metrics from CloudWatch (63 days at most)",
+    )
+    own.add_argument("--from-bucket", metavar="BUCKET", help="read the nightly job's S3 history backup")
+    own.add_argument("--group", metavar="NAME", help="the Auto Scaling group")
+    own.add_argument("--load-balancer", metavar="app/NAME/ID", help="the ALB's CloudWatch dimension (or ARN)")
+    own.add_argument("--history-prefix", metavar="PREFIX", help="backup key prefix (history/<group>)")
+    own.add_argument("--region", help="AWS region (default: the AWS configuration's)")
+
+
+SHOP_SIZE_OPTIONS = ("min_size", "max_size")
+
+
+def given_options(argv: Sequence[str] | None, names: Sequence[str]) -> set[str]:
+    """Which of the options `names` (dests) the command line sets, defaults aside."""
+    probe = build_parser()
+    probe.set_defaults(**dict.fromkeys(names))
+    values = probe.parse_args(argv)
+    return {name for name in names if getattr(values, name) is not None}
+
+
+def outages_from_args(args: argparse.Namespace) -> tuple[traces.Outage, ...]:
+    outages = [traces.parse_outage(text) for text in args.outage]
+    if args.outages is not None:
+        outages.extend(traces.read_outages(args.outages))
+    return tuple(outages)
+
+
+def window_options(config: BacktestConfig, args: argparse.Namespace) -> BacktestConfig:
+    """The trace window, explicit scale and time zone options on top of `config`."""
+    if args.timezone is not None:
+        try:
+            ZoneInfo(args.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigurationError(f"--timezone {args.timezone!r} is not an IANA time zone") from None
+    return dataclasses.replace(
+        config,
+        start=args.start,
+        end=args.end,
+        scale_factor=args.scale if args.scale is not None else config.scale_factor,
+        timezone=args.timezone,
+    )
+
+
+def load_own_history(
+    args: argparse.Namespace, argv: Sequence[str] | None, now: float | None = None
+) -> tuple[traces.Trace, BacktestConfig, str]:
+    """The trace, configuration and summary of `--from-cloudwatch` / `--from-bucket`."""
+    if not args.group:
+        raise sources.SourceError(
+            "--group NAME (the Auto Scaling group) is required with --from-cloudwatch/--from-bucket"
+        )
+    if args.from_cloudwatch and args.from_bucket:
+        raise sources.SourceError("--from-cloudwatch and --from-bucket are alternatives: choose one")
+    if args.from_cloudwatch and not args.load_balancer:
+        raise sources.SourceError(
+            "--from-cloudwatch needs --load-balancer app/NAME/ID (the ALB's CloudWatch dimension)"
+        )
+    base = config_from_args(args)
+    given = given_options(argv, SHOP_SIZE_OPTIONS)
+    session = boto3.session.Session(region_name=args.region)
+    common: dict[str, Any] = {
+        "now": None if now is None else int(now),
+        "days": args.days,
+        "start": None if args.start is None else traces.parse_time(args.start, "--start"),
+        "end": None if args.end is None else traces.parse_time(args.end, "--end"),
+        "configured_capacity": base.capacity_per_instance,
+        "target_cpu_percent": base.policy.target_cpu_percent,
+        "timezone": args.timezone or "UTC",
+        "outages": outages_from_args(args),
+        "min_size": args.min_size if "min_size" in given else None,
+        "max_size": args.max_size if "max_size" in given else None,
+    }
+    if args.timezone is not None:
+        window_options(base, args)  # validates the zone
+    autoscaling = session.client("autoscaling")
+    if args.from_cloudwatch:
+        shop = sources.from_cloudwatch(
+            session.client("cloudwatch"), autoscaling, args.group, args.load_balancer, **common
+        )
+    else:
+        shop = sources.from_bucket(
+            session.client("s3"),
+            autoscaling,
+            args.from_bucket,
+            args.group,
+            prefix=args.history_prefix,
+            **common,
+        )
+    overrides = shop.config_overrides()
+    if args.scale is not None:
+        overrides["scale_factor"] = args.scale
+    config = dataclasses.replace(base, days=None, **overrides)
+    return shop.trace, config, shop.describe()
+
+
+# --- end of own history options -----------------------------------------------------------
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -199,19 +349,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:10s} {path} {'' if path.is_file() else '(absent)'}")
         return 0
     args.trace = args.trace or args.trace_option
-    if not args.trace:
-        parser.error("a trace is required (or --list-traces)")
+    own_history = args.from_cloudwatch or args.from_bucket is not None
+    if own_history and args.trace:
+        parser.error("give a trace or --from-cloudwatch/--from-bucket, not both")
+    if not args.trace and not own_history:
+        parser.error("a trace is required (or --from-cloudwatch, --from-bucket, --list-traces)")
     try:
-        config = config_from_args(args)
-        trace = load_trace(args.trace)
-    except (TraceError, ConfigurationError, ValueError) as error:
+        if own_history:
+            trace, config, summary = load_own_history(args, argv)
+            if not args.quiet:
+                print(summary, file=sys.stderr, flush=True)
+        else:
+            config = window_options(config_from_args(args), args)
+            trace = load_trace(args.trace, outages=outages_from_args(args))
+            trace.between(*config.window())  # a window that selects nothing fails here, not later
+    except (TraceError, ConfigurationError, ValueError, MetricsUnavailableError) as error:
         print(f"saleor-backtest: {error}", file=sys.stderr)
+        return 2
+    except (ClientError, BotoCoreError) as error:
+        print(f"saleor-backtest: AWS refused or could not be reached: {error}", file=sys.stderr)
         return 2
 
     def progress(message: str) -> None:
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
 
+    if args.sweep:
+        return _sweep(args, trace, config, progress)
     report = run_backtest(trace, config, progress=progress)
     print(report.table())
     if args.json:
@@ -221,6 +385,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plot:
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         plot(report, args.plot)
+        progress(f"wrote {args.plot}")
+    return 0
+
+
+def _sweep(
+    args: argparse.Namespace, trace: Trace, config: BacktestConfig, progress: Callable[[str], None]
+) -> int:
+    """--sweep: every knob, the frontier plot and the equal-shortfall table (frontier.py)."""
+    sweep = run_sweep(trace, config, progress=progress)
+    print(render_sweep(sweep))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(sweep.to_json(), indent=2, allow_nan=False) + "\n")
+        progress(f"wrote {args.json}")
+    if args.plot:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        plot_frontier(sweep, args.plot)
         progress(f"wrote {args.plot}")
     return 0
 

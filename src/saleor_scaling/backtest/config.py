@@ -6,15 +6,18 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from saleor_scaling.backtest.peers import PEERS, PeerSettings
 from saleor_scaling.backtest.simulator import GroupSettings, TargetTrackingSettings
+from saleor_scaling.backtest.traces import parse_time
 from saleor_scaling.backtest.walkforward import WalkForwardSettings, default_workers
 from saleor_scaling.settings import PolicySettings, RetrainSettings, ScalingMode, horizon_steps_for
 from saleor_scaling.training import TrainingConfig
 
-STRATEGIES: tuple[str, ...] = ("reactive", "predictive", "seasonal-naive", "oracle")
+STRATEGIES: tuple[str, ...] = ("reactive", "predictive", "seasonal-naive", "oracle", *PEERS)
 """reactive: target tracking alone; predictive: the Random Forest predict function plus
 target tracking; seasonal-naive: the same policy fed same-time-last-week (else yesterday)
-plus target tracking; oracle: the cheapest schedule that is never under-provisioned."""
+plus target tracking; oracle: the cheapest schedule that is never under-provisioned; the
+peers (`peers`): what a user could switch on instead."""
 
 BACKTEST_N_ESTIMATORS = 30
 """Trees per nightly model in the backtest (the deployed default is 60): half the trees
@@ -68,8 +71,14 @@ class BacktestConfig:
     timezone: str | None = None
     """Time zone of the calendar features; None: the trace's (UTC wall clock)."""
     days: float | None = None
-    """Only the first `days` days of the trace."""
+    """Only the first `days` days of the trace (after `start`)."""
+    start: str | None = None
+    end: str | None = None
+    """Only the trace's minutes in [start, end): ISO 8601 dates or date-times in the trace's
+    own clock, on the 5-minute grid (None: from its first or to its last minute)."""
     strategies: tuple[str, ...] = STRATEGIES
+    peers: PeerSettings = field(default_factory=PeerSettings)
+    """The peer strategies' knobs (`peers.PeerSettings`)."""
 
     def __post_init__(self) -> None:
         if self.peak_instances <= 0 or not 0 < self.peak_percentile <= 100:
@@ -91,6 +100,16 @@ class BacktestConfig:
         self.group_settings()
         self.target_tracking_settings(with_predictive=False)
         self.walk_forward_settings("UTC")
+        start, end = self.window()
+        if start is not None and end is not None and end <= start:
+            raise ValueError(f"end {self.end} is not after start {self.start}")
+
+    def window(self) -> tuple[int | None, int | None]:
+        """`start` and `end` as epoch seconds (TraceError, a ValueError, if not a time)."""
+        return (
+            None if self.start is None else parse_time(self.start, "start"),
+            None if self.end is None else parse_time(self.end, "end"),
+        )
 
     @property
     def horizon(self) -> int:

@@ -6,6 +6,9 @@ have held: ALB RequestCount (Sum, and the busiest minute's 1-minute Sum), Target
 (Average), HTTPCode_Target_5XX_Count (Sum), EC2 CPUUtilization (Average over the group) and
 the group's desired and in-service counts (Average). A 5-minute step with any unknown
 minute of demand is a gap (NaN), as a partly recorded bucket would read as a drop in load.
+This is the history of the simulated minutes; what the strategies and the nightly training
+read is `observed.Observation.observe` of it (the same on per-minute and 5-minute traces;
+coarser traces are seen one closed source step at a time).
 
 Response time and 5xx errors are synthetic (the traces do not have them): response time
 grows with utilisation like a single queue, 0.1 s x (1 + u / (1 - u)) with u the CPU share
@@ -25,6 +28,12 @@ from saleor_scaling.backtest.traces import MINUTES_PER_STEP
 from saleor_scaling.series import FloatArray, Metric, MetricHistory
 
 
+def response_time_seconds(cpu_percent: FloatArray) -> FloatArray:
+    """Synthetic TargetResponseTime (seconds) for a step's mean CPU (NaN stays NaN)."""
+    utilisation = np.minimum(cpu_percent / 100.0, 0.95)
+    return np.asarray(0.1 * (1.0 + utilisation / (1.0 - utilisation)), dtype=np.float64)
+
+
 def metric_history(start: int, record: SimulationRecord, settings: GroupSettings) -> MetricHistory:
     """Aggregate a simulation's minutes into the 5-minute history CloudWatch would hold."""
     steps = len(record.demand) // MINUTES_PER_STEP
@@ -42,8 +51,7 @@ def metric_history(start: int, record: SimulationRecord, settings: GroupSettings
     with np.errstate(invalid="ignore"):
         errors = np.sum(np.maximum(demand - saturation, 0.0), axis=1)
         cpu_mean = np.mean(cpu, axis=1)
-    utilisation = np.minimum(cpu_mean / 100.0, 0.95)
-    response = 0.1 * (1.0 + utilisation / (1.0 - utilisation))
+    response = response_time_seconds(cpu_mean)
     requests = np.sum(demand, axis=1)
     busiest = np.max(demand, axis=1)
     for series in (requests, busiest, errors, cpu_mean, response):

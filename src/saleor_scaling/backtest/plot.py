@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from matplotlib.axes import Axes
 
+from saleor_scaling.backtest.peers import COLOURS as PEER_COLOURS
 from saleor_scaling.backtest.report import (
     INSTANCE_HOURS_OF_ORACLE,
     LABELS,
@@ -45,6 +46,7 @@ COLOURS = {
     "predictive": "tab:blue",
     "seasonal-naive": "tab:green",
     "oracle": "black",
+    **PEER_COLOURS,
 }
 EXTRA_COLOURS = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
 OURS = "predictive"

@@ -4,7 +4,11 @@ Figures, over the evaluated minutes whose demand is known (a gap in the trace is
 for nobody):
 
 * under-provisioned share: minutes whose demand exceeds in_service x capacity_per_instance,
-  i.e. the group serves them above the target utilisation;
+  i.e. the group serves them above the target utilisation; counted apart, the minutes
+  *beyond MaxSize*, whose demand needs more than MaxSize instances: short for every
+  strategy, the oracle included (they are the oracle's only short minutes), and the share
+  short *within the group's reach* (the rest). The acceptance target judges the whole
+  share, so a minute beyond MaxSize counts fully against predictive and a fifth in its limit;
 * unserved requests: the requests above that capacity, summed, and as a share of demand;
 * instance-hours: instances billed (booting included) per minute / 60, and their ratio to
   the oracle's;
@@ -24,7 +28,9 @@ from typing import Any
 import numpy as np
 
 from saleor_scaling.backtest.bounds import LevelBound
+from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
 from saleor_scaling.backtest.simulator import IntArray
+from saleor_scaling.backtest.strategies import DecisionLog
 from saleor_scaling.series import FloatArray
 
 UNDER_PROVISIONED_SHARE_OF_REACTIVE = 0.2
@@ -35,6 +41,7 @@ LABELS = {
     "predictive": "predictive RF + reactive",
     "seasonal-naive": "seasonal-naive + reactive",
     "oracle": "oracle (knows the future)",
+    **PEER_LABELS,
 }
 
 
@@ -61,6 +68,11 @@ class StrategyFigures:
     instance_hours_vs_oracle: float
     scaling_actions: int
     forecast: ForecastFigures | None = None
+    beyond_max_size_minutes: int = 0
+    """Under-provisioned minutes whose demand needs more than MaxSize instances: short for
+    every strategy (0 when MaxSize was not given)."""
+    under_provisioned_within_reach_share: float = math.nan
+    """Share of the minutes short although MaxSize instances would have served them."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -99,6 +111,8 @@ class BacktestReport:
     demand: FloatArray
     series: dict[str, StrategySeries] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    decisions: dict[str, DecisionLog] = field(default_factory=dict)
+    """Each predictive strategy's decision log (not in the JSON)."""
 
     def targets(self) -> list[TargetCheck]:
         """The acceptance targets, judged on the evaluated window."""
@@ -112,7 +126,8 @@ class BacktestReport:
                 "under-provisioned <= 1/5 of reactive",
                 predictive.under_provisioned_share <= limit,
                 f"{predictive.under_provisioned_share:.3%} vs limit {limit:.3%} "
-                f"(reactive {reactive.under_provisioned_share:.3%})",
+                f"(reactive {reactive.under_provisioned_share:.3%}; of which beyond MaxSize, short for "
+                f"every strategy: {_share(predictive.beyond_max_size_minutes, predictive.minutes):.3%})",
             )
         )
         bound = self.level_bound
@@ -170,13 +185,18 @@ def strategy_figures(
     window: slice,
     oracle_billed: IntArray | None = None,
     forecast: ForecastFigures | None = None,
+    max_size: int | None = None,
 ) -> StrategyFigures:
     load = demand[window]
     known = np.isfinite(load)
     load = load[known]
     capacity = serving[window][known] * capacity_per_instance
     shortfall = np.maximum(load - capacity, 0.0)
-    under = shortfall > 1e-9 * np.maximum(load, 1.0)
+    tolerance = 1e-9 * np.maximum(load, 1.0)
+    under = shortfall > tolerance
+    beyond = np.zeros_like(under)
+    if max_size is not None:
+        beyond = under & (load - max_size * capacity_per_instance > tolerance)
     hours = float(np.sum(billed[window][known])) / 60.0
     oracle_hours = float(np.sum(oracle_billed[window][known])) / 60.0 if oracle_billed is not None else hours
     total = float(np.sum(load))
@@ -192,6 +212,8 @@ def strategy_figures(
         instance_hours_vs_oracle=hours / oracle_hours if oracle_hours > 0 else math.nan,
         scaling_actions=actions,
         forecast=forecast,
+        beyond_max_size_minutes=int(beyond.sum()),
+        under_provisioned_within_reach_share=float((under & ~beyond).mean()) if minutes else math.nan,
     )
 
 
@@ -212,11 +234,11 @@ def render_table(report: BacktestReport) -> str:
         "",
     ]
     header = (
-        f"{'strategy':<28}{'under-prov.':>12}{'unserved':>10}{'unserved':>13}{'instance':>10}{'vs':>8}"
+        f"{'strategy':<28}{'under-prov.':>12}{'beyond':>9}{'unserved':>10}{'unserved':>13}{'instance':>10}{'vs':>8}"
         f"{'scaling':>9}{'MAE':>9}{'MAPE':>8}{'SN MAE':>9}"
     )
     header2 = (
-        f"{'':<28}{'minutes':>12}{'share':>10}{'requests':>13}{'hours':>10}{'oracle':>8}"
+        f"{'':<28}{'minutes':>12}{'MaxSize':>9}{'share':>10}{'requests':>13}{'hours':>10}{'oracle':>8}"
         f"{'actions':>9}{'req/min':>9}{'':>8}{'same st.':>9}"
     )
     lines += [header, header2, "-" * len(header)]
@@ -226,10 +248,12 @@ def render_table(report: BacktestReport) -> str:
         mape = f"{forecast.mape:8.1%}" if forecast else f"{'':>8}"
         naive = f"{forecast.seasonal_naive_mae:9.1f}" if forecast else f"{'':>9}"
         lines.append(
-            f"{LABELS.get(name, name):<28}{fig.under_provisioned_share:12.3%}{fig.unserved_share:10.3%}"
+            f"{LABELS.get(name, name):<28}{fig.under_provisioned_share:12.3%}"
+            f"{_share(fig.beyond_max_size_minutes, fig.minutes):9.3%}{fig.unserved_share:10.3%}"
             f"{fig.unserved_requests:13.4g}{fig.instance_hours:10.1f}{fig.instance_hours_vs_oracle:8.3f}"
             f"{fig.scaling_actions:9d}{mae}{mape}{naive}"
         )
+    lines += _beyond_max_size_lines(report)
     checks = report.targets()
     if checks:
         lines += ["", "Acceptance targets (predictive RF + reactive):"]
@@ -253,6 +277,25 @@ def render_table(report: BacktestReport) -> str:
         ]
     lines += [f"Note: {note}" for note in report.notes]
     return "\n".join(lines)
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else math.nan
+
+
+def _beyond_max_size_lines(report: BacktestReport) -> list[str]:
+    """Says what the 'beyond MaxSize' column is, and why the oracle is ever short."""
+    oracle = report.figures.get("oracle")
+    if oracle is None:
+        return []
+    max_size = report.config["max_size"]
+    return [
+        f"beyond MaxSize: of the under-provisioned minutes, those needing more than MaxSize ({max_size} "
+        "instances), short for every strategy, the oracle included",
+        f"  ({oracle.beyond_max_size_minutes} minutes here, of the oracle's "
+        f"{oracle.under_provisioned_minutes} short ones); the rest of each strategy's share was within the "
+        "group's reach",
+    ]
 
 
 def iso(epoch_seconds: int) -> str:

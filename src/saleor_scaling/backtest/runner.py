@@ -1,13 +1,18 @@
 """One backtest: every strategy on the same trace, side by side.
 
 1. Reactive: target tracking alone on the simulated group (`simulator`).
-2. The 5-minute CloudWatch history that run records (`history.metric_history`) is what
-   the nightly job trains on and predict reads. Its RequestCount is the trace itself, the
-   same for every strategy; its CPU, response time and 5xx columns (inputs of three of the
-   model's sixteen features) are those of the reactive fleet. Using the predictive fleet's
-   own CPU instead would make each forecast depend on the previous decision and forbid
-   forecasting a day in one batch; the reactive floor inside each decision does use the
-   deciding fleet's own CPU and in-service count.
+2. The 5-minute CloudWatch history that run records (`history.metric_history`), as
+   CloudWatch would hold it (`observed.Observation.observe`: on a trace coarser than
+   5 minutes each source step is seen as its own total once it has closed, never the
+   minutes the spreading invented), is what the nightly job trains on and every
+   predictive strategy reads; each reads only the buckets visible at its decision time
+   (`Observation.visible_end`, `Observation.anchor`), with the horizon stretched to the
+   last run that shares an anchor (`Observation.horizon_steps`). Its RequestCount is the
+   trace itself, the same for every strategy; its CPU, response time and 5xx columns
+   (inputs of three of the model's sixteen features) are those of the reactive fleet.
+   Using the predictive fleet's own CPU instead would make each forecast depend on the
+   previous decision and forbid forecasting a day in one batch; the reactive floor inside
+   each decision does use the deciding fleet's own CPU and in-service count.
 3. Predictive: the walk-forward Random Forest (`walkforward`) driving the predict
    function's policy (`strategies.PredictiveController`) plus target tracking on one group.
 4. Seasonal-naive: the same policy fed `training.seasonal_naive` (same time last week, else
@@ -26,13 +31,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
 from saleor_scaling.backtest.bounds import clairvoyant_level_bound
 from saleor_scaling.backtest.config import BacktestConfig
 from saleor_scaling.backtest.history import metric_history
+from saleor_scaling.backtest.observed import DELAY_SECONDS, Observation
 from saleor_scaling.backtest.oracle import oracle_schedule
+from saleor_scaling.backtest.peers import peers_in, run_peer
 from saleor_scaling.backtest.report import (
     UNDER_PROVISIONED_SHARE_OF_REACTIVE,
     BacktestReport,
@@ -45,14 +53,16 @@ from saleor_scaling.backtest.report import (
 from saleor_scaling.backtest.simulator import SimulationRecord, TargetTracking, simulate
 from saleor_scaling.backtest.strategies import PredictiveController
 from saleor_scaling.backtest.traces import Trace, robust_peak
-from saleor_scaling.backtest.walkforward import WalkForward, walk_forward
+from saleor_scaling.backtest.walkforward import WalkForward, WalkForwardSettings, walk_forward
 from saleor_scaling.series import FloatArray, MetricHistory
 from saleor_scaling.training import actual_future_demand, error_scores, seasonal_naive
 
 
 def prepare_trace(trace: Trace, config: BacktestConfig) -> Trace:
-    """The trace as the backtest runs it: cut to `days`, scaled to the peak (or by the
-    configured factor)."""
+    """The trace as the backtest runs it: cut to [start, end) and then to `days`, scaled
+    to the peak (or by the configured factor)."""
+    if config.start is not None or config.end is not None:
+        trace = trace.between(*config.window())
     if config.days is not None:
         trace = trace.head(config.days)
     if config.scale_factor is not None:
@@ -88,9 +98,10 @@ def run_backtest(
             demand, group, TargetTracking(config.target_tracking_settings(with_predictive=False))
         ),
     )
-    history = metric_history(scaled.start, records["reactive"], group)
+    observation = Observation.of_trace(scaled)
+    history = observation.observe(metric_history(scaled.start, records["reactive"], group))
     step_demand = history.demand_per_minute()
-    horizon = config.horizon
+    horizon = observation.horizon_steps(config.horizon)
     naive = seasonal_naive(history, horizon)
     controllers: dict[str, PredictiveController] = {}
     forecast_means: dict[str, FloatArray] = {}
@@ -98,7 +109,14 @@ def run_backtest(
 
     def run_controlled(name: str, upper: FloatArray, capacity: FloatArray) -> SimulationRecord:
         controller = PredictiveController(
-            scaled.start, step_demand, upper, capacity, config.policy, config.min_size, config.max_size
+            scaled.start,
+            step_demand,
+            upper,
+            capacity,
+            config.policy,
+            config.min_size,
+            config.max_size,
+            observation,
         )
         controllers[name] = controller
         tracking = TargetTracking(config.target_tracking_settings(with_predictive=True))
@@ -108,7 +126,7 @@ def run_backtest(
         begin = time.perf_counter()
         forest = walk_forward(
             history,
-            config.walk_forward_settings(scaled.timezone),
+            observed_settings(config, scaled, observation),
             progress=progress,
             workers=config.worker_count,
         )
@@ -124,6 +142,12 @@ def run_backtest(
         forecast_means["seasonal-naive"] = naive
         records["seasonal-naive"] = timed(
             "seasonal-naive", lambda: run_controlled("seasonal-naive", naive, capacity)
+        )
+
+    for peer in peers_in(config.strategies):
+        # Peers read the same observed history as the forecasters (whatever it holds).
+        records[peer] = timed(
+            peer, partial(run_peer, peer, demand, scaled.start, history, config, config.peers, observation)
         )
 
     begin = time.perf_counter()
@@ -147,7 +171,11 @@ def run_backtest(
     actual = actual_future_demand(history, horizon)
     figures: dict[str, dict[str, StrategyFigures]] = {"evaluated": {}, "full": {}}
     series: dict[str, StrategySeries] = {}
-    order = [name for name in ("reactive", "predictive", "seasonal-naive") if name in records]
+    order = [
+        name
+        for name in ("reactive", "predictive", "seasonal-naive", *peers_in(config.strategies))
+        if name in records
+    ]
     for key, window in windows.items():
         for name in order:
             record = records[name]
@@ -167,6 +195,7 @@ def run_backtest(
                 window,
                 oracle.billed,
                 forecast,
+                max_size=config.max_size,
             )
         oracle_actions = int(np.count_nonzero(np.diff(oracle.billed[window])))
         figures[key]["oracle"] = strategy_figures(
@@ -178,6 +207,7 @@ def run_backtest(
             config.capacity_per_instance,
             window,
             oracle.billed,
+            max_size=config.max_size,
         )
     level_bound = clairvoyant_level_bound(
         demand,
@@ -185,7 +215,7 @@ def run_backtest(
         oracle.billed,
         UNDER_PROVISIONED_SHARE_OF_REACTIVE * figures["evaluated"]["reactive"].under_provisioned_share,
         windows["evaluated"],
-        horizon,
+        config.horizon,
     )
     for name in order:
         series[name] = StrategySeries(records[name].serving, records[name].billed)
@@ -202,6 +232,7 @@ def run_backtest(
             "known_share": scaled.known_share(),
             "source_step_minutes": scaled.source_step_minutes,
             "resample": scaled.resample,
+            "observation_unit_minutes": observation.unit_minutes,
             "scale_factor": scaled.scale_factor,
             "robust_peak_per_minute": robust_peak(scaled, config.peak_percentile),
             "max_minute_demand_instances": float(np.nanmax(demand)) / config.capacity_per_instance,
@@ -209,7 +240,7 @@ def run_backtest(
                 np.sum(np.nan_to_num(demand) > config.max_size * config.capacity_per_instance)
             ),
         },
-        config=config.to_json(),
+        config={**config.to_json(), "horizon_steps_used": horizon},
         evaluation={
             "start": iso(scaled.start + lo * 60),
             "end": iso(scaled.start + minutes * 60),
@@ -225,9 +256,18 @@ def run_backtest(
         start=scaled.start,
         demand=demand,
         series=series,
-        notes=_notes(config),
+        notes=_notes(config) + _observation_notes(observation, config.horizon),
+        decisions={name: controller.log for name, controller in controllers.items()},
     )
     return report
+
+
+def observed_settings(config: BacktestConfig, trace: Trace, observation: Observation) -> WalkForwardSettings:
+    """The nightly job's settings on this trace: trained for the horizon the strategies
+    query (`Observation.horizon_steps`), on the buckets visible at each night."""
+    settings = config.walk_forward_settings(trace.timezone)
+    training = replace(settings.training, horizon_steps=observation.horizon_steps(config.horizon))
+    return replace(settings, training=training, observation=observation)
 
 
 def _forecast_figures(
@@ -287,3 +327,15 @@ def _notes(config: BacktestConfig) -> list[str]:
     if not config.reactive_scale_in_with_predictive:
         notes.append("target tracking scale-in is disabled next to the predict function")
     return notes
+
+
+def _observation_notes(observation: Observation, horizon: int) -> list[str]:
+    if observation.buckets_per_unit == 1:
+        return []
+    return [
+        f"source steps of {observation.source_step_minutes} min: the strategies and the nightly training see "
+        f"each {observation.unit_minutes}-minute unit as its total spread evenly (busiest minute unknown), "
+        f"{DELAY_SECONDS // 60} min after it closed, never the minutes interpolated inside it; forecast "
+        f"horizon {observation.horizon_steps(horizon)} steps from the anchor (the last run sharing it), "
+        f"not {horizon}"
+    ]

@@ -1,18 +1,27 @@
 """Real request-rate traces, read into 1-minute demand with gaps as NaN.
 
 The shared traces live outside the project (``$SALEOR_SHARED_DIR/traces`` or
-``<repo>/../shared/traces``) and are never copied into it. Two file formats:
+``<repo>/../shared/traces``) and are never copied into it. Two file formats, told apart by
+their header line (any other header is refused with both formats spelled out, `FORMATS`):
 
 * ``minute,count`` (the NASA Kennedy trace): one row per minute that saw a request, so an
-  absent minute is an idle minute (0) -- except inside a *known outage* of the recording,
-  where it is missing data (NaN), never zero load.
-* ``timestamp,value`` (NAB): one row per source step (5 or 30 minutes); a step with no row
-  is a gap (NaN). Each source step is resampled to 1-minute demand keeping its total exactly:
-  ``even`` spreads it evenly over its minutes; ``linear`` (the default for steps longer than
-  5 minutes) interpolates the rate linearly between step midpoints and rescales the minutes
-  of each step so that they sum to that step's value. Steps that are a multiple of 5
-  minutes are relabelled onto the 5-minute grid (NAB ELB is stamped :04, :09, ...: a shift
-  of under 5 minutes), so that a source step is one CloudWatch bucket of the simulation.
+  absent minute between the first row and the last is an idle minute (0) -- except inside a
+  *known outage* of the recording (built in for NASA, `KNOWN_OUTAGES`, or declared with
+  `outages`), where it is missing data (NaN), never zero load.
+* ``timestamp,value`` (NAB): one row per source step (1, 5, 30, 60 ... whole minutes, the
+  most common gap between rows); a step with no row is a gap (NaN), never zero load; a row
+  with 0 is an idle step. Each source step is resampled to 1-minute demand keeping its
+  total exactly: ``even`` spreads it evenly over its minutes; ``linear`` (the default for
+  steps longer than 5 minutes) interpolates the rate linearly between step midpoints and
+  rescales the minutes of each step so that they sum to that step's value. Steps that are a
+  multiple of 5 minutes are relabelled onto the 5-minute grid (NAB ELB is stamped :04, :09,
+  ...: a shift of under 5 minutes), so that a source step is one CloudWatch bucket of the
+  simulation. A declared outage makes every source step it overlaps a gap.
+
+Timestamps are ISO 8601 date-times on a whole minute (``1995-07-01 00:00:00``,
+``2014-04-10T00:04``); a minute index, a Unix time or seconds off the minute are refused.
+Every refusal names the file, the line and the expected format. Outages and the
+``--start``/``--end`` window are half-open, [START, END), in the trace's own clock.
 
 Timestamps are kept as the trace's own wall clock, read as if UTC: hour-of-day and
 day-of-week features then describe the trace's local day (NASA is US Eastern, NYC taxi is
@@ -32,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.series import FloatArray
@@ -72,6 +82,9 @@ class Trace:
     timezone: str = "UTC"
     scale_factor: float = 1.0
     """Multiplier applied to the file's counts (1.0 for a trace as read)."""
+    source_origin: int | None = None
+    """Epoch seconds at which one of the source steps starts (None: `start`); with
+    `source_step_minutes` it says which minutes share a step (`observed.Observation`)."""
 
     def __post_init__(self) -> None:
         if self.start % STEP_SECONDS:
@@ -110,6 +123,29 @@ class Trace:
         minutes = int(days * 1440) // MINUTES_PER_STEP * MINUTES_PER_STEP
         return replace(self, demand=self.demand[:minutes].copy())
 
+    def between(self, start: int | None, end: int | None) -> Trace:
+        """The minutes of [start, end) (epoch seconds on the 5-minute grid; None: the
+        trace's own start or end)."""
+        lo, hi = (
+            self.start if start is None else start,
+            self.start + 60 * self.minutes if end is None else end,
+        )
+        for label, stamp in (("start", lo), ("end", hi)):
+            if stamp % STEP_SECONDS:
+                raise TraceError(f"--{label} {_iso(stamp)} is not on the 5-minute grid")
+        first, last = max(lo, self.start), min(hi, self.start + 60 * self.minutes)
+        if first >= last:
+            raise TraceError(
+                f"trace {self.name} spans {_iso(self.start)} to {_iso(self.start + 60 * self.minutes)}; "
+                f"[{_iso(lo)}, {_iso(hi)}) selects none of it"
+            )
+        offset = (first - self.start) // 60
+        return replace(self, start=first, demand=self.demand[offset : offset + (last - first) // 60].copy())
+
+
+def _iso(epoch_seconds: int) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%d %H:%M")
+
 
 def robust_peak(trace: Trace, percentile: float = 99.9) -> float:
     means = trace.step_means()
@@ -132,7 +168,8 @@ def traces_dir() -> Path:
 
 def resolve_trace(name_or_path: str | Path) -> Path:
     """A short name (nasa, nab-elb, nyc-taxi), a file name in the shared traces folder, or
-    a path."""
+    a path. The error says where it looked: the shared folder only for a short or bare name,
+    never for a path that was given and is not there."""
     text = str(name_or_path)
     candidates = [Path(text)]
     if text in TRACE_FILES:
@@ -142,35 +179,180 @@ def resolve_trace(name_or_path: str | Path) -> Path:
         if candidate.is_file():
             return candidate
     known = ", ".join(sorted(TRACE_FILES))
+    given = Path(text)
+    if given.is_dir():
+        raise TraceError(
+            f"{given}: is a directory; expected a CSV file with header minute,count or timestamp,value"
+        )
+    if text in TRACE_FILES:
+        raise TraceError(
+            f"shared trace {text!r} is absent: no file {traces_dir() / TRACE_FILES[text]}. "
+            "Set SALEOR_SHARED_DIR to the shared/ folder that holds traces/"
+        )
+    if given.parent != Path(".") or given.is_absolute():
+        raise TraceError(f"no such trace file: {given.resolve()}")
     raise TraceError(
-        f"trace {text!r} not found (looked in {traces_dir()}; short names: {known}). "
-        "Set SALEOR_SHARED_DIR to the shared/ folder."
+        f"trace {text!r} not found: no file {given.resolve()} and none in the shared traces "
+        f"folder {traces_dir()} (short names: {known}; set SALEOR_SHARED_DIR if the shared/ "
+        "folder is elsewhere)"
     )
 
 
-def load_trace(name_or_path: str | Path, resample: str | None = None) -> Trace:
-    """Read a trace file into 1-minute demand (see the module docstring for the rules)."""
+FORMATS: dict[str, str] = {
+    "minute,count": (
+        "one row per minute with requests: an ISO 8601 date-time on a whole minute, a comma, "
+        "a request count >= 0 (e.g. 1995-07-01 00:00:00,12); an absent minute is idle (0)"
+    ),
+    "timestamp,value": (
+        "one row per step of whole minutes (1, 5, 30, 60 ...): an ISO 8601 date-time on a whole "
+        "minute, a comma, the step's request count >= 0 (e.g. 2014-04-10 00:04:00,50); an "
+        "absent step is missing data"
+    ),
+}
+"""The accepted CSV formats by header line, as every parse error spells them out."""
+
+Outage = tuple[int, int]
+"""A known outage: [start, end) in epoch seconds of the trace's clock; missing data."""
+
+
+def load_trace(
+    name_or_path: str | Path, resample: str | None = None, outages: Sequence[Outage] = ()
+) -> Trace:
+    """Read a trace file into 1-minute demand (see the module docstring for the rules).
+    `outages` are declared known outages, missing data whatever rows the file has there."""
     path = resolve_trace(name_or_path)
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        header = [column.strip().lower() for column in next(reader, [])]
-        rows = [row for row in reader if row]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            first = next(reader, None)
+            if first is None:
+                raise TraceError(
+                    f"{path}: the file is empty; expected a header line minute,count or timestamp,value"
+                )
+            header = ",".join(column.strip().lower() for column in first)
+            if header not in FORMATS:
+                expected = "; or ".join(f"{name} ({meaning})" for name, meaning in FORMATS.items())
+                raise TraceError(
+                    f"{path}:{reader.line_num}: unknown header {','.join(first)!r}; expected {expected}"
+                )
+            rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise TraceError(f"{path}: cannot be read as a CSV text file: {error}") from error
+    if not rows:
+        raise TraceError(f"{path}: no rows after the header; expected {header} rows: {FORMATS[header]}")
+    lines, minutes, values = _parse_rows(path, header, rows)
     name = next((short for short, file in TRACE_FILES.items() if file == path.name), path.stem)
-    if header == ["minute", "count"]:
-        return _per_minute_counts(name, rows, KNOWN_OUTAGES.get(path.name, ()))
-    if header == ["timestamp", "value"]:
-        return _stepped_values(name, rows, resample)
-    raise TraceError(f"{path}: unknown header {header} (expected minute,count or timestamp,value)")
+    if header == "minute,count":
+        known = KNOWN_OUTAGES.get(path.name, ())
+        return _per_minute_counts(name, path, lines, minutes, values, known, outages)
+    return _stepped_values(name, path, lines, minutes, values, resample, outages)
+
+
+def _parse_rows(
+    path: Path, header: str, rows: Sequence[tuple[int, Sequence[str]]]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray]:
+    """Line numbers, epoch minutes and values of every row, or the first bad row's error."""
+    lines: list[int] = []
+    minutes: list[int] = []
+    values: list[float] = []
+    for line, row in rows:
+
+        def refuse(problem: str, line: int = line) -> TraceError:
+            return TraceError(f"{path}:{line}: {problem}; expected {header} rows: {FORMATS[header]}")
+
+        if len(row) != 2:
+            raise refuse(f"{len(row)} columns ({','.join(row)!r}), not 2")
+        stamp, value = row[0].strip(), row[1].strip()
+        try:
+            minutes.append(_epoch_minutes(stamp))
+        except TraceError as error:
+            raise refuse(str(error)) from None
+        try:
+            number = float(value)
+        except ValueError:
+            raise refuse(f"count {value!r} is not a number") from None
+        if not math.isfinite(number) or number < 0:
+            raise refuse(f"count {value!r} is not a finite number >= 0")
+        lines.append(line)
+        values.append(number)
+    return np.array(lines, dtype=np.int64), np.array(minutes, dtype=np.int64), np.array(values)
+
+
+def parse_time(text: str, what: str = "time") -> int:
+    """Epoch seconds of an ISO 8601 date (midnight) or date-time; a time without an offset
+    is the trace's own wall clock, read as UTC like the trace's timestamps."""
+    try:
+        stamp = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise TraceError(
+            f"{what} {text!r} is not an ISO 8601 date or date-time (e.g. 2024-01-05 or 2024-01-05T13:30)"
+        ) from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return int(stamp.timestamp())
+
+
+def parse_outage(text: str) -> Outage:
+    """``START/END`` (ISO 8601 interval notation; ``START,END`` also): [START, END)."""
+    parts = text.replace(",", "/").split("/")
+    if len(parts) != 2:
+        raise TraceError(f"outage {text!r} is not START/END (e.g. 2024-01-05T13:30/2024-01-05T15:00)")
+    start, end = parse_time(parts[0], "outage start"), parse_time(parts[1], "outage end")
+    if end <= start:
+        raise TraceError(f"outage {text!r} ends before it starts")
+    return start, end
+
+
+def read_outages(path: str | Path) -> list[Outage]:
+    """An outages file: one ``START/END`` (or ``START,END``) per line; blank lines and
+    lines starting with # are ignored. Errors name the file and the line."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise TraceError(f"outages file {file}: cannot be read: {error}") from error
+    outages: list[Outage] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            outages.append(parse_outage(line))
+        except TraceError as error:
+            raise TraceError(f"{file}:{number}: {error}; expected one START/END per line") from None
+    return outages
+
+
+def mark_outages(trace: Trace, outages: Sequence[Outage]) -> Trace:
+    """The trace with every minute of the outages missing (NaN): a known outage is missing
+    data, never zero load. Partly covered minutes count as covered."""
+    if not outages:
+        return trace
+    demand = trace.demand.copy()
+    for first, last in outages:
+        lo = max(0, (first - trace.start) // 60)
+        hi = min(len(demand), -(-(last - trace.start) // 60))
+        if lo < hi:
+            demand[lo:hi] = np.nan
+    return replace(trace, demand=demand)
 
 
 def _epoch_minutes(text: str) -> int:
-    stamp = datetime.fromisoformat(text.strip())
+    try:
+        stamp = datetime.fromisoformat(text.strip())
+    except ValueError:
+        hint = (
+            " (a minute index or a Unix time is not accepted)" if text.strip().lstrip("-").isdigit() else ""
+        )
+        raise TraceError(f"timestamp {text!r} is not an ISO 8601 date-time{hint}") from None
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
-    seconds = int(stamp.timestamp())
+    seconds = stamp.timestamp()
     if seconds % 60:
-        raise TraceError(f"timestamp {text!r} is not on a whole minute")
-    return seconds // 60
+        raise TraceError(
+            f"timestamp {text!r} is not on a whole minute: steps must be whole minutes (1, 5, 30, 60 ...)"
+        )
+    return int(seconds) // 60
 
 
 def _grid(first_minute: int, last_minute: int) -> tuple[int, int]:
@@ -181,51 +363,94 @@ def _grid(first_minute: int, last_minute: int) -> tuple[int, int]:
     return start, length
 
 
-def _per_minute_counts(name: str, rows: Sequence[Sequence[str]], outages: Sequence[tuple[str, str]]) -> Trace:
-    minutes = np.array([_epoch_minutes(row[0]) for row in rows], dtype=np.int64)
-    counts = np.array([float(row[1]) for row in rows])
-    if not len(minutes):
-        raise TraceError(f"trace {name} is empty")
+def _first_repeat(
+    path: Path, lines: npt.NDArray[np.int64], minutes: npt.NDArray[np.int64], header: str
+) -> None:
+    seen: dict[int, int] = {}
+    for line, minute in zip(lines.tolist(), minutes.tolist(), strict=True):
+        if minute in seen:
+            raise TraceError(
+                f"{path}:{line}: timestamp {_iso_minute(minute)} repeats line {seen[minute]}; "
+                f"expected {header} rows: {FORMATS[header]}"
+            )
+        seen[minute] = line
+
+
+def _iso_minute(minute: int) -> str:
+    return datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _per_minute_counts(
+    name: str,
+    path: Path,
+    lines: npt.NDArray[np.int64],
+    minutes: npt.NDArray[np.int64],
+    counts: FloatArray,
+    known_outages: Sequence[tuple[str, str]],
+    outages: Sequence[Outage],
+) -> Trace:
+    _first_repeat(path, lines, minutes, "minute,count")
     start, length = _grid(int(minutes.min()), int(minutes.max()))
     demand = np.zeros(length)
     # Padding before the first and after the last recorded minute is unknown, not idle.
     demand[: int(minutes.min()) - start] = np.nan
     demand[int(minutes.max()) - start + 1 :] = np.nan
-    for first, last in outages:
+    for first, last in known_outages:
         lo, hi = _epoch_minutes(first) - start + 1, _epoch_minutes(last) - start
         demand[max(lo, 0) : max(hi, 0)] = np.nan
     demand[minutes - start] = counts
-    return Trace(name, start * 60, demand, source_step_minutes=1, resample="none")
+    trace = Trace(name, start * 60, demand, source_step_minutes=1, resample="none")
+    return mark_outages(trace, outages)
 
 
-def _stepped_values(name: str, rows: Sequence[Sequence[str]], resample: str | None) -> Trace:
-    minutes = np.array([_epoch_minutes(row[0]) for row in rows], dtype=np.int64)
-    values = np.array([float(row[1]) for row in rows])
+def _stepped_values(
+    name: str,
+    path: Path,
+    lines: npt.NDArray[np.int64],
+    minutes: npt.NDArray[np.int64],
+    values: FloatArray,
+    resample: str | None,
+    outages: Sequence[Outage],
+) -> Trace:
+    header = "timestamp,value"
     if len(minutes) < 2:
-        raise TraceError(f"trace {name} needs at least two rows")
-    order = np.argsort(minutes)
-    minutes, values = minutes[order], values[order]
+        raise TraceError(
+            f"{path}: needs at least two rows to tell its step; expected {header} rows: {FORMATS[header]}"
+        )
+    order = np.argsort(minutes, kind="stable")
+    lines, minutes, values = lines[order], minutes[order], values[order]
+    _first_repeat(path, lines, minutes, header)
     step = Counter(np.diff(minutes).tolist()).most_common(1)[0][0]
-    if step < 1:
-        raise TraceError(f"trace {name} has duplicate timestamps")
     method = resample or ("linear" if step > MINUTES_PER_STEP else "even")
     # One slot per source step from the first row to the last; a step without a row is a gap.
     slots = (minutes - minutes[0]) // step
-    if np.any((minutes - minutes[0]) % step):
-        raise TraceError(f"trace {name} has timestamps off its {step}-minute grid")
+    off = np.flatnonzero((minutes - minutes[0]) % step)
+    if len(off):
+        bad = int(off[0])
+        raise TraceError(
+            f"{path}:{int(lines[bad])}: timestamp {_iso_minute(int(minutes[bad]))} is off the "
+            f"{step}-minute grid of the first row (line {int(lines[0])}, {_iso_minute(int(minutes[0]))}; "
+            f"{step} minutes is the most common step); expected {header} rows: {FORMATS[header]}"
+        )
     per_step = np.full(int(slots[-1]) + 1, np.nan)
     per_step[slots] = values
-    per_minute = resample_steps(per_step, int(step), method)
     first = int(minutes[0])
     if step % MINUTES_PER_STEP == 0:
         # Source steps are CloudWatch-like periods: put them on the 5-minute grid (NAB ELB
         # is labelled :04, :09, ...), so that one source step is one simulated bucket.
         first -= first % MINUTES_PER_STEP
+    for outage_start, outage_end in outages:
+        # A step's total covers the outage too: every step it overlaps is a gap.
+        slot_starts = (first + step * np.arange(len(per_step))) * 60
+        per_step[(slot_starts < outage_end) & (slot_starts + step * 60 > outage_start)] = np.nan
+    per_minute = resample_steps(per_step, int(step), method)
     start, length = _grid(first, first + len(per_minute) - 1)
     demand = np.full(length, np.nan)
     offset = first - start
     demand[offset : offset + len(per_minute)] = per_minute
-    return Trace(name, start * 60, demand, source_step_minutes=int(step), resample=method)
+    return Trace(
+        name, start * 60, demand, source_step_minutes=int(step), resample=method, source_origin=first * 60
+    )
 
 
 def resample_steps(per_step: FloatArray, step_minutes: int, method: str) -> FloatArray:

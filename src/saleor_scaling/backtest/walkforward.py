@@ -3,7 +3,9 @@
 Each simulated night at `retrain_minute_of_day` (03:15, the template's default schedule),
 the model is trained exactly as the nightly job trains it: on the last
 `training_window_days` of the 5-minute history that ends at the bucket still filling
-(`retrain_service.collect_history`), with impossible values dropped; a challenger fitted
+(`retrain_service.collect_history`; on a coarse trace, at the first bucket whose
+observation unit had not closed, `observed.Observation.visible_end`), with impossible
+values dropped; a challenger fitted
 without the last `holdout_days` measures the headroom table on them
 (`training.train_challenger`), and the model refitted on every row carries that table
 (`training.build_model`). A night is refused when the history holds fewer usable rows than
@@ -52,11 +54,12 @@ import numpy as np
 import numpy.typing as npt
 
 from saleor_scaling import STEP_SECONDS
+from saleor_scaling.backtest.observed import PER_MINUTE, Observation
 from saleor_scaling.features import build_features, log_level
 from saleor_scaling.labels import estimate_capacity_per_instance
 from saleor_scaling.model import ForecastModel
 from saleor_scaling.retrain_service import MIN_HOLDOUT_ROWS, history_shortfall
-from saleor_scaling.series import FloatArray, MetricHistory, drop_impossible_values, floor_to_step
+from saleor_scaling.series import FloatArray, MetricHistory, drop_impossible_values
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, DEFAULT_HEADROOM_QUANTILE
 from saleor_scaling.training import (
     TrainingConfig,
@@ -83,6 +86,9 @@ class WalkForwardSettings:
     capacity_per_instance: float = 1000.0
     """Fallback when history cannot teach it (as the nightly job's CAPACITY_PER_INSTANCE)."""
     target_cpu_percent: float = 70.0
+    observation: Observation = PER_MINUTE
+    """When each bucket of the history became visible (`observed`): the training window
+    ends at the first bucket not yet visible at the night's run."""
     retrain_every_days: int = 1
     """The job runs every this many nights (1: nightly, as deployed); a model serves
     until the next run."""
@@ -153,10 +159,13 @@ def anchor_for_decision(history: MetricHistory, decision_time: int) -> int:
     return (decision_time - history.start) // STEP_SECONDS - ANCHOR_OFFSET_STEPS
 
 
-def training_window(history: MetricHistory, retrain_time: int, window_days: int) -> MetricHistory:
+def training_window(
+    history: MetricHistory, retrain_time: int, window_days: int, observation: Observation = PER_MINUTE
+) -> MetricHistory:
     """What the nightly job at `retrain_time` reads: the window ending at the bucket still
-    filling, impossible values dropped. Nothing at or after the cutoff is in it."""
-    cutoff = floor_to_step(retrain_time) - STEP_SECONDS
+    filling (the first bucket not yet visible), impossible values dropped. Nothing at or
+    after the cutoff is in it."""
+    cutoff = observation.visible_end(retrain_time)
     start = history.start if window_days == 0 else max(history.start, cutoff - window_days * DAY_SECONDS)
     window, _ = drop_impossible_values(history.window(start, cutoff))
     return window
@@ -200,7 +209,7 @@ def plan_nights(
         next_moment = times[index + 1] if index + 1 < len(times) else history.end + 3 * STEP_SECONDS
         first = max(0, anchor_for_decision(history, moment + STEP_SECONDS))
         end = min(steps, anchor_for_decision(history, next_moment) + 1)
-        window = training_window(history, moment, settings.training_window_days)
+        window = training_window(history, moment, settings.training_window_days, settings.observation)
         rows = training_rows(window, horizon, settings.training.timezone)
         held_out = len(split_holdout(rows, len(window), settings.holdout_days, horizon).holdout.targets)
         shortfall = history_shortfall(window, len(rows.targets), settings.min_history_days)
