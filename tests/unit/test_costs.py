@@ -109,7 +109,7 @@ def _profile(function: str, shares: dict[MetricKey, float], **overrides: float) 
         runs=10,
         s3_requests={"GetObject": 3.0, "PutObject": 1.0, "DeleteObject": 5.0},
         metric_hours_share=shares,
-        **figures,  # type: ignore[arg-type]
+        **figures,
     )
 
 
