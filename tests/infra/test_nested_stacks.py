@@ -137,6 +137,7 @@ def deploy_tier(
             "TargetGroupFullName": app["TargetGroupFullName"],
             "AlarmTopicArn": topic,
             "PredictFunctionName": "saleor-predict",
+            "PredictLogGroupName": "/saleor-scaling/shop/predict",
             "RetrainFunctionName": "saleor-retrain",
             "PredictLogGroupName": "/aws/lambda/saleor-predict",
         },
@@ -636,6 +637,7 @@ def test_root_template_wires_every_stack_and_exposes_what_users_need():
     monitoring = nested_stacks(root)["MonitoringStack"]["Properties"]["Parameters"]
     assert monitoring["AlarmTopicArn"] == {"Ref": "AlarmTopic"}
     assert monitoring["PredictFunctionName"] == {"Ref": "PredictFunction"}
+    assert monitoring["PredictLogGroupName"] == {"Ref": "PredictLogGroup"}  # the dashboard's log widget
     assert monitoring["RetrainFunctionName"] == {"Ref": "RetrainFunction"}
 
 

@@ -63,6 +63,7 @@ RESOURCE_REFS = {
     "RetrainFailureQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/retrain-failures",
     "PredictFunction": "saleor-scaling-PredictFunction-CCCC",
     "RetrainFunction": "saleor-scaling-RetrainFunction-DDDD",
+    "PredictLogGroup": "/saleor-scaling/saleor-scaling/predict",
 }
 RESOURCE_ATTRIBUTES = {
     "ModelBucket.Arn": BUCKET_ARN,
