@@ -793,8 +793,9 @@ def configure_from_function(deployed: Deployed, monkeypatch: pytest.MonkeyPatch,
     for name in list(os.environ):
         if name in read or name.startswith("POWERTOOLS_"):
             monkeypatch.delenv(name)
+    # Lambda holds environment values as strings; moto keeps a Number parameter's integer.
     for name, value in deployed.function(logical_id)["Environment"]["Variables"].items():
-        monkeypatch.setenv(name, value)
+        monkeypatch.setenv(name, str(value))
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
 
