@@ -5,6 +5,8 @@ worst (its short minutes marked), and no label hides behind a legend or a target
 
 from __future__ import annotations
 
+import itertools
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import PathCollection
 from matplotlib.text import Text
 
+from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
 from saleor_scaling.backtest.plot import (
     OVERVIEW_MAX_POINTS,
     ZOOM_DAYS,
@@ -323,5 +326,34 @@ def test_the_over_max_size_label_stays_inside_its_panel(crowd_day: float) -> Non
         box, frame = label.get_window_extent(renderer), axis.get_window_extent(renderer)
         assert frame.x0 <= box.x0 <= box.x1 <= frame.x1
         assert frame.y0 <= box.y0 <= box.y1 <= frame.y1
+    finally:
+        plt.close(figure)
+
+
+def test_bar_names_do_not_run_into_each_other_with_every_peer() -> None:
+    demand, serving = steady(8)
+    for name in PEER_LABELS:
+        serving[name] = serving["reactive"] + 1
+    figure = draw(report_of(demand, serving, first_minute=DAY))
+    try:
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        bar_axes = [
+            axis for axis in figure.axes if axis.get_title(loc="left").startswith(("Minutes", "Cost"))
+        ]
+        assert len(bar_axes) == 2
+        for axis in bar_axes:
+            names = [label for label in axis.get_xticklabels() if label.get_text()]
+            assert {label.get_text() for label in names} >= set(PEER_LABELS.values())
+            # Slanted names are parallel lines of text: apart by the tick spacing times the
+            # sine of the slant, which must exceed a line's height; each stays on the figure.
+            ticks = [axis.transData.transform((tick, 0))[0] for tick in axis.get_xticks()]
+            spacing = min(abs(b - a) for a, b in itertools.pairwise(ticks))
+            for label in names:
+                height = label.get_fontsize() * figure.dpi / 72
+                slant = math.radians(label.get_rotation())
+                assert 0 < slant < math.pi / 2
+                assert spacing * math.sin(slant) > height, label.get_text()
+                assert label.get_window_extent(renderer).y0 >= 0, label.get_text()
     finally:
         plt.close(figure)

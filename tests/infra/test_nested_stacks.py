@@ -139,7 +139,6 @@ def deploy_tier(
             "PredictFunctionName": "saleor-predict",
             "PredictLogGroupName": "/saleor-scaling/shop/predict",
             "RetrainFunctionName": "saleor-retrain",
-            "PredictLogGroupName": "/aws/lambda/saleor-predict",
         },
     )
     return {"network": network, "security": security, "data": data, "app": app, "monitoring": monitoring}
