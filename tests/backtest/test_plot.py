@@ -33,7 +33,7 @@ from saleor_scaling.backtest.plot import (
     worst_window,
     zoom_window,
 )
-from saleor_scaling.backtest.report import BacktestReport, StrategySeries, strategy_figures
+from saleor_scaling.backtest.report import LABELS, BacktestReport, StrategySeries, strategy_figures
 from tests.backtest.helpers import MONDAY
 
 CAPACITY = 1000.0
@@ -301,7 +301,8 @@ def test_every_strategy_of_the_report_is_drawn_with_its_own_colour(tmp_path: Pat
     report = report_of(demand, serving, first_minute=DAY)
     figure = draw(report)
     try:
-        for axis in [overview(figure), *zooms(figure)]:
+        # (the zooms draw reactive, ours and the oracle only: test below)
+        for axis in [overview(figure)]:
             peer = [line for line in axis.get_lines() if "peer-autoscaler" in str(line.get_label())]
             assert len(peer) == 1
             others = {line.get_color() for line in axis.get_lines() if line is not peer[0]}
@@ -355,5 +356,30 @@ def test_bar_names_do_not_run_into_each_other_with_every_peer() -> None:
                 assert 0 < slant < math.pi / 2
                 assert spacing * math.sin(slant) > height, label.get_text()
                 assert label.get_window_extent(renderer).y0 >= 0, label.get_text()
+    finally:
+        plt.close(figure)
+
+
+def test_zooms_draw_reactive_ours_and_the_oracle_not_every_peer() -> None:
+    demand, serving = steady(8)
+    for name in PEER_LABELS:
+        serving[name] = serving["reactive"] + 1
+    report = report_of(demand, serving, first_minute=DAY)
+    figure = draw(report)
+    try:
+        zooms = [axis for axis in figure.axes if axis.get_title(loc="left").startswith("3 days")]
+        assert len(zooms) == 2
+        wanted = {LABELS[name] for name in ("reactive", "predictive", "oracle")}
+        for axis in zooms:
+            drawn = {
+                str(line.get_label())
+                for line in axis.get_lines()
+                if not str(line.get_label()).startswith("_")
+            }
+            assert wanted <= drawn
+            assert not drawn & set(PEER_LABELS.values())
+        (overview,) = [axis for axis in figure.axes if axis.get_title(loc="left").startswith("Whole trace")]
+        overview_labels = " ".join(str(line.get_label()) for line in overview.get_lines())
+        assert all(label in overview_labels for label in PEER_LABELS.values())
     finally:
         plt.close(figure)

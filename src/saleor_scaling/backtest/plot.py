@@ -51,6 +51,9 @@ COLOURS = {
 EXTRA_COLOURS = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
 OURS = "predictive"
 """The strategy this project deploys: the second zoom shows where it did worst."""
+ZOOMED = ("reactive", OURS, "oracle")
+"""What a zoom draws: nine strategies' 5-minute steps over three days are a tangle; the
+others are in the overview and the bars (and `--sweep`'s frontier)."""
 ZOOM_DAYS = 3
 OVERVIEW_MAX_POINTS = 1600
 """About one block per pixel of the overview at the figure's width and dpi."""
@@ -257,7 +260,7 @@ def _zoom(
     axis.fill_between(
         times, 0, peak, color="0.8", step="post", label="demand: instances needed (5-min peak minute)"
     )
-    for name in names:
+    for name in (name for name in names if name in ZOOMED or name == worst):
         style = {"ls": "--", "lw": 1.2} if name == "oracle" else {"lw": 1.1}
         axis.plot(
             times,
