@@ -59,3 +59,17 @@ def test_local_run_retrains_then_decides_every_five_minutes(tmp_path, capsys):
 def test_local_run_refuses_an_unknown_trace(tmp_path, capsys):
     assert run.main(["--trace", "no-such-trace", "--out", str(tmp_path)]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_local_run_refuses_a_trace_coarser_than_a_bucket(tmp_path, capsys):
+    """Spread over minutes, a 30-minute step would reach emulated CloudWatch before it
+    closed: the replay would show predict the future, so it is refused with the way out."""
+    trace = tmp_path / "half-hours.csv"
+    rows = [
+        f"2024-01-01 {hour:02d}:{minute:02d}:00,{3000 + hour}" for hour in range(24) for minute in (0, 30)
+    ]
+    trace.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    assert run.main(["--trace", str(trace), "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "30-minute steps" in error
+    assert "make backtest" in error

@@ -142,6 +142,17 @@ def main(argv: list[str] | None = None) -> int:
     except TraceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if trace.source_step_minutes > MINUTES_PER_STEP:
+        # The emulated CloudWatch is fed minutes; spread from a coarser step they would show
+        # predict part of a step that has not closed (the backtest's `observed` rule).
+        print(
+            f"error: {trace.name} has {trace.source_step_minutes}-minute steps; the local run feeds "
+            "emulated CloudWatch per minute, which would show predict part of each step before it "
+            f'closed. Run the backtest instead (make backtest ARGS="{args.trace}"): it shows coarse '
+            "steps only once closed (docs/backtest.md, 'What a strategy sees of a coarse trace').",
+            file=sys.stderr,
+        )
+        return 2
     retrain_event = json.loads((REPO_ROOT / "events" / "retrain.json").read_text())
     retrain_at = int(datetime.fromisoformat(retrain_event["time"].replace("Z", "+00:00")).timestamp())
     history_minutes = args.history_days * 1440 + (retrain_at % DAY) // 60
