@@ -82,7 +82,9 @@ def test_table_and_json_count_them_for_every_strategy() -> None:
     demand[flash] = 15.0 * config.capacity_per_instance  # 15 instances, MaxSize is 10
     report = run_backtest(replace(trace, demand=demand), config)
     figures = report.to_json()["figures"]
-    assert set(figures) == {"reactive", "predictive", "seasonal-naive", "oracle"}
+    # every strategy the run has, the peers included
+    assert set(figures) == set(config.strategies)
+    assert {"reactive", "predictive", "seasonal-naive", "oracle", "crane-dsp"} <= set(figures)
     for name, fig in figures.items():
         assert fig["beyond_max_size_minutes"] == 20, name
         assert fig["under_provisioned_within_reach_share"] <= fig["under_provisioned_share"]
