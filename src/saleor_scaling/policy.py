@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import enum
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from saleor_scaling.labels import instances_for
+from saleor_scaling.lease import Ownership, judge
 from saleor_scaling.settings import PolicySettings, ScalingMode
 
 
@@ -55,93 +55,55 @@ class GroupCapacity:
         return self.min_size if self.current_min_size is None else self.current_min_size
 
 
-SIZE_PATTERN = re.compile(r"[0-9]{1,6}")
-
-
 @dataclass(frozen=True)
 class GroupFacts:
     """The group as Auto Scaling describes it, tags unparsed (`read_floor` judges them)."""
 
     min_size: int
-    """MinSize now: the operator's, or the floor predict raised."""
+    """MinSize now: the operator's, or the floor predict leased."""
     max_size: int
     desired: int
     in_service: int
-    base_tag: str | None = None
-    """The operator's MinSize as predict recorded it (None: never recorded)."""
-    applied_tag: str | None = None
-    """The MinSize predict itself last set (None: never, or before this tag existed)."""
+    lease_tag: str | None = None
+    """The lease predict recorded on the group (`saleor_scaling.lease`); None: none."""
+    legacy_base_tag: str | None = None
+    """The operator's MinSize as recorded before the lease existed."""
+    legacy_applied_tag: str | None = None
+    """The MinSize predict set, as recorded before the lease existed."""
 
 
 @dataclass(frozen=True)
 class FloorReading:
     group: GroupCapacity
-    adopted_base: int | None = None
-    """MinSize was changed outside predict: this is the operator's new MinSize, to record."""
-    note: str = ""
-    """What was found, for the decision log (and a warning where a tag is unusable)."""
+    ownership: Ownership
+
+    @property
+    def note(self) -> str:
+        return self.ownership.note
 
 
-def parse_size(raw: str | None, max_size: int) -> int | None:
-    """A group size from a tag value, or None where it is no valid size for this group."""
-    if raw is None:
-        return None
-    text = raw.strip()
-    # ASCII digits only: str.isdigit() accepts '¹' and '٣', which int() then refuses.
-    if not SIZE_PATTERN.fullmatch(text):  # rejects "-1", "1.5", "", "1e3", " 2 x"
-        return None
-    value = int(text)
-    return value if value <= max_size else None
-
-
-def read_floor(facts: GroupFacts, last_intended_floor: int | None) -> FloorReading:
-    """Who set MinSize, and so what the operator's MinSize is now.
-
-    MinSize is predict's own when it equals what predict last set (the applied tag) or
-    last decided to set (`last_intended_floor`, from its state: covers a run that failed
-    between its update and its tag write). Anything else was set by someone else and is
-    adopted as the operator's new MinSize: predict never lowers it, and forecast-only
-    gives exactly that value back."""
-
-    def capacity(base: int, managed: bool = True) -> GroupCapacity:
-        return GroupCapacity(
-            min_size=base,
-            max_size=facts.max_size,
-            desired=facts.desired,
-            in_service=facts.in_service,
-            current_min_size=facts.min_size,
-            floor_managed=managed,
-        )
-
-    current = facts.min_size
-    if facts.base_tag is None:
-        # Predict never raised MinSize here: whatever it is, it is the operator's.
-        return FloorReading(capacity(current))
-    base = parse_size(facts.base_tag, facts.max_size)
-    if base is None:
-        return FloorReading(
-            capacity(current, managed=False),
-            note=(
-                f"warning: tag base-min-size {facts.base_tag!r} is not a size in [0, MaxSize "
-                f"{facts.max_size}]; ignored, MinSize {current} is left alone"
-            ),
-        )
-    applied = parse_size(facts.applied_tag, facts.max_size)
-    ours = {value for value in (applied, last_intended_floor) if value is not None}
-    if not ours and current >= base:
-        # A floor raised before the applied tag existed: the old rule (never undercut the
-        # base, release to it) still holds for it.
-        ours = {current}
-    if current == base or current in ours:
-        return FloorReading(capacity(base))
-    return FloorReading(
-        capacity(current),
-        adopted_base=current,
-        note=(
-            f"MinSize {current} was set outside predict (it last set "
-            f"{applied if applied is not None else '-'}): adopted as the operator's MinSize"
-        ),
+def read_floor(facts: GroupFacts, now: float, lease_seconds: int) -> FloorReading:
+    """Who set MinSize (the lease tag alone says: `lease.judge`), and so the operator's
+    MinSize predict never goes below. Without a trustworthy record of it (`floor_managed`
+    False) predict leaves MinSize alone and sets only desired capacity."""
+    ownership = judge(
+        facts.min_size,
+        facts.max_size,
+        facts.lease_tag,
+        now,
+        lease_seconds,
+        facts.legacy_base_tag,
+        facts.legacy_applied_tag,
     )
+    group = GroupCapacity(
+        min_size=facts.min_size if ownership.base is None else ownership.base,
+        max_size=facts.max_size,
+        desired=facts.desired,
+        in_service=facts.in_service,
+        current_min_size=facts.min_size,
+        floor_managed=ownership.managed,
+    )
+    return FloorReading(group, ownership)
 
 
 @dataclass(frozen=True)
@@ -249,13 +211,6 @@ def hold_floor(needed: int, target: int, group: GroupCapacity, max_scale_in_step
     if max_scale_in_step > 0:
         needed = max(needed, group.floor - max_scale_in_step)
     return max(group.min_size, min(target, needed))
-
-
-def release_step(group: GroupCapacity, max_scale_in_step: int) -> int:
-    """The MinSize one run of consecutive fallbacks lowers the floor to: one scale-in step
-    (at least one instance) towards the operator's MinSize. It removes no instance by
-    itself; target tracking decides whether any should go."""
-    return max(group.min_size, group.floor - max(1, max_scale_in_step))
 
 
 def _clamp_to_group(capacity: int, group: GroupCapacity, clamps: list[str]) -> int:

@@ -6,13 +6,15 @@ nothing here scales on data it cannot trust. What "safe" means run by run:
 
 - an event far from the function's own clock is refused (stale or early), before it can
   claim a slot;
+- the MinSize floor predict raises is a lease recorded on the group (`saleor_scaling.lease`):
+  every run first gives back a floor whose lease has expired, before it reads anything
+  that could fail, and only a successful decision renews it;
 - a slot is claimed once, with a conditional write of the state object, before anything
-  is changed: a retry, a replay or a concurrent run of the same slot does nothing;
+  is changed, and the lease names the last slot that acted: a retry, a replay or a
+  concurrent run of the same slot does nothing, even after the state object was lost;
 - impossible metric values are missing data, and demand far above anything the model was
   trained on is a fallback, never a jump to MaxSize;
-- MinSize set by anyone but predict becomes the operator's MinSize, never lowered;
-- after `fallback_release_minutes` of consecutive fallbacks the floor predict raised is
-  lowered back, a step per run, so reactive scaling alone is in charge both ways.
+- MinSize set by anyone but predict becomes the operator's MinSize, never lowered.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -35,6 +37,7 @@ from saleor_scaling.features import (
     log_level,
 )
 from saleor_scaling.labels import capacity_needed
+from saleor_scaling.lease import Lease, Ownership
 from saleor_scaling.model import (
     Forecast,
     ForecastModel,
@@ -52,7 +55,6 @@ from saleor_scaling.policy import (
     decide,
     reactive_floor,
     read_floor,
-    release_step,
 )
 from saleor_scaling.series import Metric, MetricHistory, drop_impossible_values, floor_to_step
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, PredictSettings, ScalingMode
@@ -83,9 +85,7 @@ class ScalableGroup(Protocol):
 
     def set_floor(self, floor: int, bounds: GroupCapacity) -> None: ...
 
-    def record_applied(self, floor: int) -> None: ...
-
-    def record_base(self, base: int) -> None: ...
+    def write_lease(self, lease: Lease) -> None: ...
 
 
 class ModelSource(Protocol):
@@ -162,9 +162,10 @@ class PredictResult:
     model: dict[str, Any] = field(default_factory=dict)
     target_time: int | None = None
     floor_released: bool = False
-    """Forecast-only mode gave MinSize back to the operator's value."""
-    floor_lowered_to: int | None = None
-    """After long consecutive fallbacks: the MinSize this run lowered the floor to."""
+    """MinSize went back to the operator's value: the floor's lease had expired, or the
+    deployment is in forecast-only mode."""
+    lease_until: int | None = None
+    """When the floor predict holds expires unless a later decision renews it."""
     floor_note: str = ""
     """What was found about MinSize (an operator's change adopted, an unusable tag)."""
     state_reset: str = ""
@@ -183,7 +184,7 @@ class PredictResult:
 
     @property
     def changed_group(self) -> bool:
-        return self.status is Status.SCALED or self.floor_lowered_to is not None or self.floor_released
+        return self.status is Status.SCALED or self.floor_released
 
     def log_record(self) -> dict[str, Any]:
         """Everything needed to explain the decision, as one structured log line."""
@@ -217,8 +218,8 @@ class PredictResult:
             record["corrupt_history"] = self.corrupt_history
         if self.floor_released:
             record["floor_released"] = True
-        if self.floor_lowered_to is not None:
-            record["floor_lowered_to"] = self.floor_lowered_to
+        if self.lease_until is not None:
+            record["floor_lease_until"] = _iso(self.lease_until)
         if self.forecast and self.target_time is not None:
             record["forecast"] = {
                 "target_time": _iso(self.target_time),
@@ -279,53 +280,48 @@ def run_predict(
         result.status, result.reason = Status.REJECTED, refusal
         return result
 
+    # First, before anything that can fail on a bad object or a missing metric: give back
+    # a floor whose lease has expired. Only the group is read for it.
+    clock_now = float(now if received_at is None else received_at)
+    reading = _settle_floor(ports, settings, clock_now, result)
+    ownership = reading.ownership
+
     stored = ports.state.load()
     state, problem = parse_state(stored.document, decision_time)
     if stored.unreadable or problem:
         # A fresh state, written over the corrupt object with If-Match on its version: the
-        # one-action-per-slot guarantee holds through the reset.
+        # one-action-per-slot guarantee holds through the reset, and the lease's slot holds
+        # it even where the state object is lost.
         result.state_reset = stored.unreadable or problem or ""
-    if state.last_decision_time >= decision_time:
+    if max(state.last_decision_time, ownership.slot) >= decision_time:
         result.status = Status.DUPLICATE
         result.reason = f"slot {_iso(decision_time)} already decided (replayed or late event)"
         return result
 
-    reading = read_floor(ports.group.describe(), state.last_floor)
-    result.group = group = reading.group
-    result.floor_note = reading.note
-    if reading.adopted_base is not None:
-        ports.group.record_base(reading.adopted_base)
-
+    group = reading.group
     try:
         forecasted = _forecast_and_decide(now, decision_time, settings, ports, state, result, mode)
     except _FallbackError as reason:
-        return _fall_back(result, str(reason), decision_time, settings, ports, state, stored.version, reading)
+        return _fall_back(result, str(reason), decision_time, ports, state, stored.version, ownership)
 
     decision = forecasted.decision
     result.decision = decision
     # The slot is recorded before acting, with a conditional write: if the action then
     # fails, a retry of the same event is a duplicate (no double scale-in), and of two
     # concurrent runs of one slot only the first to write may act.
-    release = (
-        settings.policy.mode is ScalingMode.FORECAST_ONLY
-        and group.floor_managed
-        and group.floor > group.min_size
-    )
-    intended_floor = group.min_size if release else decision.floor if decision.apply else group.floor
-    next_state = _next_state(state, decision_time, settings, decision, forecasted, result, intended_floor)
+    next_state = _next_state(state, decision_time, settings, decision, forecasted, result)
     if not _claim_slot(ports, next_state, stored.version, result):
         return result
-    if release:
-        # Switched back to forecast-only: the floor predictive left goes, so target
-        # tracking alone decides again (no instance is removed by this).
-        ports.group.set_floor(group.min_size, group)
-        result.floor_released = True
-        _record_applied(ports, result, group.min_size)
+    lease = _renewed_lease(decision, group, ownership, decision_time, settings, mode)
+    if lease is not None:
+        # Written before MinSize changes: a failed write leaves the group as it was.
+        ports.group.write_lease(lease)
+        result.lease_until = lease.until
     if decision.apply:
         ports.group.set_capacity(decision.target, decision.floor, group)
         result.status = Status.SCALED
-        if group.floor_managed:
-            _record_applied(ports, result, decision.floor)
+        if lease is not None and lease.pending:
+            _confirm(ports, result, lease, decision.floor)
         _notify(
             ports,
             result,
@@ -334,6 +330,92 @@ def run_predict(
         )
     result.reason = decision.explanation
     return result
+
+
+def _settle_floor(
+    ports: PredictPorts, settings: PredictSettings, clock_now: float, result: PredictResult
+) -> FloorReading:
+    """Read the group and judge who set its MinSize; give back a floor whose lease has
+    expired (or, in forecast-only mode, any floor predict holds); record a MinSize set by
+    someone else as the operator's. Returns the group as it stands afterwards."""
+    facts = ports.group.describe()
+    lease_seconds = settings.fallback_release_minutes * 60
+    reading = read_floor(facts, clock_now, lease_seconds)
+    ownership = reading.ownership
+    result.group, result.floor_note = reading.group, reading.note
+    forecast_only = settings.policy.mode is ScalingMode.FORECAST_ONLY
+    if ownership.due(clock_now) or (forecast_only and ownership.due(math.inf)):
+        assert ownership.lease is not None
+        assert ownership.base is not None
+        released = ownership.release(clock_now)
+        ports.group.write_lease(released)
+        ports.group.set_floor(ownership.base, reading.group)
+        result.floor_released = True
+        released = _confirm(ports, result, released, ownership.base)
+        result.floor_note = _join(
+            result.floor_note,
+            f"MinSize {ownership.min_size} -> {ownership.base}: "
+            + (
+                "forecast-only mode gives the floor back"
+                if forecast_only
+                else f"the floor's lease expired at {_iso(ownership.lease.until)}"
+            ),
+        )
+        facts = replace(facts, min_size=ownership.base, lease_tag=released.encode())
+        reading = read_floor(facts, clock_now, lease_seconds)
+        result.group = reading.group
+    elif ownership.adopted:
+        # Recorded so that the next run need not adopt it again; the judgement does not
+        # depend on this write landing (the next run adopts it the same way).
+        adopted = facts.min_size
+        _confirm(ports, result, Lease(adopted, adopted, adopted, 0, ownership.slot), adopted)
+    elif ownership.lease is not None and ownership.lease.pending:
+        # The last change's confirmation was lost: MinSize now says whether it landed.
+        _confirm(ports, result, ownership.lease, facts.min_size)
+    return reading
+
+
+def _confirm(ports: PredictPorts, result: PredictResult, lease: Lease, min_size: int) -> Lease:
+    """Record that MinSize is now `min_size` (the change is done). A failed write is a
+    warning, not a fault: the group changed already, and the next run confirms it."""
+    confirmed = lease.confirmed(min_size)
+    try:
+        ports.group.write_lease(confirmed)
+    except Exception as error:  # throttling, a tag policy
+        result.floor_note = _join(
+            result.floor_note,
+            f"warning: could not confirm the floor's lease ({type(error).__name__}: {error})",
+        )
+    return confirmed
+
+
+def _renewed_lease(
+    decision: Decision,
+    group: GroupCapacity,
+    ownership: Ownership,
+    decision_time: int,
+    settings: PredictSettings,
+    mode: ScalingMode,
+) -> Lease | None:
+    """The lease this decision writes: whenever it changes the group (the record names the
+    slot that acted), and whenever it holds a floor above the operator's MinSize (a renewal:
+    without one the floor expires). None where MinSize cannot be trusted, or nothing to hold."""
+    if not group.floor_managed:
+        return None
+    holds = mode is ScalingMode.FORECAST_AND_SCALE and decision.floor > group.min_size
+    if not (decision.apply or holds):
+        return None
+    return Lease(
+        floor=decision.floor,
+        prior=group.floor,
+        base=group.min_size,
+        until=decision_time + settings.fallback_release_minutes * 60,
+        slot=decision_time if decision.apply else ownership.slot,
+    )
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
 
 
 def _clock_refusal(now: int, received_at: float | None, settings: PredictSettings) -> str:
@@ -423,9 +505,10 @@ def _forecast_and_decide(
     )
     # CPU is averaged over the instances in service when it was measured, not over the
     # fleet of now: 2 instances at 90 % ten minutes ago need 3, not 11 when 8 serve now.
-    cpu_fleet = (
-        in_service_then if math.isfinite(in_service_then) and in_service_then >= 1 else group.in_service
-    )
+    # Without the fleet size of the CPU's own bucket the CPU says nothing about the
+    # instances needed (the fleet of now may be four times larger): demand alone sizes the
+    # floor then, and target tracking on CPU stays the safety net.
+    cpu_fleet = in_service_then if math.isfinite(in_service_then) and in_service_then >= 1 else 0.0
     floor = reactive_floor(
         float(demand[index]),
         cpu_then,
@@ -444,54 +527,30 @@ def _fall_back(
     result: PredictResult,
     reason: str,
     decision_time: int,
-    settings: PredictSettings,
     ports: PredictPorts,
     state: DecisionState,
     version: str | None,
-    reading: FloorReading,
+    ownership: Ownership,
 ) -> PredictResult:
-    """Nothing is sized on this run. The floor predict raised earlier stays for a while (a
-    short outage of the model or metrics must not drop capacity), then goes back towards
-    the operator's MinSize a step per run, so reactive scaling rules both ways."""
-    group = reading.group
+    """Nothing is sized on this run and nothing is changed: the floor predict raised stays
+    until its lease expires (a short outage of the model or metrics must not drop capacity
+    that serves the shop), and then the first run, or the watchdog, gives it back."""
     result.status = Status.FALLBACK
-    since = state.fallback_since if state.fallback_since is not None else decision_time
-    lowered: int | None = None
-    if group.floor_managed and group.floor > group.min_size:
-        if settings.policy.mode is ScalingMode.FORECAST_ONLY:
-            lowered = group.min_size  # forecast-only: the floor goes at once, as when deciding
-        elif decision_time - since >= settings.fallback_release_minutes * 60:
-            lowered = release_step(group, settings.policy.max_scale_in_step)
     next_state = DecisionState(
         last_decision_time=decision_time,
         recommendations=state.recommendations,
         forecasts=state.forecasts,
-        last_floor=lowered if lowered is not None else group.floor,
-        fallback_since=since,
         last_decision={"time": _iso(decision_time), "status": Status.FALLBACK.value, "reason": reason},
     )
     if not _claim_slot(ports, next_state, version, result):
         return result
-    if lowered is not None:
-        ports.group.set_floor(lowered, group)
-        _record_applied(ports, result, lowered)
-        if settings.policy.mode is ScalingMode.FORECAST_ONLY:
-            result.floor_released = True
-        else:
-            result.floor_lowered_to = lowered
-    minutes = (decision_time - since) // 60
-    if result.floor_lowered_to is not None:
+    detail = ""
+    if ownership.lease is not None and ownership.base is not None and ownership.min_size > ownership.base:
+        result.lease_until = ownership.lease.until
         detail = (
-            f"; after {minutes} minutes of fallbacks the floor predict raised goes back towards the "
-            f"operator's MinSize {group.min_size}: MinSize {group.floor} -> {lowered}"
+            f"; the floor MinSize {ownership.min_size} is leased until {_iso(ownership.lease.until)}, "
+            f"then goes back to the operator's MinSize {ownership.base} unless a decision renews it"
         )
-    elif group.floor > group.min_size and not result.floor_released:
-        detail = (
-            f"; the floor MinSize {group.floor} stays until {settings.fallback_release_minutes} minutes "
-            f"of consecutive fallbacks (now {minutes})"
-        )
-    else:
-        detail = ""
     result.reason = f"{reason}; holding capacity, reactive scaling stays in charge{detail}"
     return result
 
@@ -507,15 +566,6 @@ def _claim_slot(
         result.reason = f"another run decided slot {_iso(result.decision_time)} concurrently ({error})"
         return False
     return True
-
-
-def _record_applied(ports: PredictPorts, result: PredictResult, floor: int) -> None:
-    """The group changed already; a failed tag write must not read as a fault that left
-    nothing changed. The state holds the same floor, so ownership is still known."""
-    try:
-        ports.group.record_applied(floor)
-    except Exception as error:  # throttling, a tag policy: the next change rewrites it
-        result.floor_note = f"warning: could not tag the applied MinSize {floor}: {error}"
 
 
 def _notify(ports: PredictPorts, result: PredictResult, subject: str) -> None:
@@ -568,7 +618,6 @@ def _next_state(
     decision: Decision,
     forecasted: _Forecasted,
     result: PredictResult,
-    intended_floor: int,
 ) -> DecisionState:
     window_start = decision_time - settings.policy.scale_in_stabilization_minutes * 60
     recommendations = [(t, r) for t, r in state.recommendations if t > window_start]
@@ -583,8 +632,6 @@ def _next_state(
         last_decision_time=decision_time,
         recommendations=recommendations,
         forecasts=forecasts,
-        last_floor=intended_floor,
-        fallback_since=None,
         last_decision={
             "time": _iso(decision_time),
             "target": decision.target,

@@ -11,6 +11,7 @@ from saleor_scaling.backtest.runner import prepare_trace
 from saleor_scaling.backtest.simulator import GroupSettings, SimulatedGroup, TargetTracking, simulate
 from saleor_scaling.backtest.strategies import PredictiveController
 from saleor_scaling.features import build_features, log_level
+from saleor_scaling.lease import Lease
 from saleor_scaling.policy import GroupCapacity, GroupFacts
 from saleor_scaling.predict_service import PredictPorts, run_predict
 from saleor_scaling.series import Metric
@@ -26,11 +27,11 @@ class Group:
     def __init__(self, desired: int) -> None:
         self.desired = desired
         self.min_size = 1
-        self.applied: str | None = None
+        self.lease: Lease | None = None
 
     def describe(self) -> GroupFacts:
         return GroupFacts(
-            self.min_size, 10, self.desired, self.desired, base_tag="1", applied_tag=self.applied
+            self.min_size, 10, self.desired, self.desired, self.lease.encode() if self.lease else None
         )
 
     def set_capacity(self, desired: int, floor: int, bounds: GroupCapacity) -> None:
@@ -39,11 +40,10 @@ class Group:
     def set_floor(self, floor: int, bounds: GroupCapacity) -> None:
         self.min_size = floor
 
-    def record_applied(self, floor: int) -> None:
-        self.applied = str(floor)
-
-    def record_base(self, base: int) -> None:
-        raise AssertionError("nobody but predict changes this group's MinSize")
+    def write_lease(self, lease: Lease) -> None:
+        # Nobody but predict changes this group's MinSize: the base never moves.
+        assert lease.base == 1, lease
+        self.lease = lease
 
 
 def test_controller_decides_as_run_predict() -> None:

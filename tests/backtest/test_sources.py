@@ -17,7 +17,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from saleor_scaling.adapters.autoscaling import APPLIED_MIN_SIZE_TAG, BASE_MIN_SIZE_TAG
 from saleor_scaling.adapters.cloudwatch import CloudWatchMetrics, MetricsUnavailableError
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.backtest.cli import main
@@ -28,6 +27,7 @@ from saleor_scaling.backtest.sources import (
     load_balancer_dimension,
     per_minute_demand,
 )
+from saleor_scaling.lease import LEASE_TAG
 from saleor_scaling.local.emulator import METRIC_SOURCES, EmulatedShop, create_shop, minute_request_counts
 from saleor_scaling.series import Metric, MetricHistory
 from tests.conftest import synthetic_history
@@ -226,7 +226,9 @@ def test_operator_min_size_not_predicts_raised_floor(aws: boto3.session.Session,
                 "Value": value,
                 "PropagateAtLaunch": False,
             }
-            for key, value in ((BASE_MIN_SIZE_TAG, "2"), (APPLIED_MIN_SIZE_TAG, "5"))
+            for key, value in (
+                (LEASE_TAG, f"v1 floor=5 prior=5 base=2 until={now - 7200} slot={now - 9000}"),
+            )
         ]
     )
     read = from_cloudwatch(

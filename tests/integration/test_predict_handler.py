@@ -48,7 +48,12 @@ def test_scale_out_raises_the_floor_so_target_tracking_cannot_undo_it(world):
     assert described["MinSize"] == result["decision"]["floor"] == target
     assert described["DesiredCapacity"] == target
     tags = {tag["Key"]: tag["Value"] for tag in described["Tags"]}
-    assert tags["saleor-predictive-scaling:base-min-size"] == "1"  # the operator's MinSize, kept
+    # The lease: the floor predict holds, confirmed, the operator's MinSize, its expiry
+    # (30 minutes after the slot) and the slot that acted.
+    slot = NOW - NOW % 300
+    assert tags["saleor-predictive-scaling:lease"] == (
+        f"v1 floor={target} prior={target} base=1 until={slot + 1800} slot={slot}"
+    )
     assert result["group"]["min"] == 1
 
 

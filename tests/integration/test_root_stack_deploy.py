@@ -864,7 +864,7 @@ def test_retrain_then_predict_on_the_deployed_stack(deployed, monkeypatch):
         assert group_after["DesiredCapacity"] == target
         assert group_after["MinSize"] == decision["decision"]["floor"] > group_before["MinSize"]
         tags = {t["Key"]: t["Value"] for t in group_after["Tags"]}
-        assert tags["saleor-predictive-scaling:base-min-size"] == str(group_before["MinSize"])
+        assert f" base={group_before['MinSize']} " in tags["saleor-predictive-scaling:lease"]
     # The decision state lives in the deployed bucket, under the deployed group's name.
     state = session.client("s3").list_objects_v2(Bucket=shop.bucket, Prefix="state/")
     assert [o["Key"] for o in state.get("Contents", [])] == [f"state/{shop.group_name}/predict-state.json"]

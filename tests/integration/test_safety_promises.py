@@ -9,14 +9,18 @@ afterwards, not only what the handler said.
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pytest
+from botocore.exceptions import ClientError
 
-from saleor_scaling.adapters.autoscaling import APPLIED_MIN_SIZE_TAG, BASE_MIN_SIZE_TAG
 from saleor_scaling.adapters.state_store import S3DecisionState
+from saleor_scaling.lease import LEASE_TAG, LEGACY_APPLIED_TAG, LEGACY_BASE_TAG, Lease, decode
 from saleor_scaling.local.emulator import LocalLambdaContext, scheduled_event, set_function_clock
+from saleor_scaling.series import Metric, MetricHistory
 from saleor_scaling.settings import ConfigurationError
 from tests.integration.conftest import NOW, PredictWorld, emitted_metrics, iso
 
@@ -67,6 +71,10 @@ def put_state(world: PredictWorld, body: bytes) -> None:
 # --- Operators and the MinSize floor -------------------------------------------------
 
 
+def lease(world: PredictWorld) -> Lease:
+    return decode(tags(world)[LEASE_TAG], int(world.describe()["MaxSize"]))
+
+
 def test_operator_raising_min_size_is_adopted_never_lowered(world):
     first = world.invoke()
     floor = first["decision"]["floor"]
@@ -76,7 +84,7 @@ def test_operator_raising_min_size_is_adopted_never_lowered(world):
     for k in range(1, 4):
         result = world.invoke(world.advance(NOW + k * STEP))
         assert min_size(world) >= floor + 1, result["reason"]
-    assert tags(world)[BASE_MIN_SIZE_TAG] == str(floor + 1)
+    assert lease(world).base == floor + 1
     assert result["group"]["min"] == floor + 1
 
 
@@ -84,7 +92,7 @@ def test_adoption_is_explained_in_the_decision_log(world):
     floor = world.invoke()["decision"]["floor"]
     set_min_size(world, floor + 2)
     result = world.invoke(world.advance(NOW + STEP))
-    assert "adopted as the operator's MinSize" in result["reason"] or "adopted" in json.dumps(result)
+    assert "adopted as the operator's MinSize" in result["floor_note"]
 
 
 def test_forecast_only_release_restores_the_operators_latest_min_size(world, monkeypatch):
@@ -94,8 +102,19 @@ def test_forecast_only_release_restores_the_operators_latest_min_size(world, mon
     monkeypatch.setenv("SCALING_MODE", "forecast-only")
     world.handler.reset_dependencies()
     world.invoke(world.advance(NOW + STEP))
-    assert min_size(world) == 12  # not the tag's old value, 1
-    assert tags(world)[BASE_MIN_SIZE_TAG] == "12"
+    assert min_size(world) == 12  # not the first base, 1
+    assert lease(world).base == 12
+
+
+def test_forecast_only_gives_the_floor_back_at_once(world, monkeypatch):
+    floor = world.invoke()["decision"]["floor"]
+    assert floor > 1
+    monkeypatch.setenv("SCALING_MODE", "forecast-only")
+    world.handler.reset_dependencies()
+    result = world.invoke(world.advance(NOW + STEP))
+    assert min_size(world) == 1
+    assert result["floor_released"] is True
+    assert world.desired() == floor  # no instance removed: target tracking decides
 
 
 def test_operator_lowering_min_size_is_respected_too(world, monkeypatch):
@@ -108,23 +127,36 @@ def test_operator_lowering_min_size_is_respected_too(world, monkeypatch):
     assert floor > 1
 
 
-@pytest.mark.parametrize("bad_tag", ["-1", "abc", "1.5", "999", ""])
-def test_invalid_base_tag_is_ignored_and_min_size_left_alone(world, bad_tag, caplog):
+@pytest.mark.parametrize(
+    "bad_tag",
+    [
+        "-1",
+        "abc",
+        "",
+        "v1 floor=3 prior=3 base=4 until=0 slot=0",  # base above the floor
+        "v1 floor=999 prior=999 base=1 until=0 slot=0",  # above MaxSize
+        "v1 floor=2 prior=2 base=1 until=0",  # a field missing
+        "v1 floor=２ prior=2 base=1 until=0 slot=0",  # a digit that is not ASCII
+        "v1 floor=2 prior=2 base=1 until=0 slot=0" + " " * 300,
+    ],
+)
+def test_invalid_lease_tag_is_ignored_and_min_size_left_alone(world, bad_tag, caplog):
     caplog.set_level("WARNING", logger="predict")
     set_min_size(world, 2)
-    set_tag(world, BASE_MIN_SIZE_TAG, bad_tag)
+    set_tag(world, LEASE_TAG, bad_tag)
     result = world.invoke()
     assert min_size(world) == 2  # left alone, neither raised nor lowered
     assert result["group"]["floor_managed"] is False
-    assert "is not a size" in result["floor_note"]
+    assert result["floor_note"].startswith("warning:")
     assert world.desired() >= 2
+    assert tags(world)[LEASE_TAG] == bad_tag  # predict does not overwrite what it cannot read
     assert any("warning" in json.dumps(getattr(r, "decision", {})) for r in caplog.records)
 
 
-def test_invalid_base_tag_never_lowers_a_raised_floor(oversized_world, monkeypatch):
+def test_invalid_lease_tag_never_lowers_a_raised_floor(oversized_world, monkeypatch):
     world = oversized_world
     set_min_size(world, 15)
-    set_tag(world, BASE_MIN_SIZE_TAG, "oops")
+    set_tag(world, LEASE_TAG, "oops")
     for k in range(3):
         world.invoke(world.advance(NOW + k * STEP))
     assert min_size(world) == 15
@@ -134,15 +166,30 @@ def test_invalid_base_tag_never_lowers_a_raised_floor(oversized_world, monkeypat
     assert min_size(world) == 15  # forecast-only does not release to an unknown value
 
 
-def test_applied_tag_records_what_predict_set(world):
-    floor = world.invoke()["decision"]["floor"]
-    assert tags(world)[APPLIED_MIN_SIZE_TAG] == str(floor)
+def test_the_lease_records_what_predict_set(world):
+    result = world.invoke()
+    floor = result["decision"]["floor"]
+    slot = NOW - NOW % STEP
+    assert lease(world) == Lease(floor=floor, prior=floor, base=1, until=slot + 1800, slot=slot)
+    assert result["floor_lease_until"] == iso(slot + 1800)
 
 
-# --- Fallbacks give the floor back ---------------------------------------------------
+def test_legacy_tags_are_a_lease_that_has_expired(world):
+    # A group scaled before the lease existed: base 1, predict's floor 6.
+    set_min_size(world, 6)
+    set_tag(world, LEGACY_BASE_TAG, "1")
+    set_tag(world, LEGACY_APPLIED_TAG, "6")
+    result = world.invoke()
+    assert result["floor_released"] is True  # given back first, then decided afresh
+    assert LEGACY_BASE_TAG not in tags(world)
+    assert LEGACY_APPLIED_TAG not in tags(world)
+    assert lease(world).base == 1
 
 
-def test_long_fallback_lowers_the_floor_back_to_the_operators(world, capsys):
+# --- The floor is a lease: released by every path that cannot decide -----------------
+
+
+def test_long_fallback_gives_the_floor_back_when_the_lease_expires(world):
     floor = world.invoke()["decision"]["floor"]
     assert floor >= 4
     delete_model(world)
@@ -151,41 +198,216 @@ def test_long_fallback_lowers_the_floor_back_to_the_operators(world, capsys):
         result = world.invoke(iso(NOW + k * STEP))
         assert result["status"] == "fallback"
         floors.append(min_size(world))
-    # Held for the first 30 minutes of fallbacks (a short outage must not drop capacity),
-    # then one step per run towards the operator's MinSize 1.
-    assert floors[:6] == [floor] * 6
-    assert floors[6:9] == [floor - 1, floor - 2, floor - 3]
-    assert "goes back towards the operator's MinSize 1" in result["reason"]
+    # Held while the lease runs (a short outage must not drop capacity): the runs of the
+    # first 25 minutes; the run at 30 minutes finds it expired and gives it all back.
+    assert floors == [floor] * 5 + [1] * 4
     assert world.desired() >= floor  # no instance removed by predict: target tracking decides
 
 
-def test_a_decision_ends_the_fallback_streak(world):
-    floor = world.invoke()["decision"]["floor"]
-    model = world.session.client("s3").get_object(Bucket=world.shop.bucket, Key="models/manifest.json")
-    manifest = model["Body"].read()
+def test_a_decision_renews_the_lease(world):
+    world.invoke()
+    manifest = world.session.client("s3").get_object(Bucket=world.shop.bucket, Key="models/manifest.json")
+    body = manifest["Body"].read()
     delete_model(world)
-    for k in range(1, 6):
+    for k in range(1, 5):
+        assert world.invoke(iso(NOW + k * STEP))["status"] == "fallback"
+    world.session.client("s3").put_object(Bucket=world.shop.bucket, Key="models/manifest.json", Body=body)
+    renewed = world.invoke(world.advance(NOW + 5 * STEP))
+    assert renewed["status"] in {"scaled", "decided"}
+    slot = NOW - NOW % STEP + 5 * STEP
+    assert lease(world).until == slot + 1800
+    floor = min_size(world)
+    delete_model(world)
+    for k in range(6, 11):  # 25 minutes after the renewal: still held
         world.invoke(iso(NOW + k * STEP))
-    world.session.client("s3").put_object(Bucket=world.shop.bucket, Key="models/manifest.json", Body=manifest)
-    assert world.invoke(world.advance(NOW + 6 * STEP))["status"] != "fallback"
-    delete_model(world)
-    world.invoke(iso(NOW + 7 * STEP))
-    assert min_size(world) >= min(floor, world.describe()["MinSize"])  # streak restarted: held
-    state = json.loads(
-        world.session.client("s3").get_object(Bucket=world.shop.bucket, Key=state_key(world))["Body"].read()
-    )
-    assert state["fallback_since"] == NOW - NOW % STEP + 7 * STEP
+        assert min_size(world) == floor
 
 
-def test_fallback_release_time_is_a_setting(world, monkeypatch):
+def test_lease_length_is_a_setting(world, monkeypatch):
     monkeypatch.setenv("FALLBACK_RELEASE_MINUTES", "5")
     world.handler.reset_dependencies()
     floor = world.invoke()["decision"]["floor"]
+    assert floor > 1
     delete_model(world)
-    world.invoke(iso(NOW + STEP))
-    assert min_size(world) == floor
-    world.invoke(iso(NOW + 2 * STEP))
-    assert min_size(world) == floor - 1
+    world.invoke(iso(NOW + STEP))  # the one renewal it missed
+    assert min_size(world) == 1
+
+
+def access_denied(*args: Any, **kwargs: Any) -> Any:
+    raise ClientError(
+        {"Error": {"Code": "AccessDenied", "Message": "not authorized to perform GetMetricData"}},
+        "GetMetricData",
+    )
+
+
+def test_a_persistent_aws_fault_still_gives_the_floor_back(world, monkeypatch, capsys):
+    """Issue 21 (1): an IAM change makes GetMetricData fail for hours. Every run is a fault
+    (PredictErrors); the floor it raised must still go back when its lease expires."""
+    floor = world.invoke()["decision"]["floor"]
+    assert floor >= 4
+    _, ports = world.handler.dependencies()
+    monkeypatch.setattr(ports.metrics._client, "get_metric_data", access_denied)
+    floors = []
+    for k in range(1, 9):
+        with pytest.raises(ClientError):
+            world.invoke(iso(NOW + k * STEP))
+        floors.append(min_size(world))
+    assert floors == [floor] * 5 + [1] * 3
+    assert emitted_metrics(capsys.readouterr().out)["PredictErrors"] == 1
+
+
+def test_a_crash_after_the_release_still_released(world, monkeypatch):
+    floor = world.invoke()["decision"]["floor"]
+    import saleor_scaling.predict_service as service
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("a bug anywhere after the group was read")
+
+    monkeypatch.setattr(service, "decide", broken)
+    for k in range(1, 7):
+        with pytest.raises(ZeroDivisionError):
+            world.invoke(world.advance(NOW + k * STEP))
+    assert floor > 1
+    assert min_size(world) == 1
+
+
+def test_a_corrupt_model_every_run_still_gives_the_floor_back(world):
+    floor = world.invoke()["decision"]["floor"]
+    world.session.client("s3").put_object(
+        Bucket=world.shop.bucket, Key="models/manifest.json", Body=b'{"format": ' + b"[" * 5000
+    )
+    for k in range(1, 7):
+        world.invoke(iso(NOW + k * STEP))
+    assert floor > 1
+    assert min_size(world) == 1
+
+
+class FlakyTags:
+    """An Auto Scaling client whose lease writes fail from the n-th on (throttling, a tag
+    policy): everything else goes through."""
+
+    def __init__(self, client: Any, fail_from: int) -> None:
+        self._client, self.writes, self.fail_from = client, 0, fail_from
+
+    def create_or_update_tags(self, **kwargs: Any) -> Any:
+        self.writes += 1
+        if self.writes >= self.fail_from:
+            raise ClientError(
+                {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "CreateOrUpdateTags"
+            )
+        return self._client.create_or_update_tags(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_an_operators_sale_min_size_is_never_undercut_after_a_lost_tag_write(oversized_world, monkeypatch):
+    """Issue 21 (3): predict holds 15, the next write of its record fails while it wants
+    to lower the floor, then the operator sets MinSize 15 for a sale... and every other
+    value. Whatever failed before, predict never goes below what the operator set."""
+    world = oversized_world
+    set_min_size(world, 2)
+    first = world.invoke()
+    held = min_size(world)
+    assert held == first["decision"]["floor"] >= 8
+    _, ports = world.handler.dependencies()
+    flaky = FlakyTags(ports.group._client, fail_from=1)
+    monkeypatch.setattr(ports.group, "_client", flaky)
+    with pytest.raises(ClientError):
+        world.invoke(world.advance(NOW + STEP))  # wants to lower the floor: its record fails first
+    assert min_size(world) == held  # so the floor was not touched either
+    monkeypatch.setattr(ports.group, "_client", flaky._client)
+    set_min_size(world, held + 1)  # the operator, for a sale
+    for k in range(2, 12):
+        world.invoke(world.advance(NOW + k * STEP))
+        assert min_size(world) >= held + 1  # raised again as the load rises, never below
+    assert lease(world).base == held + 1
+
+
+def test_a_lost_confirmation_is_confirmed_by_the_next_run(oversized_world, monkeypatch):
+    """The floor went 12 -> 11, its confirmation was lost: 12 must not stay predict's, or an
+    operator setting 12 for a sale would be undercut."""
+    world = oversized_world
+    set_min_size(world, 12)
+    set_tag(world, LEASE_TAG, f"v1 floor=12 prior=12 base=2 until={NOW + 600} slot=0")
+    _, ports = world.handler.dependencies()
+    flaky = FlakyTags(ports.group._client, fail_from=2)  # the pending write lands, not its confirmation
+    monkeypatch.setattr(ports.group, "_client", flaky)
+    result = world.invoke()
+    assert "could not confirm" in result["floor_note"]
+    assert min_size(world) == 11
+    assert (lease(world).floor, lease(world).prior) == (11, 12)
+    monkeypatch.setattr(ports.group, "_client", flaky._client)
+    world.invoke(world.advance(NOW + STEP))
+    assert not lease(world).pending
+    assert lease(world).floor == min_size(world) == 10
+    set_min_size(world, 12)  # the operator sets the value predict held two runs ago
+    for k in range(2, 7):
+        result = world.invoke(world.advance(NOW + k * STEP))
+        assert min_size(world) == 12, result["reason"]
+    assert lease(world).base == 12
+
+
+def test_a_forged_far_expiry_is_treated_as_expired(world):
+    set_min_size(world, 9)
+    set_tag(world, LEASE_TAG, "v1 floor=9 prior=9 base=1 until=4102444800 slot=0")  # the year 2100
+    result = world.invoke()
+    assert result["floor_released"] is True
+    assert "later than any renewal" in result["floor_note"]
+
+
+def test_a_forged_future_slot_does_not_block_the_runs(world):
+    set_tag(world, LEASE_TAG, f"v1 floor=1 prior=1 base=1 until=0 slot={NOW + 23 * 3600}")
+    result = world.invoke()
+    assert result["status"] in {"scaled", "decided"}
+    assert "slot" in result["floor_note"]
+
+
+# --- One action per slot, whatever happened to the state -----------------------------
+
+
+def test_a_slot_that_acted_does_not_act_again_after_the_state_is_lost(oversized_world):
+    """Issue 21 (8): 15 -> 14, the state object is corrupted, the same event redelivered:
+    it must not act again (14 -> 13)."""
+    world = oversized_world
+    assert world.invoke()["status"] == "scaled"
+    assert world.desired() == 14
+    put_state(world, b"{oops")
+    again = world.invoke()
+    assert again["status"] == "duplicate"
+    assert world.desired() == 14
+    world.session.client("s3").delete_object(Bucket=world.shop.bucket, Key=state_key(world))
+    assert world.invoke()["status"] == "duplicate"
+    assert world.desired() == 14
+
+
+# --- The reactive floor without its fleet size ---------------------------------------
+
+
+def test_missing_in_service_at_the_anchor_does_not_inflate_the_cpu_floor(world):
+    """Issue 21 (4): no GroupInServiceInstances datapoint at the anchor, 8 instances now,
+    CPU measured when 2 ran at 90 %: the floor must not be 8 x 90 / 70 = 11."""
+    world.session.client("autoscaling").update_auto_scaling_group(
+        AutoScalingGroupName=world.shop.group_name, MaxSize=30, DesiredCapacity=8
+    )
+    _, ports = world.handler.dependencies()
+    real_fetch = ports.metrics.fetch
+
+    def without_in_service(start: int, end: int, now: int) -> Any:
+        history = real_fetch(start, end, now)
+        values = dict(history.values)
+        in_service = np.array(values[Metric.IN_SERVICE], copy=True)
+        in_service[-1] = np.nan
+        values[Metric.IN_SERVICE] = in_service
+        cpu = np.array(values[Metric.CPU], copy=True)
+        cpu[-1] = 90.0
+        values[Metric.CPU] = cpu
+        return MetricHistory(start=history.start, values=values)
+
+    ports.metrics.fetch = without_in_service
+    result = world.invoke()
+    demand_floor = math.ceil(result["inputs"]["demand_per_minute"] / 1000.0 - 1e-9)
+    assert result["reactive_floor"] == demand_floor <= 8
 
 
 # --- MAX_SCALE_IN_STEP=0 -------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from saleor_scaling.adapters.state_store import StoredState
+from saleor_scaling.lease import Lease
 from saleor_scaling.model import ModelMetadata
 from saleor_scaling.policy import GroupCapacity, GroupFacts
 from saleor_scaling.series import MetricHistory
@@ -28,25 +29,20 @@ class FakeGroup:
     name = "saleor-api"
 
     def __init__(
-        self, desired: int, min_size: int = 1, max_size: int = 20, base_tag: str | None = None
+        self, desired: int, min_size: int = 1, max_size: int = 20, lease_tag: str | None = None
     ) -> None:
         self.desired, self.min_size, self.max_size = desired, min_size, max_size
-        self.base_tag: str | None = base_tag
-        self.applied_tag: str | None = None
+        self.lease_tag: str | None = lease_tag
         self.calls: list[tuple[str, int, int | None]] = []
 
     def describe(self) -> GroupFacts:
-        return GroupFacts(
-            self.min_size, self.max_size, self.desired, self.desired, self.base_tag, self.applied_tag
-        )
+        return GroupFacts(self.min_size, self.max_size, self.desired, self.desired, self.lease_tag)
 
     def set_capacity(self, desired: int, floor: int, bounds: GroupCapacity) -> None:
         if not bounds.floor_managed:
             floor = self.min_size
         # Auto Scaling refuses these; moto would not.
         assert 0 <= floor <= desired <= self.max_size, (floor, desired, self.max_size)
-        if self.base_tag is None:
-            self.base_tag = str(bounds.min_size)
         self.desired, self.min_size = desired, floor
         self.calls.append(("set_capacity", desired, floor))
 
@@ -56,11 +52,8 @@ class FakeGroup:
         self.desired = max(self.desired, floor)
         self.calls.append(("set_floor", floor, None))
 
-    def record_applied(self, floor: int) -> None:
-        self.applied_tag = str(floor)
-
-    def record_base(self, base: int) -> None:
-        self.base_tag = str(base)
+    def write_lease(self, lease: Lease) -> None:
+        self.lease_tag = lease.encode()
 
 
 class FakeModels:

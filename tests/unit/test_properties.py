@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from saleor_scaling.model import ModelMetadata
-from saleor_scaling.policy import GroupCapacity, GroupFacts, decide, parse_size, read_floor
+from saleor_scaling.lease import LeaseError, decode
+from saleor_scaling.policy import GroupCapacity, GroupFacts, decide, read_floor
 from saleor_scaling.predict_service import PredictPorts, Status, run_predict
 from saleor_scaling.series import Metric, MetricHistory
 from saleor_scaling.settings import ModelLocation, PolicySettings, PredictSettings, ScalingMode
@@ -71,32 +72,47 @@ def test_policy_invariants(forecast, group, reactive, recent, policy):
         assert decision.floor == group.floor
 
 
+lease_fields = st.tuples(
+    *(st.integers(0, 120) for _ in range(3)), st.integers(0, 2 * 10**9), st.integers(0, 2 * 10**9)
+)
+
+
 @settings(max_examples=2000, deadline=None)
 @given(
     max_size=st.integers(0, 100),
     data=st.data(),
-    base_tag=st.one_of(st.none(), st.text(max_size=6), st.integers(-5, 200).map(str)),
-    applied_tag=st.one_of(st.none(), st.text(max_size=6), st.integers(-5, 200).map(str)),
-    intended=st.one_of(st.none(), st.integers(0, 200)),
+    lease_tag=st.one_of(
+        st.none(),
+        st.text(max_size=40),
+        lease_fields.map(lambda f: f"v1 floor={f[0]} prior={f[1]} base={f[2]} until={f[3]} slot={f[4]}"),
+    ),
+    now=st.integers(0, 2 * 10**9),
 )
-def test_floor_reading_never_undercuts_a_min_size_it_did_not_set(
-    max_size, data, base_tag, applied_tag, intended
-):
+def test_floor_reading_never_undercuts_a_min_size_it_did_not_set(max_size, data, lease_tag, now):
     current = data.draw(st.integers(0, max_size))
     desired = data.draw(st.integers(current, max_size))
-    facts = GroupFacts(current, max_size, desired, desired, base_tag, applied_tag)
-    reading = read_floor(facts, intended)
+    facts = GroupFacts(current, max_size, desired, desired, lease_tag)
+    reading = read_floor(facts, now, 1800)
     group = reading.group
     assert 0 <= group.min_size <= group.max_size == max_size
     assert group.floor == current
-    base = parse_size(base_tag, max_size)
-    if base_tag is not None and base is None:
+    try:
+        lease = None if lease_tag is None else decode(lease_tag, max_size)
+    except LeaseError:
         assert not group.floor_managed  # an unusable tag: MinSize is left alone
-    ours = {parse_size(applied_tag, max_size), intended} - {None}
-    if base is not None and current != base and current not in ours and (ours or current < base):
-        # Somebody else set MinSize: it is the operator's now, and the policy never goes below it.
-        assert reading.adopted_base == current
+        assert reading.note.startswith("warning:")
+        return
+    if lease is None or current not in (lease.floor, lease.prior):
+        # Nobody recorded it as predict's: MinSize is the operator's, never gone below.
         assert group.min_size == current
+        assert reading.ownership.lease is None
+    else:
+        assert group.min_size == lease.base <= current
+        # Released only once expired (a lease longer than any renewal counts as expired).
+        expired = now >= lease.until or lease.until > now + 1800 + 60
+        assert reading.ownership.due(now) == (expired and current > lease.base)
+    # A slot after the clock is never trusted: it would make the real runs duplicates.
+    assert reading.ownership.slot <= now + 60
 
 
 # --- run_predict on any metric values --------------------------------------------------

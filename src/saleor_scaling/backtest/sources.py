@@ -403,7 +403,8 @@ def _group_sizes(
     except GroupNotFoundError as error:
         hint = "" if required else "; give --min-size and --max-size to replay a group that is gone"
         raise SourceError(f"--group {group_name!r}: {error} in this account and region{hint}") from None
-    operator_min = read_floor(facts, None).group.min_size
+    # Read at no particular time: the lease's base is the operator's whether or not it expired.
+    operator_min = read_floor(facts, math.inf, 0).group.min_size
     return (
         operator_min if min_size is None else min_size,
         facts.max_size if max_size is None else max_size,
