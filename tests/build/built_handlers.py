@@ -2,6 +2,12 @@
 does from the `sam build` output (function directory, then the layers' python/ folders,
 then the runtime's boto3), and run retrain then predict against emulated AWS.
 
+The emulated shop comes from `saleor_scaling.local`, which the layer leaves out: once the
+handlers are imported, the source tree's package is searched after the layer's, so only
+what the layer lacks comes from src/. The report names where every module came from, and
+the test fails if any but `saleor_scaling.local` came from outside the artifact (a lazy
+import of a module the layer lacks would be found in src/ here, and fail in Lambda).
+
 Usage: python built_handlers.py BUILD_DIR  -> prints one JSON document.
 """
 
@@ -16,6 +22,7 @@ from pathlib import Path
 from types import ModuleType
 
 BUILD_DIR = Path(sys.argv[1]).resolve()
+SOURCE_PACKAGE = Path(__file__).resolve().parents[2] / "src" / "saleor_scaling"
 sys.path[:0] = [str(BUILD_DIR / "SklearnLayer" / "python"), str(BUILD_DIR / "DomainLayer" / "python")]
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
@@ -48,6 +55,8 @@ def main() -> None:
         import sklearn
 
         import saleor_scaling
+
+        saleor_scaling.__path__.append(str(SOURCE_PACKAGE))
         from saleor_scaling.local.emulator import (
             LocalLambdaContext,
             create_shop,
@@ -76,6 +85,11 @@ def main() -> None:
                 "modules": {
                     module.__name__: str(Path(module.__file__ or "").resolve())
                     for module in (sklearn, numpy, saleor_scaling, aws_lambda_powertools)
+                },
+                "package_modules": {
+                    name: str(Path(module.__file__ or "").resolve())
+                    for name, module in sorted(sys.modules.items())
+                    if name.startswith("saleor_scaling.")
                 },
                 "retrain": {"status": trained["status"], "reason": trained["reason"]},
                 "predict": {

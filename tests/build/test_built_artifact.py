@@ -3,7 +3,6 @@ precompiled unchecked-hash bytecode, and import and run both handlers on its own
 
 from __future__ import annotations
 
-import filecmp
 import importlib.util
 import json
 import os
@@ -23,47 +22,6 @@ SIZE_BUDGET = 210 * 1024 * 1024
 _RUNTIME = re.search(r"^    Runtime: python(\d+)\.(\d+)$", (REPO_ROOT / "template.yaml").read_text(), re.M)
 assert _RUNTIME, "template.yaml's Globals carry no Runtime: pythonX.Y"
 RUNTIME_PYTHON = (int(_RUNTIME[1]), int(_RUNTIME[2]))
-BUILD_DIR = Path(os.environ.get("SAM_BUILD_DIR", REPO_ROOT / ".aws-sam" / "build"))
-
-
-def _build_is_current() -> bool:
-    built = BUILD_DIR / "DomainLayer" / "python" / "saleor_scaling"
-    source = REPO_ROOT / "src" / "saleor_scaling"
-    if not built.is_dir() or not (BUILD_DIR / "RetrainFunction" / "app.py").is_file():
-        return False
-    # A build left by another Python (a 3.11 one from before the runtime moved) is rebuilt.
-    if not (built / "__pycache__" / f"features.{sys.implementation.cache_tag}.pyc").is_file():
-        return False
-    for path in source.rglob("*.py"):
-        twin = built / path.relative_to(source)
-        if not twin.is_file() or not filecmp.cmp(path, twin, shallow=False):
-            return False
-    for function in ("predict", "retrain"):
-        name = f"{function.capitalize()}Function"
-        if not filecmp.cmp(
-            REPO_ROOT / "functions" / function / "app.py", BUILD_DIR / name / "app.py", shallow=False
-        ):
-            return False
-    return True
-
-
-@pytest.fixture(scope="module")
-def build_dir() -> Path:
-    if not _build_is_current():
-        sam = shutil.which("sam") or str(Path(sys.executable).with_name("sam"))
-        if not Path(sam).exists():
-            pytest.fail("the `sam` CLI is missing: install requirements-dev.txt (make venv)")
-        # sam's pip builder wants a python3.13 on PATH, as `make build` gives it: this
-        # interpreter's bin first (a pyenv shim there may not resolve without PYENV_VERSION).
-        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-        subprocess.run(
-            [sam, "build", "--build-dir", str(BUILD_DIR)],
-            cwd=REPO_ROOT,
-            check=True,
-            timeout=900,
-            env={**os.environ, "PATH": path},
-        )
-    return BUILD_DIR
 
 
 def _size(path: Path) -> int:
@@ -125,6 +83,16 @@ def test_built_artifact_imports_and_runs_both_handlers(build_dir: Path) -> None:
     report = json.loads(completed.stdout.strip().splitlines()[-1])
     for module, path in report["modules"].items():
         assert path.startswith(str(build_dir.resolve())), f"{module} imported from {path}, not the artifact"
+    # Only the emulated shop (left out of the layer) may come from src/.
+    built = str(build_dir.resolve())
+    served = {
+        name: path
+        for name, path in report["package_modules"].items()
+        if not name.startswith("saleor_scaling.local")
+    }
+    assert "saleor_scaling.training" in served
+    outside = {name: path for name, path in served.items() if not path.startswith(built)}
+    assert not outside, f"imported from outside the artifact: {outside}"
     assert report["retrain"]["status"] == "promoted", report["retrain"]["reason"]
     assert report["predict"]["status"] in {"scaled", "decided"}, report["predict"]["reason"]
     assert report["predict"]["model"]["model_version_id"]
