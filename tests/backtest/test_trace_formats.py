@@ -476,3 +476,20 @@ def test_rows_decades_apart_are_refused_with_file_and_lines(
 def test_ten_years_of_rows_are_accepted(tmp_path: Path) -> None:
     path = write(tmp_path / "decade.csv", "minute,count", ["2014-01-01 00:00,5", "2024-01-08 00:00,6"])
     assert load_trace(path, max_idle_minutes=10**7).days == pytest.approx(3659, abs=0.01)
+
+
+def test_only_the_absent_runs_of_the_window_run_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = every_minute("2024-01-01", "2024-01-04", skip=(("2024-01-03 00:00", "2024-01-03 12:00"),))
+    path = write(tmp_path / "shop.csv", "minute,count", rows)
+    quick = ["--strategies", "reactive,oracle", "--quiet"]
+    for window in (["--days", "2"], ["--end", "2024-01-02T12:00"]):
+        assert main([str(path), *quick, *window]) == 0
+        captured = capsys.readouterr()
+        assert "warning" not in captured.err, window
+        assert "no rows from" not in captured.out, window
+    assert main([str(path), *quick, "--start", "2024-01-02"]) == 0
+    assert (
+        "warning: no rows from 2024-01-03 00:00 to 2024-01-03 12:00 (12 h 0 min)" in capsys.readouterr().err
+    )

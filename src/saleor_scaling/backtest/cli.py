@@ -372,8 +372,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             trace = load_trace(
                 args.trace, outages=outages_from_args(args), max_idle_minutes=args.max_idle_minutes
             )
-            # Loud even with --quiet: these minutes are not what the file seemed to say.
-            for note in trace.between(*config.window()).absent_run_notes():
+            # A window that selects nothing fails here, not later. The warnings are loud even
+            # with --quiet: these minutes are not what the file seemed to say.
+            selected = trace.between(*config.window())
+            if config.days is not None:
+                selected = selected.head(config.days)
+            for note in selected.absent_run_notes():
                 print(f"saleor-backtest: warning: {note}", file=sys.stderr, flush=True)
     except (TraceError, ConfigurationError, ValueError, MetricsUnavailableError) as error:
         print(f"saleor-backtest: {error}", file=sys.stderr)
