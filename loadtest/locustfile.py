@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import threading
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -24,7 +25,7 @@ from locust.env import Environment
 from locust.exception import RescheduleTask
 
 from loadtest.operations import OPERATIONS
-from loadtest.outcomes import TOKEN_REFUSALS, Outcome, classify, dig
+from loadtest.outcomes import PERMISSION_DENIED, TOKEN_REFUSALS, Outcome, classify, dig
 from loadtest.shapes import shape_class
 
 LOG = logging.getLogger("loadtest")
@@ -42,8 +43,9 @@ ADDRESS = {
     "phone": "+12125094995",
 }
 DEFAULT_CHANNEL = "default-channel"
-"""Saleor's own DEFAULT_CHANNEL_SLUG (the stack sets it so): preferred among the listed
-channels, and tried when the channel list is refused (anonymous, or a refused token)."""
+"""The DEFAULT_CHANNEL_SLUG this project's stack gives Saleor (infra-cfn/app.yaml), also
+the channel Saleor's demo catalogue creates. Saleor's API does not say which channel is
+the shop's default, so SALEOR_DEFAULT_CHANNEL names it for a shop set up otherwise."""
 PAGE_SIZE = 24
 
 
@@ -70,6 +72,20 @@ class JourneyAborted(RescheduleTask):
     """Ends the journey: the failure is already in the request statistics."""
 
 
+class DiscoveryFailed(JourneyAborted):
+    """Discovery found no channel or nothing to sell: no shop traffic can be sent. Recorded
+    as a failure named "discovery" (with each failed request's own row), so that a run that
+    loads nothing fails (Locust exits 1) instead of reporting success."""
+
+
+def default_channel() -> tuple[str, str]:
+    """The shop's default channel and where that came from."""
+    configured = os.environ.get("SALEOR_DEFAULT_CHANNEL", "").strip()
+    if configured:
+        return configured, "SALEOR_DEFAULT_CHANNEL"
+    return DEFAULT_CHANNEL, "the stack's DEFAULT_CHANNEL_SLUG; SALEOR_DEFAULT_CHANNEL to change"
+
+
 class Catalogue:
     """What the shop sells in the chosen channel, discovered once per Locust process and
     shared by every simulated shopper."""
@@ -77,6 +93,8 @@ class Catalogue:
     def __init__(self) -> None:
         self.lock = threading.Lock()  # gevent-patched under Locust: waiting shoppers yield
         self.channel = ""
+        self.channel_reason = ""
+        """Why this channel: SALEOR_CHANNEL, the shop's default, the only one listed ..."""
         self.products: list[dict[str, Any]] = []
         self.categories: list[str] = []
         self.search_terms: list[str] = []
@@ -149,6 +167,7 @@ class Shopper(HttpUser):
                 operation,
                 response.status_code,
                 response.text,
+                no_answer_error=response.error,
                 require=require,
                 permission_denied_expected=permission_denied_expected,
                 token_refusal_expected=token_refusal_expected,
@@ -168,11 +187,30 @@ class Shopper(HttpUser):
         if CATALOGUE.ready():
             return
         with CATALOGUE.lock:
-            if not CATALOGUE.ready():
+            if CATALOGUE.ready():
+                return
+            started = time.perf_counter()
+            try:
                 self.discover()
+            except JourneyAborted as aborted:
+                reason = (
+                    str(aborted)
+                    if isinstance(aborted, DiscoveryFailed)
+                    else f"{aborted} failed, so no shop traffic can be sent (see its own row)"
+                )
+                self.environment.events.request.fire(
+                    request_type="discovery",
+                    name="discovery",
+                    response_time=(time.perf_counter() - started) * 1000,
+                    response_length=0,
+                    response=None,
+                    context={},
+                    exception=DiscoveryFailed(reason),
+                )
+                raise DiscoveryFailed(reason) from None
 
     def discover(self) -> None:
-        CATALOGUE.channel = self.discover_channel()
+        CATALOGUE.channel, CATALOGUE.channel_reason = self.discover_channel_and_reason()
         products = self.graphql(
             "ProductList", {"channel": CATALOGUE.channel, "first": 100}, require=("products.edges",)
         )["products"]["edges"]
@@ -185,10 +223,11 @@ class Shopper(HttpUser):
         categories = self.graphql("Categories", {"first": 20}, require=("categories.edges",))
         CATALOGUE.categories = [e["node"]["slug"] for e in categories["categories"]["edges"] if e.get("node")]
         if not buyable:
-            LOG.error(
-                "channel %s has no product with a variant in stock among its first 100", CATALOGUE.channel
+            message = (
+                f"channel {CATALOGUE.channel} has no product with a variant in stock among its first 100"
             )
-            raise JourneyAborted("discovery")
+            LOG.error(message)
+            raise DiscoveryFailed(message)
         CATALOGUE.products = buyable
         # Shoppers search for words of the catalogue's own product names (and sometimes miss).
         words = {
@@ -196,24 +235,37 @@ class Shopper(HttpUser):
         }
         CATALOGUE.search_terms = sorted(words) or list(FALLBACK_SEARCH_TERMS)
         LOG.info(
-            "channel %s: %d buyable products, %d categories",
+            "channel %s, %s: %d buyable products, %d categories",
             CATALOGUE.channel,
+            CATALOGUE.channel_reason,
             len(buyable),
             len(CATALOGUE.categories),
         )
 
     def discover_channel(self) -> str:
-        """SALEOR_CHANNEL if set; else, from the channel list (which needs an app or staff
-        token, SALEOR_TOKEN), Saleor's default channel if it is active there, else the first
-        active one; else (the list refused: anonymous, or the token expired or invalid)
-        Saleor's default channel."""
+        return self.discover_channel_and_reason()[0]
+
+    def discover_channel_and_reason(self) -> tuple[str, str]:
+        """The channel and why it was chosen: SALEOR_CHANNEL if set; else, from the channel
+        list (which needs an app or staff token, SALEOR_TOKEN), the only active channel, or
+        the shop's default channel (`default_channel`) if it is active there, else the first
+        active one; else (the list refused: anonymous, or the token refused) the shop's
+        default channel."""
         wanted = os.environ.get("SALEOR_CHANNEL", "").strip()
+        reason = "SALEOR_CHANNEL"
         if not wanted:
+            default, source = default_channel()
             token = os.environ.get("SALEOR_TOKEN", "").strip()
             outcome = self.graphql_outcome(
                 "Channels", token=token, permission_denied_expected=True, token_refusal_expected=bool(token)
             )
             refused = sorted(set(outcome.expected) & TOKEN_REFUSALS)
+            if token and PERMISSION_DENIED in outcome.expected:
+                # Saleor reads a bearer that is not a JWT as an app token; one it does not
+                # know (mistyped, or its app deleted) authorises nothing, without an error.
+                refused.append(
+                    f"{PERMISSION_DENIED}: Saleor knows no app with this token; mistyped or deleted?"
+                )
             if refused and not CATALOGUE.token_warned:
                 CATALOGUE.token_warned = True
                 LOG.warning(
@@ -221,20 +273,33 @@ class Shopper(HttpUser):
                     "back to %s (or SALEOR_CHANNEL). Staff tokens expire after 5 minutes: use an "
                     "app token, which does not (docs/loadtest.md, Tokens)",
                     ", ".join(refused),
-                    DEFAULT_CHANNEL,
+                    default,
                 )
             listed = outcome.data.get("channels")
             active = [str(c["slug"]) for c in listed or [] if c.get("isActive") and c.get("slug")]
-            if active:
+            if len(active) == 1:
+                return active[0], "the only active channel listed"
+            if default in active:
                 # Saleor lists channels by slug (channel-pln before default-channel): the
                 # shop's own default is the one its traffic goes to, when it is there.
-                return DEFAULT_CHANNEL if DEFAULT_CHANNEL in active else active[0]
-            wanted = DEFAULT_CHANNEL
+                return (
+                    default,
+                    f"the shop's default channel ({source}), active among the {len(active)} channels listed",
+                )
+            if active:
+                return active[0], (
+                    f"the first of the {len(active)} active channels listed: the default channel "
+                    f"{default} ({source}) is not among them"
+                )
+            wanted = default
+            why = f"refused ({', '.join(refused)})" if refused else "needs SALEOR_TOKEN, an app token"
+            reason = f"the shop's default channel ({source}): the channel list {why}"
         found = self.graphql("ChannelBySlug", {"slug": wanted}).get("channel")
         if not found:
-            LOG.error("channel %r does not exist: set SALEOR_CHANNEL to the shop's channel slug", wanted)
-            raise JourneyAborted("discovery")
-        return str(found["slug"])
+            message = f"channel {wanted!r} does not exist: set SALEOR_CHANNEL to the shop's channel slug"
+            LOG.error(message)
+            raise DiscoveryFailed(message)
+        return str(found["slug"]), reason
 
     def product(self) -> dict[str, Any]:
         return random.choice(CATALOGUE.products)

@@ -4,7 +4,9 @@ failure with a message. Pure (no Locust import), so tests can check it directly.
 Rules, in order:
 
 * an HTTP status other than 200 is a failure (``HTTP 502``, with the GraphQL messages
-  when the body carries any: Saleor answers 400 to an invalid query);
+  when the body carries any: Saleor answers 400 to an invalid query); ``HTTP 0`` is a
+  request never answered, and its failure names the innermost error (``HTTP 0, no answer:
+  ConnectionRefusedError: [Errno 111] Connection refused``, a timeout ...);
 * a body that is not a JSON object is a failure;
 * top-level ``errors`` make a failure carrying their messages, except a permission refusal
   where the caller said one is expected (discovery asking for the channel list anonymously),
@@ -79,6 +81,18 @@ def token_refusal(error: Any) -> str | None:
     return TOKEN_MESSAGES.get(str(error.get("message", "")).strip().lower())
 
 
+def no_answer(error: BaseException | None) -> str:
+    """``HTTP 0`` and why: the innermost error of the chain (requests wraps urllib3's,
+    which wraps the socket's: ConnectionRefusedError says more than ConnectionError)."""
+    if error is None:
+        return "HTTP 0, no answer"
+    seen = {id(error)}
+    while (inner := error.__cause__ or error.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        error = inner
+    return f"HTTP 0, no answer: {type(error).__name__}: {error}"
+
+
 def dig(data: Any, path: str) -> Any:
     """data['a']['b']['c'] for path 'a.b.c'; None where any step is missing."""
     for key in path.split("."):
@@ -96,7 +110,11 @@ def classify(
     require: Collection[str] = (),
     permission_denied_expected: bool = False,
     token_refusal_expected: bool = False,
+    no_answer_error: BaseException | None = None,
 ) -> Outcome:
+    """How the answer counts; `no_answer_error` is why a request got none (status 0)."""
+    if status == 0:
+        return Outcome(False, no_answer(no_answer_error))
     try:
         payload = json.loads(text) if text else None
     except ValueError:

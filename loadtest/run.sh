@@ -5,7 +5,7 @@
 #   make loadtest STACK=saleor-shop SHAPE=spike
 #
 # Knobs come from the environment: PEAK_USERS, DURATION_SECONDS, SPAWN_RATE, STEP_COUNT,
-# SPIKE_*, TRACE, TRACE_DAY, TRACE_DAYS, TRACE_STEP_MINUTES, SALEOR_CHANNEL, SALEOR_TOKEN (an app token),
+# SPIKE_*, TRACE, TRACE_DAY, TRACE_DAYS, TRACE_STEP_MINUTES, SALEOR_CHANNEL, SALEOR_DEFAULT_CHANNEL, SALEOR_TOKEN (an app token),
 # SHOPPER_THINK_SECONDS, CHECKOUT_COMPLETE_SHARE (docs/loadtest.md). With SHAPE=none
 # pass Locust's own -u/-r/-t as extra options. Reports go to ${REPORTS_DIR:-reports}/loadtest-<UTC time>/.
 set -euo pipefail
@@ -57,5 +57,6 @@ LOAD_SHAPE="$LOCUST_SHAPE" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" \
   locust -f loadtest/locustfile.py --headless --host "$HOST" \
   --csv "$OUT/locust" --csv-full-history --html "$OUT/locust.html" --only-summary "$@" || status=$?
 echo "reports: $OUT/locust.html, $OUT/locust_stats.csv, $OUT/locust_stats_history.csv, $OUT/locust_failures.csv"
-# Locust exits 1 when any request failed: the run itself is complete, the report says what.
+# Locust exits 1 when any request or discovery failed (a run that never discovered sent no
+# shop traffic): the run itself is complete, the report says what.
 exit "$status"

@@ -12,7 +12,10 @@ minute, on every shared trace the trace shape supports. Change both or neither.
 The rules, in short:
 
 * ``minute,count`` (NASA): an absent minute is idle (0), except inside a known outage of
-  the recording, where it is missing (NaN); padding to the 5-minute grid is missing too;
+  the recording, and in a run of more than `MAX_IDLE_MINUTES` absent minutes (a dropped
+  export, not a quiet shop), where it is missing (NaN); padding to the 5-minute grid is
+  missing too;
+* rows more than `MAX_SPAN_DAYS` apart are refused (a mistyped year);
 * ``timestamp,value`` (NAB): one row per source step, a step without a row is a gap
   (NaN); steps of 5 minutes are spread evenly over their minutes, longer steps
   ("linear") follow a line between step midpoints, rescaled so that each step keeps its
@@ -35,6 +38,10 @@ from pathlib import Path
 MINUTES_PER_STEP = 5
 """One CloudWatch period: traces start on this grid and last whole steps."""
 NAN = math.nan
+MAX_IDLE_MINUTES = 60
+"""The longest run of absent minutes read as idle in minute,count; as the backtest's."""
+MAX_SPAN_DAYS = 3660
+"""The longest span, first row to last, of a trace file; as the backtest's."""
 
 TRACE_FILES: dict[str, str] = {
     "nasa": "nasa_kennedy_1995_per_minute.csv",
@@ -103,7 +110,9 @@ def load_minutes(name_or_path: str | Path) -> MinuteTrace:
     with path.open(newline="") as handle:
         reader = csv.reader(handle)
         header = [column.strip().lower() for column in next(reader, [])]
-        rows = [row for row in reader if row]
+        numbered = [(reader.line_num, row) for row in reader if row]
+    rows = [row for _, row in numbered]
+    _check_span(path, [(line, _epoch_minutes(row[0])) for line, row in numbered])
     name = next((short for short, file in TRACE_FILES.items() if file == path.name), path.stem)
     if header == ["minute", "count"]:
         return _per_minute_counts(name, rows, KNOWN_OUTAGES.get(path.name, ()))
@@ -120,6 +129,20 @@ def _epoch_minutes(text: str) -> int:
     if seconds % 60:
         raise TraceError(f"timestamp {text!r} is not on a whole minute")
     return seconds // 60
+
+
+def _check_span(path: Path, rows: Sequence[tuple[int, int]]) -> None:
+    """Refuse the first row, in file order, that puts the rows more than MAX_SPAN_DAYS apart."""
+    if not rows:
+        return
+    earliest = latest = rows[0][1]
+    for line, minute in rows:
+        earliest, latest = min(earliest, minute), max(latest, minute)
+        if latest - earliest > MAX_SPAN_DAYS * 1440:
+            raise TraceError(
+                f"{path}:{line}: the file spans {(latest - earliest) // 1440} days; a trace spans at most "
+                f"{MAX_SPAN_DAYS} days (about ten years): a mistyped year?"
+            )
 
 
 def _grid(first_minute: int, last_minute: int) -> tuple[int, int]:
@@ -140,6 +163,10 @@ def _per_minute_counts(
     start, length = _grid(first, last)
     # Padding before the first and after the last recorded minute is unknown, not idle.
     demand = [NAN if m < first - start or m > last - start else 0.0 for m in range(length)]
+    present = sorted(set(minutes))
+    for before, after in itertools.pairwise(present):
+        if after - before - 1 > MAX_IDLE_MINUTES:  # a dropped export, not a quiet shop
+            demand[before + 1 - start : after - start] = [NAN] * (after - before - 1)
     for begin, end in outages:
         lo, hi = max(_epoch_minutes(begin) - start + 1, 0), max(_epoch_minutes(end) - start, 0)
         demand[lo:hi] = [NAN] * len(demand[lo:hi])

@@ -91,3 +91,39 @@ def test_bad_input_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["no-such-trace", "--quiet"]) == 2
     assert "not found" in capsys.readouterr().err
     assert main(["no-such-trace", "--strategies", "magic"]) == 2
+
+
+def test_the_header_states_the_scaling_that_was_applied(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = write_trace(tmp_path / "shop.csv", 2)
+    quick = ["--strategies", "reactive,oracle", "--quiet"]
+    assert main([str(trace), *quick, "--scale", "1"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    # Before: "scaled x1 so the 99.9th percentile of 5-minute demand needs 8 instances".
+    assert header.endswith("of minutes known, counts as recorded (scale 1)"), header
+    assert main([str(trace), *quick, "--scale", "2.5"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.endswith("of minutes known, counts multiplied by 2.5 (--scale 2.5)"), header
+    assert main([str(trace), *quick, "--peak-instances", "6"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "counts scaled x" in header
+    assert header.endswith(
+        "so that the 99.9th percentile of 5-minute demand needs 6 instances "
+        "(--peak-instances 6; --scale 1 keeps the counts as recorded)"
+    ), header
+
+
+def test_too_short_a_trace_says_why_predictive_equals_reactive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = write_trace(tmp_path / "week.csv", 4)
+    assert (
+        main([str(trace), "--strategies", "reactive,predictive,oracle", "--n-estimators", "5", "--quiet"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert (
+        "Note: No nightly model was trained: the trace has 4.0 days, the first model needs 9 days of "
+        "history (MIN_HISTORY_DAYS, 75 % of them known), so predictive ran as reactive alone"
+    ) in out

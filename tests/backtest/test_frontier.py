@@ -88,7 +88,9 @@ def test_the_report_json_and_series_hold_every_peer() -> None:
     assert report.figures["reactive-lower"].instance_hours >= report.figures["reactive"].instance_hours
 
 
-def test_the_sweep_runs_every_knob_and_draws_the_frontier(tmp_path: Path) -> None:
+def test_the_sweep_runs_every_knob_and_draws_the_frontier(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     trace = synthetic_trace(4.0, seed=6)
     path = tmp_path / "trace.csv"
     stamps = [datetime.fromtimestamp(trace.start + 60 * i, UTC) for i in range(len(trace.demand))]
@@ -102,6 +104,11 @@ def test_the_sweep_runs_every_knob_and_draws_the_frontier(tmp_path: Path) -> Non
     args += ["--training-window-days", "3"]
     assert main(args) == 0
     data = json.loads(out_json.read_text())
+    # The sweep says what it did to the counts, as the backtest's header does.
+    scaled = "so that the 99.9th percentile of 5-minute demand needs 8 instances (--peak-instances 8; "
+    assert data["scaling"].startswith("counts scaled x")
+    assert data["scaling"].endswith(scaled + "--scale 1 keeps the counts as recorded)")
+    assert capsys.readouterr().out.splitlines()[0].endswith(data["scaling"])
     strategies = {p["strategy"] for p in data["points"]}
     assert strategies == set(SWEPT)
     defaults = [p for p in data["points"] if p["default"]]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -381,5 +382,63 @@ def test_zooms_draw_reactive_ours_and_the_oracle_not_every_peer() -> None:
         (overview,) = [axis for axis in figure.axes if axis.get_title(loc="left").startswith("Whole trace")]
         overview_labels = " ".join(str(line.get_label()) for line in overview.get_lines())
         assert all(label in overview_labels for label in PEER_LABELS.values())
+    finally:
+        plt.close(figure)
+
+
+# --- what the reader of a user's own backtest is told on the picture ---------------------------
+
+
+def figure_texts(figure: Any) -> str:
+    texts = [figure.get_suptitle()] + [text.get_text() for text in figure.findobj(Text)]
+    return "\n".join(texts)
+
+
+def test_the_picture_says_how_the_counts_were_scaled() -> None:
+    from saleor_scaling.backtest.config import BacktestConfig
+    from saleor_scaling.backtest.runner import run_backtest
+    from tests.backtest.helpers import synthetic_trace
+
+    trace = synthetic_trace(2)
+    as_recorded = run_backtest(trace, BacktestConfig(strategies=("reactive", "oracle"), scale_factor=1.0))
+    figure = draw(as_recorded)
+    try:
+        text = figure_texts(figure)
+        # Before: the picture said nothing of the scaling (the table said "scaled x1 so the
+        # 99.9th percentile ... needs 8 instances", a fixed string, whatever was applied).
+        assert "counts as recorded (scale 1)" in text
+        assert "percentile" not in text
+    finally:
+        plt.close(figure)
+    rescaled = run_backtest(trace, BacktestConfig(strategies=("reactive", "oracle")))
+    figure = draw(rescaled)
+    try:
+        assert re.search(
+            r"\ncounts scaled x\d+(\.\d+)? so that the 99\.9th percentile of 5-minute demand needs 8 "
+            r"instances \(--peak-instances 8; --scale 1 keeps the counts as recorded\)",
+            figure.get_suptitle(),
+        )
+    finally:
+        plt.close(figure)
+
+
+def test_the_picture_says_why_predictive_equals_reactive_on_too_short_a_trace() -> None:
+    from saleor_scaling.backtest.config import BacktestConfig
+    from saleor_scaling.backtest.runner import run_backtest
+    from tests.backtest.helpers import synthetic_trace
+
+    report = run_backtest(
+        synthetic_trace(4), BacktestConfig(strategies=("reactive", "predictive", "oracle"), n_estimators=5)
+    )
+    assert report.walk_forward["nights_trained"] == 0
+    np.testing.assert_array_equal(report.series["predictive"].serving, report.series["reactive"].serving)
+    figure = draw(report)
+    try:
+        (note,) = [text for text in figure.findobj(Text) if text.get_gid() == "no-model"]
+        # Before: the two lines lay on each other and the picture did not say why.
+        assert note.get_text().replace("\n", " ") == (
+            "No nightly model was trained: the trace has 4.0 days, the first model needs 9 days of "
+            "history (MIN_HISTORY_DAYS, 75 % of them known), so predictive ran as reactive alone"
+        )
     finally:
         plt.close(figure)

@@ -195,8 +195,10 @@ def test_per_minute_rows_are_kept_absent_minutes_idle_outages_missing(
     trace = load_trace(path, outages=[out])
     for minute in range(min(rows), max(rows) + 1):
         value = trace.demand[(base - trace.start) // 60 + minute]
-        if lo <= minute < lo + length:
-            assert np.isnan(value)
+        before = max(m for m in rows if m <= minute)
+        after = min(m for m in rows if m >= minute)
+        if lo <= minute < lo + length or after - before - 1 > 60:
+            assert np.isnan(value)  # a declared outage, or a run of over 60 absent minutes
         else:
             assert value == rows.get(minute, 0)
     kept = sum(count for minute, count in rows.items() if not lo <= minute < lo + length)
@@ -359,3 +361,135 @@ def test_help_and_docs_spell_out_both_formats(capsys: pytest.CaptureFixture[str]
             "--from-bucket",
         ):
             assert needle in text, (doc, needle)
+
+
+# --- a dropped export and a mistyped year ----------------------------------------------------
+
+
+def every_minute(first: str, last: str, skip: tuple[tuple[str, str], ...] = ()) -> list[str]:
+    """minute,count rows (count 7) for every minute of [first, last), none in the `skip` spans."""
+    rows = []
+    for stamp in range(epoch(first), epoch(last), 60):
+        if not any(epoch(lo) <= stamp < epoch(hi) for lo, hi in skip):
+            rows.append(f"{datetime.fromtimestamp(stamp, UTC):%Y-%m-%d %H:%M},7")
+    return rows
+
+
+def test_a_dropped_day_is_missing_data_and_named_not_a_day_of_zero_traffic(tmp_path: Path) -> None:
+    # Before: the deleted day loaded as 1,440 idle minutes, "100.0 % of minutes known".
+    rows = every_minute(
+        "2024-01-01",
+        "2024-01-04",
+        skip=(
+            ("2024-01-02 00:00", "2024-01-03 00:00"),  # an export that dropped a day
+            ("2024-01-03 03:00", "2024-01-03 04:00"),  # a quiet hour: 60 minutes, idle
+            ("2024-01-03 10:00", "2024-01-03 11:01"),  # 61 minutes: missing
+        ),
+    )
+    trace = load_trace(write(tmp_path / "shop.csv", "minute,count", rows))
+    assert trace.start == epoch("2024-01-01")
+    day = slice(at(trace.start, "2024-01-02 00:00"), at(trace.start, "2024-01-03 00:00"))
+    assert np.isnan(trace.demand[day]).all()
+    quiet = slice(at(trace.start, "2024-01-03 03:00"), at(trace.start, "2024-01-03 04:00"))
+    assert trace.demand[quiet].tolist() == [0.0] * 60
+    assert trace.demand[at(trace.start, "2024-01-03 02:59")] == 7.0
+    assert trace.demand[at(trace.start, "2024-01-03 04:00")] == 7.0
+    long = slice(at(trace.start, "2024-01-03 10:00"), at(trace.start, "2024-01-03 11:01"))
+    assert np.isnan(trace.demand[long]).all()
+    assert trace.demand[at(trace.start, "2024-01-03 11:01")] == 7.0
+    assert trace.known_share() == pytest.approx((3 * 1440 - 1440 - 61) / (3 * 1440))
+    assert trace.absent_runs == (
+        (epoch("2024-01-02 00:00"), epoch("2024-01-03 00:00")),
+        (epoch("2024-01-03 10:00"), epoch("2024-01-03 11:01")),
+    )
+    assert trace.absent_run_notes() == [
+        "no rows from 2024-01-02 00:00 to 2024-01-03 00:00 (24 h 0 min): missing data, not idle "
+        "(a run of more than 60 absent minutes is taken for a gap in the export)",
+        "no rows from 2024-01-03 10:00 to 2024-01-03 11:01 (1 h 1 min): missing data, not idle "
+        "(a run of more than 60 absent minutes is taken for a gap in the export)",
+    ]
+    # The limit is an option; 0 makes every absent minute missing, a day keeps the day idle.
+    strict = load_trace(tmp_path / "shop.csv", max_idle_minutes=0)
+    assert np.isnan(strict.demand[quiet]).all()
+    lenient = load_trace(tmp_path / "shop.csv", max_idle_minutes=1440)
+    assert lenient.demand[day].tolist() == [0.0] * 1440
+    assert lenient.absent_runs == ()
+    with pytest.raises(TraceError, match="max_idle_minutes must be >= 0"):
+        load_trace(tmp_path / "shop.csv", max_idle_minutes=-1)
+
+
+def test_an_absent_run_inside_a_declared_outage_is_not_reported_again(tmp_path: Path) -> None:
+    rows = every_minute("2024-01-01", "2024-01-02", skip=(("2024-01-01 05:00", "2024-01-01 08:00"),))
+    path = write(tmp_path / "shop.csv", "minute,count", rows)
+    trace = load_trace(path, outages=[parse_outage("2024-01-01T04:59/2024-01-01T08:01")])
+    assert trace.absent_runs == ()
+    assert np.isnan(
+        trace.demand[at(trace.start, "2024-01-01 05:00") : at(trace.start, "2024-01-01 08:00")]
+    ).all()
+
+
+def test_the_command_line_names_a_dropped_day_on_stderr_and_in_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = every_minute("2024-01-01", "2024-01-04", skip=(("2024-01-02 00:00", "2024-01-03 00:00"),))
+    path = write(tmp_path / "shop.csv", "minute,count", rows)
+    out_json = tmp_path / "report.json"
+    code = main([str(path), "--strategies", "reactive,oracle", "--quiet", "--json", str(out_json)])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert (
+        "saleor-backtest: warning: no rows from 2024-01-02 00:00 to 2024-01-03 00:00 (24 h 0 min): "
+        "missing data, not idle" in captured.err
+    )
+    assert "66.7% of minutes known" in captured.out
+    assert "Note: no rows from 2024-01-02 00:00 to 2024-01-03 00:00 (24 h 0 min)" in captured.out
+    assert main([str(path), "--strategies", "reactive,oracle", "--quiet", "--max-idle-minutes", "1440"]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err
+    assert "100.0% of minutes known" in captured.out
+
+
+@pytest.mark.parametrize(
+    ("header", "rows", "line", "span"),
+    [
+        # Before: a century of zero demand (1995 to 2095) or a MemoryError (0001 to 9999).
+        ("minute,count", ["1995-07-01 00:00,5", "1995-07-01 00:01,6", "2095-07-01 00:02,7"], 4, "36525"),
+        ("minute,count", ["0001-01-01 00:00,5", "9999-12-31 23:59,6"], 3, "3652058"),
+        ("timestamp,value", ["1995-07-01 00:00,5", "1995-07-01 00:05,6", "2095-07-01 00:10,7"], 4, "36525"),
+        ("timestamp,value", ["2024-01-01 00:00,5", "0001-01-01 00:00,6", "2024-01-01 00:01,6"], 3, "738885"),
+    ],
+)
+def test_rows_decades_apart_are_refused_with_file_and_lines(
+    tmp_path: Path, header: str, rows: list[str], line: int, span: str
+) -> None:
+    path = write(tmp_path / "typo.csv", header, rows)
+    with pytest.raises(TraceError) as error:
+        load_trace(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}:{line}: ")
+    assert f"spans {span} days" in message
+    assert "at most 3660 days (about ten years)" in message
+    assert "a mistyped year?" in message
+    assert f"expected {header} rows" in message
+
+
+def test_ten_years_of_rows_are_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path / "decade.csv", "minute,count", ["2014-01-01 00:00,5", "2024-01-08 00:00,6"])
+    assert load_trace(path, max_idle_minutes=10**7).days == pytest.approx(3659, abs=0.01)
+
+
+def test_only_the_absent_runs_of_the_window_run_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = every_minute("2024-01-01", "2024-01-04", skip=(("2024-01-03 00:00", "2024-01-03 12:00"),))
+    path = write(tmp_path / "shop.csv", "minute,count", rows)
+    quick = ["--strategies", "reactive,oracle", "--quiet"]
+    for window in (["--days", "2"], ["--end", "2024-01-02T12:00"]):
+        assert main([str(path), *quick, *window]) == 0
+        captured = capsys.readouterr()
+        assert "warning" not in captured.err, window
+        assert "no rows from" not in captured.out, window
+    assert main([str(path), *quick, "--start", "2024-01-02"]) == 0
+    assert (
+        "warning: no rows from 2024-01-03 00:00 to 2024-01-03 12:00 (12 h 0 min)" in capsys.readouterr().err
+    )

@@ -9,8 +9,12 @@ exercises the same paths:
   anonymous channel list is refused and discovery must fall back;
 * a bearer token EXPIRED_TOKEN is refused as Saleor refuses an expired staff token: HTTP
   200, ``Signature has expired`` (``ExpiredSignatureError``), no data;
+* a bearer token that is not a JWT (no two dots) and not one of `app_tokens` (a mistyped or
+  deleted app token) is looked up as an app token, not found, and the request goes on
+  anonymously, as in Saleor: the channel list is refused with PermissionDenied;
 * an authorised channel list is the stand-in's `channels` (by slug, as Saleor orders it),
-  and ``channel(slug:)`` answers the slug it was asked for;
+  and ``channel(slug:)`` answers a slug among them, null for any other;
+* a channel in `empty_channels` sells nothing: its product lists are empty;
 * checkoutComplete without payment answers CHECKOUT_NOT_FULLY_PAID in its `errors`;
 * a document that does not validate answers HTTP 400.
 
@@ -73,10 +77,15 @@ DEFAULT_CHANNELS = ("channel-pln", "channel-usd", "default-channel")
 """Saleor's demo channels, in the order its channel list gives them."""
 
 
+APP_TOKEN = "app-token"
+"""The app token the stand-in knows (an app of no permissions: enough for the channel list)."""
+
+
 @dataclass
 class Caller:
     authorized: bool
     channels: tuple[str, ...] = DEFAULT_CHANNELS
+    empty_channels: tuple[str, ...] = ()
 
 
 @dataclass
@@ -84,6 +93,9 @@ class StandIn:
     url: str
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     """What the channel list answers an authorised caller (all active)."""
+    empty_channels: tuple[str, ...] = ()
+    """Channels whose product lists are empty (a channel that sells nothing)."""
+    app_tokens: tuple[str, ...] = (APP_TOKEN,)
     operations: Counter[str] = field(default_factory=Counter)
     """Requests received, by operationName."""
     tokens: Counter[str] = field(default_factory=Counter)
@@ -109,7 +121,9 @@ def fake_value(parent: Any, info: GraphQLResolveInfo[Caller], **args: Any) -> An
     if info.parent_type.name == "Query" and info.field_name == "channels":
         return [{"slug": slug, "isActive": True} for slug in info.context.channels]
     if info.parent_type.name == "Query" and info.field_name == "channel" and args.get("slug"):
-        return {"slug": args["slug"]}
+        return {"slug": args["slug"]} if args["slug"] in info.context.channels else None
+    if info.field_name == "products" and args.get("channel") in info.context.empty_channels:
+        return {"edges": [], "pageInfo": {"hasNextPage": False, "endCursor": None}, "totalCount": 0}
     if info.field_name == "products" and args.get("search"):
         raise GraphQLError(SEARCH_FAILURE)
     if info.field_name == "errors":
@@ -155,15 +169,19 @@ def handler_for(schema: GraphQLSchema, standin: StandIn) -> type[BaseHTTPRequest
             authorization = self.headers.get("Authorization") or ""
             if authorization:
                 standin.tokens[operation] += 1
-            if authorization == f"Bearer {EXPIRED_TOKEN}":
+            token = authorization.removeprefix("Bearer ")
+            if token == EXPIRED_TOKEN:
                 self.answer(200, EXPIRED_ANSWER)
                 return
+            # Saleor reads a bearer that is not a JWT as an app token; one it does not know
+            # authorises nothing, with no error of its own.
+            authorized = token in standin.app_tokens or token.count(".") == 2
             result = graphql_sync(
                 schema,
                 body["query"],
                 variable_values=body.get("variables"),
                 operation_name=body.get("operationName"),
-                context_value=Caller(authorized=bool(authorization), channels=standin.channels),
+                context_value=Caller(authorized, standin.channels, standin.empty_channels),
                 field_resolver=fake_value,
                 type_resolver=resolve_abstract,
             )
@@ -190,11 +208,14 @@ def load_schema(schema_path: Path) -> GraphQLSchema:
 
 @contextmanager
 def standin_saleor(
-    schema_path: Path, port: int = 0, channels: tuple[str, ...] = DEFAULT_CHANNELS
+    schema_path: Path,
+    port: int = 0,
+    channels: tuple[str, ...] = DEFAULT_CHANNELS,
+    empty_channels: tuple[str, ...] = (),
 ) -> Iterator[StandIn]:
     """Serve the stand-in on 127.0.0.1 (a free port unless one is given) in a thread."""
     schema = load_schema(schema_path)
-    standin = StandIn(url="", channels=channels)
+    standin = StandIn(url="", channels=channels, empty_channels=empty_channels)
     server = ThreadingHTTPServer(("127.0.0.1", port), handler_for(schema, standin))
     standin.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -26,7 +26,28 @@ def test_http_errors_fail_with_the_status_and_any_graphql_message():
     assert classify("ProductList", 502, "<html>Bad Gateway</html>").failure == "HTTP 502"
     invalid = classify("ProductList", 400, answer(errors=[{"message": "Cannot query field 'x'"}]))
     assert invalid.failure == "HTTP 400: Cannot query field 'x'"
-    assert classify("ProductList", 0, None).failure == "HTTP 0"  # connection refused, timeout
+    assert classify("ProductList", 0, None).failure == "HTTP 0, no answer"
+
+
+def test_a_request_never_answered_names_its_innermost_error():
+    # As requests raises it: its ConnectionError wraps urllib3's, which wraps the socket's.
+    try:
+        try:
+            try:
+                raise ConnectionRefusedError(111, "Connection refused")
+            except OSError as refused:
+                raise RuntimeError("Failed to establish a new connection") from refused
+        except RuntimeError as wrapped:
+            raise ConnectionError(
+                "HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded"
+            ) from wrapped
+    except ConnectionError as error:
+        outcome = classify("ProductList", 0, None, no_answer_error=error)
+    # Before: "HTTP 0", with nothing listening on every request.
+    assert not outcome.ok
+    assert outcome.failure == "HTTP 0, no answer: ConnectionRefusedError: [Errno 111] Connection refused"
+    timeout = classify("ProductList", 0, None, no_answer_error=TimeoutError("timed out"))
+    assert timeout.failure == "HTTP 0, no answer: TimeoutError: timed out"
 
 
 def test_a_200_that_is_not_json_fails():

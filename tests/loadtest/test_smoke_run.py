@@ -169,3 +169,27 @@ def test_a_load_shape_drives_the_run_and_ends_it(standin, tmp_path: Path) -> Non
     user_counts = {int(row["User Count"]) for row in history if row["Name"] == "Aggregated"}
     assert {2, 4} <= user_counts
     assert max(user_counts) == 4
+
+
+def test_a_run_that_sends_no_shop_traffic_fails(standin, tmp_path: Path) -> None:
+    prefix = tmp_path / "nothing"
+    completed = run_locust(
+        standin.url,
+        prefix,
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        "3s",
+        **FAST_SHOPPERS,
+        SALEOR_CHANNEL="no-such-channel",
+    )
+    # Before: an ERROR line per visit, 0 failures and exit status 0.
+    assert completed.returncode == 1, completed.stderr[-3000:]
+    failures = read_csv(f"{prefix}_failures.csv")
+    assert {row["Name"] for row in failures} == {"discovery"}
+    assert all("channel 'no-such-channel' does not exist" in row["Error"] for row in failures)
+    stats = {row["Name"]: row for row in read_csv(f"{prefix}_stats.csv") if row["Name"] != "Aggregated"}
+    assert int(stats["discovery"]["Failure Count"]) == int(stats["discovery"]["Request Count"]) >= 1
+    assert set(stats) == {"ChannelBySlug", "discovery"}  # not one shop request

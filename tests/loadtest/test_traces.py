@@ -68,3 +68,36 @@ def test_resampling_keeps_each_steps_total_and_its_gaps() -> None:
         )
     with pytest.raises(lite.TraceError, match="cubic"):
         lite.resample_steps(per_step, 30, "cubic")
+
+
+def test_a_dropped_day_is_missing_data_in_both_readers(tmp_path) -> None:
+    # Before: the load generator replayed a dropped export's day as an empty shop.
+    rows = ["minute,count"]
+    for minute in range(3 * 1440):
+        day, rest = divmod(minute, 1440)
+        if day == 1 or (600 <= rest < 661 and day == 2):
+            continue  # the whole second day, and 61 minutes of the third: missing
+        if 180 <= rest < 240 and day == 2:
+            continue  # 60 minutes: a quiet hour, idle
+        rows.append(f"2024-01-0{day + 1} {rest // 60:02d}:{rest % 60:02d},{minute % 13 + 1}")
+    path = tmp_path / "shop.csv"
+    path.write_text("\n".join(rows) + "\n")
+    ours, theirs = lite.load_minutes(path), backtest.load_trace(path)
+    assert lite.MAX_IDLE_MINUTES == backtest.MAX_IDLE_MINUTES == 60
+    assert all(math.isnan(v) for v in ours.demand[1440:2880])
+    assert all(math.isnan(v) for v in ours.demand[2880 + 600 : 2880 + 661])
+    assert ours.demand[2880 + 180 : 2880 + 240] == [0.0] * 60
+    assert [math.isnan(v) for v in ours.demand] == np.isnan(theirs.demand).tolist()
+    assert [v for v in ours.demand if not math.isnan(v)] == theirs.demand[~np.isnan(theirs.demand)].tolist()
+
+
+def test_rows_decades_apart_are_refused_by_both_readers(tmp_path) -> None:
+    path = tmp_path / "typo.csv"
+    path.write_text("minute,count\n1995-07-01 00:00,5\n2095-07-01 00:00,6\n")
+    assert lite.MAX_SPAN_DAYS == backtest.MAX_SPAN_DAYS == 3660
+    with pytest.raises(lite.TraceError, match=r"typo\.csv:3: .*spans 36525 days; a trace spans at most 3660"):
+        lite.load_minutes(path)
+    with pytest.raises(
+        backtest.TraceError, match=r"typo\.csv:3: .*spans 36525 days; a trace spans at most 3660"
+    ):
+        backtest.load_trace(path)

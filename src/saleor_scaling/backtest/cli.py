@@ -236,6 +236,14 @@ def add_history_options(parser: argparse.ArgumentParser) -> None:
     )
     window.add_argument("--outages", type=Path, metavar="FILE", help="known outages, one START/END per line")
     window.add_argument(
+        "--max-idle-minutes",
+        type=int,
+        default=traces.MAX_IDLE_MINUTES,
+        metavar="N",
+        help="minute,count: a run of up to N absent minutes is idle (0), a longer one missing data "
+        "(%(default)s)",
+    )
+    window.add_argument(
         "--timezone", metavar="ZONE", help="IANA zone of the calendar features (own history: ShopTimezone)"
     )
     own = parser.add_argument_group("your own shop's history (docs/backtest.md)")
@@ -361,8 +369,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(summary, file=sys.stderr, flush=True)
         else:
             config = window_options(config_from_args(args), args)
-            trace = load_trace(args.trace, outages=outages_from_args(args))
-            trace.between(*config.window())  # a window that selects nothing fails here, not later
+            trace = load_trace(
+                args.trace, outages=outages_from_args(args), max_idle_minutes=args.max_idle_minutes
+            )
+            # A window that selects nothing fails here, not later. The warnings are loud even
+            # with --quiet: these minutes are not what the file seemed to say.
+            selected = trace.between(*config.window())
+            if config.days is not None:
+                selected = selected.head(config.days)
+            for note in selected.absent_run_notes():
+                print(f"saleor-backtest: warning: {note}", file=sys.stderr, flush=True)
     except (TraceError, ConfigurationError, ValueError, MetricsUnavailableError) as error:
         print(f"saleor-backtest: {error}", file=sys.stderr)
         return 2

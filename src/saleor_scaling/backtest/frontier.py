@@ -39,7 +39,7 @@ from saleor_scaling.backtest.oracle import oracle_schedule
 from saleor_scaling.backtest.peers import COLOURS as PEER_COLOURS
 from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
 from saleor_scaling.backtest.peers import PeerSettings, run_peer
-from saleor_scaling.backtest.report import strategy_figures
+from saleor_scaling.backtest.report import scaling_statement, strategy_figures
 from saleor_scaling.backtest.runner import observed_settings, prepare_trace
 from saleor_scaling.backtest.simulator import SimulationRecord, TargetTracking, simulate
 from saleor_scaling.backtest.strategies import PredictiveController
@@ -89,6 +89,8 @@ class Sweep:
     bound_curve: list[tuple[float, float]]
     """(under-provisioned share, instance-hours vs oracle) of the clairvoyant-level bound."""
     timings: dict[str, float] = field(default_factory=dict)
+    scaling: str = ""
+    """What was done to the trace's counts (`report.scaling_statement`)."""
 
     def frontier(self, strategy: str) -> list[SweepPoint]:
         return pareto([p for p in self.points if p.strategy == strategy])
@@ -102,6 +104,7 @@ class Sweep:
             "days": self.days,
             "evaluated_minutes": self.evaluated_minutes,
             "oracle_instance_hours": self.oracle_instance_hours,
+            "scaling": self.scaling,
             "points": [asdict(p) for p in self.points],
             "bound_curve": [
                 {"under_provisioned_share": u, "instance_hours_vs_oracle": c} for u, c in self.bound_curve
@@ -385,6 +388,7 @@ def run_sweep(
         points=points,
         bound_curve=bound_curve,
         timings=timings,
+        scaling=scaling_statement(scaled.scale_factor, config.to_json()),
     )
 
 
@@ -395,7 +399,7 @@ def _fmt(value: float | None, pattern: str, missing: str) -> str:
 def render_sweep(sweep: Sweep) -> str:
     lines = [
         f"Sweep of {sweep.trace}: {sweep.days:.1f} days, {sweep.evaluated_minutes} evaluated minutes, "
-        f"oracle {sweep.oracle_instance_hours:.1f} instance-hours",
+        f"oracle {sweep.oracle_instance_hours:.1f} instance-hours; {sweep.scaling}",
         "",
         f"{'strategy':<34}{'knob':<26}{'under-prov.':>12}{'vs oracle':>11}  frontier",
     ]
@@ -493,7 +497,7 @@ def plot_frontier(sweep: Sweep, path: str | Path) -> Path:
     axis.set_ylabel("instance-hours / the oracle's")
     axis.set_title(
         f"{sweep.trace}: cost against shortfall, every strategy's knob swept "
-        "(stars: defaults; lower left is better)",
+        "(stars: defaults; lower left is better)" + (f"\n{sweep.scaling}" if sweep.scaling else ""),
         loc="left",
         fontsize=11,
     )

@@ -38,6 +38,7 @@ from saleor_scaling.backtest.report import (
     LABELS,
     UNDER_PROVISIONED_SHARE_OF_REACTIVE,
     BacktestReport,
+    no_model_statement,
 )
 from saleor_scaling.series import FloatArray
 
@@ -237,6 +238,28 @@ def _overview(axis: Axes, report: BacktestReport, needed: FloatArray, names: lis
     _date_axis(axis, "%Y-%m-%d")
 
 
+def _say_why_no_model(axis: Axes, report: BacktestReport) -> None:
+    """Without a nightly model predictive is reactive alone, its line on reactive's: say
+    so on the picture, not only in the table."""
+    walk_forward = report.walk_forward
+    if OURS not in report.series or not walk_forward or walk_forward.get("nights_trained"):
+        return
+    axis.text(
+        0.5,
+        0.5,
+        no_model_statement(float(report.trace["days"]), int(report.config["min_history_days"])).replace(
+            ", the first", ",\nthe first"
+        ),
+        transform=axis.transAxes,
+        ha="center",
+        va="center",
+        fontsize=10,
+        color=COLOURS[OURS],
+        bbox={"facecolor": "white", "edgecolor": COLOURS[OURS], "alpha": 0.9},
+        gid="no-model",
+    )
+
+
 def _zoom_spans(report: BacktestReport) -> list[tuple[slice, str, str]]:
     spans = [(zoom_window(report), "gold", "zoomed: where reactive did worst")]
     if OURS in report.series:
@@ -347,13 +370,17 @@ def draw(report: BacktestReport) -> Any:
         zooms.append((OURS, worst_window(report, OURS)))
     figure = plt.figure(figsize=(16, 5 + 3.6 * len(zooms)), constrained_layout=True)
     grid = figure.add_gridspec(2 + len(zooms), 2, height_ratios=[1.0, *[1.2] * len(zooms), 1.0])
+    scaling = report.trace.get("scaling")
     figure.suptitle(
         f"Backtest of {report.trace['name']}: demand and capacity per strategy "
         f"(boot delay {report.config['boot_delay_minutes']} min, group "
-        f"{report.config['min_size']}-{report.config['max_size']} x {capacity:g} requests/min)",
+        f"{report.config['min_size']}-{report.config['max_size']} x {capacity:g} requests/min)"
+        + (f"\n{scaling}" if scaling else ""),
         fontsize=13,
     )
-    _overview(figure.add_subplot(grid[0, :]), report, needed, names)
+    overview = figure.add_subplot(grid[0, :])
+    _overview(overview, report, needed, names)
+    _say_why_no_model(overview, report)
     for row, (worst, window) in enumerate(zooms, start=1):
         same_as = next((other for other, shown in zooms[: row - 1] if shown == window), None)
         _zoom(figure.add_subplot(grid[row, :]), report, needed, names, window, worst, same_as)

@@ -31,6 +31,7 @@ from saleor_scaling.backtest.bounds import LevelBound
 from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
 from saleor_scaling.backtest.simulator import IntArray
 from saleor_scaling.backtest.strategies import DecisionLog
+from saleor_scaling.retrain_service import MIN_USABLE_SHARE
 from saleor_scaling.series import FloatArray
 
 UNDER_PROVISIONED_SHARE_OF_REACTIVE = 0.2
@@ -221,9 +222,7 @@ def render_table(report: BacktestReport) -> str:
     trace, evaluation, config = report.trace, report.evaluation, report.config
     lines = [
         f"Backtest of {trace['name']}: {trace['days']:.1f} days, "
-        f"{trace['known_share']:.1%} of minutes known, "
-        f"scaled x{trace['scale_factor']:.3g} so the {report.config['peak_percentile']:g}th percentile of "
-        f"5-minute demand needs {report.config['peak_instances']:g} instances",
+        f"{trace['known_share']:.1%} of minutes known, {scaling_statement(trace['scale_factor'], config)}",
         f"Group {report.config['min_size']}-{report.config['max_size']} instances of "
         f"{config['capacity_per_instance']:g} requests/min at {config['policy']['target_cpu_percent']:g}% "
         f"CPU, boot delay {report.config['boot_delay_minutes']} min, forecast horizon "
@@ -277,6 +276,29 @@ def render_table(report: BacktestReport) -> str:
         ]
     lines += [f"Note: {note}" for note in report.notes]
     return "\n".join(lines)
+
+
+def scaling_statement(scale_factor: float, config: dict[str, Any]) -> str:
+    """What was done to the file's counts, as the header and the picture say it: the
+    default rescales a user's own data too, so it is stated wherever the result is read."""
+    if config.get("scale_factor") is None:
+        return (
+            f"counts scaled x{scale_factor:.3g} so that the {config['peak_percentile']:g}th percentile of "
+            f"5-minute demand needs {config['peak_instances']:g} instances (--peak-instances "
+            f"{config['peak_instances']:g}; --scale 1 keeps the counts as recorded)"
+        )
+    if scale_factor == 1.0:
+        return "counts as recorded (scale 1)"
+    return f"counts multiplied by {scale_factor:g} (--scale {scale_factor:g})"
+
+
+def no_model_statement(days: float, min_history_days: int) -> str:
+    """Why predictive equals reactive when no nightly model could be trained."""
+    return (
+        f"No nightly model was trained: the trace has {days:.1f} days, the first model needs "
+        f"{min_history_days} days of history (MIN_HISTORY_DAYS, {MIN_USABLE_SHARE * 100:.0f} % of them "
+        "known), so predictive ran as reactive alone"
+    )
 
 
 def _share(part: int, whole: int) -> float:

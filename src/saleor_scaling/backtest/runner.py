@@ -48,6 +48,8 @@ from saleor_scaling.backtest.report import (
     StrategyFigures,
     StrategySeries,
     iso,
+    no_model_statement,
+    scaling_statement,
     strategy_figures,
 )
 from saleor_scaling.backtest.simulator import SimulationRecord, TargetTracking, simulate
@@ -234,6 +236,7 @@ def run_backtest(
             "resample": scaled.resample,
             "observation_unit_minutes": observation.unit_minutes,
             "scale_factor": scaled.scale_factor,
+            "scaling": scaling_statement(scaled.scale_factor, config.to_json()),
             "robust_peak_per_minute": robust_peak(scaled, config.peak_percentile),
             "max_minute_demand_instances": float(np.nanmax(demand)) / config.capacity_per_instance,
             "minutes_needing_more_than_max_size": int(
@@ -256,7 +259,10 @@ def run_backtest(
         start=scaled.start,
         demand=demand,
         series=series,
-        notes=_notes(config) + _observation_notes(observation, config.horizon),
+        notes=scaled.absent_run_notes()
+        + _no_model_notes(forest, scaled, config)
+        + _notes(config)
+        + _observation_notes(observation, config.horizon),
         decisions={name: controller.log for name, controller in controllers.items()},
     )
     return report
@@ -314,6 +320,12 @@ def _walk_forward_summary(forest: WalkForward | None, history: MetricHistory) ->
         "capacity_per_instance_learned": [round(night.capacity_per_instance, 1) for night in trained[-3:]],
         "history_steps": len(history),
     }
+
+
+def _no_model_notes(forest: WalkForward | None, trace: Trace, config: BacktestConfig) -> list[str]:
+    if forest is None or any(night.trained for night in forest.nights):
+        return []
+    return [no_model_statement(trace.days, config.min_history_days)]
 
 
 def _notes(config: BacktestConfig) -> list[str]:

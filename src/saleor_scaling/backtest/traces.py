@@ -7,7 +7,12 @@ their header line (any other header is refused with both formats spelled out, `F
 * ``minute,count`` (the NASA Kennedy trace): one row per minute that saw a request, so an
   absent minute between the first row and the last is an idle minute (0) -- except inside a
   *known outage* of the recording (built in for NASA, `KNOWN_OUTAGES`, or declared with
-  `outages`), where it is missing data (NaN), never zero load.
+  `outages`), where it is missing data (NaN), never zero load, and except in a run of more
+  than `MAX_IDLE_MINUTES` (60) absent minutes: a quiet minute logs nothing, but an hour
+  without a single row is an export that dropped rows (a lost day read as zero traffic
+  made a backtest cheaper and shorter than the shop), so it is missing data too, and each
+  such run is named (`Trace.absent_run_notes`). NASA's longest idle run outside its
+  outages is 44 minutes.
 * ``timestamp,value`` (NAB): one row per source step (1, 5, 30, 60 ... whole minutes, the
   most common gap between rows); a step with no row is a gap (NaN), never zero load; a row
   with 0 is an idle step. Each source step is resampled to 1-minute demand keeping its
@@ -19,7 +24,9 @@ their header line (any other header is refused with both formats spelled out, `F
   simulation. A declared outage makes every source step it overlaps a gap.
 
 Timestamps are ISO 8601 date-times on a whole minute (``1995-07-01 00:00:00``,
-``2014-04-10T00:04``); a minute index, a Unix time or seconds off the minute are refused.
+``2014-04-10T00:04``); a minute index, a Unix time or seconds off the minute are refused,
+and so are rows more than `MAX_SPAN_DAYS` (3660, about ten years) apart: a mistyped year
+(2095 for 1995) would otherwise load a century of minutes.
 Every refusal names the file, the line and the expected format. Outages and the
 ``--start``/``--end`` window are half-open, [START, END), in the trace's own clock.
 
@@ -65,6 +72,14 @@ KNOWN_OUTAGES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+MAX_IDLE_MINUTES = 60
+"""In ``minute,count``, the longest run of absent minutes read as idle (0); a longer run
+is missing data (NaN) and named (see the module docstring)."""
+MAX_SPAN_DAYS = 3660
+"""The longest span, first row to last, a trace file may have (about ten years: 42 MB of
+minutes per series); rows further apart are refused as a mistyped date."""
+
+
 class TraceError(ValueError):
     """A trace file is absent or cannot be read."""
 
@@ -85,6 +100,10 @@ class Trace:
     source_origin: int | None = None
     """Epoch seconds at which one of the source steps starts (None: `start`); with
     `source_step_minutes` it says which minutes share a step (`observed.Observation`)."""
+    absent_runs: tuple[tuple[int, int], ...] = ()
+    """Runs of more than `max_idle_minutes` minutes without a row (``minute,count``), each
+    [first absent minute, next row) in epoch seconds: missing data, not idle."""
+    max_idle_minutes: int = MAX_IDLE_MINUTES
 
     def __post_init__(self) -> None:
         if self.start % STEP_SECONDS:
@@ -102,6 +121,17 @@ class Trace:
 
     def known_share(self) -> float:
         return float(np.mean(~np.isnan(self.demand))) if self.minutes else 0.0
+
+    def absent_run_notes(self) -> list[str]:
+        """One line per absent run that overlaps the trace (as cut), saying what it became."""
+        end = self.start + 60 * self.minutes
+        return [
+            f"no rows from {_iso(first)} to {_iso(last)} ({_duration(last - first)}): missing data, "
+            f"not idle (a run of more than {self.max_idle_minutes} absent minutes is taken for a gap "
+            "in the export)"
+            for first, last in self.absent_runs
+            if first < end and last > self.start
+        ]
 
     def step_means(self) -> FloatArray:
         """Mean requests per minute of each 5-minute step; NaN if any of its minutes is."""
@@ -145,6 +175,11 @@ class Trace:
 
 def _iso(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(seconds: int) -> str:
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min"
 
 
 def robust_peak(trace: Trace, percentile: float = 99.9) -> float:
@@ -201,12 +236,14 @@ def resolve_trace(name_or_path: str | Path) -> Path:
 FORMATS: dict[str, str] = {
     "minute,count": (
         "one row per minute with requests: an ISO 8601 date-time on a whole minute, a comma, "
-        "a request count >= 0 (e.g. 1995-07-01 00:00:00,12); an absent minute is idle (0)"
+        "a request count >= 0 (e.g. 1995-07-01 00:00:00,12); an absent minute is idle (0), but a "
+        f"run of more than {MAX_IDLE_MINUTES} absent minutes is missing data (and named); rows at "
+        f"most {MAX_SPAN_DAYS} days apart"
     ),
     "timestamp,value": (
         "one row per step of whole minutes (1, 5, 30, 60 ...): an ISO 8601 date-time on a whole "
         "minute, a comma, the step's request count >= 0 (e.g. 2014-04-10 00:04:00,50); an "
-        "absent step is missing data"
+        f"absent step is missing data; rows at most {MAX_SPAN_DAYS} days apart"
     ),
 }
 """The accepted CSV formats by header line, as every parse error spells them out."""
@@ -216,10 +253,16 @@ Outage = tuple[int, int]
 
 
 def load_trace(
-    name_or_path: str | Path, resample: str | None = None, outages: Sequence[Outage] = ()
+    name_or_path: str | Path,
+    resample: str | None = None,
+    outages: Sequence[Outage] = (),
+    max_idle_minutes: int = MAX_IDLE_MINUTES,
 ) -> Trace:
     """Read a trace file into 1-minute demand (see the module docstring for the rules).
-    `outages` are declared known outages, missing data whatever rows the file has there."""
+    `outages` are declared known outages, missing data whatever rows the file has there;
+    in ``minute,count`` a run of more than `max_idle_minutes` absent minutes is missing."""
+    if max_idle_minutes < 0:
+        raise TraceError(f"max_idle_minutes must be >= 0, not {max_idle_minutes}")
     path = resolve_trace(name_or_path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -244,7 +287,7 @@ def load_trace(
     name = next((short for short, file in TRACE_FILES.items() if file == path.name), path.stem)
     if header == "minute,count":
         known = KNOWN_OUTAGES.get(path.name, ())
-        return _per_minute_counts(name, path, lines, minutes, values, known, outages)
+        return _per_minute_counts(name, path, lines, minutes, values, known, outages, max_idle_minutes)
     return _stepped_values(name, path, lines, minutes, values, resample, outages)
 
 
@@ -255,6 +298,7 @@ def _parse_rows(
     lines: list[int] = []
     minutes: list[int] = []
     values: list[float] = []
+    earliest = latest = (0, 0)  # (epoch minute, line) of the earliest and latest row so far
     for line, row in rows:
 
         def refuse(problem: str, line: int = line) -> TraceError:
@@ -273,6 +317,18 @@ def _parse_rows(
             raise refuse(f"count {value!r} is not a number") from None
         if not math.isfinite(number) or number < 0:
             raise refuse(f"count {value!r} is not a finite number >= 0")
+        # Checked row by row, before any per-minute array is made: a mistyped year is an
+        # error naming its line, not a MemoryError or a century of demand.
+        minute = minutes[-1]
+        earliest = min(earliest, (minute, line)) if lines else (minute, line)
+        latest = max(latest, (minute, line)) if lines else (minute, line)
+        if latest[0] - earliest[0] > MAX_SPAN_DAYS * 1440:
+            other = earliest if minute == latest[0] else latest
+            raise refuse(
+                f"timestamp {stamp!r}: with line {other[1]} ({_iso_minute(other[0])}) the file spans "
+                f"{(latest[0] - earliest[0]) // 1440} days; a trace spans at most {MAX_SPAN_DAYS} days "
+                "(about ten years): a mistyped year?"
+            )
         lines.append(line)
         values.append(number)
     return np.array(lines, dtype=np.int64), np.array(minutes, dtype=np.int64), np.array(values)
@@ -388,6 +444,7 @@ def _per_minute_counts(
     counts: FloatArray,
     known_outages: Sequence[tuple[str, str]],
     outages: Sequence[Outage],
+    max_idle_minutes: int = MAX_IDLE_MINUTES,
 ) -> Trace:
     _first_repeat(path, lines, minutes, "minute,count")
     start, length = _grid(int(minutes.min()), int(minutes.max()))
@@ -395,12 +452,39 @@ def _per_minute_counts(
     # Padding before the first and after the last recorded minute is unknown, not idle.
     demand[: int(minutes.min()) - start] = np.nan
     demand[int(minutes.max()) - start + 1 :] = np.nan
-    for first, last in known_outages:
-        lo, hi = _epoch_minutes(first) - start + 1, _epoch_minutes(last) - start
-        demand[max(lo, 0) : max(hi, 0)] = np.nan
+    runs = absent_runs(minutes, max_idle_minutes)
+    for first, last in runs:
+        demand[first - start : last - start] = np.nan
+    declared = [(_epoch_minutes(first) + 1, _epoch_minutes(last)) for first, last in known_outages]
+    for lo, hi in declared:
+        demand[max(lo - start, 0) : max(hi - start, 0)] = np.nan
     demand[minutes - start] = counts
-    trace = Trace(name, start * 60, demand, source_step_minutes=1, resample="none")
+    declared += [(lo // 60, -(-hi // 60)) for lo, hi in outages]
+    # A run the outages already cover is known missing data: not worth a warning.
+    named = tuple(
+        (first * 60, last * 60)
+        for first, last in runs
+        if not any(lo <= first and last <= hi for lo, hi in declared)
+    )
+    trace = Trace(
+        name,
+        start * 60,
+        demand,
+        source_step_minutes=1,
+        resample="none",
+        absent_runs=named,
+        max_idle_minutes=max_idle_minutes,
+    )
     return mark_outages(trace, outages)
+
+
+def absent_runs(minutes: npt.NDArray[np.int64], max_idle_minutes: int) -> list[tuple[int, int]]:
+    """[first absent minute, next row's minute) of every run of more than `max_idle_minutes`
+    minutes without a row, in epoch minutes."""
+    present = np.unique(minutes)
+    gaps = np.diff(present) - 1
+    longer = np.flatnonzero(gaps > max_idle_minutes)
+    return [(int(present[i]) + 1, int(present[i + 1])) for i in longer]
 
 
 def _stepped_values(
