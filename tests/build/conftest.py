@@ -14,6 +14,12 @@ import pytest
 from tests.build.layer_modules import PACKAGE, SOURCE_ROOT, is_tool, module_name, tool_entries, tool_modules
 from tests.conftest import REPO_ROOT
 
+WATCHDOG_FILES = {
+    "app.py": REPO_ROOT / "functions" / "watchdog" / "app.py",
+    "saleor_scaling/__init__.py": SOURCE_ROOT / PACKAGE / "__init__.py",
+    "saleor_scaling/lease.py": SOURCE_ROOT / PACKAGE / "lease.py",
+}
+"""Everything the watchdog ships (functions/watchdog/Makefile): no layers, no other module."""
 BUILD_DIR = Path(os.environ.get("SAM_BUILD_DIR", REPO_ROOT / ".aws-sam" / "build"))
 
 
@@ -34,6 +40,12 @@ def _build_is_current() -> bool:
     if {path.relative_to(built) for path in built.rglob("*.py")} != shipped:
         return False
     if not all(filecmp.cmp(source / path, built / path, shallow=False) for path in shipped):
+        return False
+    watchdog = BUILD_DIR / "WatchdogFunction"
+    if not all(
+        (watchdog / path).is_file() and filecmp.cmp(source_path, watchdog / path, shallow=False)
+        for path, source_path in WATCHDOG_FILES.items()
+    ):
         return False
     for function in ("predict", "retrain"):
         name = f"{function.capitalize()}Function"

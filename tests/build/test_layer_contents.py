@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.build.conftest import WATCHDOG_FILES
 from tests.build.layer_modules import (
     HANDLERS,
     LAYER_MAKEFILE,
@@ -32,6 +33,7 @@ from tests.build.layer_modules import (
     tool_modules,
 )
 from tests.conftest import REPO_ROOT
+from tests.infra import cfn
 
 TOOLS = tool_modules(tool_entries())
 
@@ -222,3 +224,24 @@ def test_each_handler_imports_from_the_built_artifact_alone(build_dir: Path, fun
     assert "saleor_scaling.predict_service" in report["loaded"]
     assert report["tools"]["saleor_scaling.backtest"] == "ModuleNotFoundError: saleor_scaling.backtest"
     assert report["tools"] == {tool: f"ModuleNotFoundError: {tool}" for tool in tools}
+
+
+def test_the_watchdog_ships_the_lease_and_nothing_else(build_dir: Path) -> None:
+    """The function that gives an expired floor back must not depend on what can break
+    predict: its artifact is its handler and the stdlib-only lease record, and the
+    template gives it no layer."""
+    built = build_dir / "WatchdogFunction"
+    shipped = {str(path.relative_to(built)) for path in built.rglob("*") if path.is_file()}
+    assert shipped == set(WATCHDOG_FILES)
+    root = cfn.load(REPO_ROOT / "template.yaml")
+    assert "Layers" not in root["Globals"]["Function"]
+    assert "Layers" not in root["Resources"]["WatchdogFunction"]["Properties"]
+    probe = subprocess.run(
+        [sys.executable, "-P", "-c", "import app, saleor_scaling.lease as l; print(l.__file__)"],
+        cwd=built,
+        env={"PYTHONPATH": str(built), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip() == str(built / "saleor_scaling" / "lease.py")

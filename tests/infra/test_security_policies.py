@@ -46,9 +46,11 @@ def role(name: str) -> str:
 
 PREDICT_ROLE = role("saleor-scaling-PredictFunctionRole-AAAA")
 RETRAIN_ROLE = role("saleor-scaling-RetrainFunctionRole-BBBB")
+WATCHDOG_ROLE = role("saleor-scaling-WatchdogFunctionRole-CCCC")
 OPERATOR_ROLE = role("operators/model-operator")
 ADMIN_ROLE = role("AdministratorAccess")
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
+LEASE_TAG = "saleor-predictive-scaling:lease"
 BASE_MIN_SIZE_TAG = "saleor-predictive-scaling:base-min-size"
 APPLIED_MIN_SIZE_TAG = "saleor-predictive-scaling:applied-min-size"
 
@@ -549,40 +551,40 @@ def test_functions_may_publish_to_the_encrypted_topic_and_queue(function):
 # ---------------------------------------------------------------- item 5: IAM tightened
 
 
-def test_predict_tags_only_its_own_tag_keys():
+@pytest.mark.parametrize(
+    ("function", "role", "writable", "deletable"),
+    [
+        (
+            "PredictFunction",
+            PREDICT_ROLE,
+            (LEASE_TAG,),
+            (BASE_MIN_SIZE_TAG, APPLIED_MIN_SIZE_TAG),
+        ),
+        ("WatchdogFunction", WATCHDOG_ROLE, (LEASE_TAG,), ()),
+    ],
+)
+def test_functions_tag_only_the_floor_lease(function, role, writable, deletable):
     stack = RenderedStack()
-    statements = stack.identity_statements("PredictFunction")
+    statements = stack.identity_statements(function)
     group_arn = (
         f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:0f1e2d3c-uuid:autoScalingGroupName/{GROUP}"
     )
 
-    def tag(*keys: str) -> Request:
-        return Request(
-            "autoscaling:CreateOrUpdateTags", group_arn, PREDICT_ROLE, context={"aws:TagKeys": list(keys)}
-        )
+    def tag(*keys: str, action: str = "autoscaling:CreateOrUpdateTags", arn: str = group_arn) -> Request:
+        return Request(action, arn, role, context={"aws:TagKeys": list(keys)})
 
-    assert allows(statements, tag(BASE_MIN_SIZE_TAG))
-    assert allows(statements, tag(APPLIED_MIN_SIZE_TAG))
+    for key in writable:
+        assert allows(statements, tag(key))
     assert not allows(statements, tag("Name"))
-    assert not allows(statements, tag(BASE_MIN_SIZE_TAG, "environment"))
-    no_tags = Request("autoscaling:CreateOrUpdateTags", group_arn, PREDICT_ROLE)
-    assert not allows(statements, no_tags)  # ForAllValues alone would pass an empty set
-    # The capacity call itself is untouched, and only on the shop's group.
-    assert allows(statements, Request("autoscaling:UpdateAutoScalingGroup", group_arn, PREDICT_ROLE))
+    assert not allows(statements, tag(LEASE_TAG, "environment"))
+    assert not allows(statements, Request("autoscaling:CreateOrUpdateTags", group_arn, role))  # no keys
+    for key in (LEASE_TAG, BASE_MIN_SIZE_TAG, APPLIED_MIN_SIZE_TAG, "Name"):
+        assert allows(statements, tag(key, action="autoscaling:DeleteTags")) == (key in deletable), key
+    # The capacity call itself, only on the shop's group.
+    assert allows(statements, Request("autoscaling:UpdateAutoScalingGroup", group_arn, role))
     another_group = group_arn.replace(GROUP, "another-group")
-    assert not allows(
-        statements,
-        Request(
-            "autoscaling:CreateOrUpdateTags",
-            another_group,
-            PREDICT_ROLE,
-            context={"aws:TagKeys": [BASE_MIN_SIZE_TAG]},
-        ),
-    )
-    # The key the code writes is the one the policy allows.
-    from saleor_scaling.adapters import autoscaling
-
-    assert autoscaling.BASE_MIN_SIZE_TAG == BASE_MIN_SIZE_TAG
+    assert not allows(statements, tag(LEASE_TAG, arn=another_group))
+    assert not allows(statements, Request("autoscaling:UpdateAutoScalingGroup", another_group, role))
 
 
 @pytest.mark.parametrize(
@@ -677,6 +679,6 @@ def test_model_bucket_access_is_logged_to_a_locked_down_bucket():
 
 
 def test_the_tag_keys_allowed_are_the_ones_the_code_writes():
-    from saleor_scaling.adapters.autoscaling import PROJECT_TAG_KEYS
+    from saleor_scaling.lease import PROJECT_TAG_KEYS
 
-    assert (BASE_MIN_SIZE_TAG, APPLIED_MIN_SIZE_TAG) == PROJECT_TAG_KEYS
+    assert (LEASE_TAG, BASE_MIN_SIZE_TAG, APPLIED_MIN_SIZE_TAG) == PROJECT_TAG_KEYS

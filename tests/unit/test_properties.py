@@ -12,8 +12,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from saleor_scaling.model import ModelMetadata
 from saleor_scaling.lease import LeaseError, decode
+from saleor_scaling.model import ModelMetadata
 from saleor_scaling.policy import GroupCapacity, GroupFacts, decide, read_floor
 from saleor_scaling.predict_service import PredictPorts, Status, run_predict
 from saleor_scaling.series import Metric, MetricHistory

@@ -1,0 +1,138 @@
+"""The watchdog gives back a floor whose lease expired when predict could not: the path
+that holds when predict cannot run at all (a crash at import, a broken layer, a throttled
+or disabled function). Real handler, emulated Auto Scaling group."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import boto3
+import pytest
+
+from saleor_scaling.lease import LEASE_TAG, Lease, decode
+from saleor_scaling.local.emulator import LocalLambdaContext, create_shop
+from tests.conftest import REPO_ROOT, load_handler
+
+EXPIRY = 1_800_000_000  # the lease's `until`
+GRACE = 300
+
+
+@pytest.fixture
+def group(aws: boto3.session.Session, monkeypatch: pytest.MonkeyPatch) -> Any:
+    shop = create_shop(aws, min_size=1, max_size=20, desired=9)
+    monkeypatch.setenv("AUTO_SCALING_GROUP_NAME", shop.group_name)
+    return aws.client("autoscaling"), shop.group_name
+
+
+def set_group(group: Any, min_size: int, lease: str | None) -> None:
+    client, name = group
+    client.update_auto_scaling_group(AutoScalingGroupName=name, MinSize=min_size)
+    if lease is not None:
+        client.create_or_update_tags(
+            Tags=[
+                {
+                    "ResourceId": name,
+                    "ResourceType": "auto-scaling-group",
+                    "Key": LEASE_TAG,
+                    "Value": lease,
+                    "PropagateAtLaunch": False,
+                }
+            ]
+        )
+
+
+def described(group: Any) -> dict[str, Any]:
+    client, name = group
+    found: dict[str, Any] = client.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"
+    ][0]
+    return found
+
+
+def invoke_at(group: Any, monkeypatch: pytest.MonkeyPatch, now: float) -> dict[str, Any]:
+    handler = load_handler("watchdog")
+    monkeypatch.setattr(handler.time, "time", lambda: now)
+    result: dict[str, Any] = handler.lambda_handler({"source": "aws.events"}, LocalLambdaContext("watchdog"))
+    return result
+
+
+HELD = f"v1 floor=8 prior=8 base=1 until={EXPIRY} slot={EXPIRY - 1800}"
+
+
+def test_an_expired_lease_is_given_back_once_predict_missed_it(group, monkeypatch):
+    set_group(group, 8, HELD)
+    assert invoke_at(group, monkeypatch, EXPIRY - 1)["status"] == "held"
+    assert invoke_at(group, monkeypatch, EXPIRY + GRACE - 1)["status"] == "held"  # predict's turn
+    assert described(group)["MinSize"] == 8
+    released = invoke_at(group, monkeypatch, EXPIRY + GRACE)
+    assert released["status"] == "released"
+    assert released["released_to"] == 1
+    group_now = described(group)
+    assert group_now["MinSize"] == 1
+    assert group_now["DesiredCapacity"] == 9  # no instance removed: target tracking decides
+    tags = {tag["Key"]: tag["Value"] for tag in group_now["Tags"]}
+    # Confirmed, and the slot kept: a redelivered event of that slot is still a duplicate.
+    assert decode(tags[LEASE_TAG], 20) == Lease(1, 1, 1, 0, EXPIRY - 1800)
+    assert invoke_at(group, monkeypatch, EXPIRY + 2 * GRACE)["status"] == "nothing-held"
+
+
+@pytest.mark.parametrize(
+    ("min_size", "lease"),
+    [
+        (12, HELD),  # the operator raised MinSize for a sale: theirs, never lowered
+        (8, None),  # no lease: nobody but the operator set it
+        (8, "v1 floor=8 prior=8 base=9 until=0 slot=0"),  # a record predict cannot have written
+        (8, "garbage"),
+    ],
+)
+def test_a_min_size_predict_does_not_hold_is_never_touched(group, monkeypatch, min_size, lease):
+    set_group(group, min_size, lease)
+    outcome = invoke_at(group, monkeypatch, EXPIRY + 10 * GRACE)
+    assert outcome["status"] == "nothing-held"
+    assert described(group)["MinSize"] == min_size
+
+
+def test_the_watchdog_never_raises_min_size(group, monkeypatch):
+    set_group(group, 3, "v1 floor=3 prior=3 base=3 until=0 slot=0")
+    invoke_at(group, monkeypatch, EXPIRY)
+    assert described(group)["MinSize"] == 3
+
+
+def test_a_missing_group_is_a_no_op(aws, monkeypatch):
+    monkeypatch.setenv("AUTO_SCALING_GROUP_NAME", "gone")
+    handler = load_handler("watchdog")
+    assert handler.lambda_handler({}, LocalLambdaContext("watchdog"))["status"] == "no-group"
+
+
+def test_its_decision_is_one_json_log_line(group, monkeypatch, capsys):
+    set_group(group, 8, HELD)
+    invoke_at(group, monkeypatch, EXPIRY + GRACE)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [line["watchdog"]["status"] for line in lines] == ["released"]
+
+
+def test_the_watchdog_imports_nothing_but_the_lease_and_the_runtime():
+    """What breaks predict's layers must not stop it: apart from boto3 (in the Lambda
+    runtime) it may import only the standard library and saleor_scaling.lease."""
+    probe = (
+        "import sys, runpy\n"
+        f"sys.path.insert(0, {str(REPO_ROOT / 'functions' / 'watchdog')!r})\n"
+        "before = set(sys.modules)\n"
+        "import app\n"
+        "ours = sorted(m for m in set(sys.modules) - before if m.startswith('saleor_scaling'))\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'numpy', 'sklearn', 'aws_lambda_powertools', 'scipy'})\n"
+        "print(ours, heavy)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+        env={"PYTHONPATH": str(REPO_ROOT / "src"), "PATH": "/usr/bin:/bin"},
+    )
+    assert completed.stdout.strip() == "['saleor_scaling', 'saleor_scaling.lease'] []"
