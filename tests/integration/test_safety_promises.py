@@ -520,6 +520,29 @@ def test_absurd_request_count_is_a_fallback_not_max_size(world, requests):
     assert world.desired() == 2
 
 
+def test_absurd_request_count_before_the_anchor_is_missing_data_not_load(world):
+    """The ceiling applies to every step the features read, not only the anchor: one forged
+    RequestCount a step earlier must not drive the forecast to MaxSize."""
+    anchor = NOW - NOW % STEP - 2 * STEP
+    world.session.client("cloudwatch").put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[
+            {
+                "MetricName": "RequestCount",
+                "Dimensions": [{"Name": "LoadBalancer", "Value": world.shop.load_balancer_full_name}],
+                "Timestamp": datetime.fromtimestamp(anchor - STEP + 30, UTC),
+                "Value": 1e12,
+            }
+        ],
+    )
+    result = world.invoke()
+    assert result["status"] in {"scaled", "decided"}, result["reason"]
+    assert result["implausible_values"] >= 1
+    # Clean, this slot sets 8 (test_predict_handler): the forgery moves it by an instance at most.
+    assert result["decision"]["target"] <= 9
+    assert world.desired() <= 9
+
+
 def test_impossible_cpu_is_missing_data(world):
     put_at_anchor(
         world,
