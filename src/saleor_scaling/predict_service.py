@@ -287,7 +287,7 @@ def run_predict(
     ownership = reading.ownership
 
     stored = ports.state.load()
-    state, problem = parse_state(stored.document, decision_time)
+    state, problem = parse_state(stored.document, decision_time, received_at, settings)
     if stored.unreadable or problem:
         # A fresh state, written over the corrupt object with If-Match on its version: the
         # one-action-per-slot guarantee holds through the reset, and the lease's slot holds

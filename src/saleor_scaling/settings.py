@@ -81,6 +81,34 @@ class PolicySettings:
         check_bounds(self)
 
 
+MODELS_AREA = "models"
+STATE_AREA = "state"
+HISTORY_AREA = "history"
+"""The bucket's three areas (docs/security.md): only retrain writes models/ and history/,
+only predict state/, and the bucket policy denies anything else. A key setting outside
+its area would be denied at the first write, or have one function read another's objects
+as its own (a state as a manifest, a model over the state)."""
+MAX_KEY_BYTES = 1024
+"""S3's limit on a key's length in UTF-8 (moto does not enforce it)."""
+HISTORY_DAY_SUFFIX_BYTES = len("/2023/11/28.json.gz")
+"""What the history backup appends to its prefix for each day's object."""
+
+
+def check_key(name: str, value: str, area: str, *, prefix: bool = False) -> None:
+    """`value` is a key (a key prefix if `prefix`) inside `area`/: relative, no `.`/`..`
+    or empty segment, so it can name no object of another area, and within S3's length."""
+    text = value[:-1] if prefix and value.endswith("/") else value
+    segments = text.split("/")
+    if segments[0] != area or (not prefix and len(segments) < 2) or {"", ".", ".."} & set(segments):
+        kind = "a key prefix" if prefix else "an object key"
+        raise ConfigurationError(
+            f"{name}={value!r} must be {kind} under {area}/: relative, without '.', '..' or empty segments"
+        )
+    limit = MAX_KEY_BYTES - (HISTORY_DAY_SUFFIX_BYTES if prefix else 0)
+    if len(value.encode()) > limit:
+        raise ConfigurationError(f"{name} is {len(value.encode())} bytes long, over the {limit} S3 allows")
+
+
 @dataclass(frozen=True)
 class ModelLocation:
     """Where the model registry lives: a manifest that points at one model version."""
@@ -88,6 +116,15 @@ class ModelLocation:
     bucket: str
     manifest_key: str = "models/manifest.json"
     model_key: str = "models/model.npz"
+
+    def __post_init__(self) -> None:
+        check_key("MODEL_MANIFEST_KEY", self.manifest_key, MODELS_AREA)
+        check_key("MODEL_KEY", self.model_key, MODELS_AREA)
+        if self.model_key == self.manifest_key:
+            raise ConfigurationError(
+                f"MODEL_KEY and MODEL_MANIFEST_KEY are both {self.model_key!r}: "
+                "each model would overwrite the manifest"
+            )
 
 
 @dataclass(frozen=True)
@@ -109,8 +146,11 @@ class ShopSettings:
     def __post_init__(self) -> None:
         check_bounds(self)
         _check_timezone(self.timezone)
+        name = "HISTORY_PREFIX"
         if not self.history_prefix:
             object.__setattr__(self, "history_prefix", f"history/{self.auto_scaling_group_name}")
+            name = "HISTORY_PREFIX (by default history/AUTO_SCALING_GROUP_NAME)"
+        check_key(name, self.history_prefix, HISTORY_AREA, prefix=True)
 
     @staticmethod
     def shop_fields(values: Mapping[str, str]) -> dict[str, Any]:
@@ -149,8 +189,11 @@ class PredictSettings(ShopSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        name = "STATE_KEY"
         if not self.state_key:
             object.__setattr__(self, "state_key", f"state/{self.auto_scaling_group_name}/predict-state.json")
+            name = "STATE_KEY (by default state/AUTO_SCALING_GROUP_NAME/predict-state.json)"
+        check_key(name, self.state_key, STATE_AREA)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PredictSettings:

@@ -692,9 +692,10 @@ def test_oversized_state_object_is_not_read(world):
 
 def test_replayed_event_after_a_later_slot_is_a_duplicate_not_a_reset(world):
     world.invoke()
-    world.invoke(world.advance(NOW + STEP))
-    # The earlier event again, within the clock tolerance of its own time.
-    again = world.invoke(iso(NOW))
+    # The next slot's event 60 s early (EVENT_MAX_EARLY_SECONDS), then the earlier event
+    # again 240 s late (EVENT_MAX_DELAY_SECONDS), at the same moment of the function's clock.
+    world.invoke(world.advance(NOW + STEP), received_after=-60)
+    again = world.invoke(iso(NOW), received_after=240)
     assert again["status"] == "duplicate"
     assert not again.get("state_reset")
 

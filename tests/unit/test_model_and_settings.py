@@ -1,4 +1,5 @@
-"""Model artifact integrity (the arrays and the manifest checked before use) and settings."""
+"""Model artifact integrity (the arrays and the manifest checked before use). The settings
+tests, at the exact bounds of every variable, are in test_settings.py."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from saleor_scaling.model import (
     ServingBounds,
     load_verified,
 )
-from saleor_scaling.settings import ConfigurationError, PredictSettings, ScalingMode
 from saleor_scaling.training import TrainingConfig, build_model
 from tests.conftest import synthetic_history
 
@@ -99,34 +99,3 @@ def test_metadata_json_round_trip(trained):
 def test_compressed_model_is_bounded(trained):
     blob, _ = trained
     assert len(blob) < 10 * 1024 * 1024
-
-
-BASE_ENV = {
-    "AUTO_SCALING_GROUP_NAME": "shop",
-    "LOAD_BALANCER_FULL_NAME": "app/shop/123",
-    "MODEL_BUCKET": "bucket",
-}
-
-
-def test_settings_defaults_are_safe():
-    settings = PredictSettings.from_env(BASE_ENV)
-    assert settings.policy.mode is ScalingMode.FORECAST_ONLY
-    assert settings.state_key == "state/shop/predict-state.json"
-    assert settings.history_prefix == "history/shop"
-
-
-@pytest.mark.parametrize(
-    ("override", "message"),
-    [
-        ({"AUTO_SCALING_GROUP_NAME": ""}, "AUTO_SCALING_GROUP_NAME is required"),
-        ({"SCALING_MODE": "yolo"}, "SCALING_MODE"),
-        ({"HEADROOM_QUANTILE": "1.5"}, "HEADROOM_QUANTILE"),
-        ({"HEADROOM_QUANTILE": "high"}, "not a number"),
-        ({"MAX_SCALE_IN_STEP": "-1"}, "MAX_SCALE_IN_STEP"),
-        ({"SHOP_TIMEZONE": "Mars/Olympus"}, "IANA"),
-        ({"CAPACITY_PER_INSTANCE": "0"}, "CAPACITY_PER_INSTANCE"),
-    ],
-)
-def test_bad_settings_fail_with_the_variable_named(override, message):
-    with pytest.raises(ConfigurationError, match=message):
-        PredictSettings.from_env({**BASE_ENV, **override})

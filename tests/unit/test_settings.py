@@ -1,5 +1,8 @@
-"""Every numeric setting of both functions refuses non-finite and out-of-range values with
-a message that names its variable (NaN slipped through hand-written `x <= 0` checks)."""
+"""Every setting of both functions, tested at its exact bounds with the values written
+here, not read from the code under test: a bound loosened or tightened by one (for a
+float: by one representable step) fails a test. Non-finite values are refused with a
+message that names the variable (NaN slipped through hand-written `x <= 0` checks), and
+the bucket keys stay inside their own area of the bucket."""
 
 from __future__ import annotations
 
@@ -9,10 +12,14 @@ import pytest
 
 from saleor_scaling.settings import (
     ConfigurationError,
+    ModelLocation,
     PolicySettings,
     PredictSettings,
     RetrainSettings,
+    ScalingMode,
 )
+from tests.conftest import REPO_ROOT
+from tests.infra.cfn import load
 
 BASE_ENV = {
     "AUTO_SCALING_GROUP_NAME": "shop",
@@ -20,62 +27,116 @@ BASE_ENV = {
     "MODEL_BUCKET": "bucket",
 }
 
+# name: (lowest accepted, highest accepted, just below, just above), and the other
+# variables an edge needs to satisfy HOLDOUT_DAYS < MIN_HISTORY_DAYS <= TRAINING_WINDOW_DAYS.
+PREDICT_BOUNDS = {
+    "CAPACITY_PER_INSTANCE": ("1", "1000000", "0.9999999999999999", "1000000.0000000001"),
+    "TARGET_CPU_PERCENT": ("10", "95", "9.999999999999998", "95.00000000000001"),
+    "HEADROOM_QUANTILE": ("0.5", "0.99", "0.49999999999999994", "0.9900000000000001"),
+    "MAX_SCALE_IN_STEP": ("0", "100", "-1", "101"),
+    "SCALE_IN_STABILIZATION_MINUTES": ("0", "1440", "-1", "1441"),
+    "EVENT_MAX_DELAY_SECONDS": ("0", "3600", "-1", "3601"),
+    "EVENT_MAX_EARLY_SECONDS": ("0", "3600", "-1", "3601"),
+    "FALLBACK_RELEASE_MINUTES": ("5", "1440", "4", "1441"),
+    "DEMAND_CEILING_FACTOR": ("1.5", "1000", "1.4999999999999998", "1000.0000000000001"),
+}
+RETRAIN_BOUNDS = {
+    "CAPACITY_PER_INSTANCE": PREDICT_BOUNDS["CAPACITY_PER_INSTANCE"],
+    "TARGET_CPU_PERCENT": PREDICT_BOUNDS["TARGET_CPU_PERCENT"],
+    "TRAINING_WINDOW_DAYS": ("2", "365", "1", "366"),
+    "HOLDOUT_DAYS": ("1", "14", "0", "15"),
+    "MIN_HISTORY_DAYS": ("2", "365", "1", "366"),
+    "LEAD_TIME_MINUTES": ("1", "120", "0", "121"),
+    "N_ESTIMATORS": ("10", "500", "9", "501"),
+    "MAX_DEPTH": ("4", "20", "3", "21"),
+    "PROMOTION_TOLERANCE": ("0", "0.5", "-5e-324", "0.5000000000000001"),
+    "MAX_MODEL_MEGABYTES": ("0.1", "100", "0.09999999999999999", "100.00000000000001"),
+}
+RETRAIN_COMPANIONS = {
+    ("TRAINING_WINDOW_DAYS", "2"): {"MIN_HISTORY_DAYS": "2", "HOLDOUT_DAYS": "1"},
+    ("HOLDOUT_DAYS", "14"): {"MIN_HISTORY_DAYS": "15"},
+    ("HOLDOUT_DAYS", "15"): {"MIN_HISTORY_DAYS": "16"},
+    ("MIN_HISTORY_DAYS", "2"): {"HOLDOUT_DAYS": "1"},
+    ("MIN_HISTORY_DAYS", "365"): {"TRAINING_WINDOW_DAYS": "365"},
+}
 
-def numeric_variables(*settings_classes: type) -> dict[str, tuple[float, float]]:
+
+def bounded_variables(*settings_classes: type) -> set[str]:
     return {
-        spec.metadata["env"]: spec.metadata["range"]
+        spec.metadata["env"]
         for settings_class in settings_classes
         for spec in dataclasses.fields(settings_class)
         if "range" in spec.metadata
     }
 
 
-PREDICT_VARIABLES = numeric_variables(PredictSettings, PolicySettings)
-RETRAIN_VARIABLES = numeric_variables(RetrainSettings)
+def test_every_bounded_variable_has_its_bounds_written_here():
+    assert bounded_variables(PredictSettings, PolicySettings) == set(PREDICT_BOUNDS)
+    assert bounded_variables(RetrainSettings) == set(RETRAIN_BOUNDS)
 
 
-def test_every_numeric_variable_of_the_template_is_bounded():
-    assert {
-        "CAPACITY_PER_INSTANCE",
-        "TARGET_CPU_PERCENT",
-        "HEADROOM_QUANTILE",
-        "MAX_SCALE_IN_STEP",
-        "SCALE_IN_STABILIZATION_MINUTES",
-        "EVENT_MAX_DELAY_SECONDS",
-        "EVENT_MAX_EARLY_SECONDS",
-        "FALLBACK_RELEASE_MINUTES",
-        "DEMAND_CEILING_FACTOR",
-    } <= set(PREDICT_VARIABLES)
-    assert {
-        "TRAINING_WINDOW_DAYS",
-        "HOLDOUT_DAYS",
-        "MIN_HISTORY_DAYS",
-        "LEAD_TIME_MINUTES",
-        "N_ESTIMATORS",
-        "MAX_DEPTH",
-        "PROMOTION_TOLERANCE",
-        "MAX_MODEL_MEGABYTES",
-        "CAPACITY_PER_INSTANCE",
-        "TARGET_CPU_PERCENT",
-    } <= set(RETRAIN_VARIABLES)
+def out_of_range(name: str) -> str:
+    """The range error itself, not the cross-check of the retrain days that also names it."""
+    return rf"^{name}=\S+ must be a finite number in \["
 
 
-def bad_values(low: float, high: float) -> list[str]:
-    return ["nan", "NaN", "inf", "-inf", repr(low - 1), repr(high * 10 + 1), "1e400"]
+def edges(bounds: dict[str, tuple[str, str, str, str]]) -> list[tuple[str, str, bool]]:
+    return [
+        case
+        for name, (low, high, below, above) in bounds.items()
+        for case in ((name, low, True), (name, high, True), (name, below, False), (name, above, False))
+    ]
 
 
-def cases(variables: dict[str, tuple[float, float]]) -> list[tuple[str, str]]:
-    return [(name, value) for name, (low, high) in variables.items() for value in bad_values(low, high)]
+@pytest.mark.parametrize(("name", "value", "accepted"), edges(PREDICT_BOUNDS))
+def test_predict_bounds_are_exact(name, value, accepted):
+    env = {**BASE_ENV, name: value}
+    if accepted:
+        PredictSettings.from_env(env)
+    else:
+        with pytest.raises(ConfigurationError, match=out_of_range(name)):
+            PredictSettings.from_env(env)
 
 
-@pytest.mark.parametrize(("name", "value"), cases(PREDICT_VARIABLES))
-def test_predict_refuses_non_finite_and_out_of_range(name, value):
+@pytest.mark.parametrize(("name", "value", "accepted"), edges(RETRAIN_BOUNDS))
+def test_retrain_bounds_are_exact(name, value, accepted):
+    env = {**BASE_ENV, **RETRAIN_COMPANIONS.get((name, value), {}), name: value}
+    if accepted:
+        RetrainSettings.from_env(env)
+    else:
+        with pytest.raises(ConfigurationError, match=out_of_range(name)):
+            RetrainSettings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "accepted"),
+    [
+        ({"HOLDOUT_DAYS": "8", "MIN_HISTORY_DAYS": "9", "TRAINING_WINDOW_DAYS": "9"}, True),
+        ({"HOLDOUT_DAYS": "9", "MIN_HISTORY_DAYS": "9", "TRAINING_WINDOW_DAYS": "9"}, False),
+        ({"HOLDOUT_DAYS": "2", "MIN_HISTORY_DAYS": "10", "TRAINING_WINDOW_DAYS": "9"}, False),
+    ],
+)
+def test_holdout_shorter_than_min_history_within_the_window(env, accepted):
+    if accepted:
+        RetrainSettings.from_env({**BASE_ENV, **env})
+    else:
+        with pytest.raises(ConfigurationError, match="need HOLDOUT_DAYS < MIN_HISTORY_DAYS <= TRAINING"):
+            RetrainSettings.from_env({**BASE_ENV, **env})
+
+
+NON_FINITE = ["nan", "NaN", "inf", "-inf", "1e400"]
+
+
+@pytest.mark.parametrize("name", sorted(PREDICT_BOUNDS))
+@pytest.mark.parametrize("value", NON_FINITE)
+def test_predict_refuses_non_finite(name, value):
     with pytest.raises(ConfigurationError, match=name):
         PredictSettings.from_env({**BASE_ENV, name: value})
 
 
-@pytest.mark.parametrize(("name", "value"), cases(RETRAIN_VARIABLES))
-def test_retrain_refuses_non_finite_and_out_of_range(name, value):
+@pytest.mark.parametrize("name", sorted(RETRAIN_BOUNDS))
+@pytest.mark.parametrize("value", NON_FINITE)
+def test_retrain_refuses_non_finite(name, value):
     with pytest.raises(ConfigurationError, match=name):
         RetrainSettings.from_env({**BASE_ENV, name: value})
 
@@ -98,9 +159,50 @@ def test_the_values_the_adversarial_review_found_are_refused(name, value):
         settings_class.from_env({**BASE_ENV, name: value})
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"AUTO_SCALING_GROUP_NAME": ""}, "AUTO_SCALING_GROUP_NAME is required"),
+        ({"AUTO_SCALING_GROUP_NAME": "  "}, "AUTO_SCALING_GROUP_NAME is required"),
+        ({"LOAD_BALANCER_FULL_NAME": ""}, "LOAD_BALANCER_FULL_NAME is required"),
+        ({"MODEL_BUCKET": ""}, "MODEL_BUCKET is required"),
+        ({"SCALING_MODE": "yolo"}, "SCALING_MODE"),
+        ({"HEADROOM_QUANTILE": "high"}, "HEADROOM_QUANTILE='high' is not a number"),
+        ({"MAX_SCALE_IN_STEP": "1.5"}, "MAX_SCALE_IN_STEP='1.5' is not a whole number"),
+        ({"SHOP_TIMEZONE": "Mars/Olympus"}, "IANA"),
+    ],
+)
+def test_bad_settings_fail_with_the_variable_named(override, message):
+    with pytest.raises(ConfigurationError, match=message):
+        PredictSettings.from_env({**BASE_ENV, **override})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "accepted"),
+    [
+        ("target_cpu_percent", 10.0, True),
+        ("target_cpu_percent", 95.0, True),
+        ("target_cpu_percent", 9.999999999999998, False),
+        ("target_cpu_percent", 95.00000000000001, False),
+        ("max_scale_in_step", 0, True),
+        ("max_scale_in_step", 100, True),
+        ("max_scale_in_step", -1, False),
+        ("max_scale_in_step", 101, False),
+    ],
+)
+def test_policy_bounds_are_exact_however_it_is_built(field, value, accepted):
+    """The policy's own copy of TARGET_CPU_PERCENT, which from_env fills from the shop's."""
+    if accepted:
+        PolicySettings(**{field: value})
+    else:
+        with pytest.raises(ConfigurationError, match=out_of_range(field.upper())):
+            PolicySettings(**{field: value})
+
+
 def test_bounds_hold_however_the_object_is_built():
+    PolicySettings(max_scale_in_step=100)
     with pytest.raises(ConfigurationError, match="MAX_SCALE_IN_STEP"):
-        PolicySettings(max_scale_in_step=10**6)
+        PolicySettings(max_scale_in_step=101)
     with pytest.raises(ConfigurationError, match="HEADROOM_QUANTILE"):
         PolicySettings(headroom_quantile=float("nan"))
     with pytest.raises(ConfigurationError, match="is not a number"):
@@ -117,6 +219,155 @@ def test_event_clock_check_refuses_anything_else():
         PredictSettings.from_env({**BASE_ENV, "EVENT_CLOCK_CHECK": "maybe"})
 
 
-def test_defaults_are_in_range():
-    PredictSettings.from_env(BASE_ENV)
-    RetrainSettings.from_env(BASE_ENV)
+def test_defaults():
+    predict = PredictSettings.from_env(BASE_ENV)
+    assert predict.policy == PolicySettings(
+        mode=ScalingMode.FORECAST_ONLY,
+        headroom_quantile=0.6,
+        max_scale_in_step=1,
+        scale_in_stabilization_minutes=30,
+        target_cpu_percent=70.0,
+    )
+    assert (predict.event_clock_check, predict.event_max_delay_seconds, predict.event_max_early_seconds) == (
+        True,
+        240,
+        60,
+    )
+    assert (predict.fallback_release_minutes, predict.demand_ceiling_factor) == (30, 10.0)
+    assert (predict.capacity_per_instance, predict.timezone) == (1000.0, "UTC")
+    assert predict.model == ModelLocation("bucket", "models/manifest.json", "models/model.npz")
+    assert predict.state_key == "state/shop/predict-state.json"
+    assert predict.history_prefix == "history/shop"
+    retrain = RetrainSettings.from_env(BASE_ENV)
+    assert (retrain.training_window_days, retrain.holdout_days, retrain.min_history_days) == (28, 2, 9)
+    assert (retrain.lead_time_minutes, retrain.n_estimators, retrain.max_depth) == (10, 60, 12)
+    assert (retrain.promotion_tolerance, retrain.max_model_megabytes) == (0.02, 10.0)
+    assert retrain.history_prefix == "history/shop"
+
+
+# --- the template's values are inside the code's bounds --------------------------------
+
+TEMPLATE = load(REPO_ROOT / "template.yaml")
+PARAMETER_VARIABLES = {
+    "HeadroomQuantile": "HEADROOM_QUANTILE",
+    "MaxScaleInStep": "MAX_SCALE_IN_STEP",
+    "FallbackReleaseMinutes": "FALLBACK_RELEASE_MINUTES",
+    "ScaleInStabilizationMinutes": "SCALE_IN_STABILIZATION_MINUTES",
+    "TargetCpuPercent": "TARGET_CPU_PERCENT",
+    "CapacityPerInstance": "CAPACITY_PER_INSTANCE",
+    "TrainingWindowDays": "TRAINING_WINDOW_DAYS",
+    "LeadTimeMinutes": "LEAD_TIME_MINUTES",
+}
+
+
+def literal_variables(function: str) -> dict[str, str]:
+    """The environment the template gives `function` where it is a plain string."""
+    resource = TEMPLATE["Resources"][function]["Properties"]
+    common = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    own = resource["Environment"]["Variables"]
+    return {name: value for name, value in {**common, **own}.items() if isinstance(value, str)}
+
+
+def test_the_template_sets_only_values_the_functions_accept():
+    predict_env = literal_variables("PredictFunction")
+    retrain_env = literal_variables("RetrainFunction")
+    assert predict_env["EVENT_MAX_EARLY_SECONDS"] == "60"
+    PredictSettings.from_env({**BASE_ENV, **predict_env})
+    RetrainSettings.from_env({**BASE_ENV, **retrain_env})
+
+
+@pytest.mark.parametrize("parameter", sorted(PARAMETER_VARIABLES))
+def test_every_value_a_template_parameter_allows_is_accepted(parameter):
+    spec = TEMPLATE["Parameters"][parameter]
+    variable = PARAMETER_VARIABLES[parameter]
+    settings_class = PredictSettings if variable in PREDICT_BOUNDS else RetrainSettings
+    for key in ("MinValue", "MaxValue", "Default"):
+        if key in spec:
+            settings_class.from_env({**BASE_ENV, variable: str(spec[key])})
+
+
+# --- bucket keys: each in its own area -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MODEL_MANIFEST_KEY", "state/x.json"),  # the probe: predict would read its state as a manifest
+        ("STATE_KEY", "models/manifest.json"),  # the probe: predict would overwrite the manifest
+        ("HISTORY_PREFIX", "../../models"),  # the probe
+        ("MODEL_MANIFEST_KEY", "history/shop/manifest.json"),
+        ("MODEL_MANIFEST_KEY", "/models/manifest.json"),
+        ("MODEL_MANIFEST_KEY", "models/../state/x.json"),
+        ("MODEL_MANIFEST_KEY", "models/./manifest.json"),
+        ("MODEL_MANIFEST_KEY", "models//manifest.json"),
+        ("MODEL_MANIFEST_KEY", "models/"),
+        ("MODEL_MANIFEST_KEY", "models"),
+        ("MODEL_MANIFEST_KEY", "modelsx/manifest.json"),
+        ("MODEL_MANIFEST_KEY", " models/manifest.json"),
+        ("MODEL_KEY", "state/shop/predict-state.json"),
+        ("MODEL_KEY", "models/../history/x"),
+        ("MODEL_KEY", "models/manifest.json"),  # the manifest's own key
+        ("STATE_KEY", "state/"),
+        ("STATE_KEY", "state"),
+        ("STATE_KEY", "/state/x.json"),
+        ("STATE_KEY", "state/../models/manifest.json"),
+        ("STATE_KEY", "state/shop/"),
+        ("STATE_KEY", "history/shop/x.json"),
+        ("HISTORY_PREFIX", "/history/shop"),
+        ("HISTORY_PREFIX", "history/../state"),
+        ("HISTORY_PREFIX", "history//shop"),
+        ("HISTORY_PREFIX", "history/shop//"),
+        ("HISTORY_PREFIX", "history/."),
+        ("HISTORY_PREFIX", "models/"),
+        ("HISTORY_PREFIX", "state/shop"),
+        ("HISTORY_PREFIX", "historyx"),
+        ("HISTORY_PREFIX", "/"),
+    ],
+)
+def test_a_key_outside_its_area_is_refused(name, value):
+    with pytest.raises(ConfigurationError, match=name):
+        PredictSettings.from_env({**BASE_ENV, name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "attribute"),
+    [
+        ("MODEL_MANIFEST_KEY", "models/shop/manifest.json", lambda s: s.model.manifest_key),
+        ("MODEL_KEY", "models/shop/model.npz", lambda s: s.model.model_key),
+        ("STATE_KEY", "state/predict.json", lambda s: s.state_key),
+        ("HISTORY_PREFIX", "history", lambda s: s.history_prefix),
+        ("HISTORY_PREFIX", "history/", lambda s: s.history_prefix),
+        ("HISTORY_PREFIX", "history/shop/", lambda s: s.history_prefix),
+    ],
+)
+def test_keys_inside_their_area_are_accepted(name, value, attribute):
+    assert attribute(PredictSettings.from_env({**BASE_ENV, name: value})) == value
+
+
+def test_retrain_checks_its_keys_too():
+    with pytest.raises(ConfigurationError, match="HISTORY_PREFIX"):
+        RetrainSettings.from_env({**BASE_ENV, "HISTORY_PREFIX": "models/history"})
+    with pytest.raises(ConfigurationError, match="MODEL_KEY"):
+        RetrainSettings.from_env({**BASE_ENV, "MODEL_KEY": "state/model.npz"})
+
+
+def test_keys_hold_however_the_location_is_built():
+    with pytest.raises(ConfigurationError, match="MODEL_MANIFEST_KEY"):
+        ModelLocation(bucket="b", manifest_key="state/x.json")
+
+
+def test_a_group_name_cannot_lead_the_default_keys_out_of_their_area():
+    with pytest.raises(ConfigurationError, match=r"HISTORY_PREFIX .*AUTO_SCALING_GROUP_NAME"):
+        PredictSettings.from_env({**BASE_ENV, "AUTO_SCALING_GROUP_NAME": "../models"})
+    with pytest.raises(ConfigurationError, match=r"STATE_KEY .*AUTO_SCALING_GROUP_NAME"):
+        PredictSettings.from_env({**BASE_ENV, "AUTO_SCALING_GROUP_NAME": "..", "HISTORY_PREFIX": "history/x"})
+
+
+def test_key_length_is_s3s_1024_bytes():
+    PredictSettings.from_env({**BASE_ENV, "STATE_KEY": "state/" + "é" * 509})  # 1024 bytes
+    with pytest.raises(ConfigurationError, match="STATE_KEY is 1025 bytes"):
+        PredictSettings.from_env({**BASE_ENV, "STATE_KEY": "state/" + "é" * 509 + "x"})
+    # The history backup appends "/YYYY/MM/DD.json.gz" (19 bytes) to its prefix.
+    PredictSettings.from_env({**BASE_ENV, "HISTORY_PREFIX": "history/" + "x" * 997})  # 1005 bytes
+    with pytest.raises(ConfigurationError, match="HISTORY_PREFIX is 1006 bytes"):
+        PredictSettings.from_env({**BASE_ENV, "HISTORY_PREFIX": "history/" + "x" * 998})
