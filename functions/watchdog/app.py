@@ -8,6 +8,11 @@ inside this function, no layers: functions/watchdog/Makefile), so what breaks pr
 cannot break it. It acts only once predict has missed the release by a grace period (a
 run), so the two do not race in normal operation, and it never raises MinSize.
 
+It is also the stack's `Custom::FloorLeaseRelease` resource: when the stack is deleted
+(`sam delete`), after predict and its schedule are gone, it gives back any floor predict
+holds, expired or not, and removes the project's tags, so the shop does not keep paying
+for the last floor predict raised.
+
 Its decision is one JSON log line; it publishes no metric of its own: a release by the
 watchdog means predict has not decided for longer than the lease, which the no-decision
 alarm on RecommendedCapacity already reports.
@@ -16,16 +21,20 @@ alarm on RecommendedCapacity already reports.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
+import urllib.request
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from saleor_scaling.lease import (
     LEASE_TAG,
     LEGACY_APPLIED_TAG,
     LEGACY_BASE_TAG,
+    PROJECT_TAG_KEYS,
     Lease,
     judge,
 )
@@ -36,6 +45,8 @@ expiry; the watchdog steps in only when that run did not happen."""
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    if isinstance(event, dict) and "RequestType" in event and "ResponseURL" in event:
+        return custom_resource(event, boto3.client("autoscaling"))
     outcome = release_expired_floor(
         boto3.client("autoscaling"),
         os.environ["AUTO_SCALING_GROUP_NAME"],
@@ -89,6 +100,88 @@ def release_expired_floor(
         reason=f"the floor's lease expired at {ownership.lease.until} and predict has not given it back",
     )
     return outcome
+
+
+def custom_resource(event: dict[str, Any], client: Any) -> dict[str, Any]:
+    """CloudFormation's custom resource protocol: Create and Update record nothing; Delete
+    gives the floor back and removes the project's tags. The answer always goes to the
+    pre-signed ResponseURL, or CloudFormation would wait an hour for it."""
+    group_name = str(event.get("ResourceProperties", {}).get("AutoScalingGroupName", ""))
+    outcome: dict[str, Any] = {"group": group_name, "request": event.get("RequestType")}
+    status, reason = "SUCCESS", ""
+    if event.get("RequestType") == "Delete" and group_name:
+        try:
+            outcome.update(hand_back(client, group_name))
+        except (ClientError, BotoCoreError) as error:
+            status = "FAILED"
+            reason = (
+                f"could not give MinSize of {group_name} back ({error}); set it and delete the "
+                f"tag {LEASE_TAG} by hand, then delete the stack again"
+            )
+    _respond(event, status, reason or json.dumps(outcome)[:200], f"floor-lease-{group_name}")
+    outcome["status"] = status
+    print(
+        json.dumps(
+            {"level": "INFO" if status == "SUCCESS" else "ERROR", "service": "watchdog", "watchdog": outcome}
+        )
+    )
+    return outcome
+
+
+def hand_back(client: Any, group_name: str) -> dict[str, Any]:
+    """The scaler is being removed: MinSize back to the operator's value now (expired or
+    not), then no project tag left on the group. A group already gone is nothing to do."""
+    groups = client.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name]).get(
+        "AutoScalingGroups", []
+    )
+    if not groups:
+        return {"released": "no-group"}
+    group = groups[0]
+    tags = {tag.get("Key"): tag.get("Value") for tag in group.get("Tags", [])}
+    min_size = int(group["MinSize"])
+    ownership = judge(
+        min_size,
+        int(group["MaxSize"]),
+        tags.get(LEASE_TAG),
+        math.inf,  # any lease counts as expired: nobody will renew it
+        0,
+        tags.get(LEGACY_BASE_TAG),
+        tags.get(LEGACY_APPLIED_TAG),
+    )
+    result: dict[str, Any] = {"min_size": min_size, "note": ownership.note}
+    if ownership.due(math.inf):
+        assert ownership.base is not None
+        client.update_auto_scaling_group(AutoScalingGroupName=group_name, MinSize=ownership.base)
+        result["released_to"] = ownership.base
+    present = [key for key in PROJECT_TAG_KEYS if key in tags]
+    if present:
+        client.delete_tags(
+            Tags=[
+                {"ResourceId": group_name, "ResourceType": "auto-scaling-group", "Key": key}
+                for key in present
+            ]
+        )
+    result["tags_removed"] = present
+    return result
+
+
+def _respond(event: dict[str, Any], status: str, reason: str, physical_id: str) -> None:
+    body = json.dumps(
+        {
+            "Status": status,
+            "Reason": reason,
+            "PhysicalResourceId": event.get("PhysicalResourceId") or physical_id,
+            "StackId": event.get("StackId"),
+            "RequestId": event.get("RequestId"),
+            "LogicalResourceId": event.get("LogicalResourceId"),
+        }
+    ).encode()
+    # The pre-signed S3 URL expects no content type (it is part of the signature).
+    request = urllib.request.Request(
+        str(event["ResponseURL"]), data=body, method="PUT", headers={"Content-Type": ""}
+    )
+    with urllib.request.urlopen(request, timeout=20) as response:
+        response.read()
 
 
 def _write(client: Any, group_name: str, lease: Lease) -> None:

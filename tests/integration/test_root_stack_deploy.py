@@ -369,6 +369,16 @@ def test_functions_run_as_declared_on_the_deployed_names(deployed):
     predict = deployed.function("PredictFunction")["Environment"]["Variables"]
     assert predict["SCALING_MODE"] == deployed.parameter("ScalingMode")
     assert predict["EVENT_CLOCK_CHECK"] == "on"
+    # The watchdog: no layers (what breaks predict's cannot stop it), the deployed group.
+    watchdog = deployed.function("WatchdogFunction")
+    declared = root.template["Resources"]["WatchdogFunction"]["Properties"]
+    assert "Layers" not in declared
+    assert (watchdog["Runtime"], watchdog["MemorySize"], watchdog["Timeout"]) == ("python3.13", 128, 30)
+    concurrency = lambda_client.get_function_concurrency(FunctionName=watchdog["FunctionName"])
+    assert concurrency["ReservedConcurrentExecutions"] == 1
+    environment = watchdog["Environment"]["Variables"]
+    assert environment["AUTO_SCALING_GROUP_NAME"] == deployed.group_name()
+    assert environment["FALLBACK_RELEASE_MINUTES"] == predict["FALLBACK_RELEASE_MINUTES"]
     published = sorted(layer["LayerName"] for layer in lambda_client.list_layers()["Layers"])
     assert [name.rsplit("-", 1)[0] for name in published] == sorted(f"{root.name}-{lid}" for lid in layers)
 
@@ -380,6 +390,7 @@ def test_schedules_target_the_right_functions(deployed):
     schedules = {
         "PredictFunction": "rate(5 minutes)",
         "RetrainFunction": deployed.parameter("RetrainSchedule"),
+        "WatchdogFunction": "rate(5 minutes)",
     }
     rules = {lid for lid, kind in root.resource_types.items() if kind == "AWS::Events::Rule"}
     assert len(rules) == len(schedules)
@@ -389,7 +400,7 @@ def test_schedules_target_the_right_functions(deployed):
         assert rule["State"] == "ENABLED"
         (target,) = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
         function_name = target["Arn"].rsplit(":", 1)[1]
-        targeted[rule["ScheduleExpression"]] = function_name
+        targeted[function_name] = rule["ScheduleExpression"]
         # Lambda lets exactly this rule invoke the function.
         statements = read_policy_document(lambda_client.get_policy(FunctionName=function_name)["Policy"])[
             "Statement"
@@ -400,7 +411,7 @@ def test_schedules_target_the_right_functions(deployed):
             if s["Principal"] == {"Service": "events.amazonaws.com"}
         ]
         assert sources == [rule["Arn"]]
-    assert targeted == {expression: root.resources[fn] for fn, expression in schedules.items()}
+    assert targeted == {root.resources[fn]: expression for fn, expression in schedules.items()}
 
 
 def _statements(session: boto3.session.Session, role: str) -> dict[str, dict[str, Any]]:
@@ -419,7 +430,11 @@ def test_predict_role_scales_only_the_deployed_group(deployed):
     pattern = f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/{group}"
     assert predict["ScaleTheShopGroupOnly"]["Action"] == "autoscaling:UpdateAutoScalingGroup"
     assert predict["ScaleTheShopGroupOnly"]["Resource"] == pattern
-    assert predict["TagOnlyTheBaseMinSize"]["Resource"] == pattern
+    assert predict["TagOnlyTheFloorLease"]["Resource"] == pattern
+    assert predict["TagOnlyTheFloorLease"]["Action"] == "autoscaling:CreateOrUpdateTags"
+    watchdog = _statements(deployed.session, root.resources["WatchdogFunctionRole"])
+    assert watchdog["LowerTheFloorOfTheShopGroupOnly"]["Resource"] == pattern
+    assert watchdog["TagOnlyTheFloorLease"]["Resource"] == pattern
     arn = deployed.session.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
         "AutoScalingGroups"
     ][0]["AutoScalingGroupARN"]
@@ -449,6 +464,7 @@ def check_event_invoke_configs(deployed: Deployed) -> None:
     limits = {
         "PredictFunction": (1, 240),
         "RetrainFunction": (2, 3600),
+        "WatchdogFunction": (0, 240),  # the next scheduled run does the same
     }  # predict never acts on a stale event
     configs = {lid: r for lid, r in root.resource_types.items() if r == "AWS::Lambda::EventInvokeConfig"}
     assert len(configs) == len(limits)
@@ -457,6 +473,9 @@ def check_event_invoke_configs(deployed: Deployed) -> None:
         function = next(f for f in limits if recorded["FunctionName"] == root.resources[f])
         assert recorded["Qualifier"] == "$LATEST"
         assert (recorded["MaximumRetryAttempts"], recorded["MaximumEventAgeInSeconds"]) == limits[function]
+        if function == "WatchdogFunction":
+            assert "DestinationConfig" not in recorded
+            continue
         queue = function.replace("Function", "FailureQueue")
         assert recorded["DestinationConfig"]["OnFailure"]["Destination"] == _queue_arn(deployed, queue)
 
