@@ -181,3 +181,83 @@ def drop_impossible_values(
         series[bad] = np.nan
         values[metric] = series
     return MetricHistory(start=history.start, values=values, step=history.step), dropped
+
+
+GLITCH_NEIGHBOUR_STEPS = 3
+"""A datapoint is judged against its neighbours within 15 minutes either side. So a rise
+that lasts 20 minutes or more (each of its steps has at least half of its 6 neighbours in
+it) is load, never a glitch; one of 15 minutes or less, 5x its surroundings and 5x the
+shop's median, is read as a glitch."""
+GLITCH_MIN_NEIGHBOURS = 3
+"""Fewer known neighbours than this (around a gap) and the datapoint is not judged."""
+GLITCH_FACTOR = 5.0
+"""A glitch is more than this many times both its neighbours' median and the series'
+median: the series' median keeps a burst in a quiet night (a crawler, an e-mail going out)
+from being called a glitch when it is small next to the shop's usual load."""
+GLITCH_ROBUST_DEVIATIONS = 10.0
+"""...and more than this many robust standard deviations (1.4826 x the median absolute
+deviation) of its neighbours above their median, so that a noisy shop's swings are load."""
+MAD_TO_STANDARD_DEVIATION = 1.4826
+GLITCH_SERIES = (Metric.REQUESTS, Metric.BUSIEST_MINUTE)
+"""The series a glitch can poison: the demand the model learns and its ceiling basis, and
+the busiest minute the headroom is measured on."""
+
+
+def glitches(series: FloatArray) -> npt.NDArray[np.bool_]:
+    """Where `series` holds a datapoint far above the robust range of its neighbours
+    (`GLITCH_FACTOR`, `GLITCH_ROBUST_DEVIATIONS` within `GLITCH_NEIGHBOUR_STEPS`). Only
+    upward: a glitch that matters inflates demand; a drop is an outage or a quiet spell,
+    and an idle anchor is never a training row."""
+    steps = len(series)
+    found = np.zeros(steps, dtype=np.bool_)
+    known = np.isfinite(series)
+    if not np.any(known):
+        return found
+    reach = GLITCH_NEIGHBOUR_STEPS
+    padded = np.pad(series, reach, constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1)
+    neighbours = np.delete(windows, reach, axis=1)
+    judged = known & (np.sum(np.isfinite(neighbours), axis=1) >= GLITCH_MIN_NEIGHBOURS)
+    if not np.any(judged):
+        return found
+    around = neighbours[judged]
+    median = np.nanmedian(around, axis=1)
+    spread = MAD_TO_STANDARD_DEVIATION * np.nanmedian(np.abs(around - median[:, None]), axis=1)
+    value = series[judged]
+    typical = float(np.nanmedian(series))
+    found[judged] = (value > GLITCH_FACTOR * np.maximum(median, typical)) & (
+        value > median + GLITCH_ROBUST_DEVIATIONS * spread
+    )
+    return found
+
+
+def drop_glitches(history: MetricHistory) -> tuple[MetricHistory, int]:
+    """A copy with every glitch (`glitches`) of RequestCount and of the busiest minute
+    turned into a gap, and how many there were. A step whose RequestCount is a glitch loses
+    its busiest minute too (one bad datapoint in CloudWatch feeds both), not counted again.
+    A glitch is missing data, never load: one datapoint of 100x the real peak must not
+    become what the model learns or what its demand ceiling is based on."""
+    values = {metric: np.array(history[metric], dtype=np.float64, copy=True) for metric in Metric}
+    found = {metric: glitches(values[metric]) for metric in GLITCH_SERIES}
+    for metric in GLITCH_SERIES:
+        values[metric][found[metric]] = np.nan
+    values[Metric.BUSIEST_MINUTE][found[Metric.REQUESTS]] = np.nan
+    count = sum(int(np.sum(mask)) for mask in found.values())
+    return MetricHistory(start=history.start, values=values, step=history.step), count
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    history: MetricHistory
+    impossible_values: int
+    """Datapoints dropped as physically impossible (`drop_impossible_values`)."""
+    glitches: int
+    """Datapoints dropped as glitches (`drop_glitches`)."""
+
+
+def clean_training_window(history: MetricHistory) -> TrainingWindow:
+    """What retraining, and the backtest's replay of it, learn from: impossible values and
+    then glitches turned into gaps (the order matters: a negative count is no neighbour)."""
+    possible, impossible = drop_impossible_values(history)
+    cleaned, found = drop_glitches(possible)
+    return TrainingWindow(cleaned, impossible, found)
