@@ -186,14 +186,17 @@ def drop_impossible_values(
 GLITCH_NEIGHBOUR_STEPS = 3
 """A datapoint is judged against its neighbours within 15 minutes either side. So a rise
 that lasts 20 minutes or more (each of its steps has at least half of its 6 neighbours in
-it) is load, never a glitch; one of 15 minutes or less, 5x its surroundings and 5x the
+it) is load, never a glitch; one of 15 minutes or less, 10x its surroundings and 10x the
 shop's median, is read as a glitch."""
 GLITCH_MIN_NEIGHBOURS = 3
 """Fewer known neighbours than this (around a gap) and the datapoint is not judged."""
-GLITCH_FACTOR = 5.0
+GLITCH_FACTOR = 10.0
 """A glitch is more than this many times both its neighbours' median and the series'
 median: the series' median keeps a burst in a quiet night (a crawler, an e-mail going out)
-from being called a glitch when it is small next to the shop's usual load."""
+from being called a glitch when it is small next to the shop's usual load. Real bursts
+reach several times the median (the NAB ELB trace: 5-minute steps of 6x its median
+among neighbours a tenth of that, which a factor of 5 dropped); the glitches that matter
+are orders of magnitude (100x the real peak). No step of the shared traces is a glitch."""
 GLITCH_ROBUST_DEVIATIONS = 10.0
 """...and more than this many robust standard deviations (1.4826 x the median absolute
 deviation) of its neighbours above their median, so that a noisy shop's swings are load."""
@@ -208,27 +211,45 @@ def glitches(series: FloatArray) -> npt.NDArray[np.bool_]:
     (`GLITCH_FACTOR`, `GLITCH_ROBUST_DEVIATIONS` within `GLITCH_NEIGHBOUR_STEPS`). Only
     upward: a glitch that matters inflates demand; a drop is an outage or a quiet spell,
     and an idle anchor is never a training row."""
-    steps = len(series)
-    found = np.zeros(steps, dtype=np.bool_)
+    found = np.zeros(len(series), dtype=np.bool_)
     known = np.isfinite(series)
     if not np.any(known):
         return found
+    typical = float(np.nanmedian(series))
+    # Only a datapoint above GLITCH_FACTOR x the series' median can be one: its
+    # neighbourhood is looked at, not every step's (a 28-day window has a handful).
+    with np.errstate(invalid="ignore"):
+        candidates = np.flatnonzero(known & (series > GLITCH_FACTOR * typical))
+    if not len(candidates):
+        return found
     reach = GLITCH_NEIGHBOUR_STEPS
     padded = np.pad(series, reach, constant_values=np.nan)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1)
-    neighbours = np.delete(windows, reach, axis=1)
-    judged = known & (np.sum(np.isfinite(neighbours), axis=1) >= GLITCH_MIN_NEIGHBOURS)
-    if not np.any(judged):
+    offsets = np.concatenate([np.arange(-reach, 0), np.arange(1, reach + 1)])
+    neighbours = padded[candidates[:, None] + reach + offsets]
+    judged = np.sum(np.isfinite(neighbours), axis=1) >= GLITCH_MIN_NEIGHBOURS
+    candidates, neighbours = candidates[judged], neighbours[judged]
+    if not len(candidates):
         return found
-    around = neighbours[judged]
-    median = np.nanmedian(around, axis=1)
-    spread = MAD_TO_STANDARD_DEVIATION * np.nanmedian(np.abs(around - median[:, None]), axis=1)
-    value = series[judged]
-    typical = float(np.nanmedian(series))
-    found[judged] = (value > GLITCH_FACTOR * np.maximum(median, typical)) & (
+    median, spread = _robust_centre_and_spread(neighbours)
+    value = series[candidates]
+    found[candidates] = (value > GLITCH_FACTOR * np.maximum(median, typical)) & (
         value > median + GLITCH_ROBUST_DEVIATIONS * spread
     )
     return found
+
+
+def _robust_centre_and_spread(rows: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Per row: the median of its known values and 1.4826 x their median absolute deviation.
+    Rows with no gap take numpy's plain median, several times faster than `nanmedian`."""
+    median = np.empty(len(rows))
+    mad = np.empty(len(rows))
+    whole = np.isfinite(rows).all(axis=1)
+    for part, middle in ((whole, np.median), (~whole, np.nanmedian)):
+        if np.any(part):
+            values = rows[part]
+            median[part] = middle(values, axis=1)
+            mad[part] = middle(np.abs(values - median[part][:, None]), axis=1)
+    return median, MAD_TO_STANDARD_DEVIATION * mad
 
 
 def drop_glitches(history: MetricHistory) -> tuple[MetricHistory, int]:

@@ -2,7 +2,7 @@
 the manifest carries is one no handful of datapoints can move.
 
 `series.drop_glitches`: a RequestCount (or busiest-minute) datapoint is a glitch when it is
-more than 5x both the median of its known neighbours within 15 minutes either side and the
+more than 10x both the median of its known neighbours within 15 minutes either side and the
 series' median, and more than 10 robust standard deviations (1.4826 x MAD) above that
 neighbourhood median. Expected values below are written from that rule, by hand."""
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from saleor_scaling.backtest.walkforward import training_window
 from saleor_scaling.series import Metric, MetricHistory, clean_training_window, drop_glitches
 from saleor_scaling.training import demand_ceiling_basis, training_rows
 from tests.conftest import synthetic_history
@@ -56,45 +57,45 @@ def test_two_adjacent_glitches_are_both_dropped(first):
 
 
 def test_three_in_a_row_are_dropped_four_in_a_row_are_a_burst():
-    """A burst of 15 minutes at 10x is read as a glitch; 20 minutes is load: each of its
-    steps then has at least 3 of its 6 neighbours in the burst."""
+    """A burst of 15 minutes at 20x is read as a glitch; 20 minutes is load: each of its
+    steps then has at least 3 of its 6 neighbours in the burst, so their median is half-way."""
     three = [100.0] * 20
-    three[8:11] = [1000.0] * 3
+    three[8:11] = [2000.0] * 3
     _, dropped = drop_glitches(history_of(three))
     assert dropped == 3
     four = [100.0] * 20
-    four[8:12] = [1000.0] * 4
+    four[8:12] = [2000.0] * 4
     cleaned, dropped = drop_glitches(history_of(four))
     assert dropped == 0
     assert np.array_equal(cleaned[Metric.REQUESTS], four)
 
 
-def test_a_point_five_times_its_neighbours_is_kept_just_above_is_dropped():
+def test_a_point_ten_times_its_neighbours_is_kept_just_above_is_dropped():
     counts = [100.0] * 20
-    counts[10] = 500.0
+    counts[10] = 1000.0
     assert drop_glitches(history_of(counts))[1] == 0
-    counts[10] = 500.5
+    counts[10] = 1000.5
     assert drop_glitches(history_of(counts))[1] == 1
 
 
 def test_a_noisy_neighbourhood_needs_ten_robust_deviations():
-    """Neighbours 50 and 150, three of each: median 100, MAD 50, so the bar is 100 + 10 x 1.4826
-    x 50 = 841.3, above 5 x 100: a point of 800 is kept, one of 850 is dropped."""
+    """Neighbours 50 and 250, three of each: median 150, MAD 100, so the bar is 150 + 10 x
+    1.4826 x 100 = 1,632.6, above 10 x 150: a point of 1,600 is kept, one of 1,700 dropped."""
     counts = [100.0] * 20
-    counts[7:14] = [50.0, 150.0, 50.0, 800.0, 150.0, 50.0, 150.0]
+    counts[7:14] = [50.0, 250.0, 50.0, 1600.0, 250.0, 50.0, 250.0]
     assert drop_glitches(history_of(counts))[1] == 0
-    counts[10] = 850.0
+    counts[10] = 1700.0
     assert drop_glitches(history_of(counts))[1] == 1
 
 
 def test_a_burst_in_a_quiet_night_is_not_a_glitch_below_five_times_the_series_median():
-    """At night the neighbours hold 10 a step, the shop's median is 1,000: a step of 4,000
-    is 400x its neighbours but under 5x the shop's median, so it is kept (it cannot move
-    the ceiling nor need more than the day's capacity); one of 5,001 is dropped."""
+    """At night the neighbours hold 10 a step, the shop's median is 1,000: a step of 9,000
+    is 900x its neighbours but under 10x the shop's median, so it is kept (a crawler, an
+    e-mail going out); one of 10,001 is dropped."""
     counts = [1000.0] * 30 + [10.0] * 9
-    counts[34] = 4000.0
+    counts[34] = 9000.0
     assert drop_glitches(history_of(counts))[1] == 0
-    counts[34] = 5001.0
+    counts[34] = 10001.0
     assert drop_glitches(history_of(counts))[1] == 1
 
 
@@ -166,3 +167,20 @@ def test_the_basis_is_the_999th_permille_of_the_demand_the_rows_saw_so_nine_poin
 def test_an_idle_shop_still_gets_a_positive_basis():
     history = history_of(np.zeros(10 * 288))
     assert demand_ceiling_basis(history, training_rows(history, 4, "UTC"), 4) == 1.0
+
+
+def test_the_backtests_nightly_window_drops_the_glitch_the_nightly_job_drops():
+    """The walk-forward replays retraining: its window is cleaned the same way, or the
+    backtest would judge a model production never trains."""
+    history = synthetic_history(MONDAY, 12, peak_per_minute=4000.0, seed=2)
+    values = {metric: array.copy() for metric, array in history.values.items()}
+    glitch_at = MONDAY + 5 * 86400 + 18 * 3600
+    values[Metric.REQUESTS][(glitch_at - MONDAY) // 300] = 6e6
+    poisoned = MetricHistory(start=MONDAY, values=values)
+
+    window = training_window(poisoned, MONDAY + 11 * 86400 + 3 * 3600 + 15 * 60, 28)
+
+    assert np.isnan(window[Metric.REQUESTS][window.index_of(glitch_at)])
+    assert int(np.sum(np.isnan(window[Metric.REQUESTS]))) == 1 + int(
+        np.sum(np.isnan(history.window(window.start, window.end)[Metric.REQUESTS]))
+    )
