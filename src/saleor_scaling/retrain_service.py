@@ -1,9 +1,10 @@
 """One nightly retrain: back up history, train a challenger, judge it, maybe promote it.
 
 The handler wires AWS adapters into `RetrainPorts` and calls `run_retrain`. The judging is
-champion/challenger on a held-out tail the challenger never saw, against the serving
-model and against a seasonal-naive forecast (same time last week). Anything doubtful keeps
-what serves: a refused or kept run changes nothing predict reads.
+champion/challenger on a held-out tail the challenger never saw: it must strictly beat a
+seasonal-naive forecast (same time last week) and not be worse than the serving model on
+the steps neither trained on (`promotion_refusal`). Anything doubtful keeps what serves: a
+refused or kept run changes nothing predict reads.
 """
 
 from __future__ import annotations
