@@ -1,9 +1,10 @@
 """One nightly retrain: back up history, train a challenger, judge it, maybe promote it.
 
 The handler wires AWS adapters into `RetrainPorts` and calls `run_retrain`. The judging is
-champion/challenger on a held-out tail the challenger never saw, against the serving
-model and against a seasonal-naive forecast (same time last week). Anything doubtful keeps
-what serves: a refused or kept run changes nothing predict reads.
+champion/challenger on a held-out tail the challenger never saw: it must strictly beat a
+seasonal-naive forecast (same time last week) and not be worse than the serving model on
+the steps neither trained on (`promotion_refusal`). Anything doubtful keeps what serves: a
+refused or kept run changes nothing predict reads.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from saleor_scaling.model import (
     manifest_summary,
 )
 from saleor_scaling.predict_service import MetricsSource, Notifier
-from saleor_scaling.series import FloatArray, Metric, MetricHistory, drop_impossible_values, floor_to_step
+from saleor_scaling.series import FloatArray, Metric, MetricHistory, clean_training_window, floor_to_step
 from saleor_scaling.settings import RetrainSettings
 from saleor_scaling.training import (
     ErrorScores,
@@ -55,6 +56,8 @@ MIN_USABLE_SHARE = 0.75
 long as the history spans all of those days (`history_shortfall`)."""
 MIN_HOLDOUT_ROWS = STEPS_PER_DAY // 2
 MIN_UNSEEN_CHAMPION_ROWS = STEPS_PER_DAY // 4
+"""Held-out steps the champion never trained on that it takes to judge it (6 hours); with
+fewer (a second retrain the same night) the comparison is skipped and the report says so."""
 
 
 class HistoryArchive(Protocol):
@@ -98,6 +101,9 @@ class HistoryReport:
     days_fetched: int = 0
     corrupt_backups: list[str] = field(default_factory=list)
     impossible_values_dropped: int = 0
+    glitches_dropped: int = 0
+    """RequestCount and busiest-minute datapoints far above their neighbours, read as
+    missing data (`series.drop_glitches`)."""
     steps_with_requests: int = 0
 
 
@@ -147,6 +153,7 @@ class RetrainResult:
                 "days_backed_up": len(self.history.days_backed_up),
                 "corrupt_backups": self.history.corrupt_backups,
                 "impossible_values_dropped": self.history.impossible_values_dropped,
+                "glitches_dropped": self.history.glitches_dropped,
                 "steps_with_requests": self.history.steps_with_requests,
             }
         return record
@@ -156,7 +163,8 @@ def collect_history(
     now: int, settings: RetrainSettings, ports: RetrainPorts
 ) -> tuple[MetricHistory, HistoryReport]:
     """The training window, from the S3 backup and CloudWatch, with CloudWatch's recent
-    days backed up to S3 on the way (idempotent merges, one object per UTC day)."""
+    days backed up to S3 on the way (idempotent merges, one object per UTC day); impossible
+    values and glitches are gaps in what it returns (`series.clean_training_window`)."""
     end = floor_to_step(now) - STEP_SECONDS  # the bucket still filling is left for tomorrow
     start = end - settings.training_window_days * DAY_SECONDS
     report = HistoryReport(start=start, end=end)
@@ -183,9 +191,10 @@ def collect_history(
         fresh = fresh.combine(day)
 
     report.corrupt_backups = list(ports.archive.corrupt_days)
-    history, report.impossible_values_dropped = drop_impossible_values(
-        archived.combine(fresh).window(start, end)
-    )
+    # Cleaned as read, never in the backup: the backup keeps what CloudWatch said.
+    cleaned = clean_training_window(archived.combine(fresh).window(start, end))
+    history = cleaned.history
+    report.impossible_values_dropped, report.glitches_dropped = cleaned.impossible_values, cleaned.glitches
     report.steps_with_requests = int(np.sum(~np.isnan(history[Metric.REQUESTS])))
     return history, report
 
@@ -253,14 +262,11 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
     baseline_scores = error_scores(baseline_forecast[judged], actual[judged])
     result.scores = {"challenger": _scores(challenger_scores), "seasonal_naive": _scores(baseline_scores)}
 
-    verdict = _judge_against_champion(history, holdout, challenger_forecast, actual, settings, ports, result)
-    if verdict is None and challenger_scores.mae > baseline_scores.mae * (1 + settings.promotion_tolerance):
-        verdict = (
-            f"challenger MAE {challenger_scores.mae:.1f} is worse than seasonal-naive's "
-            f"{baseline_scores.mae:.1f} on the held-out {settings.holdout_days} days"
-        )
-    if verdict is not None:
-        result.status, result.reason = RetrainStatus.KEPT, f"{verdict}; the serving model is kept"
+    contest = _champion_contest(history, holdout, challenger_forecast, actual, settings, ports, result)
+    skipped = _skipped_note(result.champion)
+    refusal = promotion_refusal(challenger_scores, baseline_scores, settings.promotion_tolerance, contest)
+    if refusal is not None:
+        result.status, result.reason = RetrainStatus.KEPT, f"{refusal}{skipped}; the serving model is kept"
         return result
 
     # Judged on the tail it never saw, the same configuration is refitted on every row so
@@ -290,7 +296,7 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
         "seasonal_naive_mae": baseline_scores.mae,
         "seasonal_naive_mape": baseline_scores.mape,
         "seasonal_naive_under_share": baseline_scores.under_share,
-        "champion_mae": (result.scores.get("champion") or {}).get("mae") or math.nan,
+        "champion_mae": contest.champion.mae if contest is not None else math.nan,
     }
     metadata = replace(
         final.metadata,
@@ -301,12 +307,15 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
     if challenger.headroom is not None:
         result.headroom = challenger.headroom.describe()
     result.status = RetrainStatus.PROMOTED
-    champion_note = (
-        f" and champion {scores['champion_mae']:.1f}" if math.isfinite(scores["champion_mae"]) else ""
-    )
+    if contest is not None:
+        champion_note = (
+            f"; on the {contest.champion.rows} held-out steps the champion never saw: "
+            f"{contest.challenger.mae:.1f} vs champion {contest.champion.mae:.1f}"
+        )
+    else:
+        champion_note = skipped or " (no comparable champion)"
     result.reason = (
-        f"held-out MAE {challenger_scores.mae:.1f} vs seasonal-naive "
-        f"{baseline_scores.mae:.1f}{champion_note or ' (no comparable champion)'}"
+        f"held-out MAE {challenger_scores.mae:.1f} vs seasonal-naive {baseline_scores.mae:.1f}{champion_note}"
     )
     return result
 
@@ -334,7 +343,58 @@ def history_shortfall(history: MetricHistory, usable_rows: int, min_history_days
     )
 
 
-def _judge_against_champion(
+@dataclass(frozen=True)
+class ChampionContest:
+    """The challenger and the serving champion scored on the same held-out steps, none of
+    which either of them trained on."""
+
+    challenger: ErrorScores
+    champion: ErrorScores
+
+
+def promotion_refusal(
+    challenger: ErrorScores,
+    seasonal_naive: ErrorScores,
+    tolerance: float,
+    contest: ChampionContest | None,
+) -> str | None:
+    """Why the challenger must not be promoted, or None if it may. It must strictly beat
+    seasonal-naive on the held-out steps (a tie, 0.0 vs 0.0 included, is no evidence that
+    a model helps; no tolerance), and, where a champion could be judged on steps it never
+    saw (`contest`), not be worse than it: MAE at most (1 + `tolerance`) x the champion's,
+    and under-forecast steps at most the champion's share + `tolerance`. A NaN refuses."""
+    if contest is not None:
+        mine, theirs = contest.challenger, contest.champion
+        if not mine.mae <= theirs.mae * (1 + tolerance):
+            return (
+                f"challenger MAE {mine.mae:.1f} is worse than the champion's {theirs.mae:.1f} "
+                f"(PROMOTION_TOLERANCE {tolerance:g}) on the {theirs.rows} held-out steps it never saw"
+            )
+        if not mine.under_share <= theirs.under_share + tolerance:
+            return (
+                f"challenger under-forecasts {mine.under_share:.1%} of steps, more than the champion's "
+                f"{theirs.under_share:.1%} (PROMOTION_TOLERANCE {tolerance:g})"
+            )
+    if not (math.isfinite(challenger.mae) and math.isfinite(seasonal_naive.mae)):
+        return (
+            "no held-out step has both a challenger and a seasonal-naive forecast, so nothing shows "
+            "the challenger beats last week's load"
+        )
+    if not challenger.mae < seasonal_naive.mae:
+        return (
+            f"challenger MAE {challenger.mae:.1f} does not beat seasonal-naive's {seasonal_naive.mae:.1f} "
+            "on the held-out days (it must be strictly lower)"
+        )
+    return None
+
+
+def _skipped_note(champion: dict[str, Any] | None) -> str:
+    if champion is None or "skipped" not in champion:
+        return ""
+    return f"; comparison with the champion skipped: {champion['skipped']}"
+
+
+def _champion_contest(
     history: MetricHistory,
     holdout: TrainingRows,
     challenger_forecast: FloatArray,
@@ -342,8 +402,9 @@ def _judge_against_champion(
     settings: RetrainSettings,
     ports: RetrainPorts,
     result: RetrainResult,
-) -> str | None:
-    """Why the challenger must not replace the serving model, or None if it may."""
+) -> ChampionContest | None:
+    """The serving champion against the challenger on the held-out steps neither trained
+    on, or None when there is no champion to judge there (`result.champion` says why)."""
     try:
         metadata = ports.models.current()
         champion = load_verified(
@@ -374,35 +435,29 @@ def _judge_against_champion(
         champion_actual = actual
 
     judged = np.isfinite(champion_forecast) & np.isfinite(challenger_forecast) & np.isfinite(actual)
-    # The champion trained on days up to its own night; judging it on days it saw would
-    # flatter it, so prefer the part of the tail it never saw.
-    trained_until = datetime.fromisoformat(metadata.training_end).timestamp()
+    # The champion trained on days up to its own night: judged on them it would look
+    # better than it is (a second retrain the same night would keep it on its own training
+    # data). Only the held-out steps past its last training target judge it, the challenger
+    # never trained on any held-out step; too few of those and the comparison is skipped.
+    seen_until = datetime.fromisoformat(metadata.training_end).timestamp() + (
+        metadata.horizon_steps * STEP_SECONDS
+    )
     stamps = history.timestamps()[holdout.step_indices]
-    unseen = judged & (stamps > trained_until + metadata.horizon_steps * STEP_SECONDS)
-    note = ""
-    if np.sum(unseen) >= MIN_UNSEEN_CHAMPION_ROWS:
-        judged = unseen
-    elif np.any(judged):
-        note = " (the champion saw part of this tail in training)"
-    else:
-        result.champion["comparable"] = False
+    unseen = judged & (stamps > seen_until)
+    result.champion["comparable"] = bool(np.sum(unseen) >= MIN_UNSEEN_CHAMPION_ROWS)
+    if not result.champion["comparable"]:
+        result.champion["skipped"] = (
+            f"it trained on the held-out days up to {_iso(int(seen_until))}, leaving "
+            f"{int(np.sum(unseen))} steps neither model trained on (need {MIN_UNSEEN_CHAMPION_ROWS})"
+        )
         return None
-    champion_scores = error_scores(champion_forecast[judged], champion_actual[judged])
-    challenger_scores = error_scores(challenger_forecast[judged], actual[judged])
-    result.scores["champion"] = _scores(champion_scores)
-    result.scores["challenger_vs_champion"] = _scores(challenger_scores)
-    tolerance = settings.promotion_tolerance
-    if challenger_scores.mae > champion_scores.mae * (1 + tolerance):
-        return (
-            f"challenger MAE {challenger_scores.mae:.1f} is worse than the champion's "
-            f"{champion_scores.mae:.1f}{note}"
-        )
-    if challenger_scores.under_share > champion_scores.under_share + tolerance:
-        return (
-            f"challenger under-forecasts {challenger_scores.under_share:.1%} of steps, more than the "
-            f"champion's {champion_scores.under_share:.1%}{note}"
-        )
-    return None
+    contest = ChampionContest(
+        challenger=error_scores(challenger_forecast[unseen], actual[unseen]),
+        champion=error_scores(champion_forecast[unseen], champion_actual[unseen]),
+    )
+    result.scores["champion"] = _scores(contest.champion)
+    result.scores["challenger_vs_champion"] = _scores(contest.challenger)
+    return contest
 
 
 def _scores(scores: ErrorScores) -> dict[str, float | None]:

@@ -180,7 +180,7 @@ def build_model(
         training_start=_iso(int(stamps[rows.step_indices[0]])),
         training_end=_iso(int(stamps[rows.step_indices[-1]])),
         rows=len(rows.targets),
-        training_demand_max_per_minute=training_demand_max(history, rows, config.horizon_steps),
+        training_demand_max_per_minute=demand_ceiling_basis(history, rows, config.horizon_steps),
         headroom=headroom.to_json() if headroom is not None else {},
     )
     return ForecastModel(ensemble=ensemble, metadata=metadata)
@@ -189,16 +189,28 @@ def build_model(
 MIN_DEMAND_CEILING_PER_MINUTE = 1.0
 """A shop that never saw a request a minute still gets a positive ceiling (the manifest
 requires one > 0)."""
+DEMAND_CEILING_BASIS_QUANTILE = 0.999
+"""The ceiling basis is this quantile of the demand the rows saw, never their maximum: on
+28 days (8,064 steps) it is the tenth largest step, so nine datapoints, however absurd,
+cannot move it (one used to: a 6e6 glitch made it 1.2 M/min, and the ceiling with it)."""
 
 
-def training_demand_max(history: MetricHistory, rows: TrainingRows, horizon_steps: int) -> float:
-    """The largest demand per minute the rows saw: at their anchors and at their targets
-    (both are finite for every training row)."""
+def demand_ceiling_basis(history: MetricHistory, rows: TrainingRows, horizon_steps: int) -> float:
+    """What the manifest's `training_demand_max_per_minute` holds and predict bases its
+    sanity ceiling on (DEMAND_CEILING_FACTOR x this): the `DEMAND_CEILING_BASIS_QUANTILE`
+    of the demand per minute at the rows' anchors and targets (every step the rows saw
+    once, both are finite for every training row), taken as an observed value (the lower
+    one), never interpolated toward an outlier. `history` is the cleaned training window
+    (`series.clean_training_window`): glitches are gone before this looks."""
     demand = history.demand_per_minute()
     targets = rows.step_indices + horizon_steps
-    seen = np.concatenate([demand[rows.step_indices], demand[targets[targets < len(demand)]]])
-    largest = float(np.nanmax(seen)) if np.any(np.isfinite(seen)) else 0.0
-    return max(largest, MIN_DEMAND_CEILING_PER_MINUTE)
+    seen = np.union1d(rows.step_indices, targets[targets < len(demand)])
+    values = demand[seen]
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return MIN_DEMAND_CEILING_PER_MINUTE
+    basis = float(np.quantile(values, DEMAND_CEILING_BASIS_QUANTILE, method="lower"))
+    return max(basis, MIN_DEMAND_CEILING_PER_MINUTE)
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ from saleor_scaling.features import build_features, log_level
 from saleor_scaling.labels import estimate_capacity_per_instance
 from saleor_scaling.model import ForecastModel
 from saleor_scaling.retrain_service import MIN_HOLDOUT_ROWS, history_shortfall
-from saleor_scaling.series import FloatArray, MetricHistory, drop_impossible_values
+from saleor_scaling.series import FloatArray, MetricHistory, clean_training_window
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, DEFAULT_HEADROOM_QUANTILE
 from saleor_scaling.training import (
     TrainingConfig,
@@ -163,12 +163,12 @@ def training_window(
     history: MetricHistory, retrain_time: int, window_days: int, observation: Observation = PER_MINUTE
 ) -> MetricHistory:
     """What the nightly job at `retrain_time` reads: the window ending at the bucket still
-    filling (the first bucket not yet visible), impossible values dropped. Nothing at or
-    after the cutoff is in it."""
+    filling (the first bucket not yet visible), impossible values and glitches dropped as
+    the nightly job drops them (`series.clean_training_window`). Nothing at or after the
+    cutoff is in it."""
     cutoff = observation.visible_end(retrain_time)
     start = history.start if window_days == 0 else max(history.start, cutoff - window_days * DAY_SECONDS)
-    window, _ = drop_impossible_values(history.window(start, cutoff))
-    return window
+    return clean_training_window(history.window(start, cutoff)).history
 
 
 @dataclass(frozen=True)
