@@ -484,7 +484,8 @@ def _forecast_and_decide(
         raise _FallbackError(
             f"RequestCount at the anchor bucket {_iso(anchor)} is {raw_demand:.0f}/min, above the "
             f"sanity ceiling {ceiling:.0f}/min (DEMAND_CEILING_FACTOR {settings.demand_ceiling_factor:g} x "
-            f"the largest demand the model was trained on, {metadata.training_demand_max_per_minute:.0f}/min)"
+            f"the 99.9th percentile of the clean demand it was trained on, "
+            f"{metadata.training_demand_max_per_minute:.0f}/min)"
         )
     if math.isnan(demand[index]) or math.isnan(levels[index]):
         raise _FallbackError(

@@ -136,3 +136,123 @@ def test_the_watchdog_imports_nothing_but_the_lease_and_the_runtime():
         env={"PYTHONPATH": str(REPO_ROOT / "src"), "PATH": "/usr/bin:/bin"},
     )
     assert completed.stdout.strip() == "['saleor_scaling', 'saleor_scaling.lease'] []"
+
+
+# --- The custom resource: `sam delete` gives the floor back ---------------------------
+
+
+class ResponseCatcher:
+    """CloudFormation's pre-signed ResponseURL, on loopback: records each PUT body."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        bodies: list[dict[str, Any]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                length = int(self.headers["Content-Length"])
+                bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.bodies = bodies
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/response?signature=x"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def catcher() -> Any:
+    caught = ResponseCatcher()
+    yield caught
+    caught.close()
+
+
+def request(kind: str, group_name: str, url: str) -> dict[str, Any]:
+    return {
+        "RequestType": kind,
+        "ResponseURL": url,
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/saleor-scaling/1",
+        "RequestId": "r-1",
+        "LogicalResourceId": "FloorLeaseRelease",
+        "PhysicalResourceId": f"floor-lease-{group_name}",
+        "ResourceType": "Custom::FloorLeaseRelease",
+        "ResourceProperties": {"ServiceToken": "arn:aws:lambda:...", "AutoScalingGroupName": group_name},
+    }
+
+
+def invoke(event: dict[str, Any]) -> dict[str, Any]:
+    handler = load_handler("watchdog")
+    result: dict[str, Any] = handler.lambda_handler(event, LocalLambdaContext("watchdog"))
+    return result
+
+
+def test_creating_the_stack_changes_nothing_and_answers(group, catcher):
+    set_group(group, 8, HELD)
+    invoke(request("Create", group[1], catcher.url))
+    assert [body["Status"] for body in catcher.bodies] == ["SUCCESS"]
+    assert catcher.bodies[0]["PhysicalResourceId"] == f"floor-lease-{group[1]}"
+    assert described(group)["MinSize"] == 8
+
+
+def test_deleting_the_stack_gives_a_live_floor_back_and_removes_the_tags(group, catcher):
+    set_group(group, 8, f"v1 floor=8 prior=8 base=1 until={10**11} slot=0")  # not expired
+    client, name = group
+    client.create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": name,
+                "ResourceType": "auto-scaling-group",
+                "Key": "Name",
+                "Value": "saleor",
+                "PropagateAtLaunch": True,
+            }
+        ]
+    )
+    outcome = invoke(request("Delete", name, catcher.url))
+    assert outcome["released_to"] == 1
+    assert [body["Status"] for body in catcher.bodies] == ["SUCCESS"]
+    after = described(group)
+    assert after["MinSize"] == 1
+    assert after["DesiredCapacity"] == 9  # no instance removed by this
+    assert {tag["Key"] for tag in after["Tags"]} == {"Name"}  # the operator's tags stay
+
+
+def test_deleting_the_stack_leaves_an_operators_min_size(group, catcher):
+    set_group(group, 12, HELD)  # the operator raised it: not predict's
+    invoke(request("Delete", group[1], catcher.url))
+    assert described(group)["MinSize"] == 12
+    assert not described(group)["Tags"]
+
+
+def test_deleting_after_the_group_is_gone_succeeds(aws, catcher):
+    invoke(request("Delete", "gone", catcher.url))
+    assert [body["Status"] for body in catcher.bodies] == ["SUCCESS"]
+
+
+def test_a_failed_release_fails_the_delete_with_what_to_do(group, catcher, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    set_group(group, 8, HELD)
+    handler = load_handler("watchdog")
+
+    def denied(*args: Any, **kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "UpdateAutoScalingGroup")
+
+    client = boto3.client("autoscaling")
+    monkeypatch.setattr(client, "update_auto_scaling_group", denied)
+    handler.custom_resource(request("Delete", group[1], catcher.url), client)
+    (body,) = catcher.bodies
+    assert body["Status"] == "FAILED"
+    assert "set it and delete the tag" in body["Reason"]
+    assert described(group)["MinSize"] == 8
