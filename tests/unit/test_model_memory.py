@@ -97,7 +97,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             cases[case].append(str(path))
     environment = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([os.environ.get("OLD_SRC", str(REPO_ROOT / "src")), str(REPO_ROOT)]),
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)]),
         "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
     }
