@@ -5,6 +5,7 @@ padded or listed past what this code writes, an object longer than it claims."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from typing import Any
 
@@ -12,6 +13,7 @@ import boto3
 import numpy as np
 import pytest
 
+from saleor_scaling.adapters.history_archive import CorruptArchiveError, S3HistoryArchive
 from saleor_scaling.adapters.s3_store import S3ModelRegistry
 from saleor_scaling.adapters.state_store import S3DecisionState
 from saleor_scaling.model import (
@@ -304,3 +306,13 @@ def test_every_undecodable_state_is_unreadable(s3, body):
     stored = S3DecisionState(s3, BUCKET, STATE_KEY).load()
     assert stored.document is None
     assert stored.unreadable
+
+
+def test_a_history_day_nested_past_the_depth_bound_is_a_corrupt_day_naming_it(s3):
+    """History already caught RecursionError; it now shares the depth bound, refused unparsed."""
+    archive = S3HistoryArchive(s3, BUCKET, "history/saleor-api")
+    day = 1_700_438_400
+    s3.put_object(Bucket=BUCKET, Key=archive.key_for(day), Body=gzip.compress(nested_json(50_000)))
+    with pytest.raises(CorruptArchiveError, match="nested deeper than 8 levels"):
+        archive._read_day(day)
+    assert archive.corrupt_days == [archive.key_for(day)]
