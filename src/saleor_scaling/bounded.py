@@ -38,7 +38,7 @@ def read_body(response: Mapping[str, Any], limit: int, what: str) -> bytes:
     try:
         declared = response.get("ContentLength")
         if declared is not None and int(declared) > limit:
-            raise BoundError(f"{what} is {int(declared)} bytes, above the {limit} byte bound")
+            raise BoundError(f"{what} is {int(declared)} bytes, over the {limit} byte bound")
         data = bytes(body.read(limit + 1))
         if len(data) > limit:
             raise BoundError(f"{what} is over the {limit} byte bound")
@@ -65,7 +65,7 @@ def parse_json(raw: bytes | str, max_bytes: int, what: str, max_depth: int = MAX
     """`raw` as JSON, refused (BoundError) above `max_bytes` or nested deeper than
     `max_depth` before the parser sees it; not UTF-8 or not JSON is a ValueError too."""
     if len(raw) > max_bytes:  # a str's length in characters is at most its UTF-8 length
-        raise BoundError(f"{what} is {len(raw)} bytes, above the {max_bytes} byte bound")
+        raise BoundError(f"{what} is {len(raw)} bytes, over the {max_bytes} byte bound")
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise BoundError(f"{what} is over the {max_bytes} byte bound")

@@ -157,7 +157,7 @@ def test_a_manifest_padded_past_its_bound_is_refused(manifest):
     text = json.dumps(manifest)
     padded = text[:-1] + " " * MAX_MANIFEST_BYTES + "}"
     assert json.loads(padded) == manifest
-    with pytest.raises(ModelIntegrityError, match=f"above the {MAX_MANIFEST_BYTES} byte bound"):
+    with pytest.raises(ModelIntegrityError, match=f"over the {MAX_MANIFEST_BYTES} byte bound"):
         ModelMetadata.from_json(padded)
 
 
