@@ -347,3 +347,24 @@ def test_registry_cli_lists_an_unreadable_version_and_rolls_back_past_it(aws, ca
     # A plain rollback skips the unreadable version and returns to the first model.
     assert registry_cli.main(["rollback", "--bucket", shop.bucket], client=s3) == 0
     assert registry.current().model_version_id == first.model_version_id
+
+
+def test_retrain_keeps_the_serving_model_rather_than_publish_a_forest_predict_refuses(
+    retrain_world,  # noqa: F811
+    monkeypatch,
+):
+    """Predict refuses a forest over MAX_TOTAL_NODES; retrain must not publish one (it would
+    put predict in fallback until a smaller one is trained). The bound is lowered here, as
+    training a forest of two million nodes would take minutes."""
+    from saleor_scaling import retrain_service
+
+    monkeypatch.setattr(retrain_service, "MAX_TOTAL_NODES", 100)
+    world = retrain_world
+    world.seed(RETRAIN_AT)
+    s3, bucket = world.session.client("s3"), world.shop.bucket
+
+    result = world.invoke()
+
+    assert result["status"] == "kept", result["reason"]
+    assert "nodes, above the 100 that predict loads" in result["reason"]
+    assert "Versions" not in s3.list_object_versions(Bucket=bucket, Prefix=MANIFEST_KEY)
