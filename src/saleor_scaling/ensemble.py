@@ -41,13 +41,12 @@ MAX_NODES_PER_TREE = 1 << 17
 under 2 x 105k / 4 = 53k nodes; twice that leaves room for any one tree."""
 MAX_TOTAL_NODES = 2_000_000
 """What a forest may hold in all, from memory: a loaded forest keeps its arrays as read
-(`BYTES_PER_NODE_READ`) and the serving layout built from them (`BYTES_PER_NODE_SERVED`),
-58 bytes a node, 116 MB at this bound. Predict (MemorySize 512 MB) holds the model it
-served while it loads the next, plus the object's bytes (at most 50 MB), so two forests at
-this bound and an object peak at about 290 MB over the interpreter
-(tests/unit/test_model_memory.py runs exactly that under an address-space limit). The
-defaults (60 trees of depth 12 on 28 days) make about 200,000 nodes; 2 million is 500
-trees of 4,000 nodes, or 60 of 33,000."""
+and the serving layout built from them, 58 bytes a node (`BYTES_PER_NODE_READ` and
+`BYTES_PER_NODE_SERVED`), 116 MB at this bound. Predict (MemorySize 512 MB) holds the model
+it served while it loads the next: two forests at this bound and their 34 MB object peak
+at 257 MB over the interpreter (tests/unit/test_model_memory.py, under an address-space
+limit). The defaults (60 trees of depth 12) make about 75,000 nodes on 28 days of
+synthetic traffic; 2 million is 500 trees of 4,000 nodes, or 60 of 33,000."""
 BYTES_PER_NODE_READ = 4 + 4 + 4 + 8 + 8 + 1
 """children_left, children_right, feature (int32), threshold, value (float64), missing (bool)."""
 BYTES_PER_NODE_SERVED = BYTES_PER_NODE_READ
