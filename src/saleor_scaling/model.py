@@ -6,8 +6,10 @@ can write the bucket can write both, so neither is trusted: the model object is 
 of numeric arrays (`ensemble`, never a pickle: loading it cannot run code), and every
 manifest field is checked for type and range before anything is fetched or served
 (`ModelMetadata.from_json`, `validate_for_serving`). The bounds come from this code and
-the deployment's settings, never from the manifest. A forged pair can at worst be another
-forest within those bounds.
+the deployment's settings, never from the manifest. Sizes and nesting are bounded before
+anything is parsed (`bounded`), and any exception while a manifest or model is read,
+whatever its type, is a ModelError: a forged or corrupt object makes predict fall back
+and retrain publish a replacement, never crash either of them.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 from saleor_scaling import STEP_SECONDS
+from saleor_scaling.bounded import parse_json
 from saleor_scaling.ensemble import EnsembleError, TreeEnsemble
 from saleor_scaling.features import FEATURE_NAMES, demand_from_log_ratio
-from saleor_scaling.headroom import HeadroomError, HeadroomTable
+from saleor_scaling.headroom import MAX_BANDS, HeadroomError, HeadroomTable
 from saleor_scaling.labels import capacity_bounds
 from saleor_scaling.series import FloatArray
 from saleor_scaling.settings import horizon_steps_for
@@ -43,6 +46,14 @@ MAX_HORIZON_STEPS = horizon_steps_for(120)
 """The horizon of the longest lead time the settings allow (LEAD_TIME_MINUTES <= 120):
 predict reads history for the horizon, so an unbounded one would read months of objects."""
 MAX_TEXT_LENGTH = 256
+MAX_MANIFEST_BYTES = 1 << 16
+"""The largest manifest read (64 KiB). What `to_json` writes is about 6 KB at most: twenty
+fields, and a headroom table of at most MAX_BANDS bands of 50 factors, one per indented
+line of under 20 characters (4 x 50 x 20 = 4 KB). Ten times that leaves room for fields
+added later; anything larger is not a manifest this code wrote and is refused before
+it is parsed (a 150 MiB manifest used to be read whole, then parsed)."""
+MAX_MAP_ENTRIES = 32
+"""`scores` holds 8 entries and `library_versions` 4; a map this large is not ours."""
 
 
 class ModelError(Exception):
@@ -95,8 +106,9 @@ class ModelMetadata:
     training_end: str
     rows: int
     training_demand_max_per_minute: float
-    """The largest demand per minute among the rows the model was trained on: a ceiling
-    for what a sane forecast of this shop can be."""
+    """The 99.9th percentile of the clean demand per minute the model was trained on (the
+    name is from when it was the maximum): the basis of predict's sanity ceiling, which
+    one glitch datapoint cannot move (`training.demand_ceiling_basis`)."""
     sha256: str = ""
     size_bytes: int = 0
     model_key: str = ""
@@ -118,11 +130,23 @@ class ModelMetadata:
     @classmethod
     def from_json(cls, text: str | bytes) -> ModelMetadata:
         """Parse and check every field that needs no setting (`check_manifest`): a
-        manifest that names a key outside models/ is refused before anything is fetched."""
+        manifest that names a key outside models/ is refused before anything is fetched.
+        Every failure, whatever raised it, is a ModelError."""
         try:
-            data = json.loads(text)
+            return cls._from_json(text)
+        except ModelError:
+            raise
+        except Exception as error:  # MemoryError, RecursionError, TypeError: all a bad manifest
+            raise ModelIntegrityError(
+                f"model manifest is unreadable: {type(error).__name__}: {error}"
+            ) from error
+
+    @classmethod
+    def _from_json(cls, text: str | bytes) -> ModelMetadata:
+        try:
+            data = parse_json(text, MAX_MANIFEST_BYTES, "model manifest")
         except ValueError as error:
-            raise ModelIntegrityError(f"model manifest is not JSON: {error}") from error
+            raise ModelIntegrityError(f"model manifest is not JSON within bounds: {error}") from error
         if not isinstance(data, dict):
             raise ModelIntegrityError("model manifest is not a JSON object")
         _check_format_version(data.get("format_version"))
@@ -278,7 +302,11 @@ def check_manifest(metadata: ModelMetadata) -> None:
     if not isinstance(metadata.capacity_learned, bool):
         raise ModelIntegrityError("manifest field capacity_learned must be true or false")
     _check_mapping("scores", metadata.scores, _is_number)
-    _check_mapping("library_versions", metadata.library_versions, lambda value: isinstance(value, str))
+    _check_mapping(
+        "library_versions",
+        metadata.library_versions,
+        lambda value: isinstance(value, str) and len(value) <= MAX_TEXT_LENGTH,
+    )
     _check_headroom(metadata.headroom)
 
 
@@ -295,7 +323,17 @@ def validate_for_serving(metadata: ModelMetadata, expected: ServingBounds) -> No
 
 def load_verified(blob: bytes, metadata: ModelMetadata, expected: ServingBounds) -> ForecastModel:
     """Validate the manifest, then size and digest, then read and check the arrays. Nothing
-    here can run code: the object is read with `allow_pickle=False`."""
+    here can run code: the arrays are read as raw numbers, never unpickled. Every failure,
+    whatever raised it (a MemoryError included), is a ModelError."""
+    try:
+        return _load_verified(blob, metadata, expected)
+    except ModelError:
+        raise
+    except Exception as error:
+        raise ModelIntegrityError(f"model cannot be loaded: {type(error).__name__}: {error}") from error
+
+
+def _load_verified(blob: bytes, metadata: ModelMetadata, expected: ServingBounds) -> ForecastModel:
     validate_for_serving(metadata, expected)
     if len(blob) != metadata.size_bytes:
         raise ModelIntegrityError(
@@ -353,10 +391,17 @@ def _check_model_key(key: object) -> None:
 
 
 def _check_mapping(name: str, value: object, accept: Any) -> None:
-    if not isinstance(value, Mapping) or not all(
-        isinstance(key, str) and accept(item) for key, item in value.items()
+    if not isinstance(value, Mapping) or len(value) > MAX_MAP_ENTRIES:
+        raise ModelIntegrityError(
+            f"manifest field {name} must be an object of at most {MAX_MAP_ENTRIES} entries"
+        )
+    if not all(
+        isinstance(key, str) and len(key) <= MAX_TEXT_LENGTH and accept(item) for key, item in value.items()
     ):
-        raise ModelIntegrityError(f"manifest field {name} must map strings to the expected type")
+        raise ModelIntegrityError(
+            f"manifest field {name} must map strings of at most {MAX_TEXT_LENGTH} characters "
+            "to the expected type"
+        )
 
 
 def _check_headroom(table: object) -> None:
@@ -365,6 +410,11 @@ def _check_headroom(table: object) -> None:
     if not table:
         return
     edges, factors = table.get("band_edges"), table.get("factors")
+    if isinstance(factors, list) and len(factors) > MAX_BANDS:
+        # The nightly job fits at most MAX_BANDS; each band more is 50 numbers to check.
+        raise ModelIntegrityError(
+            f"manifest field headroom holds {len(factors)} bands, at most {MAX_BANDS} bands are fitted"
+        )
     if (
         not isinstance(table.get("basis"), str)
         or not _is_int(table.get("rows"))

@@ -7,9 +7,11 @@
 The manifest is the pointer predict follows; every promotion wrote a new version of it in
 the versioned bucket. Rolling back re-publishes an earlier manifest version as the newest
 (nothing is deleted, so a rollback can itself be rolled back). The manifest and the model
-it names are validated as predict validates them (every field within bounds, the arrays
-a servable forest; nothing is unpickled, so an old or forged manifest cannot run code on
-this machine) before the pointer moves, and predict picks it up within five minutes.
+it names are read and validated as predict reads and validates them (bounded in size and
+nesting, every field within bounds, the arrays a servable forest; nothing is unpickled,
+so an old or forged manifest cannot run code on this machine) before the pointer moves,
+and predict picks it up within five minutes. A version that cannot be read is listed as
+unreadable with the reason, skipped by a plain rollback, and refused as a `--to` target.
 """
 
 from __future__ import annotations
@@ -46,22 +48,26 @@ class RollbackError(Exception):
     pass
 
 
+MAX_REASON_LENGTH = 300
+"""An unreadable version's reason is one line of the listing: a forged manifest chooses
+the text an error quotes, so it is cut and its line breaks removed."""
+
+
 def manifest_versions(client: S3Client, location: ModelLocation) -> list[ManifestVersion]:
-    """Newest first."""
+    """Newest first. Each version is read as predict reads the manifest: one that cannot
+    be (too large, too deep, not JSON, out of bounds) is listed with why."""
+    registry = S3ModelRegistry(client, location)
     versions: list[ManifestVersion] = []
     paginator = client.get_paginator("list_object_versions")
     for page in paginator.paginate(Bucket=location.bucket, Prefix=location.manifest_key):
         for entry in page.get("Versions", []):
             if entry["Key"] != location.manifest_key:
                 continue
-            body = client.get_object(
-                Bucket=location.bucket, Key=location.manifest_key, VersionId=entry["VersionId"]
-            )
             error = ""
             try:
-                metadata: ModelMetadata | None = ModelMetadata.from_json(body["Body"].read())
+                metadata: ModelMetadata | None = registry.current(entry["VersionId"])
             except ModelError as refused:
-                metadata, error = None, str(refused)
+                metadata, error = None, " ".join(str(refused).split())[:MAX_REASON_LENGTH]
             versions.append(
                 ManifestVersion(
                     entry["VersionId"], entry["LastModified"].isoformat(), entry["IsLatest"], metadata, error
@@ -81,14 +87,20 @@ def rollback(
     to_version: str | None = None,
     capacity_per_instance: float = DEFAULT_CAPACITY_PER_INSTANCE,
 ) -> ManifestVersion:
-    """Make an earlier manifest version current again (by default the one before the
-    current); refuses a target whose model is missing or fails validation against the
-    stack's CAPACITY_PER_INSTANCE."""
+    """Make an earlier manifest version current again (by default the newest readable one
+    before the current: unreadable versions are skipped); refuses a target that is
+    unreadable, or whose model is missing or fails validation against the stack's
+    CAPACITY_PER_INSTANCE."""
     versions = manifest_versions(client, location)
-    if len(versions) < 2 and to_version is None:
-        raise RollbackError("there is no earlier model version to roll back to")
     if to_version is None:
-        target = versions[1]
+        earlier = [version for version in versions[1:] if version.metadata is not None]
+        if not earlier:
+            skipped = len(versions[1:])
+            raise RollbackError(
+                "there is no earlier model version to roll back to"
+                + (f" ({skipped} earlier version(s) unreadable)" if skipped else "")
+            )
+        target = earlier[0]
     else:
         matches = [version for version in versions if version.version_id == to_version]
         if not matches:

@@ -21,6 +21,7 @@ import numpy as np
 
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.adapters.history_archive import DAY_SECONDS
+from saleor_scaling.ensemble import MAX_TOTAL_NODES
 from saleor_scaling.features import STEPS_PER_DAY
 from saleor_scaling.labels import estimate_capacity_per_instance
 from saleor_scaling.model import (
@@ -285,6 +286,13 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
         result.status = RetrainStatus.KEPT
         result.reason = (
             f"model is {megabytes:.1f} MB compressed, above the {settings.max_model_megabytes:g} MB bound; "
+            "lower MAX_DEPTH or N_ESTIMATORS. The serving model is kept"
+        )
+        return result
+    if final.ensemble.node_count > MAX_TOTAL_NODES:  # predict would refuse it: never publish it
+        result.status = RetrainStatus.KEPT
+        result.reason = (
+            f"model has {final.ensemble.node_count} nodes, above the {MAX_TOTAL_NODES} that predict loads; "
             "lower MAX_DEPTH or N_ESTIMATORS. The serving model is kept"
         )
         return result

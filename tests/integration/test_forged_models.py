@@ -20,6 +20,7 @@ from saleor_scaling.local.emulator import create_shop
 from saleor_scaling.settings import ModelLocation
 from saleor_scaling.training import TrainingConfig, build_model
 from tests.conftest import synthetic_history
+from tests.forged_artifacts import nested_json, npy_and_zip
 from tests.integration.conftest import MONDAY, emitted_metrics
 from tests.integration.test_retrain_handler import (  # noqa: F401 (fixtures)
     RETRAIN_AT,
@@ -201,3 +202,169 @@ def test_rollback_refuses_a_forged_model_without_running_it(aws, tmp_path, capsy
     assert "refused" in capsys.readouterr().err
     assert registry.current().model_version_id == good.model_version_id
     assert not marker.exists()
+
+
+# Objects that used to escape the model error path (issue 21) -----------------------------
+
+
+def _forge_model(s3: Any, bucket: str, manifest: dict[str, Any], blob: bytes) -> None:
+    """A consistent pair around `blob`: the object, and a manifest naming it with its
+    sha256 and size."""
+    version = s3.put_object(Bucket=bucket, Key="models/model.npz", Body=blob).get("VersionId", "")
+    write_manifest(
+        s3,
+        bucket,
+        {
+            **manifest,
+            "model_version_id": "" if version == "null" else version,
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "size_bytes": len(blob),
+        },
+    )
+
+
+def _bands(count: int, factor: float) -> dict[str, Any]:
+    return {
+        "basis": "busiest minute",
+        "rows": 200,
+        "band_edges": [float(edge) for edge in range(1, count)],
+        "factors": [[factor] * 50 for _ in range(count)],
+    }
+
+
+def test_predict_falls_back_on_a_model_that_is_both_an_npy_and_a_zip(world, capsys):
+    """np.load read the `.npy` in front and the `with` raised TypeError on every run."""
+    s3, bucket = world.session.client("s3"), world.shop.bucket
+    blob = s3.get_object(Bucket=bucket, Key="models/model.npz")["Body"].read()
+    _forge_model(s3, bucket, current_manifest(s3, bucket), npy_and_zip(blob))
+
+    result = world.invoke()
+
+    assert_fell_back_and_scaled_nothing(world, result, capsys.readouterr().out)
+    assert "npz" in result["reason"]
+
+
+@pytest.mark.parametrize(("depth", "refusal"), [(100_000, "byte bound"), (20_000, "nested deeper than 8")])
+def test_predict_falls_back_on_a_manifest_nested_thousands_deep(world, capsys, depth, refusal):
+    """json.loads raised RecursionError on every run, and no state was written."""
+    s3, bucket = world.session.client("s3"), world.shop.bucket
+    s3.put_object(Bucket=bucket, Key=MANIFEST_KEY, Body=nested_json(depth))
+
+    result = world.invoke()
+
+    assert_fell_back_and_scaled_nothing(world, result, capsys.readouterr().out)
+    assert refusal in result["reason"]
+    assert world.invoke()["status"] == "duplicate"  # the state was written: one run per slot
+
+
+@pytest.mark.parametrize(
+    ("bands", "refusal"),
+    [(5, "manifest field headroom holds 5 bands"), (2_000, "byte bound")],
+)
+def test_predict_falls_back_on_more_headroom_bands_than_training_fits(world, capsys, bands, refusal):
+    """A table of many bands at the largest factor was accepted and scaled 2 -> 11."""
+    s3, bucket = world.session.client("s3"), world.shop.bucket
+    write_manifest(s3, bucket, {**current_manifest(s3, bucket), "headroom": _bands(bands, 10.0)})
+
+    result = world.invoke()
+
+    assert_fell_back_and_scaled_nothing(world, result, capsys.readouterr().out)
+    assert refusal in result["reason"]
+
+
+def test_predict_resets_a_state_nested_100000_deep_and_decides(world, capsys):
+    """The state store raised RecursionError on every run, and the state was never reset."""
+    s3 = world.session.client("s3")
+    key = f"state/{world.shop.group_name}/predict-state.json"
+    s3.put_object(Bucket=world.shop.bucket, Key=key, Body=nested_json(100_000))
+
+    result = world.invoke()
+
+    assert result["status"] == "scaled", result["reason"]
+    assert "byte bound" in result["state_reset"] or "nested deeper" in result["state_reset"]
+    assert emitted_metrics(capsys.readouterr().out)["StateResets"] == 1
+    assert world.invoke()["status"] == "duplicate"
+
+
+def test_predict_resets_a_state_nested_past_the_depth_bound(world):
+    s3 = world.session.client("s3")
+    key = f"state/{world.shop.group_name}/predict-state.json"
+    s3.put_object(Bucket=world.shop.bucket, Key=key, Body=nested_json(50_000))
+
+    result = world.invoke()
+
+    assert result["status"] == "scaled", result["reason"]
+    assert "nested deeper than 8 levels" in result["state_reset"]
+
+
+@pytest.mark.parametrize("forgery", ["nested manifest", "npy and zip"])
+def test_retrain_replaces_an_unreadable_champion(retrain_world, forgery):  # noqa: F811
+    """Retrain failed with "the serving model is unchanged" every night: it never published
+    the replacement that would end predict's fallback."""
+    world = retrain_world
+    world.seed(RETRAIN_AT)
+    s3, bucket = world.session.client("s3"), world.shop.bucket
+    if forgery == "nested manifest":
+        s3.put_object(Bucket=bucket, Key=MANIFEST_KEY, Body=nested_json(20_000))
+    else:
+        manifest = _small_manifest()
+        model = build_model(
+            synthetic_history(MONDAY, 9), TrainingConfig(horizon_steps=4, n_estimators=5, max_depth=4), 1000.0
+        )
+        _forge_model(s3, bucket, manifest, npy_and_zip(model.ensemble.to_npz()))
+
+    result = world.invoke()
+
+    assert result["champion"]["usable"] is False
+    assert result["status"] == "promoted", result["reason"]
+    assert current_manifest(s3, bucket)["format_version"] == 2
+
+
+def test_registry_cli_lists_an_unreadable_version_and_rolls_back_past_it(aws, capsys):
+    """One such version anywhere in the history broke `list` and `rollback`, even `--to`."""
+    shop = create_shop(aws)
+    s3 = aws.client("s3")
+    registry = S3ModelRegistry(s3, ModelLocation(bucket=shop.bucket))
+    model = build_model(
+        synthetic_history(MONDAY, 9), TrainingConfig(horizon_steps=4, n_estimators=5, max_depth=4), 1000.0
+    )
+    first = registry.publish(model.ensemble.to_npz(), model.metadata)
+    s3.put_object(Bucket=shop.bucket, Key=MANIFEST_KEY, Body=nested_json(100_000))
+    unreadable = s3.list_object_versions(Bucket=shop.bucket, Prefix=MANIFEST_KEY)["Versions"][0]["VersionId"]
+    second = registry.publish(model.ensemble.to_npz(), model.metadata)
+
+    assert registry_cli.main(["list", "--bucket", shop.bucket], client=s3) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert len(listing) == 3
+    assert unreadable in listing[1]
+    assert "unreadable: " in listing[1]
+    assert "byte bound" in listing[1]
+
+    assert registry_cli.main(["rollback", "--bucket", shop.bucket, "--to", unreadable], client=s3) == 2
+    assert f"manifest version {unreadable} is unreadable" in capsys.readouterr().err
+    assert registry.current().model_version_id == second.model_version_id
+
+    # A plain rollback skips the unreadable version and returns to the first model.
+    assert registry_cli.main(["rollback", "--bucket", shop.bucket], client=s3) == 0
+    assert registry.current().model_version_id == first.model_version_id
+
+
+def test_retrain_keeps_the_serving_model_rather_than_publish_a_forest_predict_refuses(
+    retrain_world,  # noqa: F811
+    monkeypatch,
+):
+    """Predict refuses a forest over MAX_TOTAL_NODES; retrain must not publish one (it would
+    put predict in fallback until a smaller one is trained). The bound is lowered here, as
+    training a forest of two million nodes would take minutes."""
+    from saleor_scaling import retrain_service
+
+    monkeypatch.setattr(retrain_service, "MAX_TOTAL_NODES", 100)
+    world = retrain_world
+    world.seed(RETRAIN_AT)
+    s3, bucket = world.session.client("s3"), world.shop.bucket
+
+    result = world.invoke()
+
+    assert result["status"] == "kept", result["reason"]
+    assert "nodes, above the 100 that predict loads" in result["reason"]
+    assert "Versions" not in s3.list_object_versions(Bucket=bucket, Prefix=MANIFEST_KEY)

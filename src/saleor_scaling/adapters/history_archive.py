@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.adapters.s3_store import is_missing
+from saleor_scaling.bounded import parse_json, read_body
 from saleor_scaling.series import FloatArray, Metric, MetricHistory
 
 if TYPE_CHECKING:
@@ -128,25 +129,18 @@ class S3HistoryArchive:
             if is_missing(error):
                 return None
             raise
-        body = response["Body"]
         try:
             # Sizes are checked before anything is read or inflated: an object that cannot
             # be a day must not cost predict its memory (512 MB) on the way to being refused.
-            declared = int(response.get("ContentLength", 0))
-            if declared > MAX_COMPRESSED_BYTES:
-                raise ValueError(f"object is {declared} bytes, above the {MAX_COMPRESSED_BYTES} bound")
-            compressed = body.read(MAX_COMPRESSED_BYTES + 1)
-            if len(compressed) > MAX_COMPRESSED_BYTES:
-                raise ValueError(f"object is over the {MAX_COMPRESSED_BYTES} byte bound")
+            compressed = read_body(response, MAX_COMPRESSED_BYTES, "object")
             return _decode(_inflate(compressed), day_start)
         except (ValueError, zlib.error, RecursionError) as error:
             # Every way a day can be unreadable (not gzip, truncated, too big, not JSON,
-            # not the document's shape) ends here: the readers treat it as missing data.
+            # nested too deep, not the document's shape) ends here: the readers treat it
+            # as missing data.
             if key not in self.corrupt_days:
                 self.corrupt_days.append(key)
             raise CorruptArchiveError(f"s3://{self._bucket}/{key} is unreadable: {error}") from error
-        finally:
-            body.close()
 
 
 def _encode(history: MetricHistory) -> str:
@@ -185,7 +179,7 @@ def _inflate(compressed: bytes) -> bytes:
 def _decode(raw: bytes, day_start: int) -> MetricHistory:
     """The day `_encode` wrote, or ValueError: the document is checked field by field, as
     anything the bucket holds may be foreign (a list, a string, wrong types, NaN)."""
-    document = json.loads(raw)
+    document = parse_json(raw, MAX_DOCUMENT_BYTES, "day document")
     if not isinstance(document, Mapping):
         raise ValueError(f"document is a JSON {type(document).__name__}, not an object")
     archive_format, step, start = document.get("format"), document.get("step"), document.get("start")

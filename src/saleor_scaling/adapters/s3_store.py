@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from saleor_scaling.model import ModelIntegrityError, ModelMetadata, ModelNotFoundError
+from saleor_scaling.bounded import BoundError, read_body
+from saleor_scaling.model import (
+    MAX_MANIFEST_BYTES,
+    MAX_MODEL_BYTES,
+    ModelIntegrityError,
+    ModelMetadata,
+    ModelNotFoundError,
+)
 from saleor_scaling.settings import ModelLocation
 
 if TYPE_CHECKING:
@@ -30,18 +37,29 @@ class S3ModelRegistry:
         self._client = client
         self.location = location
 
-    def current(self) -> ModelMetadata:
+    def current(self, manifest_version: str | None = None) -> ModelMetadata:
+        """The manifest (or one earlier version of it), read no further than
+        MAX_MANIFEST_BYTES and validated field by field: anything else is a ModelError."""
+        request: dict[str, str] = {"Bucket": self.location.bucket, "Key": self.location.manifest_key}
+        if manifest_version:
+            request["VersionId"] = manifest_version
         try:
-            response = self._client.get_object(Bucket=self.location.bucket, Key=self.location.manifest_key)
+            response = self._client.get_object(**request)  # type: ignore[arg-type]
         except ClientError as error:
             if is_missing(error):
                 raise ModelNotFoundError(
                     f"no model manifest at s3://{self.location.bucket}/{self.location.manifest_key}"
                 ) from error
             raise
-        return ModelMetadata.from_json(response["Body"].read())
+        try:
+            text = read_body(response, MAX_MANIFEST_BYTES, "model manifest")
+        except BoundError as error:
+            raise ModelIntegrityError(str(error)) from error
+        return ModelMetadata.from_json(text)
 
     def model_bytes(self, metadata: ModelMetadata) -> bytes:
+        """The object the manifest names, read no further than its size_bytes: an object
+        that is longer, or claims to be, is refused without being read whole."""
         request: dict[str, str] = {"Bucket": self.location.bucket, "Key": metadata.model_key}
         if metadata.model_version_id:
             request["VersionId"] = metadata.model_version_id
@@ -54,7 +72,11 @@ class S3ModelRegistry:
                     f"{metadata.model_version_id or 'latest'}, which does not exist"
                 ) from error
             raise
-        return bytes(response["Body"].read())
+        limit = min(metadata.size_bytes, MAX_MODEL_BYTES)
+        try:
+            return read_body(response, limit, "model object")
+        except BoundError as error:
+            raise ModelIntegrityError(f"{error} (manifest field size_bytes)") from error
 
     def publish(self, blob: bytes, metadata: ModelMetadata) -> ModelMetadata:
         """Upload the model, then point the manifest at that exact version."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from saleor_scaling.adapters.s3_store import is_missing
+from saleor_scaling.bounded import parse_json, read_body
 from saleor_scaling.state import StateConflictError
 
 if TYPE_CHECKING:
@@ -23,8 +24,10 @@ else:
     S3Client = Any
 
 MAX_STATE_BYTES = 1_000_000
-"""The state holds at most a few thousand short entries (`state.MAX_ENTRIES`), far below
-this; a larger object is corrupt and is not read into memory."""
+"""The state holds at most a few thousand short entries (`state.MAX_ENTRIES` of each
+list, under 30 bytes each: about 120 KB), far below this; a larger object is corrupt and
+is not read into memory (ContentLength is checked before the body is read, and the body
+is read no further than this whatever ContentLength says)."""
 CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 
 
@@ -35,7 +38,8 @@ class StoredState:
     version: str | None
     """The object's ETag, or None where there is no object yet."""
     unreadable: str = ""
-    """Why the object could not be parsed at all (not JSON, too large)."""
+    """Why the object could not be parsed at all (not UTF-8 JSON, too large, nested too
+    deep): predict then resets the state."""
 
 
 class S3DecisionState:
@@ -52,14 +56,16 @@ class S3DecisionState:
                 return StoredState({}, None)
             raise
         etag = str(response["ETag"])
-        if int(response.get("ContentLength", 0)) > MAX_STATE_BYTES:
-            response["Body"].close()
-            return StoredState(None, etag, f"state object is over {MAX_STATE_BYTES} bytes")
         try:
-            return StoredState(json.loads(response["Body"].read()), etag)
-        except ValueError as error:
+            return StoredState(
+                parse_json(
+                    read_body(response, MAX_STATE_BYTES, "state object"), MAX_STATE_BYTES, "state object"
+                ),
+                etag,
+            )
+        except Exception as error:  # not UTF-8, not JSON, too large or too deep: all unreadable
             # The object's earlier versions stay in the versioned bucket for inspection.
-            return StoredState(None, etag, f"state object is not JSON: {error}")
+            return StoredState(None, etag, f"state object is unreadable: {type(error).__name__}: {error}")
 
     def save(self, document: dict[str, Any], version: str | None) -> None:
         condition: dict[str, str] = {"IfMatch": version} if version else {"IfNoneMatch": "*"}
