@@ -88,17 +88,20 @@ def reset_dependencies() -> None:
     _dependencies = None
 
 
-def parse_event(event: Mapping[str, Any]) -> tuple[int, ScalingMode | None]:
-    """The run's clock and an optional mode override from a scheduled event."""
+def parse_event(event: Mapping[str, Any]) -> tuple[int, ScalingMode | None, bool]:
+    """The run's clock, an optional mode override and the dry-run flag from a scheduled event."""
     now = scheduled_event_time(event)
     detail = event.get("detail") or {}
     if not isinstance(detail, dict):
         raise ValueError("event 'detail' must be an object")
+    dry_run = detail.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise ValueError(f"detail.dry_run {dry_run!r} is not true or false")
     raw_mode = detail.get("mode")
     if raw_mode is None:
-        return now, None
+        return now, None, dry_run
     try:
-        return now, ScalingMode(raw_mode)
+        return now, ScalingMode(raw_mode), dry_run
     except ValueError as error:
         raise ValueError(f"detail.mode {raw_mode!r} is not forecast-only or forecast-and-scale") from error
 
@@ -110,11 +113,12 @@ def parse_event(event: Mapping[str, Any]) -> tuple[int, ScalingMode | None]:
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     received_at = clock()
 
-    def run(parsed: tuple[int, ScalingMode | None]) -> PredictResult:
+    def run(parsed: tuple[int, ScalingMode | None, bool]) -> PredictResult:
         # Settings are read inside the handled run: a bad one gets the metric and the log
         # line of every other fault.
         settings, ports = dependencies()
-        return run_predict(parsed[0], settings, ports, parsed[1], received_at=received_at)
+        now, mode, dry_run = parsed
+        return run_predict(now, settings, ports, mode, received_at=received_at, dry_run=dry_run)
 
     result = handle_scheduled_run(
         event,
@@ -130,7 +134,8 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         logger.warning(result.reason, extra={"decision": result.log_record()})
     else:
         logger.info(result.reason, extra={"decision": result.log_record()})
-    publish_metrics(result)
+    if result.status is not Status.DRY_RUN:  # a rehearsal must not move the dashboard or page anyone
+        publish_metrics(result)
     return result.log_record()
 
 

@@ -142,6 +142,9 @@ class Status(enum.StrEnum):
     REJECTED = "rejected"
     """The event's time is too far from the function's clock (stale or early): nothing
     read, nothing changed, no slot claimed."""
+    DRY_RUN = "dry-run"
+    """A rehearsal (`"detail": {"dry_run": true}`): everything read and decided, nothing
+    written or changed; `dry_run` in the log says what the run would have done."""
 
 
 @dataclass
@@ -177,6 +180,10 @@ class PredictResult:
     implausible_values: int = 0
     """Datapoints read as missing: impossible (negative, CPU over 100 %, non-finite) or
     above the demand ceiling."""
+    would: list[str] = field(default_factory=list)
+    """In a dry run: every write the run would have made, in order."""
+    dry_run_outcome: str = ""
+    """In a dry run: the status the run would have had."""
 
     @property
     def fallback_used(self) -> bool:
@@ -216,6 +223,8 @@ class PredictResult:
             record["implausible_values"] = self.implausible_values
         if self.corrupt_history:
             record["corrupt_history"] = self.corrupt_history
+        if self.status is Status.DRY_RUN:
+            record["dry_run"] = {"would_be": self.dry_run_outcome, "would": self.would}
         if self.floor_released:
             record["floor_released"] = True
         if self.lease_until is not None:
@@ -266,10 +275,41 @@ def run_predict(
     ports: PredictPorts,
     mode_override: ScalingMode | None = None,
     received_at: float | None = None,
+    dry_run: bool = False,
 ) -> PredictResult:
     """Decide (and in forecast-and-scale mode apply) the capacity for the run at `now`, the
     event's time. `received_at` is the function's own clock; None where the caller has
-    none of its own (the backtest replays recorded time)."""
+    none of its own (the backtest replays recorded time). A dry run reads and decides as
+    the real run would, through ports that write nothing, and may repeat a decided slot."""
+    if dry_run:
+        return _rehearse(now, settings, _read_only(ports), mode_override, received_at)
+    return _run(now, settings, ports, mode_override, received_at, rehearsal=False)
+
+
+def _rehearse(
+    now: int,
+    settings: PredictSettings,
+    ports: PredictPorts,
+    mode_override: ScalingMode | None,
+    received_at: float | None,
+) -> PredictResult:
+    result = _run(now, settings, ports, mode_override, received_at, rehearsal=True)
+    assert isinstance(ports.group, _ReadOnlyGroup)
+    result.would = ports.group.would
+    result.dry_run_outcome = result.status.value
+    result.status = Status.DRY_RUN
+    result.reason = f"dry run, nothing written or changed: {result.reason}"
+    return result
+
+
+def _run(
+    now: int,
+    settings: PredictSettings,
+    ports: PredictPorts,
+    mode_override: ScalingMode | None,
+    received_at: float | None,
+    rehearsal: bool,
+) -> PredictResult:
     decision_time = floor_to_step(now)
     # An event may make the run safer (forecast-only), never bolder than the deployment.
     mode = ScalingMode.FORECAST_ONLY if mode_override is ScalingMode.FORECAST_ONLY else settings.policy.mode
@@ -293,7 +333,7 @@ def run_predict(
         # one-action-per-slot guarantee holds through the reset, and the lease's slot holds
         # it even where the state object is lost.
         result.state_reset = stored.unreadable or problem or ""
-    if max(state.last_decision_time, ownership.slot) >= decision_time:
+    if max(state.last_decision_time, ownership.slot) >= decision_time and not rehearsal:
         result.status = Status.DUPLICATE
         result.reason = f"slot {_iso(decision_time)} already decided (replayed or late event)"
         return result
@@ -330,6 +370,57 @@ def run_predict(
         )
     result.reason = decision.explanation
     return result
+
+
+class _ReadOnlyGroup:
+    """The group as predict reads it; every change is recorded as what would be done."""
+
+    def __init__(self, inner: ScalableGroup, would: list[str]) -> None:
+        self._inner, self.would = inner, would
+        self.name = inner.name
+
+    def describe(self) -> GroupFacts:
+        return self._inner.describe()
+
+    def set_capacity(self, desired: int, floor: int, bounds: GroupCapacity) -> None:
+        self.would.append(f"set desired capacity {desired} and MinSize {floor}")
+
+    def set_floor(self, floor: int, bounds: GroupCapacity) -> None:
+        self.would.append(f"set MinSize {floor}")
+
+    def write_lease(self, lease: Lease) -> None:
+        self.would.append(f"write the lease tag '{lease.encode()}'")
+
+
+class _ReadOnlyState:
+    def __init__(self, inner: StateStore, would: list[str]) -> None:
+        self._inner, self._would = inner, would
+
+    def load(self) -> StoredStateLike:
+        return self._inner.load()
+
+    def save(self, document: dict[str, Any], version: str | None) -> None:
+        self._would.append(f"record slot {_iso(int(document.get('last_decision_time', 0)))} in the state")
+
+
+class _SilentNotifier:
+    def __init__(self, would: list[str]) -> None:
+        self._would = would
+
+    def notify(self, subject: str, body: dict[str, Any]) -> None:
+        self._would.append(f"send the notice {subject!r}")
+
+
+def _read_only(ports: PredictPorts) -> PredictPorts:
+    """The same reads; writes become entries of `would`. With these ports a dry run needs
+    only read permissions (any read-only credentials)."""
+    would: list[str] = []
+    return replace(
+        ports,
+        group=_ReadOnlyGroup(ports.group, would),
+        state=_ReadOnlyState(ports.state, would),
+        notifier=_SilentNotifier(would),
+    )
 
 
 def _settle_floor(

@@ -560,7 +560,12 @@ def test_functions_may_publish_to_the_encrypted_topic_and_queue(function):
             (LEASE_TAG,),
             (BASE_MIN_SIZE_TAG, APPLIED_MIN_SIZE_TAG),
         ),
-        ("WatchdogFunction", WATCHDOG_ROLE, (LEASE_TAG,), ()),
+        (
+            "WatchdogFunction",
+            WATCHDOG_ROLE,
+            (LEASE_TAG,),
+            (LEASE_TAG, BASE_MIN_SIZE_TAG, APPLIED_MIN_SIZE_TAG),
+        ),
     ],
 )
 def test_functions_tag_only_the_floor_lease(function, role, writable, deletable):

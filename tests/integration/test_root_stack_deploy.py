@@ -31,6 +31,7 @@ from moto.cloudformation import parsing
 from saleor_scaling import settings as settings_module
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.s3_store import S3ModelRegistry
+from saleor_scaling.lease import LEASE_TAG, PROJECT_TAG_KEYS, Lease
 from saleor_scaling.local.emulator import (
     EmulatedShop,
     LocalLambdaContext,
@@ -44,6 +45,7 @@ from saleor_scaling.settings import ModelLocation
 from tests.conftest import load_handler, synthetic_history
 from tests.infra.cfn import load
 from tests.infra.test_tier_options import failed_rules
+from tests.integration.cfn_response import ResponseCatcher
 from tests.integration.conftest import MONDAY, iso
 from tests.integration.root_stack import (
     ACCOUNT,
@@ -474,7 +476,7 @@ def check_event_invoke_configs(deployed: Deployed) -> None:
         assert recorded["Qualifier"] == "$LATEST"
         assert (recorded["MaximumRetryAttempts"], recorded["MaximumEventAgeInSeconds"]) == limits[function]
         if function == "WatchdogFunction":
-            assert "DestinationConfig" not in recorded
+            assert not recorded.get("DestinationConfig")  # SAM writes an empty one
             continue
         queue = function.replace("Function", "FailureQueue")
         assert recorded["DestinationConfig"]["OnFailure"]["Destination"] == _queue_arn(deployed, queue)
@@ -672,6 +674,55 @@ def check_data_tier_stand_ins(deployed: Deployed) -> None:
         assert app.parameters[name] == data.outputs[name], name
 
 
+def check_floor_lease_release(deployed: Deployed) -> None:
+    """`sam delete` gives the floor back: the custom resource names the watchdog and the
+    deployed group, predict is deleted before it, and the real watchdog handler, sent the
+    Delete request CloudFormation sends, gives MinSize back and removes the lease."""
+    root = deployed.root
+    recorded = deployed.stand_in(root, "FloorLeaseRelease").properties
+    watchdog = deployed.function("WatchdogFunction")
+    group = deployed.group_name()
+    assert recorded == {"ServiceToken": watchdog["FunctionArn"], "AutoScalingGroupName": group}
+    assert root.template["Resources"]["PredictFunction"]["DependsOn"] == "FloorLeaseRelease"
+    autoscaling = deployed.session.client("autoscaling")
+    before = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]
+    operator_min = before["MinSize"]
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName=group, MinSize=operator_min + 3)
+    autoscaling.create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": group,
+                "ResourceType": "auto-scaling-group",
+                "Key": LEASE_TAG,
+                "Value": Lease(operator_min + 3, operator_min + 3, operator_min, 10**10, 0).encode(),
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+    catcher = ResponseCatcher()
+    try:
+        handler = load_handler("watchdog")
+        handler.custom_resource(
+            {
+                "RequestType": "Delete",
+                "ResponseURL": catcher.url,
+                "StackId": root.stack_id,
+                "RequestId": "delete-1",
+                "LogicalResourceId": "FloorLeaseRelease",
+                "PhysicalResourceId": f"floor-lease-{group}",
+                "ResourceType": "Custom::FloorLeaseRelease",
+                "ResourceProperties": recorded,
+            },
+            autoscaling,
+        )
+    finally:
+        catcher.close()
+    assert [body["Status"] for body in catcher.bodies] == ["SUCCESS"]
+    after = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]
+    assert after["MinSize"] == operator_min
+    assert not {tag["Key"] for tag in after.get("Tags", [])} & set(PROJECT_TAG_KEYS)
+
+
 # Every resource type moto's CloudFormation cannot create, and what checks it instead.
 SKIPPED_BY_MOTO: dict[str, Callable[[Deployed], None]] = {
     "AWS::Lambda::EventInvokeConfig": check_event_invoke_configs,
@@ -684,6 +735,7 @@ SKIPPED_BY_MOTO: dict[str, Callable[[Deployed], None]] = {
     "AWS::ElastiCache::ReplicationGroup": check_data_tier_stand_ins,
     "AWS::ElastiCache::SubnetGroup": check_data_tier_stand_ins,
     "AWS::SecretsManager::Secret": check_data_tier_stand_ins,
+    "Custom::FloorLeaseRelease": check_floor_lease_release,
 }
 # moto's null models: accepted, nothing created (AWS creates nothing for them either).
 NULL_IN_MOTO = {

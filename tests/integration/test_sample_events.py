@@ -42,6 +42,7 @@ def test_env_file_names_both_functions_of_the_template():
 def test_every_event_file_is_covered():
     assert {path.name for path in Path(EVENTS).glob("*.json")} == {
         "scheduled.json",
+        "dry-run.json",
         "forecast-only.json",
         "malformed.json",
         "retrain.json",
@@ -59,8 +60,21 @@ def test_scheduled_sample_without_metrics_is_a_safe_no_op(world):
 
 
 def test_forecast_only_sample_overrides_the_mode(world):
-    _, mode = world.handler.parse_event(EventBridgeEvent(event("forecast-only.json")))
+    _, mode, dry_run = world.handler.parse_event(EventBridgeEvent(event("forecast-only.json")))
     assert mode is ScalingMode.FORECAST_ONLY
+    assert dry_run is False
+
+
+def test_dry_run_sample_is_a_rehearsal(world):
+    sample = event("dry-run.json")
+    assert world.handler.parse_event(EventBridgeEvent(sample))[2] is True
+    sent = datetime.fromisoformat(str(sample["time"]).replace("Z", "+00:00")).timestamp()
+    set_function_clock(world.handler, lambda: sent + 3.0)
+    for _ in range(2):  # repeatable: it claims no slot
+        result = world.handler.lambda_handler(sample, LocalLambdaContext("predict"))
+        assert result["status"] == "dry-run"
+        assert result["dry_run"]["would_be"] == "fallback"  # no metrics at the sample's time
+    assert world.desired() == 2
 
 
 def test_malformed_sample_is_rejected_by_both_handlers(world):

@@ -15,6 +15,7 @@ import pytest
 from saleor_scaling.lease import LEASE_TAG, Lease, decode
 from saleor_scaling.local.emulator import LocalLambdaContext, create_shop
 from tests.conftest import REPO_ROOT, load_handler
+from tests.integration.cfn_response import ResponseCatcher
 
 EXPIRY = 1_800_000_000  # the lease's `until`
 GRACE = 300
@@ -139,36 +140,6 @@ def test_the_watchdog_imports_nothing_but_the_lease_and_the_runtime():
 
 
 # --- The custom resource: `sam delete` gives the floor back ---------------------------
-
-
-class ResponseCatcher:
-    """CloudFormation's pre-signed ResponseURL, on loopback: records each PUT body."""
-
-    def __init__(self) -> None:
-        import http.server
-        import threading
-
-        bodies: list[dict[str, Any]] = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                length = int(self.headers["Content-Length"])
-                bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.bodies = bodies
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/response?signature=x"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
