@@ -721,6 +721,9 @@ def check_floor_lease_release(deployed: Deployed) -> None:
     after = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]
     assert after["MinSize"] == operator_min
     assert not {tag["Key"] for tag in after.get("Tags", [])} & set(PROJECT_TAG_KEYS)
+    # The deployment is shared with the other tests: the capacity the raised MinSize
+    # brought goes back as it was (an instance target tracking would have removed).
+    autoscaling.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=before["DesiredCapacity"])
 
 
 # Every resource type moto's CloudFormation cannot create, and what checks it instead.
