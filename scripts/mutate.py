@@ -36,7 +36,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "saleor_scaling"
-COPIED = ("src", "tests", "functions", "events", "infra-cfn", "layers", "template.yaml", "samconfig.toml")
+COPIED = (
+    "src",
+    "tests",
+    "scripts",
+    "functions",
+    "events",
+    "infra-cfn",
+    "layers",
+    "template.yaml",
+    "samconfig.toml",
+)
 
 # mutmut's exit codes per mutant (mutmut/stats.py), grouped the way the score counts them.
 KILLED = {1, 3}
