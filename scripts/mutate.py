@@ -7,10 +7,11 @@ trampoline that can switch to any of its mutants, runs the selected tests once t
 test executes which function, then reruns, per mutant, only the tests that executed it (with
 a CPU-time limit derived from their clean duration, so a mutant that loops is a timeout).
 
-This script runs mutmut in a scratch copy of the repository (reports/mutation/work, rebuilt
-each run, so results never come from an older tree), with only the requested modules mutated
-and the tests [tool.saleor-mutate] in pyproject.toml names for them. It runs one module at a
-time (to time each), prints killed / survived / timeout and the score per module, writes every
+This script runs mutmut once per module, each in its own scratch copy of the repository
+(reports/mutation/work/<module>, rebuilt each run, so results never come from an older tree)
+where only that module is mutated and only the tests [tool.saleor-mutate] in pyproject.toml
+names for it are run: every unit test, plus that module's extra (integration) tests. It
+prints killed / survived / timeout, the score and the time per module, writes every
 survivor's diff to reports/mutation/survivors.md and the figures to summary.json, and exits 1
 when a module's score is below the threshold.
 
@@ -59,6 +60,8 @@ NO_TESTS = {5, 33}
 @dataclass
 class ModuleResult:
     module: str
+    work: Path
+    tests: list[str]
     seconds: float = 0.0
     counts: Counter[str] = field(default_factory=Counter)
     survivors: list[str] = field(default_factory=list)
@@ -157,8 +160,8 @@ def mutmut_binary() -> str:
     return found
 
 
-def run_module(work: Path, module: str, jobs: int, log: Path) -> ModuleResult:
-    result = ModuleResult(module)
+def run_module(work: Path, module: str, tests: list[str], jobs: int, log: Path) -> ModuleResult:
+    result = ModuleResult(module, work, tests)
     command = [mutmut_binary(), "run", "--max-children", str(jobs), module_glob(module)]
     started = time.monotonic()
     with log.open("a") as out:
@@ -178,14 +181,14 @@ def run_module(work: Path, module: str, jobs: int, log: Path) -> ModuleResult:
     return result
 
 
-def survivor_diffs(work: Path, results: list[ModuleResult]) -> str:
+def survivor_diffs(results: list[ModuleResult]) -> str:
     lines = ["# Mutation survivors", ""]
     for result in results:
         lines.append(f"## {result.module}: {len(result.survivors)} of {result.tested} survived")
         lines.append("")
         for name in result.survivors:
             shown = subprocess.run(
-                [mutmut_binary(), "show", name], cwd=work, capture_output=True, text=True, check=False
+                [mutmut_binary(), "show", name], cwd=result.work, capture_output=True, text=True, check=False
             )
             lines.extend(["```diff", shown.stdout.strip() or shown.stderr.strip(), "```", ""])
     return "\n".join(lines) + "\n"
@@ -204,25 +207,26 @@ def main(argv: list[str] | None = None) -> int:
 
     modules = args.modules.replace(",", " ").split() or list(settings["default_modules"])
     exclude = args.exclude.replace(",", " ").split()
-    tests = args.tests.replace(",", " ").split()
-    if not tests:
-        tests = list(settings["tests"])
-        for module in modules:
-            tests += [t for t in settings.get("extra_tests", {}).get(module, []) if t not in tests]
+    override = args.tests.replace(",", " ").split()
+
+    def tests_for(module: str) -> list[str]:
+        extra: list[str] = settings.get("extra_tests", {}).get(module, [])
+        return override or [*settings["tests"], *extra]
+
     missing = [m for m in modules if not (REPO / module_path(m)).is_file()]
     if missing:
         sys.exit(f"no such module: {', '.join(missing)}")
 
     args.out.mkdir(parents=True, exist_ok=True)
-    work = args.out / "work"
     log = args.out / "mutmut.log"
     log.write_text("")
-    prepare(work, modules, tests, exclude)
-    print(f"mutating {', '.join(modules)}; tests: {' '.join(tests)}; log: {log}", flush=True)
+    print(f"mutating {', '.join(modules)}; log: {log}", flush=True)
 
     results = []
     for module in modules:
-        result = run_module(work, module, args.jobs, log)
+        work = args.out / "work" / module
+        prepare(work, [module], tests_for(module), exclude)
+        result = run_module(work, module, tests_for(module), args.jobs, log)
         results.append(result)
         print(
             f"{module:<20} {result.score:5.1f}%  killed {result.counts['killed']:>3}  "
@@ -236,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     total = 100.0 * caught / tested if tested else 0.0
     print(f"{'all':<20} {total:5.1f}%  ({caught} of {tested} mutants caught)")
 
-    (args.out / "survivors.md").write_text(survivor_diffs(work, results))
+    (args.out / "survivors.md").write_text(survivor_diffs(results))
     summary = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "modules": {
@@ -244,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                 "score": round(r.score, 1),
                 "seconds": round(r.seconds),
                 **r.counts,
+                "tests": r.tests,
                 "survivors": r.survivors,
             }
             for r in results
@@ -251,7 +256,6 @@ def main(argv: list[str] | None = None) -> int:
         "score": round(total, 1),
         "threshold": args.threshold,
         "excluded_functions": exclude,
-        "tests": tests,
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"survivors: {args.out / 'survivors.md'}")

@@ -51,7 +51,7 @@ def test_exit_codes_are_counted_as_mutmut_means_them(exit_code, status):
 
 
 def test_score_counts_timeouts_as_caught_and_no_tests_as_survivors():
-    result = mutate.ModuleResult("policy")
+    result = mutate.ModuleResult("policy", Path("work"), ["tests/unit"])
     result.counts.update({"killed": 85, "timeout": 5, "survived": 6, "no tests": 4, "skipped": 7})
     assert result.tested == 100
     assert result.score == 90.0
