@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 SHARED_DIR ?= ../shared
 export SALEOR_SHARED_DIR ?= $(abspath $(SHARED_DIR))
 
-.PHONY: help venv local test unit lint build checkov bench backtest loadtest clean
+.PHONY: help venv local test unit lint build checkov bench backtest loadtest mutate clean
 
 help:
 	@echo "make local     run retrain + predict against emulated AWS on a real trace, then the backtest report"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench     cold start, sizes, retrain time and memory, backtest of every shared trace"
 	@echo "make backtest  ARGS='--trace nasa' the backtest command"
 	@echo "make loadtest  STACK=name SHAPE=trace  Locust against a deployed stack's ALB"
+	@echo "make mutate    MODULES='policy state' EXCLUDE='fn ...'  mutation score per module (not in make test)"
 
 # venv --clear: a .venv of an older Python (3.11, before the runtime moved) is replaced, not reused.
 $(STAMP): requirements-dev.txt layers/sklearn/requirements.txt src/layer-requirements.txt pyproject.toml
@@ -61,6 +62,12 @@ backtest: $(STAMP)
 
 loadtest: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" bash loadtest/run.sh $(STACK) $(SHAPE)
+
+# Mutation testing (mutmut, from .venv/mutate) in a scratch copy; report in reports/mutation/.
+# Fails below THRESHOLD %; MODULES defaults to [tool.saleor-mutate] in pyproject.toml.
+mutate: $(STAMP)
+	bash scripts/mutate.sh --modules "$(MODULES)" --exclude "$(EXCLUDE)" \
+		$(if $(THRESHOLD),--threshold $(THRESHOLD)) $(ARGS)
 
 clean:
 	rm -rf .aws-sam reports out .pytest_cache .mypy_cache .ruff_cache
