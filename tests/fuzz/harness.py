@@ -14,9 +14,12 @@ import contextlib
 import gzip
 import io
 import json
+import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -117,6 +120,7 @@ class HostileWorld:
             day: self.s3.get_object(Bucket=self.bucket, Key=self.archive.key_for(day))["Body"].read()
             for day in self.archive.stored_days()
         }
+        self.honest_versions = object_versions(self.s3, self.bucket)
         self.cache_metrics = True
         self._metrics_memo: dict[tuple[int, int, int], MetricHistory] = {}
         real_build_ports = self.world.handler.build_ports
@@ -138,13 +142,10 @@ class HostileWorld:
 
     def reset(self) -> None:
         """The world as an honest first run finds it: no state, the operator's sizes, no
-        tags of ours, the honest manifest and history objects; the handler cold."""
-        self.s3.delete_object(Bucket=self.bucket, Key=self.state_key())
-        self.s3.put_object(Bucket=self.bucket, Key=MANIFEST_KEY, Body=self.honest_manifest)
-        for day, body in self.honest_days.items():
-            self.s3.put_object(Bucket=self.bucket, Key=self.archive.key_for(day), Body=body)
-        for key in set(self.archive_keys()) - {self.archive.key_for(day) for day in self.honest_days}:
-            self.s3.delete_object(Bucket=self.bucket, Key=key)
+        tags of ours, the honest manifest and history objects; the handler cold. Objects
+        are put back by deleting every version an example wrote (the bucket is versioned),
+        so that moto's memory does not grow with the examples and eat the function's."""
+        remove_versions_since(self.s3, self.bucket, self.honest_versions)
         autoscaling = self.session.client("autoscaling")
         autoscaling.update_auto_scaling_group(
             AutoScalingGroupName=self.group_name,
@@ -197,6 +198,10 @@ class HostileWorld:
             except Exception as raised:  # judged by the properties, not here
                 error = raised
         described = self.world.describe()
+        if os.environ.get("SALEOR_FUZZ_TRACE_MEMORY"):
+            status = Path("/proc/self/status").read_text()
+            size = next(line for line in status.splitlines() if line.startswith("VmSize"))
+            print(f"{size} after {result and result['status']} {type(error).__name__}", file=sys.stderr)
         return Outcome(
             result=result,
             error=error,
@@ -241,6 +246,59 @@ class HostileWorld:
         for namespace, data in by_namespace.items():
             for offset in range(0, len(data), 1000):
                 cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[offset : offset + 1000])  # type: ignore[arg-type]
+
+
+def object_versions(s3: Any, bucket: str) -> set[tuple[str, str]]:
+    """Every (key, version id) in the bucket, delete markers included."""
+    found: set[tuple[str, str]] = set()
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            found.add((entry["Key"], entry["VersionId"]))
+    return found
+
+
+def remove_versions_since(s3: Any, bucket: str, kept: set[tuple[str, str]]) -> None:
+    """Delete every version and delete marker not in `kept`: each key's latest version is
+    its kept one again (or the key is gone)."""
+    for key, version in object_versions(s3, bucket) - kept:
+        s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
+
+
+def limit_memory(memory_mb: int | None = None) -> None:
+    """RLIMIT_AS at the address space now plus `memory_mb`: called once the emulated world
+    stands, so that moto's backends and the fixtures' trained model (which a Lambda does not
+    hold) are part of the baseline and every byte after is the handler's run."""
+    memory_mb = memory_mb if memory_mb is not None else memory_size_under_test()
+    if memory_mb is None:
+        return
+    import resource
+
+    from tests.fuzz.limited_run import BASELINE_PREFIX, address_space_bytes
+
+    baseline = address_space_bytes()
+    limit = baseline + memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    report_outside_capture(
+        f"{BASELINE_PREFIX} address space with the emulated world built {baseline / 2**20:.0f} MiB; "
+        f"RLIMIT_AS {limit / 2**20:.0f} MiB (+ MemorySize {memory_mb} MB)"
+    )
+
+
+def report_outside_capture(line: str) -> None:
+    """To the stderr limited_run.py had before pytest captured it: the outer test reads it."""
+    from tests.fuzz.limited_run import REPORT_FD_VARIABLE
+
+    descriptor = os.environ.get(REPORT_FD_VARIABLE)
+    if descriptor:
+        os.write(int(descriptor), f"{line}\n".encode())
+
+
+def memory_size_under_test() -> int | None:
+    """The MemorySize limited_run.py was asked to enforce (None: not under the limit)."""
+    from tests.fuzz.limited_run import MEMORY_VARIABLE
+
+    value = os.environ.get(MEMORY_VARIABLE)
+    return int(value) if value else None
 
 
 def gzip_json(document: Any) -> bytes:

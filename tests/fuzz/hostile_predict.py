@@ -46,6 +46,7 @@ from tests.fuzz.harness import (
     assert_no_more_than,
     assert_within_group,
     emulated_aws,
+    limit_memory,
     window_days,
 )
 from tests.fuzz.profiles import examples, load_profile
@@ -73,6 +74,7 @@ def clean(hostile: HostileWorld) -> Outcome:
     # The world is what the properties assume: an honest run scales out and raises the floor.
     assert outcome.status == "scaled", outcome.describe()
     assert DESIRED_BEFORE < outcome.desired <= MAX_SIZE and OPERATOR_MIN_SIZE < outcome.min_size
+    limit_memory()  # from here on, every byte is the handler's run
     return outcome
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fuzz.harness import limit_memory
+
 MEGABYTE = 2**20
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _limited() -> None:
+    limit_memory()
 
 
 def test_most_of_memory_size_is_usable():

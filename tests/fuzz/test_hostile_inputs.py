@@ -40,6 +40,7 @@ def run_limited(function: str, memory_mb: int, module: str, *extra: str) -> subp
         "no:logging",
         "--show-capture=no",
         "-rfEs",
+        "--tb=short",
         *extra,
     ]
     return subprocess.run(
@@ -72,6 +73,9 @@ def report(completed: subprocess.CompletedProcess[str]) -> str:
 
 def assert_clean_exit(completed: subprocess.CompletedProcess[str]) -> None:
     print(report(completed))
+    assert f"{BASELINE_PREFIX} address space with the emulated world built" in completed.stderr, (
+        "the module never set the memory limit (harness.limit_memory)"
+    )
     assert completed.returncode >= 0, f"the limited process was killed by signal {-completed.returncode}"
     assert completed.returncode == 0, report(completed)
 
@@ -93,3 +97,4 @@ def test_the_memory_limit_is_in_force():
     assert_clean_exit(completed)
     assert "2 passed" in completed.stdout
     assert f"{BASELINE_PREFIX} predict: address space after importing" in completed.stdout
+    assert f"{BASELINE_PREFIX} address space with the emulated world built" in completed.stderr
