@@ -17,7 +17,6 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from saleor_scaling.adapters.autoscaling import TAG_PREFIX
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.local.emulator import LocalLambdaContext, scheduled_event, set_function_clock
 from saleor_scaling.model import ModelMetadata
-from saleor_scaling.series import Metric, MetricHistory
+from saleor_scaling.series import MetricHistory
 from tests.integration.conftest import NOW, PredictWorld, emitted_metrics, iso, make_world
 
 STEP = 300
@@ -58,17 +57,27 @@ def emulated_aws() -> Iterator[tuple[boto3.session.Session, pytest.MonkeyPatch]]
             yield boto3.session.Session(region_name="us-east-1"), patch
 
 
-@dataclass
 class Outcome:
-    """What one invocation did, as the operator would see it afterwards."""
+    """What one invocation did, as the operator would see it afterwards (a plain class:
+    hypothesis prints a dataclass field by field, and a falsifying example then runs to
+    pages)."""
 
-    result: dict[str, Any] | None
-    error: BaseException | None
-    metrics: dict[str, float]
-    desired: int
-    min_size: int
-    max_size: int
-    tags: dict[str, str] = field(default_factory=dict)
+    def __init__(
+        self,
+        result: dict[str, Any] | None,
+        error: BaseException | None,
+        metrics: dict[str, float],
+        desired: int,
+        min_size: int,
+        max_size: int,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        self.result, self.error, self.metrics = result, error, metrics
+        self.desired, self.min_size, self.max_size = desired, min_size, max_size
+        self.tags = tags or {}
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.describe()})"
 
     @property
     def status(self) -> str:
@@ -175,7 +184,9 @@ class HostileWorld:
         new version with the right digest and size, with `manifest_changes` on top."""
         import hashlib
 
-        version = self.s3.put_object(Bucket=self.bucket, Key="models/model.npz", Body=blob).get("VersionId", "")
+        version = self.s3.put_object(Bucket=self.bucket, Key="models/model.npz", Body=blob).get(
+            "VersionId", ""
+        )
         manifest = json.loads(self.honest_manifest)
         manifest.update(
             model_key="models/model.npz",
@@ -192,7 +203,7 @@ class HostileWorld:
         printed = io.StringIO()
         result: dict[str, Any] | None = None
         error: BaseException | None = None
-        with contextlib.redirect_stdout(printed):
+        with contextlib.redirect_stdout(printed), memory_limited():
             try:
                 result = self.handler.lambda_handler(event, LocalLambdaContext("predict"))
             except Exception as raised:  # judged by the properties, not here
@@ -217,7 +228,7 @@ class HostileWorld:
     def clear_cloudwatch(self) -> None:
         """moto keeps every datum ever put; an example publishes its own series."""
         from moto.cloudwatch.models import cloudwatch_backends
-        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.core.models import DEFAULT_ACCOUNT_ID
 
         backend = cloudwatch_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
         backend.metric_data.clear()
@@ -264,24 +275,45 @@ def remove_versions_since(s3: Any, bucket: str, kept: set[tuple[str, str]]) -> N
         s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
 
 
-def limit_memory(memory_mb: int | None = None) -> None:
-    """RLIMIT_AS at the address space now plus `memory_mb`: called once the emulated world
-    stands, so that moto's backends and the fixtures' trained model (which a Lambda does not
-    hold) are part of the baseline and every byte after is the handler's run."""
-    memory_mb = memory_mb if memory_mb is not None else memory_size_under_test()
-    if memory_mb is None:
-        return
-    import resource
+_memory_size_mb: int | None = None
 
+
+def limit_memory(memory_mb: int | None = None) -> None:
+    """Arm the limit for this process's handler runs (`memory_limited`): called once the
+    emulated world stands, and reports the address space then. Each run then gets the
+    address space at its start plus MemorySize: moto's backends, the fixtures' trained
+    model and what hypothesis and pytest hold (none of which a Lambda holds) are the
+    baseline, and every byte the run allocates beyond it is the handler's."""
+    global _memory_size_mb
+    _memory_size_mb = memory_mb if memory_mb is not None else memory_size_under_test()
+    if _memory_size_mb is None:
+        return
     from tests.fuzz.limited_run import BASELINE_PREFIX, address_space_bytes
 
     baseline = address_space_bytes()
-    limit = baseline + memory_mb * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
     report_outside_capture(
         f"{BASELINE_PREFIX} address space with the emulated world built {baseline / 2**20:.0f} MiB; "
-        f"RLIMIT_AS {limit / 2**20:.0f} MiB (+ MemorySize {memory_mb} MB)"
+        f"each run under RLIMIT_AS of its starting address space + MemorySize {_memory_size_mb} MB"
     )
+
+
+@contextlib.contextmanager
+def memory_limited() -> Iterator[None]:
+    """RLIMIT_AS at the address space now plus MemorySize while the handler runs; lifted
+    after, so that generating the next example and reporting a failure are not limited."""
+    if _memory_size_mb is None:
+        yield
+        return
+    import resource
+
+    from tests.fuzz.limited_run import address_space_bytes
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (address_space_bytes() + _memory_size_mb * 2**20, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def report_outside_capture(line: str) -> None:
@@ -325,8 +357,12 @@ def assert_within_group(outcome: Outcome) -> None:
 
 def assert_no_more_than(outcome: Outcome, reference: Outcome, what: str) -> None:
     """Property 3: no more capacity and no higher floor than `reference` set."""
-    assert outcome.desired <= reference.desired, f"{what}: {outcome.describe()} / reference {reference.describe()}"
-    assert outcome.min_size <= reference.min_size, f"{what}: {outcome.describe()} / reference {reference.describe()}"
+    assert outcome.desired <= reference.desired, (
+        f"{what}: {outcome.describe()} / reference {reference.describe()}"
+    )
+    assert outcome.min_size <= reference.min_size, (
+        f"{what}: {outcome.describe()} / reference {reference.describe()}"
+    )
 
 
 def assert_fell_back_untouched(outcome: Outcome) -> None:

@@ -18,7 +18,6 @@ handler once. The properties, for every example:
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import json
 import os
@@ -73,7 +72,8 @@ def clean(hostile: HostileWorld) -> Outcome:
     outcome = hostile.invoke()
     # The world is what the properties assume: an honest run scales out and raises the floor.
     assert outcome.status == "scaled", outcome.describe()
-    assert DESIRED_BEFORE < outcome.desired <= MAX_SIZE and OPERATOR_MIN_SIZE < outcome.min_size
+    assert DESIRED_BEFORE < outcome.desired <= MAX_SIZE
+    assert outcome.min_size > OPERATOR_MIN_SIZE
     limit_memory()  # from here on, every byte is the handler's run
     return outcome
 
@@ -251,7 +251,10 @@ def publish(
                 continue
             if metric is Metric.REQUESTS:
                 for minute in range(5):
-                    stamp, count = int(minute_stamps[index * 5 + minute]), float(minute_counts[index * 5 + minute])
+                    stamp, count = (
+                        int(minute_stamps[index * 5 + minute]),
+                        float(minute_counts[index * 5 + minute]),
+                    )
                     if np.isnan(count):
                         continue
                     parts = 3 if index in split_minutes else 1
@@ -264,8 +267,12 @@ def publish(
 
 
 @st.composite
-def metric_damage(draw: st.DrawFn) -> tuple[set[tuple[Metric, int]], dict[tuple[Metric, int], float], set[int]]:
-    steps = st.one_of(st.just(ANCHOR_INDEX), st.integers(ANCHOR_INDEX - 12, ANCHOR_INDEX), st.integers(0, ANCHOR_INDEX))
+def metric_damage(
+    draw: st.DrawFn,
+) -> tuple[set[tuple[Metric, int]], dict[tuple[Metric, int], float], set[int]]:
+    steps = st.one_of(
+        st.just(ANCHOR_INDEX), st.integers(ANCHOR_INDEX - 12, ANCHOR_INDEX), st.integers(0, ANCHOR_INDEX)
+    )
     missing = draw(st.sets(st.tuples(st.sampled_from(PUBLISHED), steps), max_size=30))
     glitched = draw(st.sets(st.tuples(st.sampled_from(PUBLISHED), steps), min_size=1, max_size=6))
     glitches = {point: draw(IMPOSSIBLE[point[0]]) for point in glitched if point not in missing}
@@ -312,9 +319,10 @@ def test_impossible_metric_values_act_as_missing_data(live_cloudwatch, clean, da
 
 # --- The lease on MinSize (the lead's work, not merged yet) ------------------------------
 
-LEASE_MERGED = importlib.util.find_spec("saleor_scaling.lease") is not None or os.environ.get(
-    "SALEOR_FUZZ_LEASE_CONTRACT"
-) == "force"
+LEASE_MERGED = (
+    importlib.util.find_spec("saleor_scaling.lease") is not None
+    or os.environ.get("SALEOR_FUZZ_LEASE_CONTRACT") == "force"
+)
 
 FAILURES = st.sampled_from(["manifest deleted", "manifest corrupt", "metrics missing", "metrics throttled"])
 
@@ -348,7 +356,8 @@ def test_the_lease_gives_min_size_back_after_the_last_successful_decision(live_c
     world.reset()
     publish(world, cloudwatch_window(world), set(), {}, set())
     first = world.invoke()
-    assert first.status == "scaled" and first.min_size > OPERATOR_MIN_SIZE, first.describe()
+    assert first.status == "scaled", first.describe()
+    assert first.min_size > OPERATOR_MIN_SIZE, first.describe()
     assert LEASE_TAG in first.tags, f"no {LEASE_TAG} tag after a decision that raised MinSize"
     deadline = SLOT + (FALLBACK_RELEASE_MINUTES + 5) * 60
     floors: list[tuple[str, str, int]] = []

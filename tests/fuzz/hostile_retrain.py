@@ -26,14 +26,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
+from saleor_scaling.adapters.s3_store import S3ModelRegistry
 from saleor_scaling.local.emulator import LocalLambdaContext, create_shop, scheduled_event
 from saleor_scaling.model import ModelError, ServingBounds, load_verified
-from saleor_scaling.adapters.s3_store import S3ModelRegistry
 from saleor_scaling.series import MetricHistory
 from saleor_scaling.settings import ModelLocation
 from tests.conftest import load_handler
 from tests.fuzz import strategies as hs
-from tests.fuzz.harness import CachedMetrics, emulated_aws, limit_memory, object_versions, remove_versions_since
+from tests.fuzz.harness import (
+    CachedMetrics,
+    emulated_aws,
+    limit_memory,
+    memory_limited,
+    object_versions,
+    remove_versions_since,
+)
 from tests.fuzz.profiles import examples, load_profile
 from tests.integration.conftest import emitted_metrics, iso
 from tests.integration.test_retrain_handler import RETRAIN_AT, RetrainWorld, long_history  # noqa: F401
@@ -73,7 +80,8 @@ class HostileRetrainWorld:
 
         patch.setattr(self.world.handler, "build_ports", build_ports)
         first = self.invoke()
-        assert first[0] is not None and first[0]["status"] == "promoted", first
+        assert first[0] is not None, first
+        assert first[0]["status"] == "promoted", first
         self.honest_manifest = self.s3.get_object(Bucket=self.bucket, Key=MANIFEST_KEY)["Body"].read()
         self.archive = S3HistoryArchive(self.s3, self.bucket, f"history/{shop.group_name}")
         self.honest_days = {
@@ -92,9 +100,11 @@ class HostileRetrainWorld:
 
         result: dict[str, Any] | None = None
         error: BaseException | None = None
-        with contextlib.redirect_stdout(printed):
+        with contextlib.redirect_stdout(printed), memory_limited():
             try:
-                result = self.world.handler.lambda_handler(scheduled_event(iso(RETRAIN_AT)), LocalLambdaContext("retrain"))
+                result = self.world.handler.lambda_handler(
+                    scheduled_event(iso(RETRAIN_AT)), LocalLambdaContext("retrain")
+                )
             except Exception as raised:  # judged by the properties
                 error = raised
         return result, error, emitted_metrics(printed.getvalue())
@@ -127,10 +137,14 @@ def retrain(long_history) -> Iterator[HostileRetrainWorld]:  # noqa: F811
         yield world
 
 
-def assert_no_escape(world: HostileRetrainWorld, error: BaseException | None, metrics: dict[str, float]) -> None:
+def assert_no_escape(
+    world: HostileRetrainWorld, error: BaseException | None, metrics: dict[str, float]
+) -> None:
     if error is None:
         return
-    assert isinstance(error, world.world.handler.AWS_FAULTS), f"{type(error).__name__} escaped: {error!s:.300}"
+    assert isinstance(error, world.world.handler.AWS_FAULTS), (
+        f"{type(error).__name__} escaped: {error!s:.300}"
+    )
     assert metrics.get("RetrainErrors") == 1
 
 
@@ -144,7 +158,9 @@ def test_a_hostile_champion_manifest_is_reported_never_served(retrain, data):
     result, error, metrics = world.invoke()
     assert_no_escape(world, error, metrics)
     if result is not None and manifest.refuse:
-        assert result["champion"] == {"usable": False, "error": result["champion"]["error"]}, result["champion"]
+        assert result["champion"] == {"usable": False, "error": result["champion"]["error"]}, result[
+            "champion"
+        ]
     world.check_served_manifest(manifest.body)
 
 
@@ -156,7 +172,9 @@ def test_a_hostile_champion_model_is_reported_within_retrains_memory(retrain, da
     world.reset()
     import hashlib
 
-    version = world.s3.put_object(Bucket=world.bucket, Key="models/model.npz", Body=model.body).get("VersionId", "")
+    version = world.s3.put_object(Bucket=world.bucket, Key="models/model.npz", Body=model.body).get(
+        "VersionId", ""
+    )
     manifest = {
         **json.loads(world.honest_manifest),
         "model_version_id": "" if version == "null" else version,

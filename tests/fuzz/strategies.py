@@ -87,7 +87,9 @@ ABSURD_STRINGS = st.sampled_from(
 )
 JSON_LEAVES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -136,7 +138,9 @@ def whole_documents() -> st.SearchStrategy[bytes]:
         ABSURD_STRINGS.map(str.encode),
         st.binary(max_size=64),
         st.sampled_from([b"", b"\xff\xfe{}", b"{", b"null", b"[]", b"{}" * 3]),
-        JSON_LEAVES.filter(lambda value: not isinstance(value, dict)).map(lambda value: json_text(value).encode()),
+        JSON_LEAVES.filter(lambda value: not isinstance(value, dict)).map(
+            lambda value: json_text(value).encode()
+        ),
     )
 
 
@@ -160,7 +164,9 @@ def manifests(draw: st.DrawFn, honest: dict[str, Any]) -> Hostile:
             if field == "horizon_steps":
                 pool = st.one_of(pool, st.integers(MAX_HORIZON_STEPS + 1, 10**30).map(str))
             if field == "timezone":
-                pool = st.one_of(pool, st.sampled_from(['"Mars/Olympus"', '"../../etc/passwd"', '"UTC\\u0000"']))
+                pool = st.one_of(
+                    pool, st.sampled_from(['"Mars/Olympus"', '"../../etc/passwd"', '"UTC\\u0000"'])
+                )
             value = draw(pool)
             return Hostile(document_with(honest, field, value).encode(), f"{field}={value[:40]}", refuse=True)
         value = draw(hostile_values())
@@ -225,7 +231,7 @@ def padded_forest(big_tree_nodes: int, trees: int) -> bytes:
         "missing_go_to_left": np.ones(big_tree_nodes + trees - 1, dtype=np.bool_),
     }
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, allow_pickle=False, **arrays)  # type: ignore[arg-type]
+    np.savez_compressed(buffer, allow_pickle=False, **arrays)
     return buffer.getvalue()
 
 
@@ -293,7 +299,15 @@ def model_objects(draw: st.DrawFn, honest_blob: bytes) -> Hostile:
 
 # --- Predict's state --------------------------------------------------------------------
 
-STATE_FIELDS = ("format", "last_decision_time", "recommendations", "forecasts", "last_floor", "fallback_since", "last_decision")
+STATE_FIELDS = (
+    "format",
+    "last_decision_time",
+    "recommendations",
+    "forecasts",
+    "last_floor",
+    "fallback_since",
+    "last_decision",
+)
 
 
 @st.composite
@@ -320,8 +334,12 @@ def valid_states(draw: st.DrawFn, slot: int) -> Hostile:
 WRONG_FOR_FIELD = {
     "format": st.sampled_from(['"1"', "2", "true", "1.0", "null", "[]"]),
     "last_decision_time": st.sampled_from(['"soon"', "-1", "1.5", "true", "[]", "{}", "NaN"]),
-    "recommendations": st.sampled_from(['"many"', "{}", '[["x", null]]', "[[1]]", "[[1, -2]]", "[[1, 100001]]"]),
-    "forecasts": st.sampled_from(['{"123": "NaN"}', '{"123": NaN}', '{"x": 1}', '{"1": -5}', "[]", '{"1": 1e9}']),
+    "recommendations": st.sampled_from(
+        ['"many"', "{}", '[["x", null]]', "[[1]]", "[[1, -2]]", "[[1, 100001]]"]
+    ),
+    "forecasts": st.sampled_from(
+        ['{"123": "NaN"}', '{"123": NaN}', '{"x": 1}', '{"1": -5}', "[]", '{"1": 1e9}']
+    ),
     "last_floor": st.sampled_from(['"3"', "-1", "2.5", "true", "100001"]),
     "fallback_since": st.sampled_from(['"then"', "-300", "0.5", "false", "[]"]),
     "last_decision": st.sampled_from(["[]", '"x"', "1", "true"]),
@@ -332,8 +350,18 @@ WRONG_FOR_FIELD = {
 def corrupt_states(draw: st.DrawFn, slot: int) -> Hostile:
     """States predict never writes: each must be reset, with StateResets, and the slot
     then decided as with no state."""
-    base = {"format": 1, "last_decision_time": slot - 300, "recommendations": [], "forecasts": {}, "last_decision": {}}
-    how = draw(st.sampled_from(["wrong type", "deep value", "far future", "too many", "huge key", "whole", "oversized"]))
+    base = {
+        "format": 1,
+        "last_decision_time": slot - 300,
+        "recommendations": [],
+        "forecasts": {},
+        "last_decision": {},
+    }
+    how = draw(
+        st.sampled_from(
+            ["wrong type", "deep value", "far future", "too many", "huge key", "whole", "oversized"]
+        )
+    )
     if how == "wrong type":
         field = draw(st.sampled_from(sorted(WRONG_FOR_FIELD)))
         value = draw(WRONG_FOR_FIELD[field])
@@ -341,20 +369,30 @@ def corrupt_states(draw: st.DrawFn, slot: int) -> Hostile:
     if how == "deep value":
         field = draw(st.sampled_from(STATE_FIELDS))
         depth = draw(st.sampled_from([20_000, 200_000]))
-        return Hostile(document_with(base, field, nested(depth)).encode(), f"{field} nested {depth} deep", refuse=True)
+        return Hostile(
+            document_with(base, field, nested(depth)).encode(), f"{field} nested {depth} deep", refuse=True
+        )
     if how == "far future":
         ahead = draw(st.integers(86400 + 300, 10**12))
-        return Hostile(json.dumps({**base, "last_decision_time": slot + ahead}).encode(), f"{ahead} s ahead", refuse=True)
+        return Hostile(
+            json.dumps({**base, "last_decision_time": slot + ahead}).encode(), f"{ahead} s ahead", refuse=True
+        )
     if how == "too many":
         field = draw(st.sampled_from(["recommendations", "forecasts"]))
-        value = [[0, 1]] * 2001 if field == "recommendations" else {str(k): 1.0 for k in range(2001)}
-        return Hostile(json.dumps({**base, field: value}).encode(), f"2001 {field}", refuse=True)
+        entries: Any = [[0, 1]] * 2001 if field == "recommendations" else {str(k): 1.0 for k in range(2001)}
+        return Hostile(json.dumps({**base, field: entries}).encode(), f"2001 {field}", refuse=True)
     if how == "huge key":
         digits = draw(st.sampled_from([4301, 5000, 100_000]))
-        return Hostile(document_with(base, "forecasts", '{"' + "9" * digits + '": 1.0}').encode(), f"a {digits}-digit forecast time", refuse=True)
+        return Hostile(
+            document_with(base, "forecasts", '{"' + "9" * digits + '": 1.0}').encode(),
+            f"a {digits}-digit forecast time",
+            refuse=True,
+        )
     if how == "oversized":
         return Hostile(json.dumps({**base, "pad": "x" * 1_100_000}).encode(), "over 1 MB", refuse=True)
-    return Hostile(draw(whole_documents().filter(lambda body: body not in (b"{}", b"null"))), "not a state", refuse=True)
+    return Hostile(
+        draw(whole_documents().filter(lambda body: body not in (b"{}", b"null"))), "not a state", refuse=True
+    )
 
 
 # --- History day objects ----------------------------------------------------------------
@@ -372,7 +410,9 @@ def corrupt_days(draw: st.DrawFn, honest_gzip: bytes) -> Hostile:
     types, NaN, deep nesting, truncated gzip, not gzip, a bounded gzip bomb."""
     document = json.loads(gzip.decompress(honest_gzip))
     how = draw(
-        st.sampled_from(["field", "series", "value", "truncated", "not gzip", "bomb", "deep", "whole", "other day"])
+        st.sampled_from(
+            ["field", "series", "value", "truncated", "not gzip", "bomb", "deep", "whole", "other day"]
+        )
     )
     if how == "field":
         field = draw(st.sampled_from(["format", "start", "step", "series"]))
@@ -381,14 +421,22 @@ def corrupt_days(draw: st.DrawFn, honest_gzip: bytes) -> Hostile:
         return Hostile(gzip.compress(text.encode(), mtime=0), f"{field}={value[:40]}", refuse=True)
     if how == "series":
         metric = draw(st.sampled_from(sorted(document["series"])))
-        value = draw(st.one_of(hostile_values(numbers=False), st.just("[1.0]"), st.just("[" + ",".join(["1"] * 289) + "]")))
+        value = draw(
+            st.one_of(
+                hostile_values(numbers=False), st.just("[1.0]"), st.just("[" + ",".join(["1"] * 289) + "]")
+            )
+        )
         series = {**document["series"], metric: "\u2063S\u2063"}
         text = json.dumps({**document, "series": series}).replace(json.dumps("\u2063S\u2063"), value)
         return Hostile(gzip.compress(text.encode(), mtime=0), f"series {metric}={value[:40]}", refuse=True)
     if how == "value":
         metric = draw(st.sampled_from(sorted(document["series"])))
         index = draw(st.integers(0, 287))
-        value = draw(st.sampled_from(['"12"', "true", "[1.0]", '{"v": 2}', "NaN", "Infinity", "1e999", "1" + "0" * 400]))
+        value = draw(
+            st.sampled_from(
+                ['"12"', "true", "[1.0]", '{"v": 2}', "NaN", "Infinity", "1e999", "1" + "0" * 400]
+            )
+        )
         values = [json.dumps(v) for v in document["series"][metric]]
         values[index] = value
         series_text = "[" + ",".join(values) + "]"
@@ -407,5 +455,9 @@ def corrupt_days(draw: st.DrawFn, honest_gzip: bytes) -> Hostile:
         depth = draw(st.sampled_from([2_000, 200_000]))
         return Hostile(gzip.compress(nested(depth).encode(), mtime=0), f"nested {depth} deep", refuse=True)
     if how == "other day":
-        return Hostile(gzip.compress(json.dumps({**document, "start": document["start"] + 86400}).encode()), "another day's start", refuse=True)
+        return Hostile(
+            gzip.compress(json.dumps({**document, "start": document["start"] + 86400}).encode()),
+            "another day's start",
+            refuse=True,
+        )
     return Hostile(gzip.compress(draw(whole_documents()), mtime=0), "not a day document", refuse=True)

@@ -65,7 +65,9 @@ def report(completed: subprocess.CompletedProcess[str]) -> str:
     wanted = [
         line
         for line in lines
-        if line.startswith((BASELINE_PREFIX, "FAILED", "ERROR", "SKIPPED", "E   ", "E       Draw", "Falsifying"))
+        if line.startswith(
+            (BASELINE_PREFIX, "FAILED", "ERROR", "SKIPPED", "E   ", "E       Draw", "Falsifying")
+        )
         or re.search(r"\d+ (passed|failed)", line)
     ]
     return "\n".join(wanted[-200:])
