@@ -16,6 +16,7 @@ import io
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -344,9 +345,19 @@ def assert_no_escape(outcome: Outcome, aws_faults: tuple[type[BaseException], ..
     if outcome.error is None:
         return
     assert isinstance(outcome.error, aws_faults), (
-        f"{type(outcome.error).__name__} escaped the handler: {outcome.error!s:.300}"
+        f"{type(outcome.error).__name__} escaped the handler: {outcome.error!s:.300} "
+        f"(raised at {where_raised(outcome.error)})"
     )
     assert outcome.metrics.get("PredictErrors") == 1, outcome.describe()
+
+
+def where_raised(error: BaseException) -> str:
+    """The innermost frame of the project's code and the frame that raised, for the report."""
+    frames = traceback.extract_tb(error.__traceback__)
+    project = ("/saleor_scaling/", "/functions/")
+    ours = [frame for frame in frames if any(part in frame.filename for part in project)]
+    shown = [*ours[-1:], frames[-1]] if frames else []
+    return " -> ".join(f"{Path(frame.filename).name}:{frame.lineno} {frame.line}" for frame in shown)
 
 
 def assert_within_group(outcome: Outcome) -> None:
