@@ -10,12 +10,13 @@ STAMP := $(VENV)/.installed
 SHARED_DIR ?= ../shared
 export SALEOR_SHARED_DIR ?= $(abspath $(SHARED_DIR))
 
-.PHONY: help venv local test unit lint build checkov bench backtest loadtest mutate clean
+.PHONY: help venv local test unit lint build checkov bench backtest loadtest mutate fuzz clean
 
 help:
 	@echo "make local     run retrain + predict against emulated AWS on a real trace, then the backtest report"
 	@echo "make test      lint, templates, sam build, every test, checkov (what CI runs)"
 	@echo "make unit      the quick tests only"
+	@echo "make fuzz      the hostile-input harness with 20x CI's examples, random (tests/fuzz)"
 	@echo "make bench     cold start, sizes, retrain time and memory, backtest of every shared trace"
 	@echo "make backtest  ARGS='--trace nasa' the backtest command"
 	@echo "make loadtest  STACK=name SHAPE=trace  Locust against a deployed stack's ALB"
@@ -53,6 +54,10 @@ unit: $(STAMP)
 test: lint build
 	$(BIN)/python -m pytest -q
 	$(MAKE) checkov
+
+# CI runs the same harness derandomized with a few hundred examples (tests/fuzz/profiles.py).
+fuzz: $(STAMP)
+	SALEOR_FUZZ_PROFILE=fuzz $(BIN)/python -m pytest -q -s tests/fuzz/test_hostile_inputs.py
 
 bench: build
 	$(BIN)/python -m saleor_scaling.bench $(ARGS)
