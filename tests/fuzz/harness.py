@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
-from saleor_scaling.adapters.autoscaling import TAG_PREFIX
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
+from saleor_scaling.lease import PROJECT_TAG_KEYS
 from saleor_scaling.local.emulator import LocalLambdaContext, scheduled_event, set_function_clock
 from saleor_scaling.model import ModelMetadata
 from saleor_scaling.series import MetricHistory
@@ -163,7 +163,7 @@ class HostileWorld:
             MaxSize=MAX_SIZE,
             DesiredCapacity=DESIRED_BEFORE,
         )
-        ours = [tag for tag in self.world.describe().get("Tags", []) if tag["Key"].startswith(TAG_PREFIX)]
+        ours = [tag for tag in self.world.describe().get("Tags", []) if tag["Key"] in PROJECT_TAG_KEYS]
         if ours:
             autoscaling.delete_tags(
                 Tags=[

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from saleor_scaling.adapters.autoscaling import TAG_PREFIX
+from saleor_scaling.lease import LEASE_TAG
 from saleor_scaling.local.emulator import METRIC_SOURCES, minute_request_counts
 from saleor_scaling.series import Metric, MetricHistory
 from tests.fuzz import strategies as hs
@@ -55,7 +55,6 @@ load_profile()
 
 SLOT = NOW - NOW % STEP
 HORIZON_STEPS = 4  # the `trained_model` fixture's
-LEASE_TAG = f"{TAG_PREFIX}lease"
 FALLBACK_RELEASE_MINUTES = 30
 
 

@@ -13,13 +13,13 @@ import math
 import pytest
 
 from saleor_scaling.labels import instances_for
+from saleor_scaling.lease import Lease, LeaseError, decode
 from saleor_scaling.policy import (
     Action,
     Decision,
     GroupCapacity,
     decide,
     hold_floor,
-    parse_size,
     reactive_floor,
 )
 from saleor_scaling.settings import PolicySettings, ScalingMode
@@ -390,7 +390,7 @@ def test_hold_floor_leaves_an_unmanaged_min_size_alone():
     assert hold_floor(9, 9, group, 1) == 5
 
 
-# --- GroupCapacity and parse_size: the bounds AWS enforces ---------------------------
+# --- GroupCapacity and the lease tag: the bounds AWS enforces ---------------------------
 
 
 def test_group_sizes_at_their_bounds_are_accepted():
@@ -416,7 +416,25 @@ def test_group_sizes_out_of_bounds_are_refused(min_size, max_size, current, mess
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("10", 10), (" 7 ", 7), ("0", 0), ("11", None), ("-1", None), ("1.5", None), ("", None), (None, None)],
+    [
+        ("v1 floor=10 prior=10 base=0 until=0 slot=0", Lease(10, 10, 0, 0, 0)),
+        ("v1 floor=3 prior=4 base=3 until=999999999999 slot=5", Lease(3, 4, 3, 999999999999, 5)),
+        (" v1 floor=2 prior=2 base=2 until=1 slot=1 ", Lease(2, 2, 2, 1, 1)),
+        ("v1 floor=11 prior=11 base=0 until=0 slot=0", None),  # above MaxSize 10
+        ("v1 floor=3 prior=10 base=4 until=0 slot=0", None),  # base above the floor
+        ("v1 floor=3 prior=2 base=3 until=0 slot=0", None),  # base above the prior
+        ("v1 floor=01 prior=1 base=0 until=0 slot=0", None),  # a leading zero
+        ("v1 floor=-1 prior=1 base=0 until=0 slot=0", None),
+        ("v1 floor=1 prior=1 base=0 until=1000000000000 slot=0", None),  # 13 digits
+        ("v2 floor=1 prior=1 base=0 until=0 slot=0", None),
+        ("v1 floor=1 prior=1 base=0 until=0", None),
+        ("", None),
+    ],
 )
-def test_parse_size_is_exact(raw, expected):
-    assert parse_size(raw, 10) == expected
+def test_lease_tags_decode_exactly(raw, expected):
+    if expected is None:
+        with pytest.raises(LeaseError):
+            decode(raw, 10)
+    else:
+        assert decode(raw, 10) == expected
+        assert decode(expected.encode(), 10) == expected
