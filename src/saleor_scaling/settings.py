@@ -180,10 +180,12 @@ class PredictSettings(ShopSettings):
     """An event from the future (beyond clock skew) would claim a slot before it is due
     and make the real run of that slot a duplicate."""
     fallback_release_minutes: int = bounded(30, 5, 24 * 60, "FALLBACK_RELEASE_MINUTES")
-    """After this long in consecutive fallbacks, predict lowers the MinSize floor it raised
-    back to the operator's, one scale-in step per run, so target tracking alone decides."""
+    """The lease on the MinSize floor predict raises (`saleor_scaling.lease`): unless a
+    successful decision renews it within this long, the floor goes back to the operator's
+    MinSize, so target tracking alone decides."""
     demand_ceiling_factor: float = bounded(10.0, 1.5, 1000.0, "DEMAND_CEILING_FACTOR")
-    """Demand above this multiple of the largest the model was trained on is not acted on
+    """Demand above this multiple of the model's ceiling basis (the 99.9th percentile of the
+    clean demand it was trained on) is not acted on
     (a fallback): a forecast from so far outside its training data means nothing, and a
     corrupt or forged datapoint must not scale the group to MaxSize."""
 
