@@ -156,6 +156,7 @@ class HostileWorld:
         are put back by deleting every version an example wrote (the bucket is versioned),
         so that moto's memory does not grow with the examples and eat the function's."""
         remove_versions_since(self.s3, self.bucket, self.honest_versions)
+        forget_terminated_instances()
         autoscaling = self.session.client("autoscaling")
         autoscaling.update_auto_scaling_group(
             AutoScalingGroupName=self.group_name,
@@ -401,3 +402,27 @@ def floats_of(series: np.ndarray) -> list[float]:
 
 
 InvokeFn = Callable[[], Outcome]
+
+
+def forget_terminated_instances() -> None:
+    """moto keeps every terminated instance, and with it its subnet address (AWS frees
+    it): after a few hundred examples' scale-outs and resets the subnet runs out and
+    UpdateAutoScalingGroup raises StopIteration. Drop them and free their addresses."""
+    from moto.ec2.models import ec2_backends
+
+    backends = [backend for account in ec2_backends.values() for backend in account.values()]
+    for backend in backends:
+        for reservation_id, reservation in list(backend.reservations.items()):
+            live = []
+            for instance in reservation.instances:
+                if instance.state != "terminated":
+                    live.append(instance)
+                    continue
+                subnet_id = instance.subnet_id
+                if subnet_id:
+                    subnet = backend.get_subnet(subnet_id)
+                    for address in list(getattr(instance, "_private_ips", ())):
+                        subnet.del_subnet_ip(address)
+            reservation.instances = live
+            if not live:
+                del backend.reservations[reservation_id]
