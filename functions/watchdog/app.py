@@ -36,6 +36,7 @@ from saleor_scaling.lease import (
     LEGACY_BASE_TAG,
     PROJECT_TAG_KEYS,
     Lease,
+    Ownership,
     judge,
 )
 
@@ -63,23 +64,10 @@ def release_expired_floor(
 ) -> dict[str, Any]:
     """Give MinSize back to the operator's value if predict's lease on it has expired by
     `grace_seconds`; otherwise change nothing. Returns what was found and done."""
-    groups = client.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name]).get(
-        "AutoScalingGroups", []
-    )
-    if not groups:
+    found = _judge_group(client, group_name, now, lease_seconds)
+    if found is None:
         return {"group": group_name, "status": "no-group"}
-    group = groups[0]
-    tags = {tag.get("Key"): tag.get("Value") for tag in group.get("Tags", [])}
-    min_size = int(group["MinSize"])
-    ownership = judge(
-        min_size,
-        int(group["MaxSize"]),
-        tags.get(LEASE_TAG),
-        now,
-        lease_seconds,
-        tags.get(LEGACY_BASE_TAG),
-        tags.get(LEGACY_APPLIED_TAG),
-    )
+    min_size, _, ownership = found
     outcome: dict[str, Any] = {"group": group_name, "min_size": min_size, "note": ownership.note}
     if not ownership.due(now, grace_seconds):
         held = ownership.lease is not None and ownership.base is not None and min_size > ownership.base
@@ -131,23 +119,11 @@ def custom_resource(event: dict[str, Any], client: Any) -> dict[str, Any]:
 def hand_back(client: Any, group_name: str) -> dict[str, Any]:
     """The scaler is being removed: MinSize back to the operator's value now (expired or
     not), then no project tag left on the group. A group already gone is nothing to do."""
-    groups = client.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name]).get(
-        "AutoScalingGroups", []
-    )
-    if not groups:
+    # Judged at no particular time: any lease counts as expired, nobody will renew it.
+    found = _judge_group(client, group_name, math.inf, 0)
+    if found is None:
         return {"released": "no-group"}
-    group = groups[0]
-    tags = {tag.get("Key"): tag.get("Value") for tag in group.get("Tags", [])}
-    min_size = int(group["MinSize"])
-    ownership = judge(
-        min_size,
-        int(group["MaxSize"]),
-        tags.get(LEASE_TAG),
-        math.inf,  # any lease counts as expired: nobody will renew it
-        0,
-        tags.get(LEGACY_BASE_TAG),
-        tags.get(LEGACY_APPLIED_TAG),
-    )
+    min_size, tags, ownership = found
     result: dict[str, Any] = {"min_size": min_size, "note": ownership.note}
     if ownership.due(math.inf):
         assert ownership.base is not None
@@ -182,6 +158,30 @@ def _respond(event: dict[str, Any], status: str, reason: str, physical_id: str) 
     )
     with urllib.request.urlopen(request, timeout=20) as response:
         response.read()
+
+
+def _judge_group(
+    client: Any, group_name: str, now: float, lease_seconds: int
+) -> tuple[int, dict[str, str], Ownership] | None:
+    """MinSize, the tags and who set MinSize (None: no such group)."""
+    groups = client.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name]).get(
+        "AutoScalingGroups", []
+    )
+    if not groups:
+        return None
+    group = groups[0]
+    tags = {tag.get("Key"): tag.get("Value") for tag in group.get("Tags", [])}
+    min_size = int(group["MinSize"])
+    ownership = judge(
+        min_size,
+        int(group["MaxSize"]),
+        tags.get(LEASE_TAG),
+        now,
+        lease_seconds,
+        tags.get(LEGACY_BASE_TAG),
+        tags.get(LEGACY_APPLIED_TAG),
+    )
+    return min_size, tags, ownership
 
 
 def _write(client: Any, group_name: str, lease: Lease) -> None:
