@@ -15,6 +15,7 @@ from saleor_scaling.settings import (
     PredictSettings,
     RetrainSettings,
     ScalingMode,
+    bounded,
     check_key,
     horizon_steps_for,
 )
@@ -213,3 +214,23 @@ def test_holdout_and_window_bounds_at_their_values():
     )
     assert (edge.holdout_days, edge.min_history_days, edge.training_window_days) == (8, 9, 9)
     assert math.isclose(edge.promotion_tolerance, 0.02)
+
+
+def test_bounded_declares_the_default_the_variable_and_the_range():
+    """`bounded` runs when the classes are defined; called here, its field is checked as built."""
+    declared = bounded(0.5, 0.1, 0.9, "SOME_VARIABLE")
+    assert declared.default == 0.5
+    assert dict(declared.metadata) == {"env": "SOME_VARIABLE", "range": (0.1, 0.9)}
+
+
+def test_from_env_without_a_mapping_reads_the_process_environment(monkeypatch):
+    for name, value in {**BASE_ENV, "MAX_DEPTH": "7", "EVENT_MAX_DELAY_SECONDS": "100"}.items():
+        monkeypatch.setenv(name, value)
+    assert RetrainSettings.from_env().max_depth == 7
+    assert PredictSettings.from_env().event_max_delay_seconds == 100
+
+
+def test_the_policy_gets_the_shops_cpu_target():
+    settings = PredictSettings.from_env({**BASE_ENV, "TARGET_CPU_PERCENT": "80"})
+    assert settings.policy.target_cpu_percent == 80.0
+    assert settings.target_cpu_percent == 80.0
