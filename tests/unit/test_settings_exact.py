@@ -234,3 +234,15 @@ def test_the_policy_gets_the_shops_cpu_target():
     settings = PredictSettings.from_env({**BASE_ENV, "TARGET_CPU_PERCENT": "80"})
     assert settings.policy.target_cpu_percent == 80.0
     assert settings.target_cpu_percent == 80.0
+
+
+def test_the_notification_topic_is_read_and_empty_by_default():
+    arn = "arn:aws:sns:eu-west-1:123456789012:scaling"
+    assert PredictSettings.from_env({**BASE_ENV, "NOTIFICATION_TOPIC_ARN": arn}).topic_arn == arn
+    assert RetrainSettings.from_env(BASE_ENV).topic_arn == ""
+
+
+def test_a_required_variable_that_is_absent_is_named():
+    with pytest.raises(ConfigurationError) as caught:
+        PredictSettings.from_env({"AUTO_SCALING_GROUP_NAME": "shop", "LOAD_BALANCER_FULL_NAME": "app/shop/1"})
+    assert str(caught.value) == "environment variable MODEL_BUCKET is required"
