@@ -9,12 +9,17 @@ import math
 import numpy as np
 import pytest
 
+from saleor_scaling.model import ModelError, ModelNotFoundError
 from saleor_scaling.retrain_service import (
     MIN_HOLDOUT_ROWS,
     MIN_UNSEEN_CHAMPION_ROWS,
     MIN_USABLE_SHARE,
     REFRESH_RECENT_DAYS,
     ChampionContest,
+    RetrainPorts,
+    RetrainResult,
+    RetrainStatus,
+    _champion_contest,
     _skipped_note,
     history_shortfall,
     min_usable_rows,
@@ -156,3 +161,29 @@ def test_the_skipped_note():
     assert _skipped_note(None) == ""
     assert _skipped_note({"usable": False, "error": "bad"}) == ""
     assert _skipped_note({"skipped": "too few"}) == "; comparison with the champion skipped: too few"
+
+
+class _Registry:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def current(self) -> object:
+        raise self.error
+
+
+def test_an_unservable_champion_is_reported_and_judges_nothing():
+    ports = RetrainPorts(
+        metrics=None, archive=None, models=_Registry(ModelError("manifest is forged")), notifier=None
+    )  # type: ignore[arg-type]
+    result = RetrainResult(RetrainStatus.REFUSED)
+    assert _champion_contest(None, None, None, None, None, ports, result) is None  # type: ignore[arg-type]
+    assert result.champion == {"usable": False, "error": "manifest is forged"}
+
+
+def test_no_champion_yet_is_no_report():
+    ports = RetrainPorts(
+        metrics=None, archive=None, models=_Registry(ModelNotFoundError("none")), notifier=None
+    )  # type: ignore[arg-type]
+    result = RetrainResult(RetrainStatus.REFUSED)
+    assert _champion_contest(None, None, None, None, None, ports, result) is None  # type: ignore[arg-type]
+    assert result.champion is None
