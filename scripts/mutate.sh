@@ -13,7 +13,10 @@ MUTATE_VENV=${MUTATE_VENV:-$VENV/mutate}
 STAMP=$MUTATE_VENV/.installed
 dev_site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
-if [ ! -f "$STAMP" ] || [ requirements-mutate.txt -nt "$STAMP" ] || [ "$VENV/.installed" -nt "$STAMP" ]; then
+# The stamp holds what was installed (the pins' digest), not a time: a fresh checkout of the
+# same pins, newer on disk, must not rebuild a venv another run is using.
+wanted=$(sha256sum requirements-mutate.txt | cut -d' ' -f1)
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$wanted" ] || [ "$VENV/.installed" -nt "$STAMP" ]; then
   echo "installing requirements-mutate.txt into $MUTATE_VENV"
   rm -rf "$MUTATE_VENV"
   "$VENV/bin/python" -m venv "$MUTATE_VENV"
@@ -23,6 +26,6 @@ if [ ! -f "$STAMP" ] || [ requirements-mutate.txt -nt "$STAMP" ] || [ "$VENV/.in
   # pip warns that sam wants click 8.1.8 (sam is never run from this venv): said once here.
   echo "(pip will warn that aws-sam-cli wants click 8.1.8: sam does not run from $MUTATE_VENV)"
   "$MUTATE_VENV/bin/python" -m pip install --quiet -r requirements-mutate.txt
-  touch "$STAMP"
+  echo "$wanted" >"$STAMP"
 fi
 exec "$MUTATE_VENV/bin/python" scripts/mutate.py "$@"
