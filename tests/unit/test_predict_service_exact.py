@@ -1,0 +1,400 @@
+"""run_predict through in-memory ports, value by value: the clock bounds at their values,
+the lease's records and the order they are written in, the reasons and the log record as
+an operator reads them. Every expected value is written out literally."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from saleor_scaling.lease import Lease
+from saleor_scaling.model import ModelMetadata
+from saleor_scaling.policy import GroupCapacity, GroupFacts
+from saleor_scaling.predict_service import PredictPorts, Status, run_predict
+from saleor_scaling.settings import ModelLocation, PolicySettings, PredictSettings, ScalingMode
+from saleor_scaling.state import StateConflictError
+from tests.unit.fakes import FakeGroup, FakeModels, FakeNotifier, FakeState, HistoryPort
+from tests.unit.test_forged_state_in_predict import SLOT, NoModel, shop
+
+SLOT_ISO = "2023-11-28T03:00:00Z"
+BEFORE = SLOT - 300
+"""The slot before, which wrote the lease."""
+
+
+def settings(mode: ScalingMode = ScalingMode.FORECAST_AND_SCALE, **overrides: Any) -> PredictSettings:
+    return PredictSettings(
+        auto_scaling_group_name="saleor-api",
+        load_balancer_full_name="app/saleor/0123456789abcdef",
+        model=ModelLocation(bucket="models"),
+        policy=PolicySettings(mode=mode, max_scale_in_step=1),
+        **overrides,
+    )
+
+
+class RecordingGroup(FakeGroup):
+    """Every write, in order, as (call, value)."""
+
+    def __init__(self, *args: Any, fail_lease_writes: tuple[int, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.events: list[tuple[str, object]] = []
+        self.fail_lease_writes = fail_lease_writes
+        self.lease_writes = 0
+
+    def describe(self) -> GroupFacts:
+        self.events.append(("describe", None))
+        return super().describe()
+
+    def set_capacity(self, desired: int, floor: int, bounds: GroupCapacity) -> None:
+        super().set_capacity(desired, floor, bounds)
+        self.events.append(("set_capacity", (desired, floor)))
+
+    def set_floor(self, floor: int, bounds: GroupCapacity) -> None:
+        super().set_floor(floor, bounds)
+        self.events.append(("set_floor", floor))
+
+    def write_lease(self, lease: Lease) -> None:
+        self.lease_writes += 1
+        if self.lease_writes in self.fail_lease_writes:
+            raise RuntimeError("throttled")
+        super().write_lease(lease)
+        self.events.append(("write_lease", lease.encode()))
+
+
+def our_floor(
+    until: int, floor: int = 8, prior: int = 8, min_size: int = 8, slot: int = BEFORE
+) -> RecordingGroup:
+    tag = f"v1 floor={floor} prior={prior} base=2 until={until} slot={slot}"
+    return RecordingGroup(desired=8, min_size=min_size, max_size=14, lease_tag=tag)
+
+
+def make_ports(
+    group: FakeGroup, models: object = None, document: dict[str, Any] | None = None, notifier: Any = None
+) -> PredictPorts:
+    history, _, _ = shop()
+    state = FakeState()
+    state.document = document
+    return PredictPorts(
+        metrics=HistoryPort(history),
+        archive=HistoryPort(history),
+        group=group,
+        models=models or NoModel(),  # type: ignore[arg-type]
+        state=state,
+        notifier=notifier or FakeNotifier(),
+    )
+
+
+def with_model() -> FakeModels:
+    _, blob, metadata = shop()
+    return FakeModels(blob, metadata)
+
+
+FALLBACK_REASON = "model unavailable: no manifest; holding capacity, reactive scaling stays in charge"
+
+
+# --- the event's clock ---------------------------------------------------------------------
+
+
+def test_an_event_240_s_old_runs_and_241_s_is_stale():
+    group = our_floor(until=SLOT + 1500)
+    assert run_predict(SLOT, settings(), make_ports(group), received_at=SLOT + 240).status is Status.FALLBACK
+    group = our_floor(until=SLOT + 1500)
+    result = run_predict(SLOT, settings(), make_ports(group), received_at=SLOT + 241)
+    assert result.status is Status.REJECTED
+    assert result.reason == (
+        f"stale event: its time {SLOT_ISO} is 241 s before the function's clock "
+        "(EVENT_MAX_DELAY_SECONDS 240); nothing read or changed"
+    )
+    assert group.events == []
+
+
+def test_an_event_60_s_early_runs_and_61_s_is_refused():
+    group = our_floor(until=SLOT + 1500)
+    assert run_predict(SLOT, settings(), make_ports(group), received_at=SLOT - 60).status is Status.FALLBACK
+    group = our_floor(until=SLOT + 1500)
+    result = run_predict(SLOT, settings(), make_ports(group), received_at=SLOT - 61)
+    assert result.status is Status.REJECTED
+    assert result.reason == (
+        f"early event: its time {SLOT_ISO} is 61 s after the function's clock "
+        "(EVENT_MAX_EARLY_SECONDS 60); nothing read or changed"
+    )
+    assert group.events == []
+
+
+def test_no_clock_check_without_a_clock_or_when_switched_off():
+    group = our_floor(until=SLOT + 1500)
+    assert run_predict(SLOT, settings(), make_ports(group), received_at=None).status is Status.FALLBACK
+    group = our_floor(until=SLOT + 1500)
+    off = settings(event_clock_check=False)
+    assert run_predict(SLOT, off, make_ports(group), received_at=SLOT + 9999).status is Status.FALLBACK
+
+
+# --- the lease: given back first, held, adopted, confirmed ------------------------------------
+
+
+def test_an_expired_lease_is_given_back_before_anything_else_is_read():
+    group = our_floor(until=SLOT + 2)
+    ports = make_ports(group)
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    assert group.events == [
+        ("describe", None),
+        ("write_lease", f"v1 floor=2 prior=8 base=2 until=0 slot={BEFORE}"),
+        ("set_floor", 2),
+        ("write_lease", f"v1 floor=2 prior=2 base=2 until=0 slot={BEFORE}"),
+    ]
+    assert result.floor_released is True
+    assert result.changed_group is True
+    assert result.floor_note == "MinSize 8 -> 2: the floor's lease expired at 2023-11-28T03:00:02Z"
+    assert result.status is Status.FALLBACK
+    assert result.reason == FALLBACK_REASON
+    assert result.lease_until is None
+    assert result.group == GroupCapacity(2, 14, 8, 8, current_min_size=2, floor_managed=True)
+    assert ports.state.document["last_decision"] == {  # type: ignore[attr-defined]
+        "time": SLOT_ISO,
+        "status": "fallback",
+        "reason": "model unavailable: no manifest",
+    }
+
+
+def test_the_lease_is_judged_by_the_functions_clock_not_the_events():
+    group = our_floor(until=SLOT + 3)
+    result = run_predict(SLOT, settings(), make_ports(group), received_at=SLOT + 2.0)
+    assert (result.floor_released, group.min_size) == (False, 8)
+    group = our_floor(until=SLOT + 1)
+    result = run_predict(SLOT, settings(), make_ports(group), received_at=SLOT + 1.0)
+    assert (result.floor_released, group.min_size) == (True, 2)
+    group = our_floor(until=SLOT)
+    result = run_predict(SLOT, settings(), make_ports(group), received_at=None)
+    assert (result.floor_released, group.min_size) == (True, 2)
+
+
+def test_a_held_floor_stays_through_a_fallback_and_says_until_when():
+    group = our_floor(until=SLOT + 1500)
+    ports = make_ports(group)
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    assert group.events == [("describe", None)]
+    assert result.floor_released is False
+    assert result.changed_group is False
+    assert result.fallback_used is True
+    assert result.lease_until == SLOT + 1500
+    assert result.reason == (
+        f"{FALLBACK_REASON}; the floor MinSize 8 is leased until 2023-11-28T03:25:00Z, "
+        "then goes back to the operator's MinSize 2 unless a decision renews it"
+    )
+    assert result.log_record() == {
+        "status": "fallback",
+        "decision_time": SLOT_ISO,
+        "mode": "forecast-and-scale",
+        "reason": result.reason,
+        "inputs": {},
+        "model": {},
+        "group": {
+            "min": 2,
+            "max": 14,
+            "desired": 8,
+            "in_service": 8,
+            "min_size_now": 8,
+            "floor_managed": True,
+        },
+        "floor_lease_until": "2023-11-28T03:25:00Z",
+    }
+
+
+def test_forecast_only_deployment_gives_any_floor_back():
+    group = our_floor(until=SLOT + 1500)
+    result = run_predict(SLOT, settings(ScalingMode.FORECAST_ONLY), make_ports(group), received_at=SLOT + 2.0)
+    assert result.floor_released is True
+    assert result.floor_note == "MinSize 8 -> 2: forecast-only mode gives the floor back"
+    assert group.min_size == 2
+    assert result.log_record()["floor_released"] is True
+    assert result.log_record()["mode"] == "forecast-only"
+
+
+def test_a_min_size_set_elsewhere_is_recorded_as_the_operators():
+    group = our_floor(until=SLOT + 1500, min_size=11)
+    result = run_predict(SLOT, settings(), make_ports(group), received_at=SLOT + 2.0)
+    assert group.events == [
+        ("describe", None),
+        ("write_lease", f"v1 floor=11 prior=11 base=11 until=0 slot={BEFORE}"),
+    ]
+    assert result.floor_note == (
+        "MinSize 11 was set outside predict (its lease holds 8): adopted as the operator's MinSize"
+    )
+    assert result.reason == FALLBACK_REASON
+    assert group.min_size == 11
+
+
+@pytest.mark.parametrize("min_size", [5, 8])
+def test_an_unconfirmed_change_is_confirmed_by_the_next_run(min_size):
+    group = our_floor(until=SLOT + 1500, floor=8, prior=5, min_size=min_size)
+    result = run_predict(SLOT, settings(), make_ports(group), received_at=SLOT + 2.0)
+    assert group.events == [
+        ("describe", None),
+        ("write_lease", f"v1 floor={min_size} prior={min_size} base=2 until={SLOT + 1500} slot={BEFORE}"),
+    ]
+    assert result.floor_note == ""
+
+
+def test_a_failed_confirmation_is_a_warning_and_the_release_stands():
+    group = our_floor(until=SLOT)
+    group.fail_lease_writes = (2,)
+    result = run_predict(SLOT, settings(), make_ports(group), received_at=SLOT + 2.0)
+    assert group.min_size == 2
+    assert result.floor_released is True
+    assert result.floor_note == (
+        "warning: could not confirm the floor's lease (RuntimeError: throttled); "
+        "MinSize 8 -> 2: the floor's lease expired at 2023-11-28T03:00:00Z"
+    )
+    assert result.status is Status.FALLBACK
+    assert result.log_record()["floor_note"] == result.floor_note
+
+
+def test_a_failed_lease_write_before_the_release_leaves_min_size_alone():
+    group = our_floor(until=SLOT)
+    group.fail_lease_writes = (1,)
+    with pytest.raises(RuntimeError):
+        run_predict(SLOT, settings(), make_ports(group), received_at=SLOT + 2.0)
+    assert (group.min_size, group.events) == (8, [("describe", None)])
+
+
+# --- one action per slot ---------------------------------------------------------------------
+
+
+def test_a_slot_the_state_or_the_lease_names_is_a_duplicate():
+    for document, slot in (({"format": 1, "last_decision_time": SLOT}, BEFORE), (None, SLOT)):
+        group = our_floor(until=SLOT + 1500, slot=slot)
+        result = run_predict(SLOT, settings(), make_ports(group, document=document), received_at=SLOT + 2.0)
+        assert result.status is Status.DUPLICATE
+        assert result.reason == f"slot {SLOT_ISO} already decided (replayed or late event)"
+        assert group.events == [("describe", None)]
+    group = our_floor(until=SLOT + 1500, slot=BEFORE)
+    document = {"format": 1, "last_decision_time": BEFORE}
+    result = run_predict(SLOT, settings(), make_ports(group, document=document), received_at=SLOT + 2.0)
+    assert result.status is Status.FALLBACK
+
+
+class ConflictingState(FakeState):
+    def save(self, document: dict[str, Any], version: str | None) -> None:
+        raise StateConflictError("version 7, not 6")
+
+
+def test_a_slot_claimed_concurrently_is_a_duplicate():
+    group = our_floor(until=SLOT + 1500)
+    ports = make_ports(group)
+    ports.state = ConflictingState()
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    assert result.status is Status.DUPLICATE
+    assert result.decision is None
+    assert result.reason == f"another run decided slot {SLOT_ISO} concurrently (version 7, not 6)"
+    assert result.lease_until is None
+
+
+def test_a_corrupt_state_is_reset_and_reported():
+    group = our_floor(until=SLOT + 1500)
+    result = run_predict(SLOT, settings(), make_ports(group, document={"format": 99}), received_at=SLOT + 2.0)
+    assert result.state_reset != ""
+    assert result.log_record()["state_reset"] == result.state_reset
+    assert result.status is Status.FALLBACK
+
+
+# --- a dry run writes nothing ----------------------------------------------------------------
+
+
+def test_a_dry_run_lists_every_write_and_makes_none():
+    group = our_floor(until=SLOT)
+    document = {"format": 1, "last_decision_time": SLOT}
+    ports = make_ports(group, document=document)
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0, dry_run=True)
+    assert group.events == [("describe", None)]
+    assert (group.min_size, group.lease_tag) == (8, f"v1 floor=8 prior=8 base=2 until={SLOT} slot={BEFORE}")
+    assert ports.state.document == document  # type: ignore[attr-defined]
+    assert result.status is Status.DRY_RUN
+    assert result.dry_run_outcome == "fallback"
+    assert result.would == [
+        f"write the lease tag 'v1 floor=2 prior=8 base=2 until=0 slot={BEFORE}'",
+        "set MinSize 2",
+        f"write the lease tag 'v1 floor=2 prior=2 base=2 until=0 slot={BEFORE}'",
+        f"record slot {SLOT_ISO} in the state",
+    ]
+    assert result.reason == f"dry run, nothing written or changed: {FALLBACK_REASON}"
+    assert result.log_record()["dry_run"] == {"would_be": "fallback", "would": result.would}
+    assert result.log_record()["status"] == "dry-run"
+
+
+# --- a decision renews the lease -------------------------------------------------------------
+
+
+def test_a_scale_in_writes_the_lease_then_the_group_then_confirms():
+    group = our_floor(until=SLOT + 1500)
+    notifier = FakeNotifier()
+    ports = make_ports(group, models=with_model(), notifier=notifier)
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    assert result.status is Status.SCALED
+    assert group.events == [
+        ("describe", None),
+        ("write_lease", f"v1 floor=7 prior=8 base=2 until={SLOT + 1800} slot={SLOT}"),
+        ("set_capacity", (7, 7)),
+        ("write_lease", f"v1 floor=7 prior=7 base=2 until={SLOT + 1800} slot={SLOT}"),
+    ]
+    assert result.lease_until == SLOT + 1800
+    assert [subject for subject, _ in notifier.notices] == [
+        "Saleor predictive scaling: scale-in saleor-api 8 -> 7"
+    ]
+    assert notifier.notices[0][1] == result.log_record()
+    assert result.reason == result.decision.explanation  # type: ignore[union-attr]
+    record = result.log_record()
+    assert record["decision"]["applied"] is True
+    assert record["decision"]["target"] == 7
+    assert record["floor_lease_until"] == "2023-11-28T03:30:00Z"
+    state = ports.state.document  # type: ignore[attr-defined]
+    assert state["last_decision_time"] == SLOT
+    assert state["last_decision"] == {
+        "time": SLOT_ISO,
+        "target": 7,
+        "floor": 7,
+        "action": "scale-in",
+        "applied": True,
+    }
+
+
+class BrokenNotifier:
+    def notify(self, subject: str, body: dict[str, Any]) -> None:
+        raise RuntimeError("topic deleted")
+
+
+def test_a_failed_notice_is_reported_and_the_change_stands():
+    group = our_floor(until=SLOT + 1500)
+    ports = make_ports(group, models=with_model(), notifier=BrokenNotifier())
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    assert result.status is Status.SCALED
+    assert result.notification_error == "RuntimeError: topic deleted"
+    assert result.log_record()["notification_error"] == "RuntimeError: topic deleted"
+    assert (group.min_size, group.desired) == (7, 7)
+
+
+def test_forecast_only_decides_and_writes_nothing():
+    group = RecordingGroup(desired=8, min_size=2, max_size=14)
+    ports = make_ports(group, models=with_model())
+    result = run_predict(SLOT, settings(ScalingMode.FORECAST_ONLY), ports, received_at=SLOT + 2.0)
+    assert result.status is Status.DECIDED
+    assert group.events == [("describe", None)]
+    assert result.lease_until is None
+    assert result.log_record()["decision"]["applied"] is False
+
+
+def test_a_model_is_loaded_once_while_warm():
+    group = our_floor(until=SLOT + 1500)
+    models = with_model()
+    loads: list[ModelMetadata] = []
+    original = models.model_bytes
+
+    def counting(metadata: ModelMetadata) -> bytes:
+        loads.append(metadata)
+        return original(metadata)
+
+    models.model_bytes = counting  # type: ignore[method-assign]
+    ports = make_ports(group, models=models)
+    run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    run_predict(SLOT + 300, settings(), ports, received_at=SLOT + 302.0)
+    assert len(loads) == 1
+    assert list(ports.model_cache) == ["v1"]
