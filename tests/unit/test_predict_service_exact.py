@@ -12,6 +12,7 @@ from saleor_scaling.lease import Lease
 from saleor_scaling.model import ModelMetadata
 from saleor_scaling.policy import GroupCapacity, GroupFacts
 from saleor_scaling.predict_service import PredictPorts, Status, run_predict
+from saleor_scaling.series import Metric, MetricHistory
 from saleor_scaling.settings import ModelLocation, PolicySettings, PredictSettings, ScalingMode
 from saleor_scaling.state import StateConflictError
 from tests.unit.fakes import FakeGroup, FakeModels, FakeNotifier, FakeState, HistoryPort
@@ -398,3 +399,130 @@ def test_a_model_is_loaded_once_while_warm():
     run_predict(SLOT + 300, settings(), ports, received_at=SLOT + 302.0)
     assert len(loads) == 1
     assert list(ports.model_cache) == ["v1"]
+
+
+# --- what the forecast reads and remembers ---------------------------------------------------
+
+ANCHOR = SLOT - 600
+"""2023-11-28T02:50:00Z: two steps before the slot."""
+
+
+class RecordingHistory(HistoryPort):
+    """The shop's history, with the anchor's RequestCount replaced, and every read recorded."""
+
+    def __init__(self, anchor_requests: float | None = None) -> None:
+        history, _, _ = shop()
+        if anchor_requests is not None:
+            values = {metric: array.copy() for metric, array in history.values.items()}
+            values[Metric.REQUESTS][(ANCHOR - history.start) // history.step] = anchor_requests
+            history = MetricHistory(history.start, values, history.step)
+        super().__init__(history)
+        self.reads: list[tuple[str, int, int, int | None]] = []
+
+    def fetch(self, start: int, end: int, now: int) -> MetricHistory:
+        self.reads.append(("fetch", start, end, now))
+        return super().fetch(start, end, now)
+
+    def read(self, start: int, end: int, sealed_before: int | None = None) -> MetricHistory:
+        self.reads.append(("read", start, end, sealed_before))
+        return super().read(start, end, sealed_before)
+
+
+def test_26_hours_come_from_cloudwatch_and_the_week_before_from_the_backup():
+    history = RecordingHistory()
+    ports = make_ports(our_floor(until=SLOT + 1500), models=with_model())
+    ports.metrics = ports.archive = history
+    ports.archive.corrupt_days.append("2023-11-20")  # reported by an earlier run: cleared
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    assert result.status is Status.SCALED
+    # anchor + 300 back 312 steps; the rest back to anchor - (2018 + 4 + 3) steps; the
+    # backup's days up to the one that ended two days before the clock are sealed.
+    assert history.reads == [
+        ("fetch", 1701046500, 1701140100, 1701140400),
+        ("read", 1700532300, 1701046500, 1701043200),
+    ]
+    assert result.corrupt_history == []
+    assert "corrupt_history" not in result.log_record()
+
+
+def test_the_log_record_of_a_decision_holds_the_inputs_and_the_forecast():
+    ports = make_ports(our_floor(until=SLOT + 1500), models=with_model())
+    record = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0).log_record()
+    # The anchor bucket of the synthetic shop: 8454.44 requests in 5 minutes, CPU 59.18 %
+    # on 2 instances, response time 0.1392 s.
+    assert record["inputs"] == {
+        "demand_per_minute": 1690.8871,
+        "response_time_seconds": 0.1392,
+        "cpu_percent": 59.181,
+        "in_service_at_anchor": 2.0,
+        "errors_5xx": 0.0,
+        "history_steps": 2026.0,
+    }
+    assert record["forecast"]["target_time"] == "2023-11-28T03:10:00Z"
+    assert record["forecast"]["quantile"] == 0.6
+    assert record["forecast"]["headroom_basis"] == "per-tree quantile"
+    assert record["reactive_floor"] == 2
+    assert record["model"]["model_version_id"] == "v1"
+    assert record["decision"] == {
+        "recommended": 2,
+        "target": 7,
+        "floor": 7,
+        "action": "scale-in",
+        "applied": True,
+        "clamps": ["scale-in limited to 1 instance(s) per run"],
+        "explanation": "scale-in: set desired 7, floor 7 (scale-in limited to 1 instance(s) per run)",
+    }
+    assert "forecast_error" not in record
+
+
+def test_the_state_keeps_the_window_and_scores_the_forecast_made_for_the_anchor():
+    window_start = SLOT - 1800
+    document = {
+        "format": 1,
+        "last_decision_time": BEFORE,
+        "recommendations": [[window_start, 9], [window_start + 300, 2]],
+        "forecasts": {str(ANCHOR): 3.0, str(ANCHOR + 300): 1.5},
+    }
+    ports = make_ports(our_floor(until=SLOT + 1500), models=with_model(), document=document)
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    # 3.0 forecast for the anchor, 1690.8871/min served at 1000/min per instance.
+    assert result.forecast_error == pytest.approx(1.3091, abs=1e-4)
+    assert result.log_record()["forecast_error"] == 1.3091
+    state = ports.state.document  # type: ignore[attr-defined]
+    assert state["recommendations"] == [[window_start + 300, 2], [SLOT, 2]]
+    assert state["forecasts"] == {str(ANCHOR + 300): 1.5, str(SLOT + 600): 1.6905}
+    assert (ports.group.min_size, ports.group.desired) == (7, 7)  # type: ignore[attr-defined]
+
+
+def test_demand_above_ten_times_the_trained_peak_is_a_fallback():
+    # The model was trained on 4414/min at most: the ceiling is 44144/min.
+    ports = make_ports(our_floor(until=SLOT + 1500), models=with_model())
+    ports.metrics = ports.archive = RecordingHistory(anchor_requests=250_000.0)
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    assert result.status is Status.FALLBACK
+    assert result.reason.startswith(
+        "RequestCount at the anchor bucket 2023-11-28T02:50:00Z is 50000/min, above the sanity "
+        "ceiling 44144/min (DEMAND_CEILING_FACTOR 10 x the 99.9th percentile of the clean demand "
+        "it was trained on, 4414/min); holding capacity"
+    )
+    assert result.implausible_values == 1
+    assert result.log_record()["implausible_values"] == 1
+
+
+def test_demand_under_the_ceiling_is_served():
+    ports = make_ports(our_floor(until=SLOT + 1500), models=with_model())
+    ports.metrics = ports.archive = RecordingHistory(anchor_requests=200_000.0)
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    assert result.status is Status.SCALED
+    assert result.implausible_values == 0
+    assert "implausible_values" not in result.log_record()
+
+
+def test_no_requestcount_at_the_anchor_is_a_fallback():
+    ports = make_ports(our_floor(until=SLOT + 1500), models=with_model())
+    ports.metrics = ports.archive = RecordingHistory(anchor_requests=float("nan"))
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    assert result.status is Status.FALLBACK
+    assert result.reason.startswith(
+        "no valid RequestCount for the anchor bucket 2023-11-28T02:50:00Z: metrics missing or stale; "
+    )
