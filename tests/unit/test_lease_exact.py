@@ -293,3 +293,18 @@ def test_a_legacy_size_has_at_most_six_digits():
         123456, 123456, Lease(123456, 123456, 123456, 0, 0)
     )
     assert judge(8, 10**7, None, NOW, LEASE_SECONDS, "1234567", None).base is None
+
+
+def test_judge_joins_both_warnings_on_a_lease_it_keeps():
+    tag = f"v1 floor=8 prior=8 base=2 until={NOW + 99999} slot={NOW + 999}"
+    assert judge(8, 20, tag, NOW, LEASE_SECONDS) == Ownership(
+        8,
+        2,
+        Lease(8, 8, 2, 0, 0),
+        note=(
+            f"warning: lease slot {NOW + 999} is after the clock; ignored; "
+            f"warning: lease expiry {NOW + 99999} is later than any renewal predict writes; "
+            "treated as expired"
+        ),
+        slot=0,
+    )
