@@ -410,11 +410,11 @@ ANCHOR = SLOT - 600
 class RecordingHistory(HistoryPort):
     """The shop's history, with the anchor's RequestCount replaced, and every read recorded."""
 
-    def __init__(self, anchor_requests: float | None = None) -> None:
+    def __init__(self, anchor_requests: float | None = None, metric: Metric = Metric.REQUESTS) -> None:
         history, _, _ = shop()
         if anchor_requests is not None:
             values = {metric: array.copy() for metric, array in history.values.items()}
-            values[Metric.REQUESTS][(ANCHOR - history.start) // history.step] = anchor_requests
+            values[metric][(ANCHOR - history.start) // history.step] = anchor_requests
             history = MetricHistory(history.start, values, history.step)
         super().__init__(history)
         self.reads: list[tuple[str, int, int, int | None]] = []
@@ -526,3 +526,80 @@ def test_no_requestcount_at_the_anchor_is_a_fallback():
     assert result.reason.startswith(
         "no valid RequestCount for the anchor bucket 2023-11-28T02:50:00Z: metrics missing or stale; "
     )
+
+
+def test_a_missing_input_is_logged_as_null():
+    ports = make_ports(our_floor(until=SLOT + 1500), models=with_model())
+    ports.metrics = ports.archive = RecordingHistory(float("nan"), Metric.RESPONSE_TIME)
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    assert result.status is Status.SCALED
+    assert result.log_record()["inputs"]["response_time_seconds"] is None
+
+
+# --- a floor held without a change, and the dry run of a decision -----------------------------
+
+
+def held_floor() -> RecordingGroup:
+    """Predict's floor of 2 over the operator's 1, where the quiet hour needs 2 anyway."""
+    tag = f"v1 floor=2 prior=2 base=1 until={SLOT + 600} slot={BEFORE}"
+    return RecordingGroup(desired=2, min_size=2, max_size=14, lease_tag=tag)
+
+
+def test_a_decision_that_holds_the_floor_renews_its_lease_and_keeps_the_slot():
+    group = held_floor()
+    result = run_predict(SLOT, settings(), make_ports(group, models=with_model()), received_at=SLOT + 2.0)
+    assert result.status is Status.DECIDED
+    assert result.reason == "hold: hold desired 2, floor 2 (forecast used as is)"
+    assert group.events == [
+        ("describe", None),
+        ("write_lease", f"v1 floor=2 prior=2 base=1 until={SLOT + 1800} slot={BEFORE}"),
+    ]
+    assert result.lease_until == SLOT + 1800
+
+
+def test_a_forecast_only_event_neither_renews_nor_gives_back_the_floor():
+    group = held_floor()
+    ports = make_ports(group, models=with_model())
+    result = run_predict(
+        SLOT, settings(), ports, mode_override=ScalingMode.FORECAST_ONLY, received_at=SLOT + 2.0
+    )
+    assert result.status is Status.DECIDED
+    assert result.mode is ScalingMode.FORECAST_ONLY
+    assert group.events == [("describe", None)]
+    assert result.lease_until is None
+
+
+def test_a_dry_run_of_a_scale_in_lists_the_writes_in_order():
+    group = our_floor(until=SLOT + 1500)
+    notifier = FakeNotifier()
+    ports = make_ports(group, models=with_model(), notifier=notifier)
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0, dry_run=True)
+    assert result.would == [
+        f"record slot {SLOT_ISO} in the state",
+        f"write the lease tag 'v1 floor=7 prior=8 base=2 until={SLOT + 1800} slot={SLOT}'",
+        "set desired capacity 7 and MinSize 7",
+        f"write the lease tag 'v1 floor=7 prior=7 base=2 until={SLOT + 1800} slot={SLOT}'",
+        "send the notice 'Saleor predictive scaling: scale-in saleor-api 8 -> 7'",
+    ]
+    assert result.dry_run_outcome == "scaled"
+    assert group.events == [("describe", None)]
+    assert (group.min_size, group.desired) == (8, 8)
+    assert notifier.notices == []
+    assert ports.state.document is None  # type: ignore[attr-defined]
+
+
+def test_a_dry_run_keeps_the_events_mode_and_clock():
+    group = our_floor(until=SLOT + 1500)
+    ports = make_ports(group, models=with_model())
+    result = run_predict(
+        SLOT,
+        settings(),
+        ports,
+        mode_override=ScalingMode.FORECAST_ONLY,
+        received_at=SLOT + 2.0,
+        dry_run=True,
+    )
+    assert (result.dry_run_outcome, result.mode) == ("decided", ScalingMode.FORECAST_ONLY)
+    assert result.would == [f"record slot {SLOT_ISO} in the state"]
+    stale = run_predict(SLOT, settings(), ports, received_at=SLOT + 241.0, dry_run=True)
+    assert (stale.status, stale.dry_run_outcome, stale.would) == (Status.DRY_RUN, "rejected", [])
