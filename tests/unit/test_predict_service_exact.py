@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from saleor_scaling.lease import Lease
-from saleor_scaling.model import ModelMetadata
+from saleor_scaling.model import Forecast, ModelMetadata
 from saleor_scaling.policy import GroupCapacity, GroupFacts
 from saleor_scaling.predict_service import PredictPorts, Status, run_predict
 from saleor_scaling.series import Metric, MetricHistory
@@ -397,7 +397,7 @@ def test_a_model_is_loaded_once_while_warm():
     ports = make_ports(group, models=models)
     run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
     run_predict(SLOT + 300, settings(), ports, received_at=SLOT + 302.0)
-    assert len(loads) == 1
+    assert loads == [models.metadata]
     assert list(ports.model_cache) == ["v1"]
 
 
@@ -511,7 +511,8 @@ def test_demand_above_ten_times_the_trained_peak_is_a_fallback():
 
 def test_demand_under_the_ceiling_is_served():
     ports = make_ports(our_floor(until=SLOT + 1500), models=with_model())
-    ports.metrics = ports.archive = RecordingHistory(anchor_requests=200_000.0)
+    # 219000 requests in 5 minutes: 43800/min, just under the ceiling of 44144/min.
+    ports.metrics = ports.archive = RecordingHistory(anchor_requests=219_000.0)
     result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
     assert result.status is Status.SCALED
     assert result.implausible_values == 0
@@ -603,3 +604,98 @@ def test_a_dry_run_keeps_the_events_mode_and_clock():
     assert result.would == [f"record slot {SLOT_ISO} in the state"]
     stale = run_predict(SLOT, settings(), ports, received_at=SLOT + 241.0, dry_run=True)
     assert (stale.status, stale.dry_run_outcome, stale.would) == (Status.DRY_RUN, "rejected", [])
+
+
+class StubModel:
+    """The shop's model as predict's cache holds it, forecasting a fixed demand."""
+
+    def __init__(self, mean: float, upper: float) -> None:
+        self.metadata = shop()[2]
+        self.mean, self.upper = mean, upper
+
+    def forecast(self, features: Any, level: float, quantile: float) -> Forecast:
+        return Forecast(self.mean, self.upper, quantile, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("mean", "upper", "usable"),
+    [
+        (0.0, 0.0, True),
+        (500.0, 900.0, True),
+        (float("nan"), 900.0, False),
+        (500.0, float("inf"), False),
+        (500.0, -0.001, False),
+    ],
+)
+def test_a_forecast_that_is_not_a_number_of_instances_is_a_fallback(mean, upper, usable):
+    group = our_floor(until=SLOT + 1500)
+    ports = make_ports(group, models=with_model())
+    ports.model_cache["v1"] = StubModel(mean, upper)  # type: ignore[assignment]
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    if usable:
+        assert result.status is Status.SCALED
+        return
+    assert result.status is Status.FALLBACK
+    assert result.reason.startswith(f"the forecast is not a usable number ({upper!r}/min); holding capacity")
+
+
+@pytest.mark.parametrize(
+    ("in_service", "reactive"),
+    [
+        (1.0, 4),  # 1 instance at 100 % for a 30 % target: 4
+        (0.5, 2),  # under one instance: the CPU says nothing, 1690.9/min needs 2
+        (float("nan"), 2),
+    ],
+)
+def test_the_cpu_counts_over_the_fleet_that_measured_it(in_service, reactive):
+    history = RecordingHistory(in_service, Metric.IN_SERVICE)
+    values = dict(history.history.values)
+    values[Metric.CPU] = values[Metric.CPU].copy()
+    values[Metric.CPU][(ANCHOR - history.history.start) // 300] = 100.0
+    history.history = MetricHistory(history.history.start, values, 300)
+    ports = make_ports(our_floor(until=SLOT + 1500), models=with_model())
+    ports.metrics = ports.archive = history
+    hot = PredictSettings(
+        auto_scaling_group_name="saleor-api",
+        load_balancer_full_name="app/saleor/0123456789abcdef",
+        model=ModelLocation(bucket="models"),
+        policy=PolicySettings(
+            mode=ScalingMode.FORECAST_AND_SCALE, max_scale_in_step=1, target_cpu_percent=30.0
+        ),
+    )
+    result = run_predict(SLOT, hot, ports, received_at=SLOT + 2.0)
+    assert result.reactive_floor == reactive
+
+
+def test_a_recommendation_in_the_window_holds_scale_in():
+    document = {"format": 1, "last_decision_time": BEFORE, "recommendations": [[BEFORE, 8]]}
+    group = our_floor(until=SLOT + 1500)
+    result = run_predict(
+        SLOT, settings(), make_ports(group, models=with_model(), document=document), received_at=SLOT + 2.0
+    )
+    assert (group.min_size, group.desired) == (8, 8)
+    assert result.decision is not None
+    assert result.decision.target == 8
+
+
+def test_a_floor_at_the_operators_min_size_writes_no_lease():
+    group = RecordingGroup(desired=2, min_size=2, max_size=14)
+    result = run_predict(SLOT, settings(), make_ports(group, models=with_model()), received_at=SLOT + 2.0)
+    assert result.reason == "hold: hold desired 2, floor 2 (forecast used as is)"
+    assert group.events == [("describe", None)]
+    assert result.lease_until is None
+
+
+def test_a_fallback_keeps_the_window_and_the_pending_forecasts():
+    document = {
+        "format": 1,
+        "last_decision_time": BEFORE,
+        "recommendations": [[BEFORE, 5]],
+        "forecasts": {str(SLOT + 300): 2.5},
+    }
+    ports = make_ports(our_floor(until=SLOT + 1500), document=document)
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    assert result.status is Status.FALLBACK
+    state = ports.state.document  # type: ignore[attr-defined]
+    assert state["recommendations"] == [[BEFORE, 5]]
+    assert state["forecasts"] == {str(SLOT + 300): 2.5}
