@@ -699,3 +699,37 @@ def test_a_fallback_keeps_the_window_and_the_pending_forecasts():
     state = ports.state.document  # type: ignore[attr-defined]
     assert state["recommendations"] == [[BEFORE, 5]]
     assert state["forecasts"] == {str(SLOT + 300): 2.5}
+
+
+def test_the_log_record_of_a_forecast_rounds_each_figure_to_4_places():
+    ports = make_ports(our_floor(until=SLOT + 1500), models=with_model())
+    stub = StubModel(500.0, 900.0)
+    stub.forecast = lambda features, level, quantile: Forecast(  # type: ignore[method-assign]
+        500.00004, 900.00004, quantile, 0.123456
+    )
+    ports.model_cache["v1"] = stub  # type: ignore[assignment]
+    record = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0).log_record()
+    assert record["forecast"] == {
+        "target_time": "2023-11-28T03:10:00Z",
+        "demand_mean_per_minute": 500.0,
+        "demand_upper_per_minute": 900.0,
+        "quantile": 0.6,
+        "headroom": 1.8,
+        "headroom_basis": "per-tree quantile",
+        "tree_spread": 0.1235,
+        "capacity_upper": 0.9,
+    }
+
+
+class CorruptArchive(RecordingHistory):
+    def read(self, start: int, end: int, sealed_before: int | None = None) -> MetricHistory:
+        self.corrupt_days.append("2023-11-21")
+        return super().read(start, end, sealed_before)
+
+
+def test_corrupt_backup_days_are_reported():
+    ports = make_ports(our_floor(until=SLOT + 1500), models=with_model())
+    ports.archive = CorruptArchive()
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    assert result.corrupt_history == ["2023-11-21"]
+    assert result.log_record()["corrupt_history"] == ["2023-11-21"]
