@@ -733,3 +733,51 @@ def test_corrupt_backup_days_are_reported():
     result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
     assert result.corrupt_history == ["2023-11-21"]
     assert result.log_record()["corrupt_history"] == ["2023-11-21"]
+
+
+# --- the faults on a decision's path ---------------------------------------------------------
+
+
+def test_a_decision_whose_slot_was_claimed_concurrently_changes_nothing():
+    group = our_floor(until=SLOT + 1500)
+    ports = make_ports(group, models=with_model())
+    ports.state = ConflictingState()
+    result = run_predict(SLOT, settings(), ports, received_at=SLOT + 2.0)
+    assert result.status is Status.DUPLICATE
+    assert result.reason == f"another run decided slot {SLOT_ISO} concurrently (version 7, not 6)"
+    assert group.events == [("describe", None)]
+
+
+def test_a_change_under_an_unreadable_tag_sets_desired_only_and_writes_no_lease():
+    group = RecordingGroup(desired=8, min_size=2, max_size=14, lease_tag="garbage")
+    result = run_predict(SLOT, settings(), make_ports(group, models=with_model()), received_at=SLOT + 2.0)
+    assert result.status is Status.SCALED
+    assert group.events == [("describe", None), ("set_capacity", (7, 2))]
+    assert result.lease_until is None
+
+
+def test_a_failed_confirmation_after_a_change_is_a_warning():
+    group = our_floor(until=SLOT + 1500)
+    group.fail_lease_writes = (2,)
+    result = run_predict(SLOT, settings(), make_ports(group, models=with_model()), received_at=SLOT + 2.0)
+    assert result.status is Status.SCALED
+    assert result.floor_note == "warning: could not confirm the floor's lease (RuntimeError: throttled)"
+
+
+def test_a_failed_adoption_record_is_a_warning():
+    group = our_floor(until=SLOT + 1500, min_size=11)
+    group.fail_lease_writes = (1,)
+    result = run_predict(SLOT, settings(), make_ports(group), received_at=SLOT + 2.0)
+    assert result.floor_note == (
+        "MinSize 11 was set outside predict (its lease holds 8): adopted as the operator's MinSize; "
+        "warning: could not confirm the floor's lease (RuntimeError: throttled)"
+    )
+
+
+def test_an_expiry_61_s_past_the_longest_lease_is_given_back():
+    group = our_floor(until=SLOT + 2 + 1800 + 61)
+    result = run_predict(SLOT, settings(), make_ports(group), received_at=SLOT + 2.0)
+    assert (result.floor_released, group.min_size) == (True, 2)
+    group = our_floor(until=SLOT + 2 + 1800 + 60)
+    result = run_predict(SLOT, settings(), make_ports(group), received_at=SLOT + 2.0)
+    assert (result.floor_released, group.min_size) == (False, 8)
