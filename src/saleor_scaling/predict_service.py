@@ -357,6 +357,8 @@ def _run(
         # Written before MinSize changes: a failed write leaves the group as it was.
         ports.group.write_lease(lease)
         result.lease_until = lease.until
+    # Set before the notice goes out: the notice is the log record, reason included.
+    result.reason = decision.explanation
     if decision.apply:
         ports.group.set_capacity(decision.target, decision.floor, group)
         result.status = Status.SCALED
@@ -368,7 +370,6 @@ def _run(
             f"Saleor predictive scaling: {decision.action.value} {ports.group.name} "
             f"{group.desired} -> {decision.target}",
         )
-    result.reason = decision.explanation
     return result
 
 
