@@ -5,6 +5,7 @@ a champion comparison was skipped. Each bound is tested at its value and one ste
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -163,6 +164,14 @@ def test_the_skipped_note():
     assert _skipped_note({"skipped": "too few"}) == "; comparison with the champion skipped: too few"
 
 
+NONE: Any = None
+"""A port these tests never reach."""
+
+
+def _registry(error: Exception) -> Any:
+    return _Registry(error)
+
+
 class _Registry:
     def __init__(self, error: Exception) -> None:
         self.error = error
@@ -173,8 +182,8 @@ class _Registry:
 
 def test_an_unservable_champion_is_reported_and_judges_nothing():
     ports = RetrainPorts(
-        metrics=None, archive=None, models=_Registry(ModelError("manifest is forged")), notifier=None
-    )  # type: ignore[arg-type]
+        metrics=NONE, archive=NONE, models=_registry(ModelError("manifest is forged")), notifier=NONE
+    )
     result = RetrainResult(RetrainStatus.REFUSED)
     assert _champion_contest(None, None, None, None, None, ports, result) is None  # type: ignore[arg-type]
     assert result.champion == {"usable": False, "error": "manifest is forged"}
@@ -182,8 +191,8 @@ def test_an_unservable_champion_is_reported_and_judges_nothing():
 
 def test_no_champion_yet_is_no_report():
     ports = RetrainPorts(
-        metrics=None, archive=None, models=_Registry(ModelNotFoundError("none")), notifier=None
-    )  # type: ignore[arg-type]
+        metrics=NONE, archive=NONE, models=_registry(ModelNotFoundError("none")), notifier=NONE
+    )
     result = RetrainResult(RetrainStatus.REFUSED)
     assert _champion_contest(None, None, None, None, None, ports, result) is None  # type: ignore[arg-type]
     assert result.champion is None

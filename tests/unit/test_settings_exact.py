@@ -133,7 +133,7 @@ def test_a_non_number_built_in_code_is_named():
         PolicySettings(max_scale_in_step="2")  # type: ignore[arg-type]
     assert str(caught.value) == "MAX_SCALE_IN_STEP='2' is not a number"
     with pytest.raises(ConfigurationError) as caught:
-        PolicySettings(target_cpu_percent=True)  # type: ignore[arg-type]
+        PolicySettings(target_cpu_percent=True)
     assert str(caught.value) == "TARGET_CPU_PERCENT=True is not a number"
 
 
