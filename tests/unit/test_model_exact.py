@@ -61,8 +61,10 @@ def parse(**fields: Any) -> ModelMetadata:
 
 
 def refused(match: str, error: type[ModelError] = ModelIntegrityError, **fields: Any) -> None:
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=match) as caught:
         parse(**fields)
+    # Every refusal opens by naming what it refuses: the field, or the manifest itself.
+    assert str(caught.value).startswith(("manifest field ", "model format 1 ", "model manifest "))
 
 
 def band(value: float = 1.5) -> list[float]:
@@ -165,6 +167,7 @@ def test_sha256_must_be_64_lowercase_hex_characters():
     refused(message, sha256="f" * 65)
     refused(message, sha256="F" * 64)
     refused(message, sha256="g" * 64)
+    refused(message, sha256="X" * 64)
     refused(message, sha256=64)
 
 
@@ -257,13 +260,13 @@ def test_format_step_and_features():
 def test_missing_and_unknown_fields_are_named():
     data = document()
     del data["rows"]
-    with pytest.raises(ModelIntegrityError, match="manifest field rows is missing"):
+    with pytest.raises(ModelIntegrityError, match=r"^manifest field rows is missing"):
         ModelMetadata.from_json(json.dumps(data))
-    with pytest.raises(ModelIntegrityError, match="manifest field zzz is not part of format 2"):
+    with pytest.raises(ModelIntegrityError, match=r"^manifest field zzz is not part of format 2"):
         ModelMetadata.from_json(json.dumps(document(zzz=1)))
-    with pytest.raises(ModelIntegrityError, match="model manifest is not a JSON object"):
+    with pytest.raises(ModelIntegrityError, match=r"^model manifest is not a JSON object"):
         ModelMetadata.from_json("[]")
-    with pytest.raises(ModelIntegrityError, match="model manifest is not JSON within bounds"):
+    with pytest.raises(ModelIntegrityError, match=r"^model manifest is not JSON within bounds"):
         ModelMetadata.from_json("{")
 
 
@@ -273,7 +276,13 @@ def test_a_manifest_of_65536_bytes_is_accepted_65537_refused():
     assert len(exact.encode()) == 65536
     assert ModelMetadata.from_json(exact).rows == 2000
     assert ModelMetadata.from_json(exact.encode()).rows == 2000
-    with pytest.raises(ModelIntegrityError, match="over the 65536 byte bound"):
+    with pytest.raises(
+        ModelIntegrityError,
+        match=(
+            r"^model manifest is not JSON within bounds: "
+            r"model manifest is 65537 bytes, over the 65536 byte bound$"
+        ),
+    ):
         ModelMetadata.from_json(exact + " ")
 
 
@@ -299,12 +308,20 @@ def test_capacity_250_and_4000_are_served_for_a_setting_of_1000_and_just_outside
     validate_for_serving(parse(capacity_per_instance=250.0), ServingBounds(1000.0))
     validate_for_serving(parse(capacity_per_instance=4000.0), ServingBounds(1000.0))
     with pytest.raises(
-        ModelIntegrityError, match=r"249\.99 is outside \[250, 4000\] \(CAPACITY_PER_INSTANCE 1000"
+        ModelIntegrityError,
+        match=(
+            r"^manifest field capacity_per_instance 249\.99 is outside \[250, 4000\] "
+            r"\(CAPACITY_PER_INSTANCE 1000"
+        ),
     ):
         validate_for_serving(parse(capacity_per_instance=249.99), ServingBounds(1000.0))
-    with pytest.raises(ModelIntegrityError, match=r"4000\.01 is outside \[250, 4000\]"):
+    with pytest.raises(
+        ModelIntegrityError, match=r"^manifest field capacity_per_instance 4000\.01 is outside \[250, 4000\]"
+    ):
         validate_for_serving(parse(capacity_per_instance=4000.01), ServingBounds(1000.0))
-    with pytest.raises(ModelIntegrityError, match="horizon_steps"):
+    with pytest.raises(
+        ModelIntegrityError, match=r"^manifest field horizon_steps 0 must be an int in \[1, 26\]$"
+    ):
         validate_for_serving(ModelMetadata(**{**_fields(parse()), "horizon_steps": 0}), ServingBounds(1000.0))
 
 
@@ -326,29 +343,40 @@ def test_a_blob_of_the_declared_size_and_digest_loads():
 def test_a_blob_one_byte_off_or_with_another_digest_is_refused():
     metadata = parse().with_artifact(BLOB, "models/model.npz")
     with pytest.raises(
-        ModelIntegrityError, match=f"model is {len(BLOB) + 1} bytes, manifest field size_bytes says"
+        ModelIntegrityError, match=f"^model is {len(BLOB) + 1} bytes, manifest field size_bytes says"
     ):
         load_verified(BLOB + b"\0", metadata, ServingBounds(1000.0))
     forged = BLOB[:-1] + bytes([BLOB[-1] ^ 1])
-    with pytest.raises(ModelIntegrityError, match="does not match manifest field sha256"):
+    with pytest.raises(
+        ModelIntegrityError,
+        match=r"^model sha256 [0-9a-f]{12}… does not match manifest field sha256 [0-9a-f]{12}…$",
+    ):
         load_verified(forged, metadata, ServingBounds(1000.0))
-    with pytest.raises(ModelIntegrityError, match="is outside"):
+    with pytest.raises(
+        ModelIntegrityError,
+        match=(
+            r"^manifest field capacity_per_instance 1000 is outside \[25, 400\] "
+            r"\(CAPACITY_PER_INSTANCE 100 / and x 4\)$"
+        ),
+    ):
         load_verified(BLOB, metadata, ServingBounds(100.0))
 
 
 def test_arrays_that_are_no_forest_are_an_integrity_error():
     blob = b"PK\x03\x04" + b"\0" * 40
     metadata = parse().with_artifact(blob, "models/model.npz")
-    with pytest.raises(ModelIntegrityError, match="model arrays are not a servable forest"):
+    with pytest.raises(ModelIntegrityError, match=r"^model arrays are not a servable forest"):
         load_verified(blob, metadata, ServingBounds(1000.0))
 
 
 def test_any_exception_while_loading_is_an_integrity_error():
-    with pytest.raises(ModelIntegrityError, match="model cannot be loaded: AttributeError"):
+    with pytest.raises(ModelIntegrityError, match=r"^model cannot be loaded: AttributeError"):
         load_verified(BLOB, None, ServingBounds(1000.0))  # type: ignore[arg-type]
-    with pytest.raises(ModelIntegrityError, match="model manifest is not JSON within bounds: 'utf-8' codec"):
+    with pytest.raises(
+        ModelIntegrityError, match=r"^model manifest is not JSON within bounds: 'utf-8' codec"
+    ):
         ModelMetadata.from_json(json.dumps(document()).encode("utf-16"))
-    with pytest.raises(ModelIntegrityError, match="model manifest is unreadable: TypeError"):
+    with pytest.raises(ModelIntegrityError, match=r"^model manifest is unreadable: TypeError"):
         ModelMetadata.from_json(None)  # type: ignore[arg-type]
 
 
@@ -440,6 +468,7 @@ def test_a_zero_mean_has_no_spread_and_a_headroom_of_1():
     forecast = model_of([leaf(0.0), leaf(0.5)]).forecast(np.zeros(len(FEATURE_NAMES)), 0.0, 0.9)
     assert forecast.demand_mean == pytest.approx((math.exp(0.5) - 1) / 2)
     zero = model_of([leaf(0.0)]).forecast(np.zeros(len(FEATURE_NAMES)), 0.0, 0.9)
+    assert forecast.tree_spread == pytest.approx(1.0)  # quartiles 0.25 and 0.75 of the range, over the mean
     assert (zero.demand_mean, zero.tree_spread, zero.headroom) == (0.0, 0.0, 1.0)
     assert Forecast(0.0, 5.0, 0.9, 0.0).headroom == 1.0
     assert Forecast(2.0, 5.0, 0.9, 0.0).headroom == 2.5
@@ -447,7 +476,7 @@ def test_a_zero_mean_has_no_spread_and_a_headroom_of_1():
 
 def test_a_table_that_cannot_be_built_is_an_integrity_error():
     metadata = ModelMetadata(**{**_fields(parse()), "headroom": {"basis": "x"}})
-    with pytest.raises(ModelIntegrityError, match="manifest field headroom: headroom table is not valid"):
+    with pytest.raises(ModelIntegrityError, match=r"^manifest field headroom: headroom table is not valid"):
         ForecastModel(TreeEnsemble([leaf(0.0)], len(FEATURE_NAMES)), metadata)
 
 
@@ -466,3 +495,28 @@ def test_the_summary_names_these_fields():
     }
     table = {"basis": "step mean", "rows": 400, "band_edges": [], "factors": [band()]}
     assert manifest_summary(parse(headroom=table))["headroom_basis"] == "step mean"
+
+
+def test_each_row_gets_its_own_per_tree_quantile():
+    trees = [stump(0.5, 0.0, math.log(2.0)), stump(0.5, 0.0, math.log(3.0))]
+    features = np.zeros((2, len(FEATURE_NAMES)))
+    features[1, 0] = 1.0
+    rows = model_of(trees).forecast_rows(features, np.array([LEVEL, LEVEL]), 1.0)
+    assert [round(f.demand_upper, 6) for f in rows] == [1000.0, 3002.0]
+    assert [round(f.demand_mean, 6) for f in rows] == [1000.0, 2501.5]
+
+
+def test_library_versions_names_the_four_libraries():
+    import platform
+
+    import scipy
+    import sklearn
+
+    from saleor_scaling.model import library_versions
+
+    assert library_versions() == {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+    }
