@@ -483,3 +483,26 @@ def test_a_forest_of_one_feature_reads_no_other():
     """Leaves point at feature 0: with one feature, any other index is outside the row."""
     ensemble = TreeEnsemble([leaves(1, 9.0), stump(threshold=0.0)], 1)
     assert ensemble.predict_per_tree(np.array([[5.0], [-5.0]])).tolist() == [[9.0, 2.0], [9.0, 1.0]]
+
+
+def test_a_zip64_locator_before_the_end_record_is_refused():
+    blob = npz(arrays_of([stump()]))
+    locator = b"PK\x06\x07" + bytes(16)
+    forged = blob[:-22] + locator + blob[-22:]
+    with pytest.raises(
+        EnsembleError, match=r"^model object is not an npz: no plain zip end record at its end$"
+    ):
+        load(forged)
+
+
+def test_a_26_byte_object_is_looked_at_25_refused_at_once():
+    end = b"PK\x05\x06" + (0).to_bytes(4, "little") + (7).to_bytes(2, "little") * 2
+    end += (0).to_bytes(4, "little") + (4).to_bytes(4, "little") + (0).to_bytes(2, "little")
+    smallest = b"PK\x03\x04" + end
+    assert len(smallest) == 26
+    with pytest.raises(EnsembleError, match=r"^arrays \[\] are not the expected \[.children_left.npy."):
+        load(smallest)
+    with pytest.raises(
+        EnsembleError, match=r"^model object is not an npz: it does not start with a zip entry$"
+    ):
+        load(smallest[:25])
