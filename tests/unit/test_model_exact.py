@@ -106,14 +106,14 @@ def test_positive_numbers_just_above_0_are_accepted_0_and_non_finite_refused(nam
     assert getattr(one, name) == 1.0
     assert isinstance(getattr(one, name), float)
     for bad in (0.0, -1.0, "1000", True, None, float("inf"), float("nan"), float("-inf")):
-        refused(f"manifest field {name} {bad!r} must be a", **{name: bad})
+        refused(f"manifest field {name} {bad!r} must be a", **{name: bad})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", ["model_version_id", "trained_at", "training_start", "training_end"])
 def test_texts_of_256_characters_are_accepted_257_refused(name):
     assert getattr(parse(**{name: "a" * 256}), name) == "a" * 256
-    refused(f"manifest field {name} must be a string of at most 256 characters", **{name: "a" * 257})
-    refused(f"manifest field {name} must be a string", **{name: 7})
+    refused(f"manifest field {name} must be a string of at most 256 characters", **{name: "a" * 257})  # type: ignore[arg-type]
+    refused(f"manifest field {name} must be a string", **{name: 7})  # type: ignore[arg-type]
 
 
 def test_a_model_key_of_256_characters_is_accepted_257_refused():
