@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,18 +29,26 @@ def require_trace(name: str) -> Path:
     return path
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
-    """A moto-backed AWS account; boto3 clients made inside talk to the emulator."""
+@contextlib.contextmanager
+def mock_account(patch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
+    """A moto-backed AWS account for as long as the context lasts: fake credentials in the
+    environment (through `patch`), so no boto3 client made inside reaches AWS."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
-        monkeypatch.setenv(name, value)
+        patch.setenv(name, value)
     with mock_aws():
         yield boto3.session.Session(region_name="us-east-1")
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
+    """A moto-backed AWS account; boto3 clients made inside talk to the emulator."""
+    with mock_account(monkeypatch) as session:
+        yield session
 
 
 def load_handler(function: str) -> ModuleType:

@@ -104,9 +104,9 @@ def nested_json(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
 
 
-def metadata_for(blob: bytes, **fields: Any) -> ModelMetadata:
-    """A manifest that passes every field check and names `blob` (sha256 and size)."""
-    document: dict[str, Any] = {
+def manifest_document(**fields: Any) -> dict[str, Any]:
+    """A manifest document that passes every field check; `fields` replace or add fields."""
+    return {
         "feature_names": list(FEATURE_NAMES),
         "horizon_steps": 4,
         "timezone": "UTC",
@@ -128,4 +128,9 @@ def metadata_for(blob: bytes, **fields: Any) -> ModelMetadata:
         "format_version": 2,
         **fields,
     }
+
+
+def metadata_for(blob: bytes, **fields: Any) -> ModelMetadata:
+    """A manifest that passes every field check and names `blob` (sha256 and size)."""
+    document = manifest_document(**fields)
     return ModelMetadata.from_json(json.dumps(document)).with_artifact(blob, "models/model.npz")

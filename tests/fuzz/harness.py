@@ -25,13 +25,13 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
 
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.lease import PROJECT_TAG_KEYS
 from saleor_scaling.local.emulator import LocalLambdaContext, scheduled_event, set_function_clock
 from saleor_scaling.model import ModelMetadata
 from saleor_scaling.series import MetricHistory
+from tests.conftest import mock_account
 from tests.integration.conftest import NOW, PredictWorld, emitted_metrics, iso, make_world
 
 STEP = 300
@@ -46,16 +46,8 @@ FAULT_METRICS = ("FallbackUsed", "StateResets", "PredictErrors", "CorruptHistory
 @contextlib.contextmanager
 def emulated_aws() -> Iterator[tuple[boto3.session.Session, pytest.MonkeyPatch]]:
     """The `aws` fixture of tests/conftest.py for a whole module (it is function-scoped)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            patch.setenv(name, value)
-        with mock_aws():
-            yield boto3.session.Session(region_name="us-east-1"), patch
+    with pytest.MonkeyPatch.context() as patch, mock_account(patch) as session:
+        yield session, patch
 
 
 class Outcome:

@@ -26,34 +26,13 @@ from saleor_scaling.model import (
     manifest_summary,
     validate_for_serving,
 )
-from tests.forged_artifacts import forest_npz
+from tests.forged_artifacts import forest_npz, manifest_document
 
 SHA = "0123456789abcdef" * 4
 
 
 def document(**fields: Any) -> dict[str, Any]:
-    return {
-        "feature_names": list(FEATURE_NAMES),
-        "horizon_steps": 4,
-        "timezone": "UTC",
-        "capacity_per_instance": 1000.0,
-        "trained_at": "2023-11-27T00:00:00Z",
-        "training_start": "2023-11-20T00:00:00Z",
-        "training_end": "2023-11-27T00:00:00Z",
-        "rows": 2000,
-        "training_demand_max_per_minute": 5000.0,
-        "sha256": SHA,
-        "size_bytes": 1,
-        "model_key": "models/model.npz",
-        "model_version_id": "",
-        "capacity_learned": False,
-        "scores": {},
-        "headroom": {},
-        "library_versions": {"numpy": "2.0"},
-        "step_seconds": 300,
-        "format_version": 2,
-        **fields,
-    }
+    return manifest_document(**{"sha256": SHA, "library_versions": {"numpy": "2.0"}, **fields})
 
 
 def parse(**fields: Any) -> ModelMetadata:
