@@ -9,14 +9,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from saleor_scaling.backtest import frontier
 from saleor_scaling.backtest.cli import main
 from saleor_scaling.backtest.frontier import (
+    LEVEL_REFERENCE,
     SWEPT,
+    Sweep,
     SweepPoint,
-    _recording_trainer,
+    at_reactive_target,
     cost_at_share,
+    frontier_series,
+    frontier_table,
     pareto,
+    plot_frontier,
     quantile_uppers,
+    render_sweep,
+    run_sweep,
     share_at_cost,
 )
 from saleor_scaling.backtest.history import metric_history
@@ -24,7 +32,6 @@ from saleor_scaling.backtest.peers import PEERS
 from saleor_scaling.backtest.runner import prepare_trace, run_backtest
 from saleor_scaling.backtest.simulator import TargetTracking, simulate
 from saleor_scaling.backtest.walkforward import walk_forward
-from saleor_scaling.model import ForecastModel
 from tests.backtest.helpers import small_config, synthetic_trace
 
 
@@ -38,11 +45,10 @@ def test_quantile_uppers_reproduce_the_walk_forward_sizing_at_its_quantile() -> 
     group = config.group_settings()
     reactive = simulate(trace.demand, group, TargetTracking(config.target_tracking_settings(False)))
     history = metric_history(trace.start, reactive, group)
-    models: list[ForecastModel] = []
-    forest = walk_forward(history, config.walk_forward_settings("UTC"), _recording_trainer(models))
-    assert models, "the synthetic trace must train at least one night"
+    forest = walk_forward(history, config.walk_forward_settings("UTC"))
+    assert forest.headrooms, "the synthetic trace must train at least one night"
     q = config.policy.headroom_quantile
-    uppers = quantile_uppers(forest, models, (q, 0.95))
+    uppers = quantile_uppers(forest, (q, 0.95))
     assert np.array_equal(uppers[q], forest.upper, equal_nan=True)
     served = np.isfinite(forest.upper)
     assert np.all(uppers[0.95][served] >= uppers[q][served])
@@ -118,3 +124,155 @@ def test_the_sweep_runs_every_knob_and_draws_the_frontier(
         ours["default_instance_hours_vs_oracle"]
     )
     assert out_png.stat().st_size > 20_000
+
+
+def test_the_sweep_trains_its_nights_in_workers_and_gives_the_serial_points(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[int] = []
+    real = walk_forward
+
+    def spy(*args: object, **kwargs: object) -> object:
+        asked.append(int(kwargs.get("workers", 1)))  # type: ignore[call-overload]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(frontier, "walk_forward", spy)
+    trace = synthetic_trace(5.0, seed=7)
+    serial = run_sweep(trace, small_config(workers=1))
+    parallel = run_sweep(trace, small_config(workers=2))
+    assert asked == [1, 2]
+    assert sum(p.strategy == "predictive" for p in serial.points) == 30
+    assert serial.points == parallel.points
+    assert serial.bound_curve == parallel.bound_curve
+    assert serial.oracle_instance_hours == parallel.oracle_instance_hours
+
+
+def test_ours_is_swept_over_headroom_quantile_and_the_reactive_target() -> None:
+    trace = synthetic_trace(4.0, seed=3)
+    config = small_config(workers=1)
+    sweep = run_sweep(trace, config)
+    ours = [p for p in sweep.points if p.strategy == "predictive"]
+    assert sorted((p.value, p.target_cpu_percent) for p in ours) == sorted(
+        (q, cpu) for q in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95) for cpu in (70.0, 60.0, 50.0, 40.0, 30.0)
+    )
+    assert [(p.value, p.target_cpu_percent) for p in ours if p.default] == [(0.6, 70.0)]
+    # Our default point is what the backtest itself measures for the predictive strategy.
+    report = run_backtest(trace, config)
+    default = sweep.ours()
+    assert default is not None
+    assert default.under_provisioned_minutes == report.figures["predictive"].under_provisioned_minutes
+    assert default.instance_hours == pytest.approx(report.figures["predictive"].instance_hours, abs=1e-9)
+    # The reactive peer is swept at the same targets, so ours can be read against it.
+    reactive = [p.value for p in sweep.points if p.strategy == "reactive"]
+    assert reactive == [70.0, 60.0, 50.0, 40.0, 30.0]
+    # A lower target adds instances to ours as to target tracking alone.
+    at_30 = next(p for p in ours if p.value == 0.6 and p.target_cpu_percent == 30.0)
+    assert at_30.instance_hours > default.instance_hours
+    assert at_30.under_provisioned_minutes <= default.under_provisioned_minutes
+
+
+def test_ours_at_another_reactive_target_moves_every_setting_that_reads_the_target() -> None:
+    config = small_config()  # capacity 1,000 requests a minute at 70 % CPU
+    ours = at_reactive_target(config, 35.0, 0.9)
+    assert ours.tracking.target_cpu_percent == 35.0
+    assert ours.tracking.target_requests_per_instance == 500.0
+    assert ours.policy.target_cpu_percent == 35.0
+    assert ours.policy.headroom_quantile == 0.9
+    assert ours.capacity_ratio == 0.5
+    assert ours.tracking.scale_in_enabled is True
+    # The instances do not change: the simulated group keeps its CPU model.
+    assert config.group_settings().target_cpu_percent == 70.0
+    assert config.policy.target_cpu_percent == 70.0
+
+
+def hand_sweep(points: list[SweepPoint], bound: list[tuple[float, float]] | None = None) -> Sweep:
+    return Sweep("hand", 1.0, 1440, 100.0, points, bound or [])
+
+
+def knob_point(
+    strategy: str, knob: str, value: float, share: float, cost: float, default: bool = False
+) -> SweepPoint:
+    return SweepPoint(strategy, knob, value, 0, share, cost * 100, cost, default)
+
+
+def test_the_frontier_table_reads_every_frontier_and_the_reference_at_the_same_shortfalls() -> None:
+    sweep = hand_sweep(
+        [
+            knob_point("predictive", "headroom_quantile", 0.5, 0.10, 1.0, default=True),
+            knob_point("predictive", "headroom_quantile", 0.7, 0.05, 1.2),
+            knob_point("predictive", "headroom_quantile", 0.9, 0.02, 1.5),
+            knob_point("reactive", "target_cpu_percent", 70.0, 0.20, 0.9, default=True),
+        ],
+        bound=[(0.01, 1.3), (0.05, 1.1)],
+    )
+    rows = {
+        row.strategy: [None if cost is None else round(cost, 9) for cost in row.instance_hours_vs_oracle]
+        for row in frontier_table(sweep, (0.005, 0.035, 0.05, 0.10))
+    }
+    assert rows["predictive"] == [None, 1.35, 1.2, 1.0]
+    assert rows["reactive"] == [None, None, None, None]
+    assert rows[LEVEL_REFERENCE] == [None, 1.175, 1.1, 1.1]
+    assert list(rows) == ["predictive", "reactive", LEVEL_REFERENCE]
+
+
+def phpa_like_sweep() -> Sweep:
+    """PHPA as swept on NAB ELB (2026-12-07): the gentler smoothings are cheap and the
+    lower targets at its default smoothing dear, so one frontier over both hooks."""
+    target = [(1.0, 0.16859, 2.298), (0.9, 0.15295, 2.369), (0.8, 0.13433, 2.441), (0.5, 0.09225, 2.766)]
+    points = [knob_point("phpa", "target_ratio", r, u, c, default=r == 1.0) for r, u, c in target]
+    points += [
+        knob_point("phpa", "alpha=beta=gamma", 0.5, 0.18991, 1.297),
+        knob_point("phpa", "alpha,beta,gamma", 0.3, 0.16219, 1.267),
+        knob_point("phpa", "alpha,beta,gamma", 0.1, 0.14982, 1.287),
+    ]
+    return hand_sweep(points, bound=[(0.01, 2.3), (0.08, 1.3)])
+
+
+def test_phpa_smoothings_and_targets_are_separate_lines() -> None:
+    lines = {line.label: line for line in frontier_series(phpa_like_sweep())}
+    assert set(lines) == {
+        "PHPA Holt-Winters + reactive: target_ratio",
+        "PHPA Holt-Winters + reactive: smoothing",
+    }
+    targets = lines["PHPA Holt-Winters + reactive: target_ratio"]
+    smoothing = lines["PHPA Holt-Winters + reactive: smoothing"]
+    assert [(p.knob, p.value) for p in targets.points] == [
+        ("target_ratio", 1.0),
+        ("target_ratio", 0.9),
+        ("target_ratio", 0.8),
+        ("target_ratio", 0.5),
+    ]
+    # The smoothings are swept at the default target: the default (alpha = beta = gamma =
+    # 0.9) joins their line, where the 0.3 smoothing dominates it.
+    assert [(p.knob, p.value) for p in smoothing.points] == [
+        ("alpha,beta,gamma", 0.3),
+        ("alpha,beta,gamma", 0.1),
+    ]
+    assert (targets.dashed, smoothing.dashed) == (False, True)
+
+
+def test_the_frontier_plot_and_table_do_not_call_the_level_reference_a_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib.pyplot as plt
+
+    closed: list[object] = []
+    real_close = plt.close
+
+    def keep(figure: object = None) -> None:
+        closed.append(figure)
+        real_close(figure)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plt, "close", keep)
+    sweep = phpa_like_sweep()
+    plot_frontier(sweep, tmp_path / "frontier.png")
+    legend = closed[0].axes[0].get_legend()  # type: ignore[attr-defined]
+    labels = [text.get_text() for text in legend.get_texts()]
+    reference = [label for label in labels if "clairvoyant" in label]
+    assert reference == [
+        "clairvoyant-level reference: one fixed multiple of the true level, no boot delay (not a lower bound)"
+    ]
+    assert not any("bound (" in label for label in labels)
+    text = render_sweep(sweep)
+    assert "Clairvoyant-level bound" not in text
+    assert "not a lower bound" in text

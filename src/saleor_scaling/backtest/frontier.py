@@ -41,13 +41,17 @@ from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
 from saleor_scaling.backtest.peers import PeerSettings, run_peer
 from saleor_scaling.backtest.report import scaling_statement, strategy_figures
 from saleor_scaling.backtest.runner import observed_settings, prepare_trace
-from saleor_scaling.backtest.simulator import SimulationRecord, TargetTracking, simulate
+from saleor_scaling.backtest.simulator import (
+    SimulationRecord,
+    TargetTracking,
+    TargetTrackingSettings,
+    simulate,
+)
 from saleor_scaling.backtest.strategies import PredictiveController
 from saleor_scaling.backtest.traces import Trace
 from saleor_scaling.backtest.walkforward import WalkForward, walk_forward
-from saleor_scaling.model import ForecastModel
-from saleor_scaling.series import FloatArray, MetricHistory
-from saleor_scaling.training import TrainingConfig, TrainingRows, train_as_nightly_job
+from saleor_scaling.series import FloatArray
+from saleor_scaling.settings import PolicySettings
 
 HEADROOM_QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 REACTIVE_CPU_TARGETS = (70.0, 60.0, 50.0, 40.0, 30.0)
@@ -77,6 +81,44 @@ class SweepPoint:
     instance_hours: float
     instance_hours_vs_oracle: float
     default: bool = False
+    target_cpu_percent: float | None = None
+    """Ours only: the target tracking target this point ran at (our second knob)."""
+
+    @property
+    def setting(self) -> str:
+        """The knob settings, as the table prints them."""
+        knob = f"{self.knob}={self.value:g}"
+        return knob if self.target_cpu_percent is None else f"{knob}, cpu={self.target_cpu_percent:g}"
+
+
+@dataclass(frozen=True)
+class AtReactiveTarget:
+    """Our deployment at another target tracking target. TargetCpuPercent is one parameter
+    of the template: target tracking's CPU target, predict's reactive floor and the
+    nightly job's capacity per instance (requests per minute at that CPU) all read it, and
+    CapacityPerInstance, the requests-per-target target, is set for the same CPU. The
+    instances themselves do not change (the simulated group keeps its CPU model)."""
+
+    tracking: TargetTrackingSettings
+    policy: PolicySettings
+    capacity_ratio: float
+    """What the served models' capacity per instance is multiplied by: the nightly job
+    learns it as demand per instance x target / CPU (`labels.estimate_capacity_per_instance`,
+    clamped within 4x of CapacityPerInstance, which scales alike), so it is proportional to
+    the target, and the models need not be trained again."""
+
+
+def at_reactive_target(
+    config: BacktestConfig, target_cpu_percent: float, quantile: float
+) -> AtReactiveTarget:
+    ratio = target_cpu_percent / config.policy.target_cpu_percent
+    tracking = replace(
+        config.target_tracking_settings(with_predictive=True),
+        target_cpu_percent=target_cpu_percent,
+        target_requests_per_instance=config.capacity_per_instance * ratio,
+    )
+    policy = replace(config.policy, headroom_quantile=quantile, target_cpu_percent=target_cpu_percent)
+    return AtReactiveTarget(tracking, policy, ratio)
 
 
 @dataclass
@@ -110,6 +152,10 @@ class Sweep:
                 {"under_provisioned_share": u, "instance_hours_vs_oracle": c} for u, c in self.bound_curve
             ],
             "equal_shortfall": [asdict(row) for row in equal_shortfall(self)],
+            "frontier_table": {
+                "under_provisioned_shares": list(FRONTIER_SHARES),
+                "rows": [asdict(row) for row in frontier_table(self)],
+            },
             "timings_seconds": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
@@ -195,18 +241,48 @@ def equal_shortfall(sweep: Sweep) -> list[EqualShortfallRow]:
     return rows
 
 
-def quantile_uppers(
-    forest: WalkForward, models: list[ForecastModel], quantiles: tuple[float, ...]
-) -> dict[float, FloatArray]:
-    """The walk-forward's sizing at other headroom quantiles, from the same nightly models
-    and mean forecasts (`models`: the trained nights' models, in order)."""
+FRONTIER_SHARES = (0.002, 0.005, 0.01, 0.02, 0.05, 0.10)
+"""The shortfalls the frontier table reads every strategy's cost at."""
+LEVEL_REFERENCE = "level reference"
+
+
+@dataclass(frozen=True)
+class FrontierRow:
+    strategy: str
+    instance_hours_vs_oracle: tuple[float | None, ...]
+    """At each of `FRONTIER_SHARES`, the cost `cost_at_share` reads off the frontier (None:
+    no swept setting was that rarely short)."""
+
+
+def frontier_table(sweep: Sweep, shares: tuple[float, ...] = FRONTIER_SHARES) -> list[FrontierRow]:
+    """Each strategy's frontier (over all its knobs) read at the same shortfalls, and the
+    clairvoyant-level reference's curve read alike (its row `LEVEL_REFERENCE`)."""
+    rows = [
+        FrontierRow(strategy, tuple(cost_at_share(sweep.frontier(strategy), share) for share in shares))
+        for strategy in SWEPT
+        if any(p.strategy == strategy for p in sweep.points)
+    ]
+    if sweep.bound_curve:
+        reference = pareto(
+            [SweepPoint(LEVEL_REFERENCE, "limit", 0.0, 0, u, c, c) for u, c in sweep.bound_curve]
+        )
+        rows.append(FrontierRow(LEVEL_REFERENCE, tuple(cost_at_share(reference, share) for share in shares)))
+    return rows
+
+
+def quantile_uppers(forest: WalkForward, quantiles: tuple[float, ...]) -> dict[float, FloatArray]:
+    """The walk-forward's sizing at other headroom quantiles, from the same nightly models'
+    mean forecasts and headroom tables (`WalkForward.headrooms`)."""
     uppers = {q: np.full(len(forest.mean), np.nan) for q in quantiles}
-    trained = iter(models)
-    model: ForecastModel | None = None
-    for night in forest.nights:
+    headroom = None
+    for index, night in enumerate(forest.nights):
         if night.trained:
-            model = next(trained)
-        if model is None or night.first_anchor >= night.end_anchor:
+            if index not in forest.headrooms:
+                raise ValueError(f"night {index + 1} trained but its headroom table was not kept")
+            headroom = forest.headrooms[index]
+            if headroom is None:
+                raise ValueError("a model without a headroom table: re-forecast per tree instead")
+        if headroom is None or night.first_anchor >= night.end_anchor:
             continue
         anchors = np.arange(night.first_anchor, night.end_anchor)
         anchors = anchors[np.isfinite(forest.mean[anchors])]
@@ -214,26 +290,8 @@ def quantile_uppers(
             continue
         means = forest.mean[anchors]
         for q in quantiles:
-            if model.headroom is None:
-                raise ValueError("a model without a headroom table: re-forecast per tree instead")
-            uppers[q][anchors] = means * model.headroom.multipliers(means, q)
+            uppers[q][anchors] = means * headroom.multipliers(means, q)
     return uppers
-
-
-def _recording_trainer(models: list[ForecastModel]) -> Callable[..., ForecastModel]:
-    def trainer(
-        window: MetricHistory,
-        rows: TrainingRows,
-        config: TrainingConfig,
-        holdout_days: int,
-        capacity: float,
-        learned: bool,
-    ) -> ForecastModel:
-        model = train_as_nightly_job(window, rows, config, holdout_days, capacity, learned)
-        models.append(model)
-        return model
-
-    return trainer
 
 
 def run_sweep(
@@ -256,10 +314,13 @@ def run_sweep(
     observation = Observation.of_trace(scaled)
     history = observation.observe(metric_history(scaled.start, reactive, group))
     oracle = oracle_schedule(demand, group)
-    models: list[ForecastModel] = []
-    # Serial: the recording trainer keeps the models in this process.
+    # The nights in `workers` processes, as run_backtest trains them: each night's headroom
+    # table comes back with its forecasts, which is all the other quantiles need.
     forest = walk_forward(
-        history, observed_settings(config, scaled, observation), _recording_trainer(models), progress
+        history,
+        observed_settings(config, scaled, observation),
+        progress=progress,
+        workers=config.worker_count,
     )
     timings["walk_forward"] = time.perf_counter() - begin
     minutes = len(demand)
@@ -268,7 +329,14 @@ def run_sweep(
     window = slice(lo, minutes)
     points: list[SweepPoint] = []
 
-    def judge(strategy: str, knob: str, value: float, record: SimulationRecord, default: bool) -> None:
+    def judge(
+        strategy: str,
+        knob: str,
+        value: float,
+        record: SimulationRecord,
+        default: bool,
+        target_cpu_percent: float | None = None,
+    ) -> None:
         fig = strategy_figures(
             strategy,
             demand,
@@ -289,10 +357,11 @@ def run_sweep(
                 fig.instance_hours,
                 fig.instance_hours_vs_oracle,
                 default,
+                target_cpu_percent,
             )
         )
         say(
-            f"{strategy} {knob}={value:g}: {fig.under_provisioned_share:.3%} short, "
+            f"{strategy} {points[-1].setting}: {fig.under_provisioned_share:.3%} short, "
             f"{fig.instance_hours_vs_oracle:.3f} x oracle"
         )
 
@@ -303,29 +372,33 @@ def run_sweep(
 
     step_demand = history.demand_per_minute()
     quantiles = tuple(sorted({*HEADROOM_QUANTILES, config.policy.headroom_quantile}))
+    # Ours at every target the reactive peer is swept at: a deployment sets both.
+    reactive_targets = tuple(sorted({*REACTIVE_CPU_TARGETS, config.policy.target_cpu_percent}, reverse=True))
 
     def sweep_predictive() -> None:
-        if not models:
+        if not forest.headrooms:
             return
-        uppers = quantile_uppers(forest, models, quantiles)
-        for q in quantiles:
-            policy = replace(config.policy, headroom_quantile=q)
-            controller = PredictiveController(
-                scaled.start,
-                step_demand,
-                uppers[q],
-                forest.capacity,
-                policy,
-                config.min_size,
-                config.max_size,
-                observation,
-            )
-            tracking = TargetTracking(config.target_tracking_settings(with_predictive=True))
-            record = simulate(demand, group, tracking, controller)
-            judge("predictive", "headroom_quantile", q, record, q == config.policy.headroom_quantile)
+        uppers = quantile_uppers(forest, quantiles)
+        default_cpu = config.policy.target_cpu_percent
+        for cpu in reactive_targets:
+            for q in quantiles:
+                ours = at_reactive_target(config, cpu, q)
+                controller = PredictiveController(
+                    scaled.start,
+                    step_demand,
+                    uppers[q],
+                    forest.capacity * ours.capacity_ratio,
+                    ours.policy,
+                    config.min_size,
+                    config.max_size,
+                    observation,
+                )
+                record = simulate(demand, group, TargetTracking(ours.tracking), controller)
+                default = q == config.policy.headroom_quantile and cpu == default_cpu
+                judge("predictive", "headroom_quantile", q, record, default, cpu)
 
     def sweep_reactive() -> None:
-        for cpu in REACTIVE_CPU_TARGETS:
+        for cpu in reactive_targets:
             record = (
                 reactive
                 if cpu == config.policy.target_cpu_percent
@@ -401,14 +474,14 @@ def render_sweep(sweep: Sweep) -> str:
         f"Sweep of {sweep.trace}: {sweep.days:.1f} days, {sweep.evaluated_minutes} evaluated minutes, "
         f"oracle {sweep.oracle_instance_hours:.1f} instance-hours; {sweep.scaling}",
         "",
-        f"{'strategy':<34}{'knob':<26}{'under-prov.':>12}{'vs oracle':>11}  frontier",
+        f"{'strategy':<34}{'knob':<34}{'under-prov.':>12}{'vs oracle':>11}  frontier",
     ]
     for strategy in SWEPT:
         front = sweep.frontier(strategy)
         for point in (p for p in sweep.points if p.strategy == strategy):
-            knob = f"{point.knob}={point.value:g}"
             lines.append(
-                f"{LABELS.get(strategy, strategy):<34}{knob:<26}{point.under_provisioned_share:12.3%}"
+                f"{LABELS.get(strategy, strategy):<34}{point.setting:<34}"
+                f"{point.under_provisioned_share:12.3%}"
                 f"{point.instance_hours_vs_oracle:11.3f}  {'*' if point in front else ''}"
                 f"{' (default)' if point.default else ''}"
             )
@@ -416,7 +489,7 @@ def render_sweep(sweep: Sweep) -> str:
     if ours is not None:
         lines += [
             "",
-            f"At our default (HeadroomQuantile {ours.value:g}: {ours.under_provisioned_share:.3%} short for "
+            f"At our default ({ours.setting}: {ours.under_provisioned_share:.3%} short for "
             f"{ours.instance_hours_vs_oracle:.3f} x oracle), each frontier:",
             f"{'strategy':<34}{'default short':>14}{'default cost':>13}"
             f"{'cost as rarely short':>22}{'short at our cost':>19}",
@@ -429,46 +502,122 @@ def render_sweep(sweep: Sweep) -> str:
                 f"{_fmt(row.instance_hours_vs_oracle_at_our_shortfall, '{:.3f}', 'not reached'):>22}"
                 f"{_fmt(row.under_provisioned_share_at_our_cost, '{:.3%}', 'costs more'):>19}"
             )
+    lines += [
+        "",
+        "Each frontier over all its knobs: instance-hours vs oracle to be short at most",
+        f"{'strategy':<34}" + "".join(f"{share:>9.1%}" for share in FRONTIER_SHARES),
+    ]
+    for frontier_row in frontier_table(sweep):
+        lines.append(
+            f"{LABELS.get(frontier_row.strategy, frontier_row.strategy):<34}"
+            + "".join(f"{_fmt(cost, '{:.3f}', '-'):>9}" for cost in frontier_row.instance_hours_vs_oracle)
+        )
     if sweep.bound_curve:
         lines += [
             "",
-            "Clairvoyant-level bound: "
+            f"{REFERENCE_DESCRIPTION}: "
             + ", ".join(f"{u:.2%} short at {c:.3f}" for u, c in sweep.bound_curve),
         ]
     return "\n".join(lines)
 
 
+REFERENCE_DESCRIPTION = (
+    "Clairvoyant-level reference (each step one fixed multiple of the true surrounding level, "
+    "no boot delay; not a lower bound: a sizing that varies its multiple can be cheaper)"
+)
+LABELS[LEVEL_REFERENCE] = "clairvoyant-level reference"
+SECOND_KNOBS_AROUND_DEFAULT = frozenset({"buffer_minutes", "smoothing"})
+"""Knobs swept with the others at their defaults: their lines start at the default point."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of the frontier plot: x the under-provisioned percent, y the cost."""
+
+    strategy: str
+    label: str
+    points: tuple[SweepPoint, ...]
+    dashed: bool
+    bold: bool
+
+
+def knob_family(point: SweepPoint) -> str:
+    """PHPA's smoothing settings are one knob, printed under two names."""
+    return "smoothing" if point.knob.startswith("alpha") else point.knob
+
+
+def frontier_series(sweep: Sweep) -> list[Series]:
+    """The lines to draw. Ours: its frontier over all its knobs, and thinly the quantile
+    alone at the default target. A peer with two knobs: one line per knob, each its own
+    Pareto-optimal points (joining one knob's points to another's drew a hook that is
+    no setting's curve), the knob with more settings solid."""
+    series: list[Series] = []
+    for strategy in SWEPT:
+        points = [p for p in sweep.points if p.strategy == strategy]
+        if not points:
+            continue
+        label = LABELS.get(strategy, strategy)
+        default = next((p for p in points if p.default), None)
+        if strategy == "predictive":
+            series.append(
+                Series(
+                    strategy,
+                    f"{label}: HeadroomQuantile x reactive target",
+                    tuple(pareto(points)),
+                    False,
+                    True,
+                )
+            )
+            if default is not None and default.target_cpu_percent is not None:
+                alone = [p for p in points if p.target_cpu_percent == default.target_cpu_percent]
+                if len(alone) < len(points):
+                    series.append(
+                        Series(
+                            strategy,
+                            f"{label}: HeadroomQuantile alone "
+                            f"(reactive target {default.target_cpu_percent:g} %)",
+                            tuple(pareto(alone)),
+                            True,
+                            False,
+                        )
+                    )
+            continue
+        families: dict[str, list[SweepPoint]] = {}
+        for p in points:
+            families.setdefault(knob_family(p), []).append(p)
+        if len(families) == 1:
+            series.append(Series(strategy, label, tuple(pareto(points)), False, False))
+            continue
+        main = max(families, key=lambda name: len(families[name]))
+        for name, members in families.items():
+            if name in SECOND_KNOBS_AROUND_DEFAULT and default is not None and default not in members:
+                members = [default, *members]
+            series.append(Series(strategy, f"{label}: {name}", tuple(pareto(members)), name != main, False))
+    return series
+
+
 def plot_frontier(sweep: Sweep, path: str | Path) -> Path:
-    """Cost (instance-hours / oracle's) against under-provisioned minutes, one curve per
-    strategy (its frontier; dominated settings as faint dots), the limits as dashed lines."""
+    """Cost (instance-hours / oracle's) against under-provisioned minutes: the lines of
+    `frontier_series` (dominated settings as faint dots, defaults as stars), the oracle
+    and the clairvoyant-level reference."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    figure, axis = plt.subplots(figsize=(11, 7), constrained_layout=True)
+    figure, axis = plt.subplots(figsize=(11, 7.5), constrained_layout=True)
     for strategy in SWEPT:
         points = [p for p in sweep.points if p.strategy == strategy]
         if not points:
             continue
         colour = COLOURS.get(strategy, "tab:purple")
-        front = pareto(points)
         axis.scatter(
             [100 * p.under_provisioned_share for p in points],
             [p.instance_hours_vs_oracle for p in points],
             color=colour,
             alpha=0.3,
             s=14,
-        )
-        axis.plot(
-            [100 * p.under_provisioned_share for p in front],
-            [p.instance_hours_vs_oracle for p in front],
-            color=colour,
-            marker="o",
-            ms=4,
-            lw=2.2 if strategy == "predictive" else 1.3,
-            label=LABELS.get(strategy, strategy),
         )
         default = next((p for p in points if p.default), None)
         if default is not None:
@@ -481,14 +630,26 @@ def plot_frontier(sweep: Sweep, path: str | Path) -> Path:
                 edgecolor="black",
                 zorder=5,
             )
+    for line in frontier_series(sweep):
+        axis.plot(
+            [100 * p.under_provisioned_share for p in line.points],
+            [p.instance_hours_vs_oracle for p in line.points],
+            color=COLOURS.get(line.strategy, "tab:purple"),
+            marker="o",
+            ms=4,
+            ls="--" if line.dashed else "-",
+            lw=2.4 if line.bold else 1.0 if line.dashed else 1.3,
+            label=line.label,
+        )
     if sweep.bound_curve:
         axis.plot(
             [100 * u for u, _ in sweep.bound_curve],
             [c for _, c in sweep.bound_curve],
             color="0.3",
-            ls="--",
-            lw=1.2,
-            label="clairvoyant-level bound (knows the level, no boot delay)",
+            ls=":",
+            lw=1.4,
+            label="clairvoyant-level reference: one fixed multiple of the true level, no boot delay "
+            "(not a lower bound)",
         )
     axis.axhline(1.0, color="black", ls=":", lw=1.2, label="oracle (knows every minute): 0 short at 1.0")
     axis.scatter([0.0], [1.0], color="black", marker="D", s=40, zorder=5)
@@ -496,13 +657,13 @@ def plot_frontier(sweep: Sweep, path: str | Path) -> Path:
     axis.set_xlabel("% of evaluated minutes under-provisioned (symlog)")
     axis.set_ylabel("instance-hours / the oracle's")
     axis.set_title(
-        f"{sweep.trace}: cost against shortfall, every strategy's knob swept "
+        f"{sweep.trace}: cost against shortfall, every strategy's knobs swept "
         "(stars: defaults; lower left is better)" + (f"\n{sweep.scaling}" if sweep.scaling else ""),
         loc="left",
         fontsize=11,
     )
     axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=8, loc="upper right")
+    axis.legend(fontsize=7, loc="upper right")
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

@@ -56,6 +56,7 @@ import numpy.typing as npt
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.backtest.observed import PER_MINUTE, Observation
 from saleor_scaling.features import build_features, log_level
+from saleor_scaling.headroom import HeadroomTable
 from saleor_scaling.labels import estimate_capacity_per_instance
 from saleor_scaling.model import ForecastModel
 from saleor_scaling.retrain_service import MIN_HOLDOUT_ROWS, history_shortfall
@@ -131,6 +132,9 @@ class WalkForward:
     capacity: FloatArray
     """Requests per minute per instance in the serving model's metadata, per anchor."""
     nights: list[Night] = field(default_factory=list)
+    headrooms: dict[int, HeadroomTable | None] = field(default_factory=dict)
+    """Per trained night (its index in `nights`), its model's headroom table: what the
+    sweep re-sizes `mean` with at other quantiles, without keeping the models."""
 
     @property
     def training_seconds(self) -> float:
@@ -189,6 +193,7 @@ class NightOutcome:
     mean: FloatArray
     upper: FloatArray
     capacity: float
+    headroom: HeadroomTable | None = None
 
 
 def plan_nights(
@@ -268,7 +273,7 @@ def train_and_forecast(task: NightTask, settings: WalkForwardSettings, trainer: 
         capacity_per_instance=capacity.requests_per_minute,
         seconds=task.night.seconds + time.perf_counter() - started,
     )
-    return NightOutcome(night, mean, upper, model.metadata.capacity_per_instance)
+    return NightOutcome(night, mean, upper, model.metadata.capacity_per_instance, model.headroom)
 
 
 def _limit_worker_threads(threads: int) -> None:
@@ -320,6 +325,7 @@ def walk_forward(
         result.upper[anchors] = outcome.upper
         result.capacity[anchors] = outcome.capacity
         outcomes[to_train[position][0]] = outcome
+        result.headrooms[to_train[position][0]] = outcome.headroom
         if progress is not None:
             night = outcome.night
             progress(
