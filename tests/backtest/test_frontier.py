@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from saleor_scaling.backtest.frontier import (
     share_at_cost,
 )
 from saleor_scaling.backtest.history import metric_history
+from saleor_scaling.backtest.parallel import run_in_processes
 from saleor_scaling.backtest.peers import PEERS
 from saleor_scaling.backtest.runner import prepare_trace, run_backtest
 from saleor_scaling.backtest.simulator import TargetTracking, simulate
@@ -130,17 +132,24 @@ def test_the_sweep_trains_its_nights_in_workers_and_gives_the_serial_points(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     asked: list[int] = []
-    real = walk_forward
+    simulated_in: list[int] = []
+    real_walk, real_run = walk_forward, run_in_processes
 
-    def spy(*args: object, **kwargs: object) -> object:
-        asked.append(int(kwargs.get("workers", 1)))  # type: ignore[call-overload]
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+    def spy_walk(*args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs.get("workers", 1))
+        return real_walk(*args, **kwargs)
 
-    monkeypatch.setattr(frontier, "walk_forward", spy)
+    def spy_run(function: Any, tasks: Any, workers: int, **kwargs: Any) -> Any:
+        simulated_in.append(workers)
+        return real_run(function, tasks, workers, **kwargs)
+
+    monkeypatch.setattr(frontier, "walk_forward", spy_walk)
+    monkeypatch.setattr(frontier, "run_in_processes", spy_run)
     trace = synthetic_trace(5.0, seed=7)
     serial = run_sweep(trace, small_config(workers=1))
     parallel = run_sweep(trace, small_config(workers=2))
     assert asked == [1, 2]
+    assert simulated_in == [1, 2]
     assert sum(p.strategy == "predictive" for p in serial.points) == 30
     assert serial.points == parallel.points
     assert serial.bound_curve == parallel.bound_curve

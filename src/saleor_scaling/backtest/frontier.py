@@ -24,8 +24,10 @@ the under-provisioned share), and how often it is short at our default cost.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +38,15 @@ from saleor_scaling.backtest.config import BacktestConfig
 from saleor_scaling.backtest.history import metric_history
 from saleor_scaling.backtest.observed import Observation
 from saleor_scaling.backtest.oracle import oracle_schedule
+from saleor_scaling.backtest.parallel import run_in_processes
 from saleor_scaling.backtest.peers import COLOURS as PEER_COLOURS
 from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
 from saleor_scaling.backtest.peers import PeerSettings, run_peer
 from saleor_scaling.backtest.report import scaling_statement, strategy_figures
 from saleor_scaling.backtest.runner import observed_settings, prepare_trace
 from saleor_scaling.backtest.simulator import (
+    GroupSettings,
+    IntArray,
     SimulationRecord,
     TargetTracking,
     TargetTrackingSettings,
@@ -294,14 +299,90 @@ def quantile_uppers(forest: WalkForward, quantiles: tuple[float, ...]) -> dict[f
     return uppers
 
 
+@dataclass(frozen=True)
+class PredictiveInputs:
+    """What our controller reads: the observed demand, the sizing and capacities per anchor."""
+
+    start: int
+    step_demand: FloatArray
+    upper: FloatArray
+    capacity: FloatArray
+
+
+def simulate_ours(
+    demand: FloatArray,
+    group: GroupSettings,
+    inputs: PredictiveInputs,
+    ours: AtReactiveTarget,
+    config: BacktestConfig,
+    observation: Observation,
+) -> SimulationRecord:
+    controller = PredictiveController(
+        inputs.start,
+        inputs.step_demand,
+        inputs.upper,
+        inputs.capacity,
+        ours.policy,
+        config.min_size,
+        config.max_size,
+        observation,
+    )
+    return simulate(demand, group, TargetTracking(ours.tracking), controller)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of the sweep to simulate; `run` pickles (a partial of a module-level function)."""
+
+    strategy: str
+    knob: str
+    value: float
+    default: bool
+    run: Callable[[], SimulationRecord]
+    target_cpu_percent: float | None = None
+
+
+@dataclass(frozen=True)
+class Judging:
+    """How every point is judged: as the report judges it, on the evaluated window."""
+
+    demand: FloatArray
+    window: slice
+    oracle_billed: IntArray
+    capacity_per_instance: float
+
+
+def judge_setting(setting: Setting, judging: Judging) -> SweepPoint:
+    record = setting.run()
+    fig = strategy_figures(
+        setting.strategy,
+        judging.demand,
+        record.serving,
+        record.billed,
+        0,
+        judging.capacity_per_instance,
+        judging.window,
+        judging.oracle_billed,
+    )
+    return SweepPoint(
+        setting.strategy,
+        setting.knob,
+        setting.value,
+        fig.under_provisioned_minutes,
+        fig.under_provisioned_share,
+        fig.instance_hours,
+        fig.instance_hours_vs_oracle,
+        setting.default,
+        setting.target_cpu_percent,
+    )
+
+
 def run_sweep(
     trace: Trace,
     config: BacktestConfig | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Sweep:
     """Every strategy at every knob setting on `trace`, judged on the evaluated window."""
-    import time
-
     config = config or BacktestConfig()
     say = progress or (lambda _message: None)
     timings: dict[str, float] = {}
@@ -327,114 +408,55 @@ def run_sweep(
     first_model = forest.first_model_time
     lo = min(minutes, (first_model - scaled.start) // 60 + 5) if first_model is not None else 0
     window = slice(lo, minutes)
-    points: list[SweepPoint] = []
-
-    def judge(
-        strategy: str,
-        knob: str,
-        value: float,
-        record: SimulationRecord,
-        default: bool,
-        target_cpu_percent: float | None = None,
-    ) -> None:
-        fig = strategy_figures(
-            strategy,
-            demand,
-            record.serving,
-            record.billed,
-            0,
-            config.capacity_per_instance,
-            window,
-            oracle.billed,
-        )
-        points.append(
-            SweepPoint(
-                strategy,
-                knob,
-                value,
-                fig.under_provisioned_minutes,
-                fig.under_provisioned_share,
-                fig.instance_hours,
-                fig.instance_hours_vs_oracle,
-                default,
-                target_cpu_percent,
-            )
-        )
-        say(
-            f"{strategy} {points[-1].setting}: {fig.under_provisioned_share:.3%} short, "
-            f"{fig.instance_hours_vs_oracle:.3f} x oracle"
-        )
-
-    def timed(name: str, run: Callable[[], None]) -> None:
-        started = time.perf_counter()
-        run()
-        timings[name] = time.perf_counter() - started
-
     step_demand = history.demand_per_minute()
     quantiles = tuple(sorted({*HEADROOM_QUANTILES, config.policy.headroom_quantile}))
     # Ours at every target the reactive peer is swept at: a deployment sets both.
     reactive_targets = tuple(sorted({*REACTIVE_CPU_TARGETS, config.policy.target_cpu_percent}, reverse=True))
-
-    def sweep_predictive() -> None:
-        if not forest.headrooms:
-            return
+    settings: list[Setting] = []
+    if forest.headrooms:
         uppers = quantile_uppers(forest, quantiles)
-        default_cpu = config.policy.target_cpu_percent
         for cpu in reactive_targets:
             for q in quantiles:
                 ours = at_reactive_target(config, cpu, q)
-                controller = PredictiveController(
-                    scaled.start,
-                    step_demand,
-                    uppers[q],
-                    forest.capacity * ours.capacity_ratio,
-                    ours.policy,
-                    config.min_size,
-                    config.max_size,
-                    observation,
-                )
-                record = simulate(demand, group, TargetTracking(ours.tracking), controller)
-                default = q == config.policy.headroom_quantile and cpu == default_cpu
-                judge("predictive", "headroom_quantile", q, record, default, cpu)
-
-    def sweep_reactive() -> None:
-        for cpu in reactive_targets:
-            record = (
-                reactive
-                if cpu == config.policy.target_cpu_percent
-                else run_peer(
-                    "reactive-lower",
+                run = partial(
+                    simulate_ours,
                     demand,
-                    scaled.start,
-                    history,
+                    group,
+                    PredictiveInputs(
+                        scaled.start, step_demand, uppers[q], forest.capacity * ours.capacity_ratio
+                    ),
+                    ours,
                     config,
-                    PeerSettings(reactive_lower_cpu_percent=cpu),
                     observation,
                 )
-            )
-            judge("reactive", "target_cpu_percent", cpu, record, cpu == config.policy.target_cpu_percent)
+                default = q == config.policy.headroom_quantile and cpu == config.policy.target_cpu_percent
+                settings.append(Setting("predictive", "headroom_quantile", q, default, run, cpu))
+    for cpu in reactive_targets:
+        lower = PeerSettings(reactive_lower_cpu_percent=cpu)
+        run = partial(run_peer, "reactive-lower", demand, scaled.start, history, config, lower, observation)
+        settings.append(
+            Setting("reactive", "target_cpu_percent", cpu, cpu == config.policy.target_cpu_percent, run)
+        )
 
-    def sweep_peer(name: str, variants: list[tuple[str, float, PeerSettings, bool]]) -> Callable[[], None]:
-        def run() -> None:
-            for knob, value, settings, default in variants:
-                record = run_peer(name, demand, scaled.start, history, config, settings, observation)
-                judge(name, knob, value, record, default)
-
-        return run
+    def peer(name: str, knob: str, value: float, peer_settings: PeerSettings, default: bool) -> Setting:
+        run = partial(run_peer, name, demand, scaled.start, history, config, peer_settings, observation)
+        return Setting(name, knob, value, default, run)
 
     base = PeerSettings()
-    timed("predictive", sweep_predictive)
-    timed("reactive", sweep_reactive)
     for name in ("aws-predictive-perfect", "aws-predictive-patterns"):
-        variants = [("target_ratio", r, replace(base, aws_target_ratio=r), r == 1.0) for r in TARGET_RATIOS]
-        variants += [
-            ("buffer_minutes", b / 60, replace(base, aws_buffer_seconds=b), False)
+        settings += [
+            peer(name, "target_ratio", r, replace(base, aws_target_ratio=r), r == 1.0) for r in TARGET_RATIOS
+        ]
+        settings += [
+            peer(name, "buffer_minutes", b / 60, replace(base, aws_buffer_seconds=b), False)
             for b in AWS_BUFFERS_SECONDS
         ]
-        timed(name, sweep_peer(name, variants))
-    phpa = [("target_ratio", r, replace(base, phpa_target_ratio=r), r == 1.0) for r in TARGET_RATIOS]
-    phpa += [
-        (
+    settings += [
+        peer("phpa", "target_ratio", r, replace(base, phpa_target_ratio=r), r == 1.0) for r in TARGET_RATIOS
+    ]
+    settings += [
+        peer(
+            "phpa",
             "alpha=beta=gamma" if len(set(abc)) == 1 else "alpha,beta,gamma",
             abc[0],
             replace(base, phpa_smoothing=abc),
@@ -442,10 +464,30 @@ def run_sweep(
         )
         for abc in PHPA_SMOOTHINGS
     ]
-    timed("phpa", sweep_peer("phpa", phpa))
-    crane = [("default_estimators", 1.0, base, True)]
-    crane += [("margin_fraction", m, replace(base, crane_margin_fraction=m), False) for m in CRANE_MARGINS]
-    timed("crane-dsp", sweep_peer("crane-dsp", crane))
+    settings.append(peer("crane-dsp", "default_estimators", 1.0, base, True))
+    settings += [
+        peer("crane-dsp", "margin_fraction", m, replace(base, crane_margin_fraction=m), False)
+        for m in CRANE_MARGINS
+    ]
+
+    def heard(_position: int, point: SweepPoint) -> None:
+        say(
+            f"{point.strategy} {point.setting}: {point.under_provisioned_share:.3%} short, "
+            f"{point.instance_hours_vs_oracle:.3f} x oracle"
+        )
+
+    started = time.perf_counter()
+    # Each setting is one simulation, independent of the others: in `workers` processes.
+    judging = Judging(demand, window, oracle.billed, config.capacity_per_instance)
+    points = run_in_processes(
+        partial(judge_setting, judging=judging),
+        settings,
+        config.worker_count,
+        on_result=heard,
+        progress=progress,
+        remaining="simulating the remaining settings",
+    )
+    timings["settings"] = time.perf_counter() - started
 
     oracle_hours = float(np.sum(oracle.billed[window][np.isfinite(demand[window])])) / 60.0
     bound_curve = []

@@ -27,7 +27,7 @@ every predict run until the next run's model (or, if that run is refused, longer
 
 Speed: the nights are planned first (windows, rows and the refusals need no fit), then each
 night to train is one task, its fits and the forecasts of every anchor its model serves, run
-in `workers` processes at once (`concurrent.futures.ProcessPoolExecutor`, spawned). A task
+in `workers` processes at once (`parallel.run_in_processes`, spawned). A task
 depends only on its window, its rows and the fixed `random_state`, so the forecasts are
 those of the serial run, value for value (a test compares them). Each worker fits with
 sklearn's threads capped at CPUs / workers, so that the processes do not fight over cores.
@@ -42,19 +42,20 @@ deployed one (`n_estimators`) to keep a 60-night replay fast.
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
 
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.backtest.observed import PER_MINUTE, Observation
+
+# default_workers is read from here by the configuration (one place for the pool's rules).
+from saleor_scaling.backtest.parallel import default_workers as default_workers
+from saleor_scaling.backtest.parallel import run_in_processes
 from saleor_scaling.features import build_features, log_level
 from saleor_scaling.headroom import HeadroomTable
 from saleor_scaling.labels import estimate_capacity_per_instance
@@ -276,17 +277,6 @@ def train_and_forecast(task: NightTask, settings: WalkForwardSettings, trainer: 
     return NightOutcome(night, mean, upper, model.metadata.capacity_per_instance, model.headroom)
 
 
-def _limit_worker_threads(threads: int) -> None:
-    # joblib (sklearn's n_jobs=-1) sizes its thread pool from this: two workers with two
-    # threads each would fight over two cores.
-    os.environ["LOKY_MAX_CPU_COUNT"] = str(threads)
-
-
-def default_workers() -> int:
-    """Both cores of the documented machine: one worker process per CPU this process may use."""
-    return max(1, os.process_cpu_count() or 1)
-
-
 def walk_forward(
     history: MetricHistory,
     settings: WalkForwardSettings,
@@ -333,30 +323,14 @@ def walk_forward(
                 f"({night.rows} rows, {night.seconds:.1f}s)"
             )
 
-    done = 0
-    # A daemonic process (a multiprocessing.Pool worker running backtests, as a sweep may)
-    # may not start processes of its own: its nights run serially.
-    if workers > 1 and len(tasks) > 1 and not multiprocessing.current_process().daemon:
-        threads = max(1, default_workers() // workers)
-        try:
-            with ProcessPoolExecutor(
-                max_workers=min(workers, len(tasks)),
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_limit_worker_threads,
-                initargs=(threads,),
-            ) as pool:
-                futures = [pool.submit(train_and_forecast, task, settings, trainer) for task in tasks]
-                for position, future in enumerate(futures):
-                    record(position, future.result())
-                    done = position + 1
-        except BrokenProcessPool as error:
-            # A worker could not start (a script that calls the backtest without an
-            # `if __name__ == "__main__":` guard re-runs itself in every spawned process):
-            # the nights not yet recorded run here, which gives the same result.
-            if progress is not None:
-                progress(f"worker processes failed ({error}); training the remaining nights serially")
-    for position in range(done, len(tasks)):
-        record(position, train_and_forecast(tasks[position], settings, trainer))
+    run_in_processes(
+        partial(train_and_forecast, settings=settings, trainer=trainer),
+        tasks,
+        workers,
+        on_result=record,
+        progress=progress,
+        remaining="training the remaining nights",
+    )
     result.nights = [
         outcomes[index].night if index in outcomes else night for index, night in enumerate(nights)
     ]
