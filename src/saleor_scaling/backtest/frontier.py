@@ -1,28 +1,38 @@
-"""Cost against shortfall, not one point: every strategy's knob swept (`--sweep`).
+"""Cost against shortfall, not one point: every strategy's knobs swept (`--sweep`).
 
-Each strategy trades instance-hours for fewer under-provisioned minutes with one knob:
+Each strategy trades instance-hours for fewer under-provisioned minutes with its knobs:
 
-* predictive RF + reactive: `HeadroomQuantile`. The nightly models are trained once (the
-  expensive part); each quantile re-sizes the same mean forecasts with each serving
-  model's own headroom table (`ForecastModel.forecast_rows` does exactly
-  mean x `HeadroomTable.multipliers(mean, quantile)`; a test checks the default quantile
-  reproduces the walk-forward's sizing);
+* predictive RF + reactive (ours): `HeadroomQuantile` x the target tracking target x the
+  scale-in stabilization window, since a deployment of ours sets all three. The nightly
+  models are trained once (the expensive part); each quantile re-sizes the same mean
+  forecasts with each serving model's own headroom table (`ForecastModel.forecast_rows`
+  does exactly mean x `HeadroomTable.multipliers(mean, quantile)`; a test checks the
+  default quantile reproduces the walk-forward's sizing), each target scales the served
+  capacity per instance as the nightly job would learn it (`at_reactive_target`);
 * reactive: the target tracking target (CPU and requests per target lowered together);
 * AWS predictive scaling (both forecasts): the TargetValue, and the SchedulingBufferTime;
-* PHPA and Crane: the HPA target; Crane also its margin fraction.
+* PHPA and Crane: the HPA target; PHPA also its smoothing, Crane its margin fraction.
 
 Every point is judged like the report (`report.strategy_figures`, the evaluated window).
-A strategy's frontier is its Pareto-optimal points. The limits drawn with them: the oracle
-(never short, the least cost) and the clairvoyant-level bound (`bounds`) at a range of
-under-provisioning limits, the best any sizing from a perfect forecast of the level does.
+A strategy's frontier is its Pareto-optimal points over all its knobs. Drawn with them:
+the oracle (never short, the least cost) and the clairvoyant-level reference (`bounds`)
+at a range of under-provisioning limits: every step sized as one fixed multiple of the
+true level. It is not a lower bound: a sizing whose multiple varies (ours) can be
+cheaper at low shortfalls, and is on the shared traces.
 
 `equal_shortfall`: how many instance-hours each peer's frontier needs to be as rarely short
 as our default point (interpolated between its neighbouring frontier points, linearly in
-the under-provisioned share), and how often it is short at our default cost.
+the under-provisioned share), and how often it is short at our default cost;
+`frontier_table`: every frontier's cost at the same shortfalls, 0.2 % to 10 %.
+
+The walk-forward's nights and then every setting's simulation run in `workers` processes
+(`parallel.run_in_processes`); each is a pure function of what it is sent, so the points
+are the serial run's.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -59,7 +69,10 @@ from saleor_scaling.series import FloatArray
 from saleor_scaling.settings import PolicySettings
 
 HEADROOM_QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-REACTIVE_CPU_TARGETS = (70.0, 60.0, 50.0, 40.0, 30.0)
+REACTIVE_CPU_TARGETS = (90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0)
+"""Target tracking's CPU target, ours and alone: above 70 % for the cheap end."""
+SCALE_IN_WINDOWS_MINUTES = (30, 10)
+"""Our scale-in stabilization windows (`ScaleInStabilizationMinutes`)."""
 TARGET_RATIOS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 AWS_BUFFERS_SECONDS = (600, 900)
 CRANE_MARGINS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75)
@@ -88,12 +101,18 @@ class SweepPoint:
     default: bool = False
     target_cpu_percent: float | None = None
     """Ours only: the target tracking target this point ran at (our second knob)."""
+    scale_in_stabilization_minutes: int | None = None
+    """Ours only: predict's scale-in stabilization window (our third knob)."""
 
     @property
     def setting(self) -> str:
         """The knob settings, as the table prints them."""
         knob = f"{self.knob}={self.value:g}"
-        return knob if self.target_cpu_percent is None else f"{knob}, cpu={self.target_cpu_percent:g}"
+        if self.target_cpu_percent is not None:
+            knob += f", cpu={self.target_cpu_percent:g}"
+        if self.scale_in_stabilization_minutes is not None:
+            knob += f", window={self.scale_in_stabilization_minutes}"
+        return knob
 
 
 @dataclass(frozen=True)
@@ -114,8 +133,13 @@ class AtReactiveTarget:
 
 
 def at_reactive_target(
-    config: BacktestConfig, target_cpu_percent: float, quantile: float
+    config: BacktestConfig,
+    target_cpu_percent: float,
+    quantile: float,
+    stabilization_minutes: int | None = None,
 ) -> AtReactiveTarget:
+    """Our settings at `target_cpu_percent`, `quantile` and the scale-in stabilization
+    window (`ScaleInStabilizationMinutes`; None keeps the configured one)."""
     ratio = target_cpu_percent / config.policy.target_cpu_percent
     tracking = replace(
         config.target_tracking_settings(with_predictive=True),
@@ -123,6 +147,8 @@ def at_reactive_target(
         target_requests_per_instance=config.capacity_per_instance * ratio,
     )
     policy = replace(config.policy, headroom_quantile=quantile, target_cpu_percent=target_cpu_percent)
+    if stabilization_minutes is not None:
+        policy = replace(policy, scale_in_stabilization_minutes=stabilization_minutes)
     return AtReactiveTarget(tracking, policy, ratio)
 
 
@@ -340,6 +366,7 @@ class Setting:
     default: bool
     run: Callable[[], SimulationRecord]
     target_cpu_percent: float | None = None
+    scale_in_stabilization_minutes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -374,6 +401,7 @@ def judge_setting(setting: Setting, judging: Judging) -> SweepPoint:
         fig.instance_hours_vs_oracle,
         setting.default,
         setting.target_cpu_percent,
+        setting.scale_in_stabilization_minutes,
     )
 
 
@@ -412,25 +440,30 @@ def run_sweep(
     quantiles = tuple(sorted({*HEADROOM_QUANTILES, config.policy.headroom_quantile}))
     # Ours at every target the reactive peer is swept at: a deployment sets both.
     reactive_targets = tuple(sorted({*REACTIVE_CPU_TARGETS, config.policy.target_cpu_percent}, reverse=True))
+    # And a shorter scale-in window: the cheap end of ours (capacity sized off a spike is
+    # held for less long).
+    policy = config.policy
+    windows = tuple(sorted({*SCALE_IN_WINDOWS_MINUTES, policy.scale_in_stabilization_minutes}, reverse=True))
     settings: list[Setting] = []
     if forest.headrooms:
         uppers = quantile_uppers(forest, quantiles)
-        for cpu in reactive_targets:
-            for q in quantiles:
-                ours = at_reactive_target(config, cpu, q)
-                run = partial(
-                    simulate_ours,
-                    demand,
-                    group,
-                    PredictiveInputs(
-                        scaled.start, step_demand, uppers[q], forest.capacity * ours.capacity_ratio
-                    ),
-                    ours,
-                    config,
-                    observation,
-                )
-                default = q == config.policy.headroom_quantile and cpu == config.policy.target_cpu_percent
-                settings.append(Setting("predictive", "headroom_quantile", q, default, run, cpu))
+        for window_minutes, cpu, q in itertools.product(windows, reactive_targets, quantiles):
+            ours = at_reactive_target(config, cpu, q, window_minutes)
+            run = partial(
+                simulate_ours,
+                demand,
+                group,
+                PredictiveInputs(scaled.start, step_demand, uppers[q], forest.capacity * ours.capacity_ratio),
+                ours,
+                config,
+                observation,
+            )
+            default = (q, cpu, window_minutes) == (
+                policy.headroom_quantile,
+                policy.target_cpu_percent,
+                policy.scale_in_stabilization_minutes,
+            )
+            settings.append(Setting("predictive", "headroom_quantile", q, default, run, cpu, window_minutes))
     for cpu in reactive_targets:
         lower = PeerSettings(reactive_lower_cpu_percent=cpu)
         run = partial(run_peer, "reactive-lower", demand, scaled.start, history, config, lower, observation)
@@ -604,20 +637,25 @@ def frontier_series(sweep: Sweep) -> list[Series]:
             series.append(
                 Series(
                     strategy,
-                    f"{label}: HeadroomQuantile x reactive target",
+                    f"{label}: HeadroomQuantile x reactive target x scale-in window",
                     tuple(pareto(points)),
                     False,
                     True,
                 )
             )
-            if default is not None and default.target_cpu_percent is not None:
-                alone = [p for p in points if p.target_cpu_percent == default.target_cpu_percent]
+            if default is not None:
+                alone = [
+                    p
+                    for p in points
+                    if (p.target_cpu_percent, p.scale_in_stabilization_minutes)
+                    == (default.target_cpu_percent, default.scale_in_stabilization_minutes)
+                ]
                 if len(alone) < len(points):
                     series.append(
                         Series(
                             strategy,
-                            f"{label}: HeadroomQuantile alone "
-                            f"(reactive target {default.target_cpu_percent:g} %)",
+                            f"{label}: HeadroomQuantile alone (target {default.target_cpu_percent:g} %, "
+                            f"window {default.scale_in_stabilization_minutes} min)",
                             tuple(pareto(alone)),
                             True,
                             False,
