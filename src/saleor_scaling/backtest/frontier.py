@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -738,7 +739,8 @@ def plot_frontier(sweep: Sweep, path: str | Path) -> Path:
     axis.set_ylabel("instance-hours / the oracle's")
     axis.set_title(
         f"{sweep.trace}: cost against shortfall, every strategy's knobs swept "
-        "(stars: defaults; lower left is better)" + (f"\n{sweep.scaling}" if sweep.scaling else ""),
+        "(stars: defaults; lower left is better)"
+        + ("\n" + "\n".join(textwrap.wrap(sweep.scaling, 120)) if sweep.scaling else ""),
         loc="left",
         fontsize=11,
     )
