@@ -125,6 +125,18 @@ class ModelLocation:
                 f"MODEL_KEY and MODEL_MANIFEST_KEY are both {self.model_key!r}: "
                 "each model would overwrite the manifest"
             )
+        if self.warm_up_key in (self.manifest_key, self.model_key):
+            raise ConfigurationError(
+                f"{self.warm_up_key!r} is where retrain writes its warm-up notice: "
+                "choose another MODEL_KEY or MODEL_MANIFEST_KEY"
+            )
+
+    @property
+    def warm_up_key(self) -> str:
+        """Beside the manifest: the notice that the shop is too young for a model yet
+        (`saleor_scaling.warmup`)."""
+        folder = self.manifest_key.rpartition("/")[0]
+        return f"{folder}/warm-up.json" if folder else "warm-up.json"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,9 @@ class NoModel:
     def model_bytes(self, metadata: ModelMetadata) -> bytes:
         raise AssertionError("never reached")
 
+    def warm_up(self) -> None:
+        return None
+
 
 def group_with_our_floor() -> FakeGroup:
     """MinSize 8 is the floor predict raised at the slot before, leased for 30 minutes; the
