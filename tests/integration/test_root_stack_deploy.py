@@ -42,7 +42,7 @@ from saleor_scaling.local.emulator import (
     set_function_clock,
 )
 from saleor_scaling.settings import ModelLocation
-from tests.conftest import load_handler, synthetic_history
+from tests.conftest import REPO_ROOT, load_handler, synthetic_history
 from tests.infra.cfn import load
 from tests.infra.test_tier_options import failed_rules
 from tests.integration.cfn_response import ResponseCatcher
@@ -1013,6 +1013,48 @@ def test_a_shop_with_history_forecasts_the_hour_it_is_deployed(deployed, monkeyp
     state = session.client("s3").list_objects_v2(Bucket=shop.bucket, Prefix="state/")
     assert [o["Key"] for o in state.get("Contents", [])] == [f"state/{shop.group_name}/predict-state.json"]
     assert np.isfinite(decision["forecast"]["capacity_upper"])
+
+    # The README's rehearsal, against this deployed stack with read-only credentials:
+    # the same slot twice, decided, nothing written.
+    rehearse_twice_read_only(deployed, monkeypatch, PREDICT_AT + 300)
+
+
+def rehearse_twice_read_only(deployed: Deployed, monkeypatch: pytest.MonkeyPatch, now: int) -> None:
+    from tests.integration.test_dry_run import ReadOnly
+
+    session, group = deployed.session, deployed.group_name()
+    bucket = deployed.root.outputs["ModelBucketName"]
+
+    def snapshot() -> tuple[Any, ...]:
+        described = _group(session, group)
+        versions = session.client("s3").list_object_versions(Bucket=bucket)
+        return (
+            described["DesiredCapacity"],
+            described["MinSize"],
+            sorted((tag["Key"], tag["Value"]) for tag in described.get("Tags", [])),
+            sorted(version["VersionId"] for version in versions.get("Versions", [])),
+        )
+
+    configure_from_function(deployed, monkeypatch, "PredictFunction")
+    predict = load_handler("predict")
+    predict.reset_dependencies()
+    _, ports = predict.dependencies()
+    for port in (ports.group, ports.state, ports.notifier, ports.metrics, ports.models, ports.archive):
+        if hasattr(port, "_client"):
+            monkeypatch.setattr(port, "_client", ReadOnly(port._client))
+    set_function_clock(predict, lambda: now + 3.0)
+    event = json.loads((REPO_ROOT / "events" / "dry-run.json").read_text())
+    event["time"] = iso(now - now % 300)
+    before = snapshot()
+    for _ in range(2):
+        result = predict.lambda_handler(
+            event, LocalLambdaContext(deployed.root.outputs["PredictFunctionName"])
+        )
+        assert result["status"] == "dry-run", result["reason"]
+        assert result["dry_run"]["would_be"] in ("scaled", "decided")
+        assert result["dry_run"]["would"][0].startswith("record slot")
+    assert snapshot() == before
+    predict.reset_dependencies()
 
 
 NEW_SHOP_OPENS = MONDAY + 100 * 86400  # far from the other test's days: its metrics are not in these windows
