@@ -249,3 +249,18 @@ def test_a_failed_write_is_reported_not_raised():
     result = post(failing)
     assert result.warm_up is None
     assert result.warm_up_error == "OSError: S3 is down"
+
+
+def test_the_bytes_written_are_sorted_and_rounded():
+    assert notice(history_days=1.23456).to_json() == (
+        b'{"first_model_after": 1700086400, "history_days": 1.235, "needed_days": 2.0, '
+        b'"reason": "young", "until": 1700093600, "version": 1, "written_at": 1700000000}'
+    )
+
+
+def test_the_epoch_itself_is_a_time():
+    assert WarmUp.from_json(document(first_model_after=0)).first_model_after == 0
+
+
+def test_a_notice_valid_for_no_time_at_all_still_holds_before_it_expires():
+    assert notice(until=T).invalid_at(T - 30) is None
