@@ -83,7 +83,7 @@ def release_expired_floor(
         return outcome
     assert ownership.lease is not None
     assert ownership.base is not None
-    released = ownership.release(now)
+    released = ownership.release()
     # The same order as predict: the record first, so a failure leaves MinSize as it was.
     _write(client, group_name, released)
     client.update_auto_scaling_group(AutoScalingGroupName=group_name, MinSize=ownership.base)

@@ -469,7 +469,7 @@ def _settle_floor(
     if ownership.due(clock_now) or (forecast_only and ownership.due(math.inf)):
         assert ownership.lease is not None
         assert ownership.base is not None
-        released = ownership.release(clock_now)
+        released = ownership.release()
         ports.group.write_lease(released)
         ports.group.set_floor(ownership.base, reading.group)
         result.floor_released = True

@@ -234,6 +234,10 @@ class PredictSettings(ShopSettings):
 MAX_LEAD_TIME_MINUTES = 120
 """Beyond two hours of boot and warm-up a 5-minute forecast is no longer what sizes the fleet."""
 
+MAX_MODEL_MEGABYTES_LIMIT = 50.0
+"""Predict refuses a model object above `model.MAX_MODEL_BYTES` (50 MB) before hashing it:
+a retrain allowed more would promote a model no predict run loads."""
+
 ANCHOR_OFFSET_STEPS = 2
 """The newest bucket a run trusts closed one full step before the run: CloudWatch may
 still be filling the bucket that just closed, and a half-filled bucket reads as a drop."""
@@ -258,7 +262,8 @@ class RetrainSettings(ShopSettings):
     max_depth: int = bounded(12, 4, 20, "MAX_DEPTH")
     promotion_tolerance: float = bounded(0.02, 0.0, 0.5, "PROMOTION_TOLERANCE")
     """A challenger is 'not worse' when its error is within this share of the champion's."""
-    max_model_megabytes: float = bounded(10.0, 0.1, 100.0, "MAX_MODEL_MEGABYTES")
+    max_model_megabytes: float = bounded(10.0, 0.1, MAX_MODEL_MEGABYTES_LIMIT, "MAX_MODEL_MEGABYTES")
+    """Retrain refuses to promote a bigger model (compressed)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
