@@ -434,6 +434,7 @@ NEEDS: dict[str, list[Need]] = {
     ],
     # CloudFormation invokes a custom resource's function with the deployer's credentials.
     "Custom::FloorLeaseRelease": [Need(("lambda:InvokeFunction",), referred("ServiceToken", FUNCTION))],
+    "Custom::FirstRetrain": [Need(("lambda:InvokeFunction",), referred("ServiceToken", FUNCTION))],
     # ------------------------------------------------ the Saleor tier (infra-cfn/)
     "AWS::AutoScaling::AutoScalingGroup": [
         Need(
