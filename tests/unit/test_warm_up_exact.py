@@ -165,7 +165,12 @@ def test_two_days_less_a_step_are_no_stage_and_say_what_is_needed():
 def test_two_days_are_the_daily_stage_judged_against_yesterday_on_twelve_hours():
     plan = training_plan(history_of(2), 432, SETTINGS)
     assert isinstance(plan, TrainingPlan)
-    assert (plan.stage, plan.holdout_steps, plan.min_holdout_rows, plan.needed_rows) == ("daily", 144, 72, 432)
+    assert (plan.stage, plan.holdout_steps, plan.min_holdout_rows, plan.needed_rows) == (
+        "daily",
+        144,
+        72,
+        432,
+    )
     assert (plan.baseline_periods, plan.baseline_name) == ((288,), "same time yesterday")
     assert plan.next_stage_note == (
         "; a full model (weekly pattern) can replace it once the history spans 9 days from about "
@@ -180,10 +185,20 @@ def test_two_days_with_too_few_usable_rows_are_no_stage():
 def test_nine_days_are_the_full_stage_judged_against_last_week_on_two_days():
     plan = training_plan(history_of(9), 1944, SETTINGS)
     assert isinstance(plan, TrainingPlan)
-    assert (plan.stage, plan.holdout_steps, plan.min_holdout_rows, plan.needed_rows) == ("full", 576, 144, 1944)
-    assert (plan.baseline_periods, plan.baseline_name, plan.next_stage_note) == ((288, 2016), "seasonal-naive", "")
+    assert (plan.stage, plan.holdout_steps, plan.min_holdout_rows, plan.needed_rows) == (
+        "full",
+        576,
+        144,
+        1944,
+    )
+    assert (plan.baseline_periods, plan.baseline_name, plan.next_stage_note) == (
+        (288, 2016),
+        "seasonal-naive",
+        "",
+    )
     daily = training_plan(history_of(9), 1943, SETTINGS)
-    assert isinstance(daily, TrainingPlan) and daily.stage == "daily"
+    assert isinstance(daily, TrainingPlan)
+    assert daily.stage == "daily"
 
 
 def test_the_notice_counts_from_the_first_datapoint_or_from_now_without_one():
