@@ -18,6 +18,7 @@ from saleor_scaling.backtest.frontier import (
     Sweep,
     SweepPoint,
     at_reactive_target,
+    cheaper_than_ours,
     cost_at_share,
     frontier_series,
     frontier_table,
@@ -154,17 +155,23 @@ def test_the_sweep_trains_its_nights_in_workers_and_gives_the_serial_points(
     parallel = run_sweep(trace, small_config(workers=2))
     assert asked == [1, 2]
     assert simulated_in == [1, 2]
-    assert sum(p.strategy == "predictive" for p in serial.points) == 84
+    # 6 quantiles x 7 targets x 2 windows, and forecast-only at the 7 targets.
+    assert sum(p.strategy == "predictive" for p in serial.points) == 91
     assert serial.points == parallel.points
     assert serial.bound_curve == parallel.bound_curve
     assert serial.oracle_instance_hours == parallel.oracle_instance_hours
+    # The printed tables and the JSON are the serial run's, character for character.
+    assert render_sweep(parallel) == render_sweep(serial)
+    serial_json, parallel_json = serial.to_json(), parallel.to_json()
+    del serial_json["timings_seconds"], parallel_json["timings_seconds"]
+    assert json.dumps(parallel_json) == json.dumps(serial_json)
 
 
 def test_ours_is_swept_over_headroom_quantile_and_the_reactive_target() -> None:
     trace = synthetic_trace(4.0, seed=3)
     config = small_config(workers=1)
     sweep = run_sweep(trace, config)
-    ours = [p for p in sweep.points if p.strategy == "predictive"]
+    ours = [p for p in sweep.points if p.strategy == "predictive" and p.knob != "forecast-only"]
     assert sorted((p.value, p.target_cpu_percent, p.scale_in_stabilization_minutes) for p in ours) == sorted(
         (q, cpu, window)
         for q in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -303,3 +310,110 @@ def test_the_frontier_plot_and_table_do_not_call_the_level_reference_a_bound(
     text = render_sweep(sweep)
     assert "Clairvoyant-level bound" not in text
     assert "not a lower bound" in text
+
+
+def test_a_frontier_read_between_neighbours_is_never_raised_by_adding_a_setting() -> None:
+    # Target tracking alone: 10 % short for 1.0, never short for 2.0. Ours holds both
+    # (forecast-only at each target) and one setting 2 % short for 1.95, above the line
+    # between them. Read between neighbours, ours at 5 % would be 1.594, dearer than
+    # target tracking's 1.5; alternating the two settings costs 1.5.
+    reactive = [point(0.10, 1.0, "reactive"), point(0.0, 2.0, "reactive")]
+    ours = [point(0.10, 1.0, "predictive"), point(0.0, 2.0, "predictive"), point(0.02, 1.95, "predictive")]
+    assert cost_at_share(pareto(reactive), 0.05) == pytest.approx(1.5)
+    assert cost_at_share(pareto(ours), 0.05) == pytest.approx(1.5)
+    assert share_at_cost(pareto(ours), 1.5) == pytest.approx(0.05)
+    # A point below the line is read: 2 % for 1.2 makes 5 % cost 1.0 + 0.05/0.08 x 0.2.
+    better = [*ours, point(0.02, 1.2, "predictive")]
+    assert cost_at_share(pareto(better), 0.05) == pytest.approx(1.125)
+
+
+def test_ours_frontier_is_never_above_target_tracking_at_any_target() -> None:
+    sweep = run_sweep(synthetic_trace(5.0, seed=11), small_config(workers=1))
+    reactive = [p for p in sweep.points if p.strategy == "reactive"]
+    forecast_only = {p.target_cpu_percent: p for p in sweep.points if p.knob == "forecast-only"}
+    assert list(forecast_only) == [90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0]
+    ours_front = sweep.frontier("predictive")
+    for tracking in reactive:
+        # Ours in forecast-only mode is the template's target tracking alone: the same run.
+        twin = forecast_only[tracking.value]
+        assert twin.under_provisioned_minutes == tracking.under_provisioned_minutes
+        assert twin.instance_hours == tracking.instance_hours
+        ours_cost = cost_at_share(ours_front, tracking.under_provisioned_share)
+        assert ours_cost is not None
+        assert ours_cost <= tracking.instance_hours_vs_oracle + 1e-12
+    rows = {row.strategy: row for row in frontier_table(sweep)}
+    for mine, theirs in zip(
+        rows["predictive"].instance_hours_vs_oracle, rows["reactive"].instance_hours_vs_oracle, strict=True
+    ):
+        if theirs is not None:
+            assert mine is not None
+            assert mine <= theirs + 1e-12
+    assert not [loss for loss in cheaper_than_ours(list(rows.values())) if loss.strategy == "reactive"]
+
+
+def labelled_sweep() -> Sweep:
+    """Ours: one forecast point, forecast-only at 50 %; target tracking at 70 and 50 %;
+    AWS's perfect schedule cheaper than ours at 2 %."""
+    points = [
+        SweepPoint("predictive", "headroom_quantile", 0.6, 30, 0.05, 110.0, 1.10, True, 70.0, 30),
+        SweepPoint("predictive", "forecast-only", 0.0, 6, 0.01, 130.0, 1.30, False, 50.0, None),
+        SweepPoint("reactive", "target_cpu_percent", 70.0, 120, 0.20, 90.0, 0.90, True),
+        SweepPoint("reactive", "target_cpu_percent", 50.0, 6, 0.01, 130.0, 1.30, False),
+        SweepPoint("aws-predictive-perfect", "target_ratio", 1.0, 12, 0.02, 115.0, 1.15, True),
+    ]
+    return hand_sweep(points, bound=[(0.01, 1.2), (0.05, 1.05)])
+
+
+def test_the_frontier_table_marks_forecast_only_readings_and_lists_where_ours_loses() -> None:
+    sweep = labelled_sweep()
+    assert sweep.points[1].setting == "forecast-only, cpu=50"
+    assert sweep.points[0].setting == "headroom_quantile=0.6, cpu=70, window=30"
+    rows = {row.strategy: row for row in frontier_table(sweep)}
+    assert rows["predictive"].read_from == (
+        (),
+        (),
+        ("forecast-only, cpu=50",),
+        ("headroom_quantile=0.6, cpu=70, window=30", "forecast-only, cpu=50"),
+        ("headroom_quantile=0.6, cpu=70, window=30",),
+        ("headroom_quantile=0.6, cpu=70, window=30",),
+    )
+    assert rows["predictive"].forecast_only() == (False, False, True, True, False, False)
+    text = render_sweep(sweep)
+    ours_line = next(
+        line
+        for line in text.split("Each frontier over all its knobs")[1].splitlines()
+        if line.startswith("predictive RF + reactive (ours)   ")
+    )
+    assert ours_line.split()[-6:] == ["-", "-", "1.300f", "1.250f", "1.100", "1.100"]
+    assert "f: ours read off a ScalingMode forecast-only point" in text
+    assert "Where a peer's frontier is cheaper than ours at the same shortfall:" in text
+    # At 2 % short ours reads 1.25 between its points, AWS's schedule 1.15.
+    assert "  AWS perfect-hour + reactive at 2.0%: 1.150 against 1.250" in text.splitlines()
+    losses = cheaper_than_ours(frontier_table(sweep))
+    assert [(loss.strategy, loss.under_provisioned_share) for loss in losses] == [
+        ("aws-predictive-perfect", 0.02)
+    ]
+
+
+def test_the_plot_names_ours_over_all_its_knobs_and_the_quantile_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib.pyplot as plt
+
+    closed: list[object] = []
+    real_close = plt.close
+
+    def keep(figure: object = None) -> None:
+        closed.append(figure)
+        real_close(figure)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plt, "close", keep)
+    plot_frontier(labelled_sweep(), tmp_path / "frontier.png")
+    legend = closed[0].axes[0].get_legend()  # type: ignore[attr-defined]
+    labels = [text.get_text() for text in legend.get_texts()]
+    assert labels[:3] == [
+        "predictive RF + reactive (ours): HeadroomQuantile x reactive target x scale-in window, "
+        "or forecast-only",
+        "predictive RF + reactive (ours): HeadroomQuantile alone (target 70 %, window 30 min)",
+        "reactive target tracking",
+    ]

@@ -3,7 +3,10 @@
 Each strategy trades instance-hours for fewer under-provisioned minutes with its knobs:
 
 * predictive RF + reactive (ours): `HeadroomQuantile` x the target tracking target x the
-  scale-in stabilization window, since a deployment of ours sets all three. The nightly
+  scale-in stabilization window, since a deployment of ours sets all three, and at each
+  target `ScalingMode` forecast-only (target tracking alone: predict publishes but does
+  not scale), so ours is never dearer than target tracking at any target, and the table
+  marks the shortfalls where forecast-only is what keeps it there. The nightly
   models are trained once (the expensive part); each quantile re-sizes the same mean
   forecasts with each serving model's own headroom table (`ForecastModel.forecast_rows`
   does exactly mean x `HeadroomTable.multipliers(mean, quantile)`; a test checks the
@@ -74,6 +77,9 @@ REACTIVE_CPU_TARGETS = (90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0)
 """Target tracking's CPU target, ours and alone: above 70 % for the cheap end."""
 SCALE_IN_WINDOWS_MINUTES = (30, 10)
 """Our scale-in stabilization windows (`ScaleInStabilizationMinutes`)."""
+FORECAST_ONLY = "forecast-only"
+"""Ours' knob for `ScalingMode` forecast-only: the group is target tracking alone at the
+deployment's target (predict's window and quantile do nothing then)."""
 TARGET_RATIOS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 AWS_BUFFERS_SECONDS = (600, 900)
 CRANE_MARGINS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75)
@@ -108,7 +114,7 @@ class SweepPoint:
     @property
     def setting(self) -> str:
         """The knob settings, as the table prints them."""
-        knob = f"{self.knob}={self.value:g}"
+        knob = FORECAST_ONLY if self.knob == FORECAST_ONLY else f"{self.knob}={self.value:g}"
         if self.target_cpu_percent is not None:
             knob += f", cpu={self.target_cpu_percent:g}"
         if self.scale_in_stabilization_minutes is not None:
@@ -187,6 +193,7 @@ class Sweep:
             "frontier_table": {
                 "under_provisioned_shares": list(FRONTIER_SHARES),
                 "rows": [asdict(row) for row in frontier_table(self)],
+                "cheaper_than_ours": [asdict(loss) for loss in cheaper_than_ours(frontier_table(self))],
             },
             "timings_seconds": {k: round(v, 3) for k, v in self.timings.items()},
         }
@@ -202,9 +209,40 @@ def pareto(points: list[SweepPoint]) -> list[SweepPoint]:
     return front
 
 
+def lower_hull(front: list[SweepPoint]) -> list[SweepPoint]:
+    """The points of a frontier (by rising cost) on its lower convex hull: a point above
+    the straight line between two others costs more than alternating those two settings,
+    and reading between hull points means adding a setting never raises the frontier
+    (reading between any neighbours could: a new point just above that line would)."""
+    hull: list[SweepPoint] = []
+    for point in front:
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            # b stays only if it lies strictly below the line from a to `point`.
+            cross = (b.under_provisioned_share - a.under_provisioned_share) * (
+                point.instance_hours_vs_oracle - a.instance_hours_vs_oracle
+            ) - (b.instance_hours_vs_oracle - a.instance_hours_vs_oracle) * (
+                point.under_provisioned_share - a.under_provisioned_share
+            )
+            if cross < 0:
+                break
+            hull.pop()
+        hull.append(point)
+    return hull
+
+
 def cost_at_share(front: list[SweepPoint], share: float) -> float | None:
     """Instance-hours vs oracle the frontier needs to be short no more than `share` of the
-    time (linear between neighbours); None if no swept point is that rarely short."""
+    time (linear between neighbours on its lower hull); None if no swept point is that
+    rarely short."""
+    reading = read_at_share(front, share)
+    return None if reading is None else reading[0]
+
+
+def read_at_share(front: list[SweepPoint], share: float) -> tuple[float, tuple[SweepPoint, ...]] | None:
+    """`cost_at_share`, with the frontier points the cost is read from (one, or the two
+    it interpolates between)."""
+    front = lower_hull(front)
     if not front:
         return None
     reached = [p for p in front if p.under_provisioned_share <= share + 1e-12]
@@ -213,19 +251,21 @@ def cost_at_share(front: list[SweepPoint], share: float) -> float | None:
     best = reached[0]
     index = front.index(best)
     if index == 0 or best.under_provisioned_share >= share - 1e-12:
-        return best.instance_hours_vs_oracle
+        return best.instance_hours_vs_oracle, (best,)
     before = front[index - 1]
     span = before.under_provisioned_share - best.under_provisioned_share
     weight = (before.under_provisioned_share - share) / span if span > 0 else 1.0
-    return before.instance_hours_vs_oracle + weight * (
+    cost = before.instance_hours_vs_oracle + weight * (
         best.instance_hours_vs_oracle - before.instance_hours_vs_oracle
     )
+    return cost, (before, best)
 
 
 def share_at_cost(front: list[SweepPoint], cost: float) -> float | None:
     """Under-provisioned share of the frontier at `cost` (linear between neighbours); None
     if every swept point costs more. Where the sweep ends below `cost`, its last point's
     share: an upper bound (more capacity would be short less often)."""
+    front = lower_hull(front)
     affordable = [p for p in front if p.instance_hours_vs_oracle <= cost + 1e-12]
     if not affordable:
         return None
@@ -284,22 +324,66 @@ class FrontierRow:
     instance_hours_vs_oracle: tuple[float | None, ...]
     """At each of `FRONTIER_SHARES`, the cost `cost_at_share` reads off the frontier (None:
     no swept setting was that rarely short)."""
+    read_from: tuple[tuple[str, ...], ...] = ()
+    """At each share, the settings (`SweepPoint.setting`) of the frontier points read."""
+
+    def forecast_only(self) -> tuple[bool, ...]:
+        """Ours: at which shares the reading rests on a forecast-only point (there, target
+        tracking alone is what our frontier offers)."""
+        return tuple(any(s.startswith(FORECAST_ONLY) for s in settings) for settings in self.read_from)
 
 
 def frontier_table(sweep: Sweep, shares: tuple[float, ...] = FRONTIER_SHARES) -> list[FrontierRow]:
     """Each strategy's frontier (over all its knobs) read at the same shortfalls, and the
     clairvoyant-level reference's curve read alike (its row `LEVEL_REFERENCE`)."""
-    rows = [
-        FrontierRow(strategy, tuple(cost_at_share(sweep.frontier(strategy), share) for share in shares))
+    fronts = {
+        strategy: sweep.frontier(strategy)
         for strategy in SWEPT
         if any(p.strategy == strategy for p in sweep.points)
-    ]
+    }
     if sweep.bound_curve:
-        reference = pareto(
+        fronts[LEVEL_REFERENCE] = pareto(
             [SweepPoint(LEVEL_REFERENCE, "limit", 0.0, 0, u, c, c) for u, c in sweep.bound_curve]
         )
-        rows.append(FrontierRow(LEVEL_REFERENCE, tuple(cost_at_share(reference, share) for share in shares)))
+    rows = []
+    for strategy, front in fronts.items():
+        readings = [read_at_share(front, share) for share in shares]
+        rows.append(
+            FrontierRow(
+                strategy,
+                tuple(None if r is None else r[0] for r in readings),
+                tuple(() if r is None else tuple(p.setting for p in r[1]) for r in readings),
+            )
+        )
     return rows
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A shortfall at which a peer's frontier costs less than ours (or reaches it and ours not)."""
+
+    strategy: str
+    under_provisioned_share: float
+    ours: float | None
+    theirs: float
+
+
+def cheaper_than_ours(table: list[FrontierRow], shares: tuple[float, ...] = FRONTIER_SHARES) -> list[Loss]:
+    """Every cell of `frontier_table` where a peer beats our frontier (the level reference,
+    not a strategy, is left out)."""
+    ours = next((row for row in table if row.strategy == "predictive"), None)
+    if ours is None:
+        return []
+    losses = []
+    for row in table:
+        if row.strategy in ("predictive", LEVEL_REFERENCE):
+            continue
+        for share, mine, theirs in zip(
+            shares, ours.instance_hours_vs_oracle, row.instance_hours_vs_oracle, strict=True
+        ):
+            if theirs is not None and (mine is None or theirs < mine - 1e-9):
+                losses.append(Loss(row.strategy, share, mine, theirs))
+    return losses
 
 
 def quantile_uppers(forest: WalkForward, quantiles: tuple[float, ...]) -> dict[float, FloatArray]:
@@ -355,6 +439,13 @@ def simulate_ours(
         observation,
     )
     return simulate(demand, group, TargetTracking(ours.tracking), controller)
+
+
+def simulate_forecast_only(
+    demand: FloatArray, group: GroupSettings, ours: AtReactiveTarget
+) -> SimulationRecord:
+    """Ours deployed with `ScalingMode` forecast-only: the template's target tracking alone."""
+    return simulate(demand, group, TargetTracking(ours.tracking))
 
 
 @dataclass(frozen=True)
@@ -465,6 +556,12 @@ def run_sweep(
                 policy.scale_in_stabilization_minutes,
             )
             settings.append(Setting("predictive", "headroom_quantile", q, default, run, cpu, window_minutes))
+    for cpu in reactive_targets:
+        # Forecast-only at each target: where no forecast beats plain headroom, the
+        # operator of ours switches scaling off, and the frontier should say so.
+        ours = at_reactive_target(config, cpu, policy.headroom_quantile)
+        run = partial(simulate_forecast_only, demand, group, ours)
+        settings.append(Setting("predictive", FORECAST_ONLY, 0.0, False, run, cpu))
     for cpu in reactive_targets:
         lower = PeerSettings(reactive_lower_cpu_percent=cpu)
         run = partial(run_peer, "reactive-lower", demand, scaled.start, history, config, lower, observation)
@@ -583,11 +680,27 @@ def render_sweep(sweep: Sweep) -> str:
         "Each frontier over all its knobs: instance-hours vs oracle to be short at most",
         f"{'strategy':<34}" + "".join(f"{share:>9.1%}" for share in FRONTIER_SHARES),
     ]
-    for frontier_row in frontier_table(sweep):
+    table = frontier_table(sweep)
+    for frontier_row in table:
+        marks = frontier_row.forecast_only() if frontier_row.strategy == "predictive" else ()
         lines.append(
             f"{LABELS.get(frontier_row.strategy, frontier_row.strategy):<34}"
-            + "".join(f"{_fmt(cost, '{:.3f}', '-'):>9}" for cost in frontier_row.instance_hours_vs_oracle)
+            + "".join(
+                f"{_fmt(cost, '{:.3f}', '-') + ('f' if index < len(marks) and marks[index] else ''):>9}"
+                for index, cost in enumerate(frontier_row.instance_hours_vs_oracle)
+            )
         )
+    lines.append(
+        "f: ours read off a ScalingMode forecast-only point (target tracking alone at that target): "
+        "there forecasting does not pay"
+    )
+    losses = cheaper_than_ours(table)
+    lines += ["", "Where a peer's frontier is cheaper than ours at the same shortfall:"]
+    lines += [
+        f"  {LABELS.get(loss.strategy, loss.strategy)} at {loss.under_provisioned_share:.1%}: "
+        f"{_fmt(loss.theirs, '{:.3f}', '-')} against {_fmt(loss.ours, '{:.3f}', 'not reached')}"
+        for loss in losses
+    ] or ["  nowhere"]
     if sweep.bound_curve:
         lines += [
             "",
@@ -638,7 +751,7 @@ def frontier_series(sweep: Sweep) -> list[Series]:
             series.append(
                 Series(
                     strategy,
-                    f"{label}: HeadroomQuantile x reactive target x scale-in window",
+                    f"{label}: HeadroomQuantile x reactive target x scale-in window, or forecast-only",
                     tuple(pareto(points)),
                     False,
                     True,
