@@ -388,7 +388,7 @@ def test_the_frontier_table_marks_forecast_only_readings_and_lists_where_ours_lo
     assert "f: ours read off a ScalingMode forecast-only point" in text
     assert "Where a peer's frontier is cheaper than ours at the same shortfall:" in text
     # At 2 % short ours reads 1.25 between its points, AWS's schedule 1.15.
-    assert "  AWS perfect-hour + reactive at 2.0%: 1.150 against 1.250" in text.splitlines()
+    assert "  AWS perfect-hour + reactive at 2.0%: 1.1500 against 1.2500, 8.00% cheaper" in text.splitlines()
     losses = cheaper_than_ours(frontier_table(sweep))
     assert [(loss.strategy, loss.under_provisioned_share) for loss in losses] == [
         ("aws-predictive-perfect", 0.02)

@@ -69,9 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sweep",
         action="store_true",
-        help="sweep every strategy's knob instead (HeadroomQuantile, reactive target, AWS target and "
-        "buffer, PHPA target, Crane margin): a table at equal shortfall; --plot draws the "
-        "cost-against-shortfall frontier, --json writes every point",
+        help="sweep every strategy's knobs instead (ours: HeadroomQuantile x reactive target x scale-in "
+        "window, or forecast-only; reactive target, AWS target and buffer, PHPA target and smoothing, "
+        "Crane margin), in --workers processes: tables at equal shortfall and each frontier's cost at "
+        "0.2-10 %% short; --plot draws the cost-against-shortfall frontier, --json writes every point",
     )
 
     shop = parser.add_argument_group("the simulated shop")

@@ -698,7 +698,8 @@ def render_sweep(sweep: Sweep) -> str:
     lines += ["", "Where a peer's frontier is cheaper than ours at the same shortfall:"]
     lines += [
         f"  {LABELS.get(loss.strategy, loss.strategy)} at {loss.under_provisioned_share:.1%}: "
-        f"{_fmt(loss.theirs, '{:.3f}', '-')} against {_fmt(loss.ours, '{:.3f}', 'not reached')}"
+        f"{loss.theirs:.4f} against {_fmt(loss.ours, '{:.4f}', 'not reached')}"
+        + ("" if loss.ours is None else f", {1 - loss.theirs / loss.ours:.2%} cheaper")
         for loss in losses
     ] or ["  nowhere"]
     if sweep.bound_curve:
