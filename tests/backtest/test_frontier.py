@@ -348,7 +348,7 @@ def test_ours_frontier_is_never_above_target_tracking_at_any_target() -> None:
         if theirs is not None:
             assert mine is not None
             assert mine <= theirs + 1e-12
-    assert not [loss for loss in cheaper_than_ours(list(rows.values())) if loss.strategy == "reactive"]
+    assert not [loss for loss in cheaper_than_ours(sweep) if loss.strategy == "reactive"]
 
 
 def labelled_sweep() -> Sweep:
@@ -386,13 +386,38 @@ def test_the_frontier_table_marks_forecast_only_readings_and_lists_where_ours_lo
     )
     assert ours_line.split()[-6:] == ["-", "-", "1.300f", "1.250f", "1.100", "1.100"]
     assert "f: ours read off a ScalingMode forecast-only point" in text
-    assert "Where a peer's frontier is cheaper than ours at the same shortfall:" in text
+    assert "Where a peer's frontier is cheaper than ours, 0.2 % to 10 % short (worst point):" in text
     # At 2 % short ours reads 1.25 between its points, AWS's schedule 1.15.
-    assert "  AWS perfect-hour + reactive at 2.0%: 1.1500 against 1.2500, 8.00% cheaper" in text.splitlines()
-    losses = cheaper_than_ours(frontier_table(sweep))
-    assert [(loss.strategy, loss.under_provisioned_share) for loss in losses] == [
-        ("aws-predictive-perfect", 0.02)
+    assert "  AWS perfect-hour + reactive at 2.00%: 1.1500 against 1.2500, 8.00% cheaper" in text.splitlines()
+    losses = cheaper_than_ours(sweep)
+    assert [(loss.strategy, loss.from_share, loss.to_share) for loss in losses] == [
+        ("aws-predictive-perfect", 0.02, 0.02)
     ]
+
+
+def test_where_ours_loses_is_found_between_the_table_shares_with_its_worst_point() -> None:
+    ours = [point(0.10, 1.0, "predictive"), point(0.01, 1.5, "predictive")]
+    patterns = [
+        point(0.08, 1.0, "aws-predictive-patterns"),
+        point(0.03, 1.1, "aws-predictive-patterns"),
+        point(0.005, 1.6, "aws-predictive-patterns"),
+    ]
+    sweep = hand_sweep([*ours, *patterns])
+    losses = cheaper_than_ours(sweep)
+    # At 0.5 % only the peer is that rarely short; from 2 % to 8 % it is cheaper, most at
+    # its corner at 3 % (1.1 against ours 1.0 + 0.07 / 0.09 x 0.5 = 1.3889).
+    assert [(loss.from_share, loss.to_share, loss.worst_share, loss.theirs) for loss in losses] == [
+        (0.005, 0.005, 0.005, 1.6),
+        (0.02, 0.08, 0.03, 1.1),
+    ]
+    assert losses[0].ours is None
+    assert losses[1].ours == pytest.approx(1.388888889)
+    lines = render_sweep(sweep).splitlines()
+    assert "  AWS 14d-pattern + reactive at 0.50%: 1.6000 against not reached" in lines
+    assert (
+        "  AWS 14d-pattern + reactive from 2.00% to 8.00%, worst at 3.00%: "
+        "1.1000 against 1.3889, 20.80% cheaper" in lines
+    )
 
 
 def test_the_plot_names_ours_over_all_its_knobs_and_the_quantile_alone(

@@ -193,7 +193,7 @@ class Sweep:
             "frontier_table": {
                 "under_provisioned_shares": list(FRONTIER_SHARES),
                 "rows": [asdict(row) for row in frontier_table(self)],
-                "cheaper_than_ours": [asdict(loss) for loss in cheaper_than_ours(frontier_table(self))],
+                "cheaper_than_ours": [asdict(loss) for loss in cheaper_than_ours(self)],
             },
             "timings_seconds": {k: round(v, 3) for k, v in self.timings.items()},
         }
@@ -360,29 +360,48 @@ def frontier_table(sweep: Sweep, shares: tuple[float, ...] = FRONTIER_SHARES) ->
 
 @dataclass(frozen=True)
 class Loss:
-    """A shortfall at which a peer's frontier costs less than ours (or reaches it and ours not)."""
+    """A run of shortfalls over which a peer's frontier costs less than ours (or reaches
+    them and ours does not)."""
 
     strategy: str
-    under_provisioned_share: float
+    from_share: float
+    to_share: float
+    worst_share: float
+    """Where the peer is cheapest against ours, relatively."""
     ours: float | None
+    """Our cost at `worst_share` (None: ours is never that rarely short)."""
     theirs: float
 
 
-def cheaper_than_ours(table: list[FrontierRow], shares: tuple[float, ...] = FRONTIER_SHARES) -> list[Loss]:
-    """Every cell of `frontier_table` where a peer beats our frontier (the level reference,
-    not a strategy, is left out)."""
-    ours = next((row for row in table if row.strategy == "predictive"), None)
-    if ours is None:
+def cheaper_than_ours(
+    sweep: Sweep, low: float = FRONTIER_SHARES[0], high: float = FRONTIER_SHARES[-1]
+) -> list[Loss]:
+    """Where, between `low` and `high` short, a peer's frontier beats ours (the level
+    reference, not a strategy, is left out). Both frontiers are straight between the
+    corners of their lower hulls, so their cost ratio is monotone between consecutive
+    corners: reading at every corner of either (and the table's shares) finds every run
+    and its worst point, to within the corners."""
+    ours = sweep.frontier("predictive")
+    if not ours:
         return []
     losses = []
-    for row in table:
-        if row.strategy in ("predictive", LEVEL_REFERENCE):
+    for strategy in SWEPT:
+        theirs = sweep.frontier(strategy)
+        if strategy == "predictive" or not theirs:
             continue
-        for share, mine, theirs in zip(
-            shares, ours.instance_hours_vs_oracle, row.instance_hours_vs_oracle, strict=True
-        ):
-            if theirs is not None and (mine is None or theirs < mine - 1e-9):
-                losses.append(Loss(row.strategy, share, mine, theirs))
+        corners = {p.under_provisioned_share for p in [*lower_hull(ours), *lower_hull(theirs)]}
+        shares = sorted(x for x in {*FRONTIER_SHARES, *corners, low, high} if low <= x <= high)
+        run: list[tuple[float, float | None, float]] = []
+        for share in [*shares, math.inf]:
+            mine = cost_at_share(ours, share) if share <= high else None
+            other = cost_at_share(theirs, share) if share <= high else None
+            if other is not None and (mine is None or other < mine - 1e-9):
+                run.append((share, mine, other))
+                continue
+            if run:
+                worst = max(run, key=lambda r: math.inf if r[1] is None else 1 - r[2] / r[1])
+                losses.append(Loss(strategy, run[0][0], run[-1][0], worst[0], worst[1], worst[2]))
+                run = []
     return losses
 
 
@@ -694,11 +713,16 @@ def render_sweep(sweep: Sweep) -> str:
         "f: ours read off a ScalingMode forecast-only point (target tracking alone at that target): "
         "there forecasting does not pay"
     )
-    losses = cheaper_than_ours(table)
-    lines += ["", "Where a peer's frontier is cheaper than ours at the same shortfall:"]
+    losses = cheaper_than_ours(sweep)
+    lines += ["", "Where a peer's frontier is cheaper than ours, 0.2 % to 10 % short (worst point):"]
     lines += [
-        f"  {LABELS.get(loss.strategy, loss.strategy)} at {loss.under_provisioned_share:.1%}: "
-        f"{loss.theirs:.4f} against {_fmt(loss.ours, '{:.4f}', 'not reached')}"
+        f"  {LABELS.get(loss.strategy, loss.strategy)} "
+        + (
+            f"at {loss.from_share:.2%}"
+            if loss.from_share == loss.to_share
+            else f"from {loss.from_share:.2%} to {loss.to_share:.2%}, worst at {loss.worst_share:.2%}"
+        )
+        + f": {loss.theirs:.4f} against {_fmt(loss.ours, '{:.4f}', 'not reached')}"
         + ("" if loss.ours is None else f", {1 - loss.theirs / loss.ours:.2%} cheaper")
         for loss in losses
     ] or ["  nowhere"]
