@@ -23,10 +23,11 @@ at a range of under-provisioning limits: every step sized as one fixed multiple 
 true level. It is not a lower bound: a sizing whose multiple varies (ours) can be
 cheaper at low shortfalls, and is on the shared traces.
 
-`equal_shortfall`: how many instance-hours each peer's frontier needs to be as rarely short
-as our default point (interpolated between its neighbouring frontier points, linearly in
-the under-provisioned share), and how often it is short at our default cost;
-`frontier_table`: every frontier's cost at the same shortfalls, 0.2 % to 10 %.
+`equal_shortfall`: how many instance-hours each frontier needs to be as rarely short as
+our default point (linear in the under-provisioned share between the neighbouring corners
+of the frontier's lower hull, `lower_hull`), and how often it is short at our default cost;
+`frontier_table`: every frontier's cost at the same shortfalls, 0.2 % to 10 %;
+`cheaper_than_ours`: every run of shortfalls in that range where a peer beats ours.
 
 The walk-forward's nights and then every setting's simulation run in `workers` processes
 (`parallel.run_in_processes`); each is a pure function of what it is sent, so the points
