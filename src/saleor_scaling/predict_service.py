@@ -29,10 +29,20 @@ from typing import Any, Protocol
 import numpy as np
 
 from saleor_scaling import STEP_SECONDS
+from saleor_scaling.calendar import (
+    Calendar,
+    CalendarError,
+    PlannedEvent,
+    PlannedFloor,
+    peak_capacity,
+    planned_floor,
+    upcoming,
+)
 from saleor_scaling.features import (
     HISTORY_STEPS_NEEDED,
     LEVEL_STEPS,
     STEPS_PER_DAY,
+    STEPS_PER_WEEK,
     build_features,
     log_level,
 )
@@ -56,7 +66,7 @@ from saleor_scaling.policy import (
     reactive_floor,
     read_floor,
 )
-from saleor_scaling.series import Metric, MetricHistory, drop_impossible_values, floor_to_step
+from saleor_scaling.series import FloatArray, Metric, MetricHistory, drop_impossible_values, floor_to_step
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, PredictSettings, ScalingMode
 from saleor_scaling.state import DecisionState, StateConflictError, parse_state
 
@@ -117,6 +127,11 @@ class Notifier(Protocol):
     def notify(self, subject: str, body: dict[str, Any]) -> None: ...
 
 
+class CalendarSource(Protocol):
+    def events(self, now: int) -> Calendar:
+        """The planned events; `CalendarError` for a calendar that must not be acted on."""
+
+
 @dataclass
 class PredictPorts:
     metrics: MetricsSource
@@ -127,6 +142,8 @@ class PredictPorts:
     notifier: Notifier
     model_cache: MutableMapping[str, ForecastModel] = field(default_factory=dict)
     """Survives warm invocations when the handler keeps the ports at module level."""
+    calendar: CalendarSource | None = None
+    """The operator's planned events (`saleor_scaling.calendar`); None: no calendar."""
 
 
 class Status(enum.StrEnum):
@@ -184,6 +201,13 @@ class PredictResult:
     """In a dry run: every write the run would have made, in order."""
     dry_run_outcome: str = ""
     """In a dry run: the status the run would have had."""
+    planned: PlannedFloor | None = None
+    """The planned event that shaped this decision (the largest of those active)."""
+    calendar_warning: str = ""
+    """Why the calendar was ignored (unreadable or invalid): decided as without events."""
+    event_notices: list[tuple[PlannedEvent, int]] = field(default_factory=list)
+    """Events starting soon that need more than MaxSize (the event, the capacity it needs),
+    each noticed once."""
 
     @property
     def fallback_used(self) -> bool:
@@ -216,6 +240,7 @@ class PredictResult:
             ("floor_note", self.floor_note),
             ("state_reset", self.state_reset),
             ("notification_error", self.notification_error),
+            ("calendar_warning", self.calendar_warning),
         ):
             if value:
                 record[key] = value
@@ -242,6 +267,13 @@ class PredictResult:
             }
         if self.reactive_floor is not None:
             record["reactive_floor"] = self.reactive_floor
+        if self.planned is not None:
+            record["planned_event"] = self.planned.record()
+        if self.event_notices:
+            record["event_notices"] = [
+                {"name": event.name, "start": _iso(event.start), "needs": needs}
+                for event, needs in self.event_notices
+            ]
         if self.forecast_error is not None:
             record["forecast_error"] = _round(self.forecast_error)
         if self.decision:
@@ -370,6 +402,7 @@ def _run(
             f"Saleor predictive scaling: {decision.action.value} {ports.group.name} "
             f"{group.desired} -> {decision.target}",
         )
+    _notify_events(ports, result)
     return result
 
 
@@ -612,8 +645,74 @@ def _forecast_and_decide(
     result.reactive_floor = floor
     window_start = decision_time - settings.policy.scale_in_stabilization_minutes * 60
     recent = [r for t, r in state.recommendations if t > window_start]
-    decision = decide(predicted, group, floor, recent, settings.policy, mode)
+    result.planned = _plan_events(
+        ports, state, now, decision_time, anchor, demand, index, capacity_per_instance, result
+    )
+    decision = decide(predicted, group, floor, recent, settings.policy, mode, result.planned)
     return _Forecasted(decision, anchor, forecast, capacity_per_instance)
+
+
+EVENT_NOTICE_SECONDS = 86400
+"""An event that needs more than MaxSize is noticed once, when its lead window opens
+within a day: time to raise MaxSize or the instance quota."""
+
+
+def _plan_events(
+    ports: PredictPorts,
+    state: DecisionState,
+    now: int,
+    decision_time: int,
+    anchor: int,
+    demand: FloatArray,
+    index: int,
+    capacity_per_instance: float,
+    result: PredictResult,
+) -> PlannedFloor | None:
+    """What the operator's planned events ask of this decision, and the notices due. An
+    unreadable or invalid calendar is ignored with a warning: decided as without events."""
+    if ports.calendar is None:
+        return None
+    try:
+        events = ports.calendar.events(now).events
+    except CalendarError as error:
+        result.calendar_warning = f"calendar ignored, decided as without events: {error}"[:500]
+        return None
+    if not events:
+        return None
+
+    def normal_demand(step_time: int) -> float:
+        # Same time last week, else yesterday (training.seasonal_naive): the normal load,
+        # which the event's own rise has not reached. Only buckets visible now.
+        for period in (STEPS_PER_WEEK, STEPS_PER_DAY):
+            position = index + (step_time - anchor) // STEP_SECONDS - period
+            if 0 <= position <= index and math.isfinite(demand[position]):
+                return float(demand[position])
+        return math.nan
+
+    assert result.target_time is not None
+    group = result.group
+    assert group is not None
+    for event in upcoming(events, decision_time, EVENT_NOTICE_SECONDS):
+        if event.key in state.event_notices:
+            continue
+        needs = peak_capacity(event, normal_demand, capacity_per_instance)
+        if needs > group.max_size:
+            result.event_notices.append((event, needs))
+    return planned_floor(events, decision_time, result.target_time, normal_demand, capacity_per_instance)
+
+
+def _notify_events(ports: PredictPorts, result: PredictResult) -> None:
+    """One notice per event that will need more than MaxSize; its key is in the state
+    this run claimed its slot with, so no later run sends it again (at most once: a
+    failed publish is a NotificationErrors, not retried)."""
+    group = result.group
+    for event, needs in result.event_notices:
+        max_size = group.max_size if group else 0
+        _notify(
+            ports,
+            result,
+            f"Saleor predictive scaling: event {event.name} needs {needs} instances, MaxSize is {max_size}",
+        )
 
 
 def _fall_back(
@@ -634,6 +733,7 @@ def _fall_back(
         recommendations=state.recommendations,
         forecasts=state.forecasts,
         last_decision={"time": _iso(decision_time), "status": Status.FALLBACK.value, "reason": reason},
+        event_notices=_live_notices(state, decision_time),
     )
     if not _claim_slot(ports, next_state, version, result):
         return result
@@ -721,6 +821,8 @@ def _next_state(
         forecasts[result.target_time] = round(
             float(capacity_needed(forecasted.forecast.demand_mean, forecasted.capacity_per_instance)), 4
         )
+    notices = _live_notices(state, decision_time)
+    notices.update({event.key: event.end for event, _ in result.event_notices})
     return DecisionState(
         last_decision_time=decision_time,
         recommendations=recommendations,
@@ -732,7 +834,13 @@ def _next_state(
             "action": decision.action.value,
             "applied": decision.apply,
         },
+        event_notices=notices,
     )
+
+
+def _live_notices(state: DecisionState, decision_time: int) -> dict[str, int]:
+    """The notices of events not yet ended: an ended event's entry goes with it."""
+    return {key: end for key, end in state.event_notices.items() if end > decision_time}
 
 
 def _iso(epoch_seconds: int) -> str:

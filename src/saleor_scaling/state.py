@@ -50,6 +50,9 @@ class DecisionState:
     run decided)."""
     last_decision: dict[str, Any] = field(default_factory=dict)
     """Summary of the last run for a person reading the object."""
+    event_notices: dict[str, int] = field(default_factory=dict)
+    """Planned events (`PlannedEvent.key`) whose advance notice was sent -> the event's
+    end; an entry is dropped once its event has ended, so nothing is left to clean up."""
 
     def to_document(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -63,6 +66,8 @@ class DecisionState:
             document["last_floor"] = self.last_floor
         if self.fallback_since is not None:
             document["fallback_since"] = self.fallback_since
+        if self.event_notices:
+            document["event_notices"] = dict(self.event_notices)
         return document
 
 
@@ -157,7 +162,24 @@ def _parse(document: Any, limits: _Limits) -> DecisionState:
     summary = document.get("last_decision", {})
     if not isinstance(summary, dict):
         raise _CorruptError("last_decision is not an object")
-    return DecisionState(last, window, pending, last_floor, fallback_since, summary)
+    return DecisionState(last, window, pending, last_floor, fallback_since, summary, _event_notices(document))
+
+
+MAX_EVENT_NOTICES = 100
+"""The calendar's MAX_EVENTS: one notice per declared event at most."""
+MAX_EVENT_KEY_LENGTH = 80
+"""A 64-character event name, '@' and its start in epoch seconds."""
+
+
+def _event_notices(document: dict[str, Any]) -> dict[str, int]:
+    notices = document.get("event_notices", {})
+    if not isinstance(notices, dict) or len(notices) > MAX_EVENT_NOTICES:
+        raise _CorruptError(f"event_notices is not an object of at most {MAX_EVENT_NOTICES} entries")
+    for key, end in notices.items():
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_EVENT_KEY_LENGTH:
+            raise _CorruptError(f"event notice key {str(key)[:20]!r} is not an event")
+        _integer(end, "event notice end")
+    return dict(notices)
 
 
 def _integer(value: Any, name: str) -> int:
