@@ -52,7 +52,8 @@ def test_a_valid_calendar_round_trips():
     )
     first, second = parsed.events
     assert first == PlannedEvent("black-friday", START, START + 12 * 3600, multiplier=3, lead_minutes=30)
-    assert second.capacity == 12 and second.multiplier is None
+    assert second.capacity == 12
+    assert second.multiplier is None
     assert Calendar.parse(json.dumps(parsed.to_json()), NOW) == parsed
 
 
@@ -165,7 +166,8 @@ def test_a_multiplier_sizes_the_normal_load_and_the_largest_event_wins():
 def test_an_unknown_normal_load_asks_for_nothing_and_says_so():
     tripled = PlannedEvent("tripled", START, START + 3600, multiplier=3)
     unknown = asked([tripled], START, START + 600, lambda _step: math.nan, 1000.0)
-    assert unknown.capacity == 0 and unknown.unsized == ("tripled",)
+    assert unknown.capacity == 0
+    assert unknown.unsized == ("tripled",)
     assert peak_capacity(tripled, lambda _step: math.nan, 1000.0) == 0
     assert peak_capacity(tripled, normal, 1000.0) == 12
 
