@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def events(aws, *argv: str) -> int:
     return registry_cli.events_main(list(argv), client=aws.client("s3"), clock=lambda: NOW + 0.5)
 
 
-def stored(aws, bucket) -> dict:
+def stored(aws, bucket) -> Any:
     body = aws.client("s3").get_object(Bucket=bucket, Key="calendar/events.json")["Body"].read()
     return json.loads(body)
 
@@ -150,8 +151,9 @@ def test_preview_prints_capacity_by_5_minutes_and_its_instance_hours(aws, bucket
     S3ModelRegistry(s3, ModelLocation(bucket=bucket)).publish(*trained_model)  # horizon 4: 10 min ahead
     start = NOW - 14 * 86400
     steps = 14 * 288
-    history = MetricHistory.empty(start, steps)
-    history.values[Metric.REQUESTS] = np.full(steps, 20_000.0)  # 4,000 requests per minute
+    empty = MetricHistory.empty(start, steps)
+    # 20,000 requests per 5 minutes: 4,000 per minute, every step of the last two weeks.
+    history = MetricHistory(start, {**empty.values, Metric.REQUESTS: np.full(steps, 20_000.0)})
     S3HistoryArchive(s3, bucket, "history/saleor-api").write(history)
     assert events(aws, "add", "sale", "--bucket", bucket, *SALE, "--multiplier", "3") == 0
     capsys.readouterr()
