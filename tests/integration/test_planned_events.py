@@ -31,7 +31,8 @@ def sale(start: int, end: int, **size: Any) -> dict[str, Any]:
 
 def run(world, k: int) -> dict[str, Any]:
     """The run of slot k (5 minutes apart from SLOT), the shop's metrics published up to it."""
-    return world.invoke(world.advance(NOW + k * 300))
+    result: dict[str, Any] = world.invoke(world.advance(NOW + k * 300))
+    return result
 
 
 def state_document(world) -> dict[str, Any]:
