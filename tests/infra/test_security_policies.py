@@ -439,6 +439,35 @@ def test_predict_cannot_write_models_nor_retrain_state_in_either_layer():
         )
 
 
+CALENDAR = "calendar/events.json"
+
+
+@pytest.mark.parametrize("operator", ["", OPERATOR_ROLE])
+def test_only_the_operator_writes_the_calendar_the_functions_only_read_it(operator):
+    stack = RenderedStack(**({"ModelOperatorRoleArn": operator} if operator else {}))
+    policy = stack.bucket_policy()
+    for action in WRITES:
+        for principal in (PREDICT_ROLE, RETRAIN_ROLE):
+            request = Request(action, f"{BUCKET_ARN}/{CALENDAR}", principal)
+            assert "CalendarNotByTheFunctions" in denying(policy, request), (principal, action)
+        function = {"PredictFunction": PREDICT_ROLE, "RetrainFunction": RETRAIN_ROLE}
+        for name, principal in function.items():
+            assert not allows(
+                stack.identity_statements(name), Request(action, f"{BUCKET_ARN}/{CALENDAR}", principal)
+            )
+        # The operator (and an administrator) writes it with their own policies.
+        for principal in (OPERATOR_ROLE, ADMIN_ROLE):
+            assert not denying(policy, Request(action, f"{BUCKET_ARN}/{CALENDAR}", principal)), principal
+    read = Request("s3:GetObject", f"{BUCKET_ARN}/{CALENDAR}", PREDICT_ROLE)
+    assert allows(stack.identity_statements("PredictFunction"), read)
+    assert not denying(policy, read)
+    # Only the calendar prefix: predict's read does not reach other keys through it.
+    assert not allows(
+        stack.identity_statements("PredictFunction"),
+        Request("s3:GetObject", f"{BUCKET_ARN}/other/events.json", PREDICT_ROLE),
+    )
+
+
 # ---------------------------------------------------------------- item 4: a topic alarms can use
 
 
@@ -594,7 +623,10 @@ def test_functions_tag_only_the_floor_lease(function, role, writable, deletable)
 
 @pytest.mark.parametrize(
     ("function", "readable"),
-    [("PredictFunction", ("models/", "history/", "state/")), ("RetrainFunction", ("models/", "history/"))],
+    [
+        ("PredictFunction", ("models/", "history/", "state/", "calendar/")),
+        ("RetrainFunction", ("models/", "history/")),
+    ],
 )
 def test_list_bucket_only_under_the_prefixes_each_function_reads(function, readable):
     stack = RenderedStack()
@@ -610,6 +642,7 @@ def test_list_bucket_only_under_the_prefixes_each_function_reads(function, reada
         "history/",
         "state/",
         f"state/{GROUP}/",
+        "calendar/",
         "models/manifest.json",
         "other/",
         "",
