@@ -59,7 +59,8 @@ MAX_LEAD_MINUTES = 12 * 60
 """Capacity raised half a day early is enough for any warm-up; more is a typo."""
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 _EVENT_KEYS = frozenset({"name", "start", "end", "multiplier", "capacity", "lead_minutes"})
-_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+"""Old enough for the public traces the backtest replays (NASA, 1995)."""
 
 
 class CalendarError(ValueError):
@@ -373,7 +374,7 @@ def parse_time(raw: Any, what: str) -> int:
     if parsed.tzinfo is None:
         raise CalendarError(f"{what} {raw!r} has no time zone (add Z or +01:00)")
     if not _EARLIEST <= parsed <= datetime(2100, 1, 1, tzinfo=UTC):
-        raise CalendarError(f"{what} {raw!r} is not between 2000 and 2100")
+        raise CalendarError(f"{what} {raw!r} is not between 1990 and 2100")
     return int(parsed.timestamp())
 
 
