@@ -68,7 +68,7 @@ from saleor_scaling.policy import (
 )
 from saleor_scaling.series import FloatArray, Metric, MetricHistory, drop_impossible_values, floor_to_step
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, PredictSettings, ScalingMode
-from saleor_scaling.state import DecisionState, StateConflictError, parse_state
+from saleor_scaling.state import MAX_EVENT_NOTICES, DecisionState, StateConflictError, parse_state
 
 CLOUDWATCH_WINDOW_STEPS = STEPS_PER_DAY + 24
 """Predict reads the last 26 hours from CloudWatch (recent lags and same time yesterday);
@@ -823,6 +823,11 @@ def _next_state(
         )
     notices = _live_notices(state, decision_time)
     notices.update({event.key: event.end for event, _ in result.event_notices})
+    if len(notices) > MAX_EVENT_NOTICES:
+        # Events removed from the calendar before they ended leave keys behind: keep the
+        # latest-ending ones, so the state stays within what parse_state accepts.
+        kept = sorted(notices.items(), key=lambda item: item[1])[-MAX_EVENT_NOTICES:]
+        notices = dict(kept)
     return DecisionState(
         last_decision_time=decision_time,
         recommendations=recommendations,

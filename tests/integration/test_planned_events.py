@@ -170,3 +170,22 @@ def test_a_malformed_calendar_is_ignored_and_the_run_decides_as_without_events(w
     assert says in result["calendar_warning"]
     warnings = [record for record in caplog.records if hasattr(record, "decision")]
     assert [record.levelname for record in warnings] == ["WARNING"]
+
+
+def test_notices_of_removed_events_cannot_grow_the_state_past_its_bound(world):
+    # 100 notices of events removed from the calendar before they ended (far ends), then
+    # one new event that needs a notice: the state keeps the 100 latest-ending keys.
+    stale = {f"gone-{k}@{SLOT}": SLOT + 10 * 86400 + k for k in range(100)}
+    document = {"format": 1, "last_decision_time": SLOT - 300, "event_notices": stale}
+    world.session.client("s3").put_object(Bucket=world.shop.bucket, Key=STATE_KEY, Body=json.dumps(document))
+    declare(world, sale(SLOT + 3600, SLOT + 13 * 86400, capacity=30))
+    first = run(world, 0)
+    assert "state_reset" not in first
+    assert first["event_notices"][0]["name"] == "sale"
+    kept = state_document(world)["event_notices"]
+    assert len(kept) == 100
+    assert kept[f"sale@{SLOT + 3600}"] == SLOT + 13 * 86400
+    assert f"gone-0@{SLOT}" not in kept  # the earliest-ending stale key made room
+    second = run(world, 1)
+    assert "state_reset" not in second
+    assert "event_notices" not in second
