@@ -33,9 +33,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.bounded import parse_json
 from saleor_scaling.labels import instances_for
+from saleor_scaling.series import FloatArray
 
 CALENDAR_AREA = "calendar"
 CALENDAR_KEY = "calendar/events.json"
@@ -59,6 +63,7 @@ MAX_LEAD_MINUTES = 12 * 60
 """Capacity raised half a day early is enough for any warm-up; more is a typo."""
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 _EVENT_KEYS = frozenset({"name", "start", "end", "multiplier", "capacity", "lead_minutes"})
+_STEPS_PER_DAY = 86400 // STEP_SECONDS
 _EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 """Old enough for the public traces the backtest replays (NASA, 1995)."""
 
@@ -386,3 +391,122 @@ def _whole(value: Any, low: int, high: int, what: str) -> int:
 
 def _iso(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def event_steps(first_step: int, count: int, events: Iterable[PlannedEvent]) -> npt.NDArray[np.bool_]:
+    """True at each of `count` steps from `first_step` (epoch seconds) whose bucket overlaps
+    an event's [start, end): the steps the seasonal features and the training targets must
+    not take for a normal day."""
+    inside = np.zeros(count, dtype=bool)
+    for event in events:
+        first = max(0, (event.start - first_step) // STEP_SECONDS)
+        last = min(count, -(-(event.end - first_step) // STEP_SECONDS))
+        if first < last:
+            inside[first:last] = True
+    return inside
+
+
+SUGGESTION_SHARE_OF_NORMAL_PEAK = 0.25
+"""A suggested multiplier is measured where the normal load is at least a quarter of its
+peak over the event: a ratio to a night-time trickle would size the whole day for noise."""
+SUGGESTION_STEP = 0.1
+"""Suggestions are rounded up to a tenth: the precision an operator declares."""
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What an event did to the load, against the normal load it was sized on."""
+
+    event: PlannedEvent
+    observed_peak: float
+    """Requests per minute: the largest 5-minute bucket inside the event."""
+    peak_time: int
+    normal_at_peak: float
+    """The normal load (same time last week, else yesterday) at the peak's step."""
+    needed_multiplier: float
+    """The smallest multiplier that would have covered the observed load at every step
+    where the normal load is at least SUGGESTION_SHARE_OF_NORMAL_PEAK of its peak."""
+    steps_observed: int
+    steps_in_event: int
+
+    @property
+    def suggested_multiplier(self) -> float | None:
+        """For the next similar event: `needed_multiplier` rounded up to a tenth, within the
+        calendar's bounds; None where the event did not raise the load (not a traffic event)."""
+        if not self.needed_multiplier > MIN_MULTIPLIER:
+            return None
+        rounded = math.ceil(round(self.needed_multiplier / SUGGESTION_STEP, 6)) * SUGGESTION_STEP
+        return round(min(MAX_MULTIPLIER, rounded), 1)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "name": self.event.name,
+            "start": _iso(self.event.start),
+            "end": _iso(self.event.end),
+            "declared": self.event.describe(),
+            "observed_peak_per_minute": round(self.observed_peak, 1),
+            "peak_time": _iso(self.peak_time),
+            "normal_at_peak_per_minute": round(self.normal_at_peak, 1),
+            "needed_multiplier": round(self.needed_multiplier, 2),
+            "suggested_multiplier": self.suggested_multiplier,
+            "steps_observed": self.steps_observed,
+            "steps_in_event": self.steps_in_event,
+        }
+
+    def describe(self) -> str:
+        suggestion = self.suggested_multiplier
+        advice = (
+            f"suggested multiplier for a similar event: {suggestion:g}"
+            if suggestion is not None
+            else "the load did not rise above normal: not a traffic event"
+        )
+        return (
+            f"{self.event.name}: observed peak {self.observed_peak:.0f}/min at {_iso(self.peak_time)} "
+            f"against a normal {self.normal_at_peak:.0f}/min there; x{self.needed_multiplier:.2f} needed "
+            f"({self.steps_observed} of {self.steps_in_event} steps observed); {advice}"
+        )
+
+
+def event_outcome(
+    event: PlannedEvent, first_step: int, demand: FloatArray, events: Iterable[PlannedEvent] = ()
+) -> EventOutcome | None:
+    """What `event` did, from the demand per minute of consecutive steps from `first_step`:
+    the observed load inside it against the normal load (same time last week, else
+    yesterday, as `planned_floor` sizes a multiplier; a step of any of `events` is never
+    taken for normal). None when the history holds no step of the event with both known."""
+    count = len(demand)
+    not_normal = event_steps(first_step, count, (event, *events))
+    first = max(0, (event.start - first_step) // STEP_SECONDS)
+    last = min(count, -(-(event.end - first_step) // STEP_SECONDS))
+    steps_in_event = -(-(event.end - event.start) // STEP_SECONDS)
+    observed: list[tuple[int, float, float]] = []
+    for position in range(first, last):
+        load = float(demand[position])
+        if not math.isfinite(load):
+            continue
+        normal = math.nan
+        for period in (7 * _STEPS_PER_DAY, _STEPS_PER_DAY):
+            before = position - period
+            if before >= 0 and not not_normal[before] and math.isfinite(demand[before]):
+                normal = float(demand[before])
+                break
+        if math.isfinite(normal):
+            observed.append((position, load, normal))
+    if not observed:
+        return None
+    peak_position, peak, normal_at_peak = max(observed, key=lambda step: step[1])
+    normal_peak = max(normal for _, _, normal in observed)
+    ratios = [
+        load / normal
+        for _, load, normal in observed
+        if normal > 0 and normal >= SUGGESTION_SHARE_OF_NORMAL_PEAK * normal_peak
+    ]
+    return EventOutcome(
+        event=event,
+        observed_peak=peak,
+        peak_time=first_step + peak_position * STEP_SECONDS,
+        normal_at_peak=normal_at_peak,
+        needed_multiplier=max(ratios) if ratios else math.nan,
+        steps_observed=len(observed),
+        steps_in_event=steps_in_event,
+    )

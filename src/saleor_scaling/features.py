@@ -12,6 +12,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 
 from saleor_scaling.series import FloatArray, Metric, MetricHistory
 
@@ -49,12 +50,22 @@ def log_level(demand: FloatArray) -> FloatArray:
     return np.log1p(_trailing_mean(demand, LEVEL_STEPS))
 
 
-def build_features(history: MetricHistory, horizon_steps: int, timezone: str) -> FloatArray:
-    """One feature row per step of `history` (shape: len(history) x len(FEATURE_NAMES))."""
+def build_features(
+    history: MetricHistory,
+    horizon_steps: int,
+    timezone: str,
+    event_steps: npt.NDArray[np.bool_] | None = None,
+) -> FloatArray:
+    """One feature row per step of `history` (shape: len(history) x len(FEATURE_NAMES)).
+    `event_steps` (`calendar.event_steps`) marks the steps of planned events: the daily
+    and weekly features read them as missing, so "same time last week" never takes a sale
+    for a normal day; the recent lags still see it, as the load it is."""
     demand = history.demand_per_minute()
     level = log_level(demand)
     log_demand = np.log1p(demand)
     smoothed = np.log1p(_centered_mean(demand))
+    if event_steps is not None:
+        smoothed = np.where(event_steps, np.nan, smoothed)
 
     columns: dict[str, FloatArray] = {
         "request_rate": demand,

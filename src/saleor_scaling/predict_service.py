@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.calendar import (
@@ -34,6 +35,7 @@ from saleor_scaling.calendar import (
     CalendarError,
     PlannedEvent,
     PlannedFloor,
+    event_steps,
     peak_capacity,
     planned_floor,
     upcoming,
@@ -71,6 +73,8 @@ from saleor_scaling.series import FloatArray, Metric, MetricHistory, drop_imposs
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, PredictSettings, ScalingMode
 from saleor_scaling.state import MAX_EVENT_NOTICES, DecisionState, StateConflictError, parse_state
 from saleor_scaling.warmup import WarmUp
+
+BoolArray = npt.NDArray[np.bool_]
 
 CLOUDWATCH_WINDOW_STEPS = STEPS_PER_DAY + 24
 """Predict reads the last 26 hours from CloudWatch (recent lags and same time yesterday);
@@ -649,7 +653,11 @@ def _forecast_and_decide(
             f"no valid RequestCount for the anchor bucket {_iso(anchor)}: metrics missing or stale"
         )
 
-    features = build_features(history, metadata.horizon_steps, metadata.timezone)[index]
+    events = _read_calendar(ports, now, result)
+    # Steps of planned events are no normal load: not for the seasonal features, nor for
+    # sizing a multiplier event on "same time last week".
+    inside_events = event_steps(history.start, len(history), events) if events else None
+    features = build_features(history, metadata.horizon_steps, metadata.timezone, inside_events)[index]
     forecast = model.forecast(features, float(levels[index]), settings.policy.headroom_quantile)
     capacity_per_instance = metadata.capacity_per_instance
     predicted = float(capacity_needed(forecast.demand_upper, capacity_per_instance))
@@ -678,7 +686,7 @@ def _forecast_and_decide(
     window_start = decision_time - settings.policy.scale_in_stabilization_minutes * 60
     recent = [r for t, r in state.recommendations if t > window_start]
     result.planned = _plan_events(
-        ports, state, now, decision_time, anchor, demand, index, capacity_per_instance, result
+        events, inside_events, state, decision_time, anchor, demand, index, capacity_per_instance, result
     )
     decision = decide(predicted, group, floor, recent, settings.policy, mode, result.planned)
     return _Forecasted(decision, anchor, forecast, capacity_per_instance)
@@ -689,10 +697,22 @@ EVENT_NOTICE_SECONDS = 86400
 within a day: time to raise MaxSize or the instance quota."""
 
 
+def _read_calendar(ports: PredictPorts, now: int, result: PredictResult) -> tuple[PlannedEvent, ...]:
+    """The operator's planned events. An unreadable or invalid calendar is ignored with a
+    warning: decided as without events."""
+    if ports.calendar is None:
+        return ()
+    try:
+        return ports.calendar.events(now).events
+    except CalendarError as error:
+        result.calendar_warning = f"calendar ignored, decided as without events: {error}"[:500]
+        return ()
+
+
 def _plan_events(
-    ports: PredictPorts,
+    events: tuple[PlannedEvent, ...],
+    inside_events: BoolArray | None,
     state: DecisionState,
-    now: int,
     decision_time: int,
     anchor: int,
     demand: FloatArray,
@@ -700,24 +720,21 @@ def _plan_events(
     capacity_per_instance: float,
     result: PredictResult,
 ) -> PlannedFloor | None:
-    """What the operator's planned events ask of this decision, and the notices due. An
-    unreadable or invalid calendar is ignored with a warning: decided as without events."""
-    if ports.calendar is None:
-        return None
-    try:
-        events = ports.calendar.events(now).events
-    except CalendarError as error:
-        result.calendar_warning = f"calendar ignored, decided as without events: {error}"[:500]
-        return None
+    """What the operator's planned events ask of this decision, and the notices due."""
     if not events:
         return None
 
     def normal_demand(step_time: int) -> float:
         # Same time last week, else yesterday (training.seasonal_naive): the normal load,
-        # which the event's own rise has not reached. Only buckets visible now.
+        # which the event's own rise has not reached, and never an earlier event's. Only
+        # buckets visible now.
         for period in (STEPS_PER_WEEK, STEPS_PER_DAY):
             position = index + (step_time - anchor) // STEP_SECONDS - period
-            if 0 <= position <= index and math.isfinite(demand[position]):
+            if (
+                0 <= position <= index
+                and math.isfinite(demand[position])
+                and not (inside_events is not None and inside_events[position])
+            ):
                 return float(demand[position])
         return math.nan
 

@@ -459,14 +459,16 @@ def test_only_the_operator_writes_the_calendar_the_functions_only_read_it(operat
         # The operator (and an administrator) writes it with their own policies.
         for principal in (OPERATOR_ROLE, ADMIN_ROLE):
             assert not denying(policy, Request(action, f"{BUCKET_ARN}/{CALENDAR}", principal)), principal
-    read = Request("s3:GetObject", f"{BUCKET_ARN}/{CALENDAR}", PREDICT_ROLE)
-    assert allows(stack.identity_statements("PredictFunction"), read)
-    assert not denying(policy, read)
-    # Only the calendar prefix: predict's read does not reach other keys through it.
-    assert not allows(
-        stack.identity_statements("PredictFunction"),
-        Request("s3:GetObject", f"{BUCKET_ARN}/other/events.json", PREDICT_ROLE),
-    )
+    # Both read it: predict to honour the events, retrain to learn from the past ones.
+    for name, principal in (("PredictFunction", PREDICT_ROLE), ("RetrainFunction", RETRAIN_ROLE)):
+        read = Request("s3:GetObject", f"{BUCKET_ARN}/{CALENDAR}", principal)
+        assert allows(stack.identity_statements(name), read), name
+        assert not denying(policy, read)
+        # Only the calendar prefix: the read does not reach other keys through it.
+        assert not allows(
+            stack.identity_statements(name),
+            Request("s3:GetObject", f"{BUCKET_ARN}/other/events.json", principal),
+        )
 
 
 # ---------------------------------------------------------------- item 4: a topic alarms can use
@@ -626,7 +628,7 @@ def test_functions_tag_only_the_floor_lease(function, role, writable, deletable)
     ("function", "readable"),
     [
         ("PredictFunction", ("models/", "history/", "state/", "calendar/")),
-        ("RetrainFunction", ("models/", "history/")),
+        ("RetrainFunction", ("models/", "history/", "calendar/")),
     ],
 )
 def test_list_bucket_only_under_the_prefixes_each_function_reads(function, readable):
