@@ -406,6 +406,25 @@ def event_steps(first_step: int, count: int, events: Iterable[PlannedEvent]) -> 
     return inside
 
 
+def normal_load(
+    demand: FloatArray, position: int, newest: int, inside_events: npt.NDArray[np.bool_] | None = None
+) -> float:
+    """The normal load at step `position` of `demand` (requests per minute of consecutive
+    steps), as a multiplier is sized on: the same time last week, else yesterday
+    (`training.seasonal_naive`), among the steps known at `newest` and never a step of a
+    planned event (`inside_events`); NaN where neither is known. Predict, the backtest and
+    the outcome of a past event all read it here."""
+    for period in (7 * _STEPS_PER_DAY, _STEPS_PER_DAY):
+        before = position - period
+        if (
+            0 <= before <= newest
+            and math.isfinite(demand[before])
+            and not (inside_events is not None and inside_events[before])
+        ):
+            return float(demand[before])
+    return math.nan
+
+
 SUGGESTION_SHARE_OF_NORMAL_PEAK = 0.25
 """A suggested multiplier is measured where the normal load is at least a quarter of its
 peak over the event: a ratio to a night-time trickle would size the whole day for noise."""
@@ -484,12 +503,7 @@ def event_outcome(
         load = float(demand[position])
         if not math.isfinite(load):
             continue
-        normal = math.nan
-        for period in (7 * _STEPS_PER_DAY, _STEPS_PER_DAY):
-            before = position - period
-            if before >= 0 and not not_normal[before] and math.isfinite(demand[before]):
-                normal = float(demand[before])
-                break
+        normal = normal_load(demand, position, count - 1, not_normal)
         if math.isfinite(normal):
             observed.append((position, load, normal))
     if not observed:

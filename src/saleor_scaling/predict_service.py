@@ -36,6 +36,7 @@ from saleor_scaling.calendar import (
     PlannedEvent,
     PlannedFloor,
     event_steps,
+    normal_load,
     peak_capacity,
     planned_floor,
     upcoming,
@@ -44,7 +45,6 @@ from saleor_scaling.features import (
     HISTORY_STEPS_NEEDED,
     LEVEL_STEPS,
     STEPS_PER_DAY,
-    STEPS_PER_WEEK,
     build_features,
     log_level,
 )
@@ -725,18 +725,9 @@ def _plan_events(
         return None
 
     def normal_demand(step_time: int) -> float:
-        # Same time last week, else yesterday (training.seasonal_naive): the normal load,
-        # which the event's own rise has not reached, and never an earlier event's. Only
-        # buckets visible now.
-        for period in (STEPS_PER_WEEK, STEPS_PER_DAY):
-            position = index + (step_time - anchor) // STEP_SECONDS - period
-            if (
-                0 <= position <= index
-                and math.isfinite(demand[position])
-                and not (inside_events is not None and inside_events[position])
-            ):
-                return float(demand[position])
-        return math.nan
+        # The event's own rise has not reached it, nor an earlier event's; only buckets
+        # visible now.
+        return normal_load(demand, index + (step_time - anchor) // STEP_SECONDS, index, inside_events)
 
     assert result.target_time is not None
     group = result.group

@@ -38,9 +38,11 @@ from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.s3_store import S3ModelRegistry
 from saleor_scaling.calendar import (
     MAX_DAYS_AHEAD,
+    Calendar,
     CalendarError,
     PlannedEvent,
     PreviewStep,
+    event_outcome,
     parse_time,
     preview,
 )
@@ -200,7 +202,8 @@ PREVIEW_HISTORY_WEEKS = 4
 def events_main(
     argv: list[str], client: S3Client | None = None, clock: Callable[[], float] = time.time
 ) -> int:
-    """`events add/list/remove/preview`: the calendar predict reads (calendar/events.json)."""
+    """`events add/list/remove/preview/review`: the calendar predict and retrain read
+    (calendar/events.json)."""
     parser = argparse.ArgumentParser(
         prog="registry_cli events",
         description="The calendar of planned events (sales) predict scales for ahead of time.",
@@ -216,6 +219,12 @@ def events_main(
     size.add_argument("--multiplier", type=float, help="the event's load as a multiple of the normal load")
     size.add_argument("--capacity", type=int, help="instances the event needs")
     add.add_argument("--lead-minutes", type=int, default=0, help="raise capacity this much earlier")
+    add.add_argument(
+        "--past",
+        action="store_true",
+        help="declare an event that already happened: retrain keeps it out of the normal load, "
+        "`events review` measures it",
+    )
     commands.add_parser("list", help="the declared events")
     remove = commands.add_parser("remove", help="remove an event")
     remove.add_argument("name")
@@ -228,7 +237,13 @@ def events_main(
         type=float,
         help="requests per minute per instance (default: the serving model's, as predict uses)",
     )
-    for command in (add, remove, look, commands.choices["list"]):
+    review = commands.add_parser(
+        "review", help="after an event: its observed peak against the normal load, the multiplier it suggests"
+    )
+    review.add_argument("name")
+    review.add_argument("--group", help="the Auto Scaling group (its history is history/GROUP/)")
+    review.add_argument("--history-prefix", help="default history/GROUP")
+    for command in (add, remove, look, review, commands.choices["list"]):
         command.add_argument("--bucket", required=True, help="the stack's ModelBucketName output")
     args = parser.parse_args(argv)
     s3 = client or boto3.client("s3")
@@ -251,6 +266,8 @@ def events_main(
                 print(f"{state:8} {listed.describe()}")
             if not events:
                 print("no events declared")
+        elif args.command == "review":
+            _print_review(s3, args, store.load().calendar, now)
         else:
             _print_preview(s3, args, store.load().calendar.named(args.name), now)
     except (CalendarError, CalendarConflictError, ModelError) as error:
@@ -268,8 +285,13 @@ def _declared_event(args: argparse.Namespace, now: int) -> PlannedEvent:
         capacity=args.capacity,
         lead_minutes=args.lead_minutes,
     )
-    if event.end <= now:
-        raise CalendarError(f"event {event.name!r} is already over (its end is in the past)")
+    if event.end <= now and not args.past:
+        raise CalendarError(
+            f"event {event.name!r} is already over (its end is in the past): add --past to declare "
+            "one that happened"
+        )
+    if event.end > now and args.past:
+        raise CalendarError(f"event {event.name!r} has not ended: --past is for events that happened")
     if event.start > now + MAX_DAYS_AHEAD * 86400:
         raise CalendarError(f"event {event.name!r} starts more than {MAX_DAYS_AHEAD} days ahead")
     return event
@@ -307,6 +329,34 @@ def _print_preview(s3: S3Client, args: argparse.Namespace, event: PlannedEvent, 
     for step in steps:
         print(f"{_iso_minute(step.time)}  {_cell(step.normal):>6}  {_cell(step.planned):>7}")
     print(_preview_totals(steps))
+
+
+REVIEW_HISTORY_DAYS = 8
+"""An event's normal load is the same time last week, else yesterday: a week and a day
+before its start."""
+
+
+def _print_review(s3: S3Client, args: argparse.Namespace, calendar: Calendar, now: int) -> None:
+    """What an ended event did, from the history backup, as retrain records it nightly
+    (`calendar.event_outcome`): its observed peak, the normal load there, the multiplier
+    that would have covered it and the one suggested for a similar event."""
+    event = calendar.named(args.name)
+    if event.end > now:
+        raise CalendarError(
+            f"event {event.name!r} has not ended: review it after {_iso_minute(event.end).strip()}"
+        )
+    if not (args.group or args.history_prefix):
+        raise CalendarError("review needs --group (or --history-prefix) to read the load")
+    prefix = args.history_prefix or f"history/{args.group}"
+    start = event.start - event.start % STEP_SECONDS - REVIEW_HISTORY_DAYS * 86400
+    history = S3HistoryArchive(s3, args.bucket, prefix).read(start, event.end + STEP_SECONDS)
+    outcome = event_outcome(event, history.start, history.demand_per_minute(), calendar.events)
+    if outcome is None:
+        raise CalendarError(
+            f"no outcome for {event.name!r}: the history backup holds no step of it with its normal "
+            "load (same time last week or yesterday) known"
+        )
+    print(outcome.describe())
 
 
 def _preview_totals(steps: list[PreviewStep]) -> str:

@@ -89,6 +89,7 @@ def test_add_list_remove(aws, bucket, capsys):
             "already over",
         ),
         (["--start", "2027-01-02T08:00:00Z", "--end", "2027-01-02T09:00:00Z", "--capacity", "5"], "366 days"),
+        ([*SALE, "--capacity", "5", "--past"], "has not ended: --past is for events that happened"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_error_and_nothing_written(aws, bucket, capsys, argv, says):
@@ -176,3 +177,39 @@ def test_preview_needs_the_group_and_an_existing_event(aws, bucket, capsys):
     assert events(aws, "add", "sale", "--bucket", bucket, *SALE, "--capacity", "5") == 0
     assert events(aws, "preview", "sale", "--bucket", bucket) == 2
     assert "preview needs --group" in capsys.readouterr().err
+
+
+PAST_SALE = ["--start", "2025-11-28T08:00:00Z", "--end", "2025-11-28T09:00:00Z", "--past"]
+"""Last Friday 08:00-09:00, declared after it happened."""
+
+
+def test_review_measures_an_ended_event_and_suggests_its_multiplier(aws, bucket, capsys):
+    s3 = aws.client("s3")
+    start = NOW - 14 * 86400
+    steps = 14 * 288
+    requests = np.full(steps, 20_000.0)  # 4,000 per minute
+    first = (1_764_316_800 - start) // 300  # 2025-11-28T08:00:00Z
+    requests[first : first + 12] = 52_000.0  # 10,400 per minute: x2.6
+    empty = MetricHistory.empty(start, steps)
+    S3HistoryArchive(s3, bucket, "history/saleor-api").write(
+        MetricHistory(start, {**empty.values, Metric.REQUESTS: requests})
+    )
+    assert events(aws, "add", "black-friday", "--bucket", bucket, *PAST_SALE, "--capacity", "9") == 0
+    assert events(aws, "list", "--bucket", bucket) == 0
+    capsys.readouterr()
+    assert events(aws, "review", "black-friday", "--bucket", bucket, "--group", "saleor-api") == 0
+    assert capsys.readouterr().out == (
+        "black-friday: observed peak 10400/min at 2025-11-28T08:00:00Z against a normal 4000/min there; "
+        "x2.60 needed (12 of 12 steps observed); suggested multiplier for a similar event: 2.6\n"
+    )
+
+
+def test_review_needs_an_ended_event_and_its_history(aws, bucket, capsys):
+    assert events(aws, "add", "sale", "--bucket", bucket, *SALE, "--capacity", "5") == 0
+    assert events(aws, "review", "sale", "--bucket", bucket, "--group", "saleor-api") == 2
+    assert "event 'sale' has not ended: review it after 2025-12-04T09:00Z" in capsys.readouterr().err
+    assert events(aws, "add", "old", "--bucket", bucket, *PAST_SALE, "--capacity", "5") == 0
+    assert events(aws, "review", "old", "--bucket", bucket) == 2
+    assert "review needs --group" in capsys.readouterr().err
+    assert events(aws, "review", "old", "--bucket", bucket, "--group", "saleor-api") == 2
+    assert "no outcome for 'old': the history backup holds no step of it" in capsys.readouterr().err

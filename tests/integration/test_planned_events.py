@@ -189,3 +189,23 @@ def test_notices_of_removed_events_cannot_grow_the_state_past_its_bound(world):
     second = run(world, 1)
     assert "state_reset" not in second
     assert "event_notices" not in second
+
+
+def test_last_weeks_event_is_not_the_normal_load_yesterday_is(world):
+    # The same sale a week ago, declared: its load is no normal Tuesday. Last Tuesday
+    # 12:10 served 6,792/min, yesterday 12:10 6,512/min (the synthetic shop's data):
+    # x2.3 is 15.0 instances of 1,000 from yesterday, 15.6 (16) from last week.
+    week = 7 * 86400
+    declare(
+        world,
+        {
+            "name": "last-sale",
+            "start": iso(SLOT + 600 - week),
+            "end": iso(SLOT + 3600 - week),
+            "capacity": 12,
+        },
+        sale(SLOT + 600, SLOT + 3600, multiplier=2.3),
+    )
+    result = world.invoke()
+    assert result["planned_event"]["basis"] == "x2.3 the normal load 6512/min at 2023-11-28T12:10:00Z"
+    assert result["decision"]["target"] == 15

@@ -3,9 +3,11 @@ own code, a peer that does what AWS advises, and the figures inside and outside 
 
 - The predictive strategies honour the events as predict does: `calendar.planned_floor`
   (the normal load is the observed history's same time last week, else yesterday, read
-  only where visible at the decision) feeds `policy.decide` (`EventPlanner`).
-  "predictive-without-events" is the same forecasts and policy without the calendar, so
-  that what the events bought and cost is read off side by side.
+  only where visible at the decision and never inside a declared event) feeds
+  `policy.decide` (`EventPlanner`). "predictive-without-events" is the same forecasts and
+  policy without the calendar at decision time, so that what honouring the events bought
+  and cost is read off side by side (both forecasts come from the walk-forward that keeps
+  past events out of the seasonal features and training targets, as retrain does).
 - "aws-predictive+scheduled": AWS predictive scaling from the last 14 days' patterns
   (`peers.aws_predictive`) plus a scheduled action that holds MinSize at each event's
   declared capacity (a multiplier event: the largest capacity it asks for) from one boot
@@ -23,10 +25,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.backtest.config import BacktestConfig
@@ -39,11 +43,12 @@ from saleor_scaling.calendar import (
     Calendar,
     PlannedEvent,
     PlannedFloor,
+    event_steps,
+    normal_load,
     peak_capacity,
     planned_floor,
     preview,
 )
-from saleor_scaling.features import STEPS_PER_DAY, STEPS_PER_WEEK
 from saleor_scaling.series import FloatArray, MetricHistory
 
 WITHOUT_EVENTS = "predictive-without-events"
@@ -83,11 +88,12 @@ class EventPlanner:
     def normal_demand(self, step_time: int, visible_until: int | None = None) -> float:
         step = (step_time - self.start) // STEP_SECONDS
         newest = len(self.demand) - 1 if visible_until is None else visible_until
-        for period in (STEPS_PER_WEEK, STEPS_PER_DAY):
-            position = step - period
-            if 0 <= position <= newest and math.isfinite(self.demand[position]):
-                return float(self.demand[position])
-        return math.nan
+        return normal_load(self.demand, step, newest, self.inside_events)
+
+    @cached_property
+    def inside_events(self) -> npt.NDArray[np.bool_]:
+        """The steps of the declared events: never a normal load (as in predict)."""
+        return event_steps(self.start, len(self.demand), self.events)
 
     def reach_seconds(self, anchor_offset_steps: int = 2) -> int:
         return (self.horizon_steps - anchor_offset_steps) * STEP_SECONDS

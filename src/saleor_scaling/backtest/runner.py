@@ -148,7 +148,7 @@ def run_backtest(
         begin = time.perf_counter()
         forest = walk_forward(
             history,
-            observed_settings(config, scaled, observation),
+            replace(observed_settings(config, scaled, observation), events=tuple(events)),
             progress=progress,
             workers=config.worker_count,
         )

@@ -55,6 +55,7 @@ import numpy.typing as npt
 
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.backtest.observed import PER_MINUTE, Observation
+from saleor_scaling.calendar import PlannedEvent, event_steps
 from saleor_scaling.features import build_features, log_level
 from saleor_scaling.labels import estimate_capacity_per_instance
 from saleor_scaling.model import ForecastModel
@@ -92,6 +93,9 @@ class WalkForwardSettings:
     retrain_every_days: int = 1
     """The job runs every this many nights (1: nightly, as deployed); a model serves
     until the next run."""
+    events: tuple[PlannedEvent, ...] = ()
+    """Declared events (`--events`): kept out of the seasonal features and the training
+    targets, as retrain and predict keep the calendar's (`calendar.event_steps`)."""
 
     def __post_init__(self) -> None:
         if self.retrain_every_days < 1:
@@ -210,7 +214,7 @@ def plan_nights(
         first = max(0, anchor_for_decision(history, moment + STEP_SECONDS))
         end = min(steps, anchor_for_decision(history, next_moment) + 1)
         window = training_window(history, moment, settings.training_window_days, settings.observation)
-        rows = training_rows(window, horizon, settings.training.timezone)
+        rows = training_rows(window, horizon, settings.training.timezone, _inside_events(window, settings))
         held_out = len(split_holdout(rows, len(window), settings.holdout_days, horizon).holdout.targets)
         shortfall = history_shortfall(window, len(rows.targets), settings.min_history_days)
         refused = shortfall is not None or held_out < MIN_HOLDOUT_ROWS
@@ -240,6 +244,10 @@ def plan_nights(
         if not refused:
             to_train.append((index, window, rows))
     return nights, to_train
+
+
+def _inside_events(history: MetricHistory, settings: WalkForwardSettings) -> npt.NDArray[np.bool_] | None:
+    return event_steps(history.start, len(history), settings.events) if settings.events else None
 
 
 def train_and_forecast(task: NightTask, settings: WalkForwardSettings, trainer: Trainer) -> NightOutcome:
@@ -302,7 +310,12 @@ def walk_forward(
         capacity=np.full(steps, np.nan),
     )
     nights, to_train = plan_nights(history, settings)
-    features = build_features(history, settings.training.horizon_steps, settings.training.timezone)
+    features = build_features(
+        history,
+        settings.training.horizon_steps,
+        settings.training.timezone,
+        _inside_events(history, settings),
+    )
     levels = log_level(history.demand_per_minute())
     # A model serves its own nights' anchors and those of the refused nights after it.
     tasks: list[NightTask] = []
