@@ -79,7 +79,8 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         fault_metrics=("RetrainErrors",),
         left_undone="the serving model is unchanged",
     )
-    logger.info(result.reason, extra={"retrain": result.log_record()})
+    log = logger.warning if result.calendar_warning else logger.info
+    log(result.reason, extra={"retrain": result.log_record()})
     publish_metrics(result)
     return result.log_record()
 

@@ -71,8 +71,8 @@ def training_rows(
     """Rows whose anchor level and future target are both known (gaps are dropped, never
     filled with zeros) and whose level is not idle (`IDLE_SHARE_OF_MEDIAN`). With
     `event_steps` (`calendar.event_steps`), planned events are no normal load: the seasonal
-    features read them as missing, and rows whose anchor or target is inside one are
-    dropped (the calendar, not the forest, sizes the next sale)."""
+    features read the normal day in their place, and rows whose anchor or target is
+    inside one are dropped (the calendar, not the forest, sizes the next sale)."""
     features = build_features(history, horizon_steps, timezone, event_steps)
     targets = target_log_ratio(history, horizon_steps)
     demand = history.demand_per_minute()

@@ -68,10 +68,16 @@ def test_same_time_last_week_and_yesterday_do_not_see_the_launch():
     assert unmasked[day_later, daily] == pytest.approx(1.092, abs=1e-3)
 
     masked = build_features(history, HORIZON, "UTC", inside)
-    assert math.isnan(masked[week_later, weekly])
-    assert math.isnan(masked[day_later, daily])
+    # The launch's steps read as the normal day there: the same time a day before (no
+    # week before on day 1), 100/min, so both ratios are log1p(100) - log1p(100).
+    assert masked[week_later, weekly] == 0.0
+    assert masked[day_later, daily] == 0.0
     # Recent lags still see the launch as the load it is, during it.
     assert masked[step(1, 11), lag_1] == pytest.approx(0.0, abs=1e-9)
+    # Without any normal day before it, an event's steps are missing.
+    first_day = PlannedEvent("first-day", at(0, 10), at(0, 12), capacity=5)
+    unknown = build_features(history, HORIZON, "UTC", event_steps(MONDAY, len(history), [first_day]))
+    assert math.isnan(unknown[step(1, 10.5) - HORIZON, daily])
     # Away from the launch nothing changes.
     far = step(5, 3)
     assert np.array_equal(masked[far], unmasked[far], equal_nan=True)
