@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import NOW, iso
+from tests.integration.conftest import NOW, emitted_metrics, iso
 
 SLOT = NOW - NOW % 300
 """2023-11-28T12:00:00Z."""
@@ -120,10 +120,11 @@ def test_a_notice_a_day_ahead_when_the_event_will_need_more_than_max_size(world)
     assert len(subjects) == 2  # and the scale-out
 
 
-def test_forecast_only_mode_shows_the_planned_capacity(world, monkeypatch):
+def test_forecast_only_mode_shows_the_planned_capacity(world, monkeypatch, capsys):
     monkeypatch.setenv("SCALING_MODE", "forecast-only")
     world.handler.reset_dependencies()
     declare(world, sale(SLOT + 600, SLOT + 3600, capacity=14))
+    capsys.readouterr()
     result = world.invoke()
     assert result["status"] == "decided"
     assert result["decision"]["target"] == 14
@@ -131,6 +132,11 @@ def test_forecast_only_mode_shows_the_planned_capacity(world, monkeypatch):
     assert result["planned_event"]["capacity"] == 14
     assert "for event 'sale'" in result["reason"]
     assert world.desired() == 2
+    # The dashboard's "recommended" line (RecommendedCapacity) shows the planned capacity;
+    # "predicted" (PredictedCapacity) stays the forecast's.
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert metrics["RecommendedCapacity"] == 14
+    assert metrics["PredictedCapacity"] < 14
 
 
 def test_a_multiplier_sizes_the_normal_load_of_the_same_time_last_week(world):
