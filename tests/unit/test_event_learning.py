@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from saleor_scaling.calendar import PlannedEvent, event_outcome, event_steps
+from saleor_scaling.calendar import PlannedEvent, event_outcome, event_steps, normal_load
 from saleor_scaling.features import FEATURE_NAMES, build_features
 from saleor_scaling.series import Metric, MetricHistory
 from saleor_scaling.training import training_rows
@@ -194,3 +194,22 @@ def test_no_outcome_without_observed_load_or_normal_load():
     partly = event_outcome(PlannedEvent("late", at(7, 23), at(8, 1), capacity=3), MONDAY, demand)
     assert partly is not None
     assert (partly.steps_observed, partly.steps_in_event) == (12, 24)
+
+
+def test_the_normal_load_is_last_week_else_yesterday_visible_and_never_an_event():
+    demand = np.full(8 * STEPS, np.nan)
+    position = step(7, 10)
+    demand[position - 7 * STEPS] = 700.0
+    demand[position - STEPS] = 600.0
+    newest = position - 1
+    assert normal_load(demand, position, newest) == 700.0
+    inside = np.zeros(len(demand), dtype=bool)
+    inside[position - 7 * STEPS] = True  # last week's was a sale: yesterday's
+    assert normal_load(demand, position, newest, inside) == 600.0
+    inside[position - STEPS] = True
+    assert math.isnan(normal_load(demand, position, newest, inside))
+    # Only what is visible at `newest`: yesterday's step is not yet, last week's is.
+    assert normal_load(demand, position, position - STEPS - 1) == 700.0
+    assert math.isnan(normal_load(demand, position, position - 7 * STEPS - 1))
+    demand[position - 7 * STEPS] = np.nan  # a gap: yesterday's
+    assert normal_load(demand, position, newest) == 600.0
