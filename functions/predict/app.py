@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from saleor_scaling import METRICS_NAMESPACE
 from saleor_scaling.adapters.autoscaling import AutoScalingGroup, GroupNotFoundError
+from saleor_scaling.adapters.calendar_store import S3Calendar
 from saleor_scaling.adapters.cloudwatch import CloudWatchMetrics, MetricsUnavailableError
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.notifications import SnsNotifier
@@ -67,6 +68,7 @@ def build_ports(settings: PredictSettings, session: boto3.session.Session) -> Pr
         models=S3ModelRegistry(s3, settings.model),
         state=S3DecisionState(s3, settings.model.bucket, settings.state_key),
         notifier=SnsNotifier(session.client("sns", config=AWS_CLIENT_CONFIG), settings.topic_arn),
+        calendar=S3Calendar(s3, settings.model.bucket),
     )
 
 
@@ -130,7 +132,12 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         fault_metrics=("PredictErrors", "FallbackUsed"),
         left_undone="nothing scaled",
     )
-    if result.status is Status.REJECTED or result.state_reset or result.floor_note.startswith("warning"):
+    if (
+        result.status is Status.REJECTED
+        or result.state_reset
+        or result.floor_note.startswith("warning")
+        or result.calendar_warning
+    ):
         logger.warning(result.reason, extra={"decision": result.log_record()})
     else:
         logger.info(result.reason, extra={"decision": result.log_record()})

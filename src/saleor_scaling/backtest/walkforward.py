@@ -56,6 +56,7 @@ from saleor_scaling.backtest.observed import PER_MINUTE, Observation
 # default_workers is read from here by the configuration (one place for the pool's rules).
 from saleor_scaling.backtest.parallel import default_workers as default_workers
 from saleor_scaling.backtest.parallel import run_in_processes
+from saleor_scaling.calendar import PlannedEvent, event_steps
 from saleor_scaling.features import build_features, log_level
 from saleor_scaling.headroom import HeadroomTable
 from saleor_scaling.labels import estimate_capacity_per_instance
@@ -94,6 +95,9 @@ class WalkForwardSettings:
     retrain_every_days: int = 1
     """The job runs every this many nights (1: nightly, as deployed); a model serves
     until the next run."""
+    events: tuple[PlannedEvent, ...] = ()
+    """Declared events (`--events`): kept out of the seasonal features and the training
+    targets, as retrain and predict keep the calendar's (`calendar.event_steps`)."""
 
     def __post_init__(self) -> None:
         if self.retrain_every_days < 1:
@@ -216,7 +220,7 @@ def plan_nights(
         first = max(0, anchor_for_decision(history, moment + STEP_SECONDS))
         end = min(steps, anchor_for_decision(history, next_moment) + 1)
         window = training_window(history, moment, settings.training_window_days, settings.observation)
-        rows = training_rows(window, horizon, settings.training.timezone)
+        rows = training_rows(window, horizon, settings.training.timezone, _inside_events(window, settings))
         held_out = len(split_holdout(rows, len(window), settings.holdout_days, horizon).holdout.targets)
         shortfall = history_shortfall(window, len(rows.targets), settings.min_history_days)
         refused = shortfall is not None or held_out < MIN_HOLDOUT_ROWS
@@ -246,6 +250,10 @@ def plan_nights(
         if not refused:
             to_train.append((index, window, rows))
     return nights, to_train
+
+
+def _inside_events(history: MetricHistory, settings: WalkForwardSettings) -> npt.NDArray[np.bool_] | None:
+    return event_steps(history.start, len(history), settings.events) if settings.events else None
 
 
 def train_and_forecast(task: NightTask, settings: WalkForwardSettings, trainer: Trainer) -> NightOutcome:
@@ -297,7 +305,12 @@ def walk_forward(
         capacity=np.full(steps, np.nan),
     )
     nights, to_train = plan_nights(history, settings)
-    features = build_features(history, settings.training.horizon_steps, settings.training.timezone)
+    features = build_features(
+        history,
+        settings.training.horizon_steps,
+        settings.training.timezone,
+        _inside_events(history, settings),
+    )
     levels = log_level(history.demand_per_minute())
     # A model serves its own nights' anchors and those of the refused nights after it.
     tasks: list[NightTask] = []
