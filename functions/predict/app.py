@@ -24,6 +24,7 @@ from saleor_scaling.adapters.calendar_store import S3Calendar
 from saleor_scaling.adapters.cloudwatch import CloudWatchMetrics, MetricsUnavailableError
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.notifications import SnsNotifier
+from saleor_scaling.adapters.quotas import OnDemandQuota
 from saleor_scaling.adapters.s3_store import S3ModelRegistry
 from saleor_scaling.adapters.state_store import S3DecisionState
 from saleor_scaling.events import scheduled_event_time
@@ -69,6 +70,10 @@ def build_ports(settings: PredictSettings, session: boto3.session.Session) -> Pr
         state=S3DecisionState(s3, settings.model.bucket, settings.state_key),
         notifier=SnsNotifier(session.client("sns", config=AWS_CLIENT_CONFIG), settings.topic_arn),
         calendar=S3Calendar(s3, settings.model.bucket),
+        quota=OnDemandQuota(
+            session.client("service-quotas", config=AWS_CLIENT_CONFIG),
+            session.client("ec2", config=AWS_CLIENT_CONFIG),
+        ),
     )
 
 

@@ -73,6 +73,8 @@ class GroupFacts:
     """The operator's MinSize as recorded before the lease existed."""
     legacy_applied_tag: str | None = None
     """The MinSize predict set, as recorded before the lease existed."""
+    instance_types: tuple[str, ...] = ()
+    """The types of the group's instances now (for the quota notice before an event)."""
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,12 @@ class Notifier(Protocol):
     def notify(self, subject: str, body: dict[str, Any]) -> None: ...
 
 
+class InstanceQuota(Protocol):
+    def instances_allowed(self, instance_types: tuple[str, ...]) -> tuple[int, str]:
+        """How many instances the account's quota allows, and a sentence saying so; any
+        exception: unknown (no quota notice, nothing else changes)."""
+
+
 class CalendarSource(Protocol):
     def events(self, now: int) -> Calendar:
         """The planned events; `CalendarError` for a calendar that must not be acted on."""
@@ -152,6 +158,8 @@ class PredictPorts:
     """Survives warm invocations when the handler keeps the ports at module level."""
     calendar: CalendarSource | None = None
     """The operator's planned events (`saleor_scaling.calendar`); None: no calendar."""
+    quota: InstanceQuota | None = None
+    """The account's instance quota, read only before a planned event; None: not checked."""
 
 
 class Status(enum.StrEnum):
@@ -217,9 +225,13 @@ class PredictResult:
     """The planned event that shaped this decision (the largest of those active)."""
     calendar_warning: str = ""
     """Why the calendar was ignored (unreadable or invalid): decided as without events."""
-    event_notices: list[tuple[PlannedEvent, int]] = field(default_factory=list)
-    """Events starting soon that need more than MaxSize (the event, the capacity it needs),
-    each noticed once."""
+    event_notices: list[tuple[PlannedEvent, int, str]] = field(default_factory=list)
+    """Events starting soon that need more than MaxSize or the account's instance quota
+    allows (the event, the capacity it needs, the limit it passes), each noticed once."""
+    quota_warning: str = ""
+    """Why the instance quota could not be checked before an event (no notice for it)."""
+    instance_types: tuple[str, ...] = ()
+    """The types of the group's instances, as described this run."""
     warm_up: WarmUp | None = None
     """The warm-up notice that made a missing model expected (status WARMING_UP)."""
 
@@ -255,6 +267,7 @@ class PredictResult:
             ("state_reset", self.state_reset),
             ("notification_error", self.notification_error),
             ("calendar_warning", self.calendar_warning),
+            ("quota_warning", self.quota_warning),
         ):
             if value:
                 record[key] = value
@@ -292,8 +305,8 @@ class PredictResult:
             record["planned_event"] = self.planned.record()
         if self.event_notices:
             record["event_notices"] = [
-                {"name": event.name, "start": _iso(event.start), "needs": needs}
-                for event, needs in self.event_notices
+                {"name": event.name, "start": _iso(event.start), "needs": needs, "limit": limit}
+                for event, needs, limit in self.event_notices
             ]
         if self.forecast_error is not None:
             record["forecast_error"] = _round(self.forecast_error)
@@ -498,6 +511,7 @@ def _settle_floor(
     expired (or, in forecast-only mode, any floor predict holds); record a MinSize set by
     someone else as the operator's. Returns the group as it stands afterwards."""
     facts = ports.group.describe()
+    result.instance_types = facts.instance_types
     lease_seconds = settings.fallback_release_minutes * 60
     reading = read_floor(facts, clock_now, lease_seconds)
     ownership = reading.ownership
@@ -686,7 +700,16 @@ def _forecast_and_decide(
     window_start = decision_time - settings.policy.scale_in_stabilization_minutes * 60
     recent = [r for t, r in state.recommendations if t > window_start]
     result.planned = _plan_events(
-        events, inside_events, state, decision_time, anchor, demand, index, capacity_per_instance, result
+        events,
+        inside_events,
+        state,
+        decision_time,
+        anchor,
+        demand,
+        index,
+        capacity_per_instance,
+        result,
+        ports,
     )
     decision = decide(predicted, group, floor, recent, settings.policy, mode, result.planned)
     return _Forecasted(decision, anchor, forecast, capacity_per_instance)
@@ -719,6 +742,7 @@ def _plan_events(
     index: int,
     capacity_per_instance: float,
     result: PredictResult,
+    ports: PredictPorts,
 ) -> PlannedFloor | None:
     """What the operator's planned events ask of this decision, and the notices due."""
     if not events:
@@ -732,26 +756,39 @@ def _plan_events(
     assert result.target_time is not None
     group = result.group
     assert group is not None
+    quota: tuple[int, str] | None = None
     for event in upcoming(events, decision_time, EVENT_NOTICE_SECONDS):
         if event.key in state.event_notices:
             continue
         needs = peak_capacity(event, normal_demand, capacity_per_instance)
         if needs > group.max_size:
-            result.event_notices.append((event, needs))
+            result.event_notices.append((event, needs, f"MaxSize is {group.max_size}"))
+            continue
+        if quota is None and ports.quota is not None and not result.quota_warning:
+            quota = _read_quota(ports.quota, result)
+        if quota is not None and needs > quota[0]:
+            result.event_notices.append((event, needs, quota[1]))
     return planned_floor(events, decision_time, result.target_time, normal_demand, capacity_per_instance)
 
 
+def _read_quota(quota: InstanceQuota, result: PredictResult) -> tuple[int, str] | None:
+    """Read once per run, and only for an event that fits MaxSize; a fault is a warning."""
+    try:
+        return quota.instances_allowed(result.instance_types)
+    except Exception as error:  # QuotaUnknownError, or anything an adapter raises
+        result.quota_warning = f"instance quota not checked before the event: {error}"[:300]
+        return None
+
+
 def _notify_events(ports: PredictPorts, result: PredictResult) -> None:
-    """One notice per event that will need more than MaxSize; its key is in the state
-    this run claimed its slot with, so no later run sends it again (at most once: a
-    failed publish is a NotificationErrors, not retried)."""
-    group = result.group
-    for event, needs in result.event_notices:
-        max_size = group.max_size if group else 0
+    """One notice per event that will need more than MaxSize or the instance quota
+    allows; its key is in the state this run claimed its slot with, so no later run sends
+    it again (at most once: a failed publish is a NotificationErrors, not retried). The
+    body's event_notices say which limit."""
+    for event, needs, limit in result.event_notices:
+        passed = limit if limit.startswith("MaxSize") else "over the instance quota"
         _notify(
-            ports,
-            result,
-            f"Saleor predictive scaling: event {event.name} needs {needs} instances, MaxSize is {max_size}",
+            ports, result, f"Saleor predictive scaling: event {event.name} needs {needs} instances, {passed}"
         )
 
 
@@ -883,7 +920,7 @@ def _next_state(
             float(capacity_needed(forecasted.forecast.demand_mean, forecasted.capacity_per_instance)), 4
         )
     notices = _live_notices(state, decision_time)
-    notices.update({event.key: event.end for event, _ in result.event_notices})
+    notices.update({event.key: event.end for event, _, _ in result.event_notices})
     if len(notices) > MAX_EVENT_NOTICES:
         # Events removed from the calendar before they ended leave keys behind: keep the
         # latest-ending ones, so the state stays within what parse_state accepts.

@@ -440,6 +440,22 @@ def test_predict_cannot_write_models_nor_retrain_state_in_either_layer():
         )
 
 
+def test_only_predict_reads_the_on_demand_quota_and_no_other():
+    stack = RenderedStack()
+    quota = f"arn:aws:servicequotas:{REGION}:{ACCOUNT}:ec2/L-1216C47A"
+    predict = stack.identity_statements("PredictFunction")
+    assert allows(predict, Request("servicequotas:GetServiceQuota", quota, PREDICT_ROLE))
+    assert allows(predict, Request("ec2:DescribeInstanceTypes", "*", PREDICT_ROLE))
+    for other in (
+        f"arn:aws:servicequotas:{REGION}:{ACCOUNT}:ec2/L-34B43A08",
+        f"arn:aws:servicequotas:{REGION}:{ACCOUNT}:vpc/L-F678F1CE",
+    ):
+        assert not allows(predict, Request("servicequotas:GetServiceQuota", other, PREDICT_ROLE))
+    assert not allows(predict, Request("servicequotas:RequestServiceQuotaIncrease", quota, PREDICT_ROLE))
+    retrain = stack.identity_statements("RetrainFunction")
+    assert not allows(retrain, Request("servicequotas:GetServiceQuota", quota, RETRAIN_ROLE))
+
+
 CALENDAR = "calendar/events.json"
 
 

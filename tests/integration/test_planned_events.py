@@ -89,7 +89,9 @@ def test_an_event_above_max_size_is_clamped_and_noticed_once(world):
     first = run(world, 0)
     assert first["decision"]["target"] == 20
     assert "clamped from 25 to MaxSize 20" in first["decision"]["explanation"]
-    assert first["event_notices"] == [{"name": "sale", "start": "2023-11-28T12:10:00Z", "needs": 25}]
+    assert first["event_notices"] == [
+        {"name": "sale", "start": "2023-11-28T12:10:00Z", "needs": 25, "limit": "MaxSize is 20"}
+    ]
     subjects = sorted(notice["Subject"] for notice in world.notices(queue))
     assert subjects == [
         "Saleor predictive scaling: event sale needs 25 instances, MaxSize is 20",
@@ -112,7 +114,9 @@ def test_a_notice_a_day_ahead_when_the_event_will_need_more_than_max_size(world)
         {"name": "later", "start": iso(SLOT + 86700), "end": iso(SLOT + 90000), "capacity": 30},
     )
     first = run(world, 0)
-    assert first["event_notices"] == [{"name": "sale", "start": "2023-11-29T13:00:00Z", "needs": 30}]
+    assert first["event_notices"] == [
+        {"name": "sale", "start": "2023-11-29T13:00:00Z", "needs": 30, "limit": "MaxSize is 20"}
+    ]
     assert "planned_event" not in first
     assert first["decision"]["target"] == 8
     subjects = [notice["Subject"] for notice in world.notices(queue)]
@@ -215,3 +219,66 @@ def test_last_weeks_event_is_not_the_normal_load_yesterday_is(world):
     result = world.invoke()
     assert result["planned_event"]["basis"] == "x2.3 the normal load 6512/min at 2023-11-28T12:10:00Z"
     assert result["decision"]["target"] == 15
+
+
+class QuotaOf:
+    """The account's On-Demand quota as Service Quotas would give it (moto has no EC2 quotas)."""
+
+    def __init__(self, instances: int) -> None:
+        self.instances = instances
+        self.asked: list[tuple[str, ...]] = []
+
+    def instances_allowed(self, instance_types: tuple[str, ...]) -> tuple[int, str]:
+        self.asked.append(instance_types)
+        return self.instances, f"the quota allows at most {self.instances} instances"
+
+
+def with_quota(world, quota: Any) -> None:
+    world.handler.dependencies()[1].quota = quota
+
+
+def test_an_event_the_instance_quota_cannot_hold_is_noticed_once_and_scaled_as_declared(world):
+    queue = world.subscribe_queue()
+    quota = QuotaOf(10)
+    with_quota(world, quota)
+    declare(world, sale(SLOT + 600, SLOT + 3600, capacity=14))
+    first = run(world, 0)
+    assert first["event_notices"] == [
+        {
+            "name": "sale",
+            "start": "2023-11-28T12:10:00Z",
+            "needs": 14,
+            "limit": "the quota allows at most 10 instances",
+        }
+    ]
+    # The notice warns; it does not size: AWS refuses what the quota cannot hold, not predict.
+    assert first["decision"]["target"] == 14
+    assert quota.asked == [("t3.medium",)]
+    subjects = sorted(notice["Subject"] for notice in world.notices(queue))
+    assert subjects[0] == "Saleor predictive scaling: event sale needs 14 instances, over the instance quota"
+    later = run(world, 1)
+    assert "event_notices" not in later
+    assert len(quota.asked) == 1  # noticed: not read again for this event
+
+
+def test_an_event_within_the_quota_gives_no_notice_and_the_quota_is_read_only_before_events(world):
+    quota = QuotaOf(32)
+    with_quota(world, quota)
+    assert "event_notices" not in run(world, 0)
+    assert quota.asked == []  # no event ahead: nothing to check
+    declare(world, sale(SLOT + 1200, SLOT + 3600, capacity=14))
+    result = run(world, 1)
+    assert "event_notices" not in result
+    assert "quota_warning" not in result
+    assert quota.asked == [("t3.medium",)]
+
+
+def test_an_unreadable_quota_is_a_warning_and_changes_nothing(world):
+    # The real adapter against the emulator, which has no EC2 quotas: Service Quotas
+    # answers NoSuchResourceException, as it would for a Region without the quota.
+    declare(world, sale(SLOT + 600, SLOT + 3600, capacity=14))
+    result = run(world, 0)
+    assert result["decision"]["target"] == 14
+    assert "event_notices" not in result
+    assert result["quota_warning"].startswith("instance quota not checked before the event: ")
+    assert "NoSuchResource" in result["quota_warning"]

@@ -54,6 +54,9 @@ class AutoScalingGroup:
             lease_tag=tags.get(LEASE_TAG),
             legacy_base_tag=tags.get(LEGACY_BASE_TAG),
             legacy_applied_tag=tags.get(LEGACY_APPLIED_TAG),
+            instance_types=tuple(
+                sorted({str(i["InstanceType"]) for i in group.get("Instances", []) if i.get("InstanceType")})
+            ),
         )
 
     def set_capacity(self, desired: int, floor: int, bounds: GroupCapacity) -> None:
