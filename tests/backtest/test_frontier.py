@@ -285,9 +285,8 @@ def test_phpa_smoothings_and_targets_are_separate_lines() -> None:
     assert (targets.dashed, smoothing.dashed) == (False, True)
 
 
-def test_the_frontier_plot_and_table_do_not_call_the_level_reference_a_bound(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def closed_figures(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The figures the plot closes (it saves and closes each), still readable."""
     import matplotlib.pyplot as plt
 
     closed: list[object] = []
@@ -298,6 +297,13 @@ def test_the_frontier_plot_and_table_do_not_call_the_level_reference_a_bound(
         real_close(figure)  # type: ignore[arg-type]
 
     monkeypatch.setattr(plt, "close", keep)
+    return closed
+
+
+def test_the_frontier_plot_and_table_do_not_call_the_level_reference_a_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed = closed_figures(monkeypatch)
     sweep = phpa_like_sweep()
     plot_frontier(sweep, tmp_path / "frontier.png")
     legend = closed[0].axes[0].get_legend()  # type: ignore[attr-defined]
@@ -423,16 +429,7 @@ def test_where_ours_loses_is_found_between_the_table_shares_with_its_worst_point
 def test_the_plot_names_ours_over_all_its_knobs_and_the_quantile_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import matplotlib.pyplot as plt
-
-    closed: list[object] = []
-    real_close = plt.close
-
-    def keep(figure: object = None) -> None:
-        closed.append(figure)
-        real_close(figure)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(plt, "close", keep)
+    closed = closed_figures(monkeypatch)
     plot_frontier(labelled_sweep(), tmp_path / "frontier.png")
     legend = closed[0].axes[0].get_legend()  # type: ignore[attr-defined]
     labels = [text.get_text() for text in legend.get_texts()]
