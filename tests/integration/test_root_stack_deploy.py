@@ -726,6 +726,20 @@ def check_floor_lease_release(deployed: Deployed) -> None:
     autoscaling.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=before["DesiredCapacity"])
 
 
+def check_warm_pool(deployed: Deployed) -> None:
+    """The warm pool is off unless asked for: none of its resources exists in a tier deployed
+    without WarmPoolState. Its resources with a pool: tests/infra/test_warm_pool.py."""
+    if not deployed.creates_tier:
+        return
+    assert deployed.parameter("WarmPoolState") == "Disabled"
+    kinds = set(deployed.deployment.nested["AppStack"].resource_types.values())
+    assert not kinds & {"AWS::AutoScaling::WarmPool", "AWS::AutoScaling::LifecycleHook", "AWS::IAM::Policy"}
+    hooks = deployed.session.client("autoscaling").describe_lifecycle_hooks(
+        AutoScalingGroupName=deployed.group_name()
+    )
+    assert hooks["LifecycleHooks"] == []
+
+
 # Every resource type moto's CloudFormation cannot create, and what checks it instead.
 SKIPPED_BY_MOTO: dict[str, Callable[[Deployed], None]] = {
     "AWS::Lambda::EventInvokeConfig": check_event_invoke_configs,
@@ -739,6 +753,8 @@ SKIPPED_BY_MOTO: dict[str, Callable[[Deployed], None]] = {
     "AWS::ElastiCache::SubnetGroup": check_data_tier_stand_ins,
     "AWS::SecretsManager::Secret": check_data_tier_stand_ins,
     "Custom::FloorLeaseRelease": check_floor_lease_release,
+    "AWS::AutoScaling::WarmPool": check_warm_pool,
+    "AWS::AutoScaling::LifecycleHook": check_warm_pool,
 }
 # moto's null models: accepted, nothing created (AWS creates nothing for them either).
 NULL_IN_MOTO = {
@@ -781,6 +797,7 @@ DEPLOYED_AND_CHECKED = {
     "AWS::RDS::DBSubnetGroup": "check_data_tier_stand_ins; test_nested_stacks",
     "AWS::CloudWatch::Dashboard": "test_nested_stacks",
     "AWS::Route53::RecordSet": "test_outputs_name_the_deployed_resources (tier-options); test_tier_options",
+    "AWS::IAM::Policy": "tests/infra/test_warm_pool.py (the warm pool's hook permission, deployed)",
 }
 
 

@@ -278,6 +278,7 @@ def run_sweep(
             config.capacity_per_instance,
             window,
             oracle.billed,
+            pool_cost=record.pool_cost,
         )
         points.append(
             SweepPoint(
