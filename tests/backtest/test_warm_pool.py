@@ -5,6 +5,7 @@ the simulator's documented rules, on tiny traces."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -138,7 +139,54 @@ def test_a_backtest_with_a_pool_reports_its_cost() -> None:
     assert 2 * PARKED_COST_SHARE * minutes / 60 - 1e-9 <= reactive.pool_instance_hours <= 2 * minutes / 60
     assert report.figures["oracle"].pool_instance_hours == 0.0
     assert "Warm pool Stopped, 2 instances (ready 3 min after a scale-out)" in report.table()
-    assert report.to_json()["config"]["warm_pool"] == {"state": "Stopped", "size": 2, "ready_minutes": None}
+    assert report.to_json()["config"]["warm_pool"] == {
+        "state": "Stopped",
+        "size": 2,
+        "ready_minutes": None,
+        "reuse_on_scale_in": False,
+    }
+
+
+# ---------------------------------------------------------------- AWS's default size, reuse on scale-in
+
+
+def test_parsing_the_pool_forms() -> None:
+    assert WarmPoolSettings.parse("stopped:2") == WarmPoolSettings("Stopped", 2)
+    assert WarmPoolSettings.parse("Hibernated:1:2") == WarmPoolSettings("Hibernated", 1, 2)
+    assert WarmPoolSettings.parse("Stopped:max:reuse") == WarmPoolSettings("Stopped", None, None, True)
+    assert WarmPoolSettings.parse("Running:3:1:reuse") == WarmPoolSettings("Running", 3, 1, True)
+
+
+def test_at_aws_default_size_the_pool_is_max_size_minus_desired_and_refills_on_scale_in() -> None:
+    plan = SetAt({10: 4, 20: 1})
+    record = simulate(np.full(30, 500.0), group("Stopped:max"), predictive=plan, initial=1, decision_every=1)
+    assert record.pool_cost is not None
+    assert record.pool_cost[9] == pytest.approx(0.71127, abs=1e-5)  # 10 - 1 = 9 parked
+    assert record.pool_cost[10] == pytest.approx(0.47418, abs=1e-5)  # 3 taken, 10 - 4 = 6 left: no refill
+    assert record.pool_cost[20] == pytest.approx(3.47418, abs=1e-5)  # back to 9: 3 boot into the pool
+    assert record.pool_cost[25] == pytest.approx(0.71127, abs=1e-5)
+    assert list(record.serving[12:14]) == [1, 4]  # all three warm
+
+
+def test_reuse_on_scale_in_returns_instances_instead_of_booting_new_ones() -> None:
+    plan = {10: 3, 12: 1, 13: 3}
+    reused = simulate(
+        np.full(30, 500.0), group("Stopped:2:reuse"), predictive=SetAt(plan), initial=1, decision_every=1
+    )
+    plain = simulate(
+        np.full(30, 500.0), group("Stopped:2"), predictive=SetAt(plan), initial=1, decision_every=1
+    )
+    assert reused.pool_cost is not None
+    assert plain.pool_cost is not None
+    # At 12 the two scaled in return (stopping, billed that minute) and the two refills
+    # still booting since 10 are terminated: the pool is back to 2, prepared from 13.
+    assert reused.pool_cost[12] == 2.0
+    assert reused.pool_cost[13] == 2.0  # taken again at 13: two refills boot
+    assert list(plain.pool_cost[12:15]) == [2.0, 2.0, 2.0]
+    # At 13 the returned pair is taken warm; without reuse the pool is still booting.
+    assert list(reused.serving[13:17]) == [1, 1, 1, 3]
+    assert list(plain.serving[13:18]) == [1, 1, 1, 1, 1]
+    assert plain.serving[18] == 3
 
 
 # ---------------------------------------------------------------- refused values
@@ -148,16 +196,20 @@ def test_a_backtest_with_a_pool_reports_its_cost() -> None:
     ("text", "message"),
     [
         ("Frozen:2", "warm pool state must be one of Running, Hibernated, Stopped, got 'Frozen'"),
-        ("Stopped", "--warm-pool takes STATE:SIZE[:READY_MINUTES], e.g. Stopped:2; got 'Stopped'"),
-        ("Stopped:2:3:4", "--warm-pool takes STATE:SIZE[:READY_MINUTES]"),
-        ("Stopped:two", "warm pool size must be a whole number, got 'two'"),
+        (
+            "Stopped",
+            "--warm-pool takes STATE:SIZE[:READY_MINUTES][:reuse], e.g. Stopped:2 or Stopped:max:reuse; got",
+        ),
+        ("Stopped:2:3:4", "--warm-pool takes STATE:SIZE[:READY_MINUTES][:reuse]"),
+        ("Stopped:reuse", "--warm-pool takes STATE:SIZE[:READY_MINUTES][:reuse]"),
+        ("Stopped:two", "warm pool size (or max) must be a whole number, got 'two'"),
         ("Stopped:2:soon", "warm pool ready minutes must be a whole number, got 'soon'"),
         ("Stopped:0", "a warm pool needs at least 1 instance, got 0"),
         ("Running:1:-1", "a warm pool's ready delay must be >= 0 minutes, got -1"),
     ],
 )
 def test_bad_warm_pool_values_are_refused_clearly(text: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         WarmPoolSettings.parse(text)
 
 

@@ -128,17 +128,22 @@ running instance's: 30 x 0.08 / 730 / 0.0416 = 0.0790."""
 
 @dataclass(frozen=True)
 class WarmPoolSettings:
-    """A warm pool of `size` instances in `state` (Stopped, Hibernated or Running)."""
+    """A warm pool in `state` (Stopped, Hibernated or Running) of `size` instances, or, with
+    size None, of MaxSize minus the desired capacity and at least 1 (the template's defaults:
+    WarmPoolMinSize 1, WarmPoolMaxPreparedCapacity -1, AWS's own default)."""
 
     state: str
-    size: int
+    size: int | None
     ready_minutes: int | None = None
     """Scale-out to serving for a pool instance; None: WARM_START_MINUTES[state]."""
+    reuse_on_scale_in: bool = False
+    """Scaled-in instances return to the pool (WarmPoolReuseOnScaleIn), prepared from the
+    next minute (stopping takes under a minute: an assumption), instead of terminating."""
 
     def __post_init__(self) -> None:
         if self.state not in WARM_START_MINUTES:
             raise ValueError(f"warm pool state must be one of {_STATES}, got {self.state!r}")
-        if self.size < 1:
+        if self.size is not None and self.size < 1:
             raise ValueError(f"a warm pool needs at least 1 instance, got {self.size}")
         if self.ready_minutes is not None and self.ready_minutes < 0:
             raise ValueError(f"a warm pool's ready delay must be >= 0 minutes, got {self.ready_minutes}")
@@ -152,26 +157,35 @@ class WarmPoolSettings:
         """A prepared pool instance's cost per minute, in instances."""
         return 1.0 if self.state == "Running" else PARKED_COST_SHARE
 
+    def target(self, desired: int, max_size: int) -> int:
+        """Instances the pool keeps next to this desired capacity."""
+        return self.size if self.size is not None else max(1, max_size - desired)
+
     @classmethod
     def parse(cls, text: str) -> WarmPoolSettings:
-        """STATE:SIZE or STATE:SIZE:READY_MINUTES, e.g. Stopped:2 or Hibernated:1:2."""
+        """STATE:SIZE[:READY_MINUTES][:reuse], SIZE a number or `max`: e.g. Stopped:2,
+        Hibernated:1:2, Stopped:max:reuse."""
+        usage = "--warm-pool takes STATE:SIZE[:READY_MINUTES][:reuse], e.g. Stopped:2 or Stopped:max:reuse"
         parts = text.split(":")
+        reuse = parts[-1].strip().lower() == "reuse"
+        if reuse:
+            parts = parts[:-1]
         if len(parts) not in (2, 3):
-            raise ValueError(f"--warm-pool takes STATE:SIZE[:READY_MINUTES], e.g. Stopped:2; got {text!r}")
+            raise ValueError(f"{usage}; got {text!r}")
         given = parts[0].strip().lower()
         state = next((known for known in WARM_START_MINUTES if known.lower() == given), None)
         if state is None:
             raise ValueError(f"warm pool state must be one of {_STATES}, got {parts[0]!r}")
-        numbers = []
-        for label, part in zip(("size", "ready minutes"), parts[1:], strict=False):
-            try:
-                numbers.append(int(part))
-            except ValueError:
-                raise ValueError(f"warm pool {label} must be a whole number, got {part!r}") from None
-        return cls(state, numbers[0], numbers[1] if len(numbers) > 1 else None)
+        size = None if parts[1].strip().lower() == "max" else _whole(parts[1], "size (or max)")
+        ready = _whole(parts[2], "ready minutes") if len(parts) == 3 else None
+        return cls(state, size, ready, reuse)
 
-    def describe(self) -> str:
-        return f"{self.state}:{self.size}, ready {self.ready} min"
+
+def _whole(text: str, label: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"warm pool {label} must be a whole number, got {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -235,7 +249,8 @@ class SimulatedGroup:
         self.launches: list[int] = [NEVER] * max(settings.min_size, min(settings.max_size, initial))
         self.ready: list[int] = list(self.launches)
         pool = settings.warm_pool
-        self.pool: list[int] = [NEVER] * (pool.size if pool is not None else 0)
+        prepared = pool.target(self.desired, settings.max_size) if pool is not None else 0
+        self.pool: list[int] = [NEVER] * prepared
         """Minute each pool instance is prepared from (its boot into the pool done)."""
         self.actions: list[ScalingAction] = []
         self.floor = settings.min_size
@@ -277,10 +292,11 @@ class SimulatedGroup:
         before = len(self.launches)
         if desired == before:
             return False
+        pool = self.settings.warm_pool
         if desired > before:
             added = desired - before
             taken = self._take_from_pool(minute, added)
-            warm_start = self.settings.warm_pool.ready if self.settings.warm_pool is not None else 0
+            warm_start = pool.ready if pool is not None else 0
             self.launches.extend([minute] * added)
             self.ready.extend([minute + warm_start] * taken)
             self.ready.extend([minute + self.settings.boot_delay_minutes] * (added - taken))
@@ -288,21 +304,29 @@ class SimulatedGroup:
             # Sorted by the minute they joined: the newest (pending first) go first.
             del self.launches[desired:]
             del self.ready[desired:]
+            if pool is not None and pool.reuse_on_scale_in:
+                self.pool.extend([minute + 1] * (before - desired))
+        if pool is not None:
+            self._refill(minute, pool.target(desired, self.settings.max_size))
         self.actions.append(ScalingAction(minute, source, before, desired))
         return True
 
     def _take_from_pool(self, minute: int, wanted: int) -> int:
-        """Take up to `wanted` prepared instances (the longest prepared first) and launch as
-        many into the pool to refill it; the number taken."""
-        if self.settings.warm_pool is None:
-            return 0
+        """Take up to `wanted` prepared instances (the longest prepared first); the number taken."""
         self.pool.sort()
         taken = 0
         while taken < wanted and taken < len(self.pool) and self.pool[taken] <= minute:
             taken += 1
         del self.pool[:taken]
-        self.pool.extend([minute + self.settings.boot_delay_minutes] * taken)
         return taken
+
+    def _refill(self, minute: int, target: int) -> None:
+        """Launch into the pool up to `target` (each a whole boot), or terminate the excess,
+        the last prepared (still booting first) first."""
+        self.pool.sort()
+        if len(self.pool) < target:
+            self.pool.extend([minute + self.settings.boot_delay_minutes] * (target - len(self.pool)))
+        del self.pool[target:]
 
 
 @dataclass(frozen=True)
