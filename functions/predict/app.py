@@ -158,6 +158,7 @@ def publish_metrics(result: PredictResult) -> None:
     # breaching, and a run without a fallback is a missing FallbackUsed).
     for name, happened in (
         ("FallbackUsed", result.fallback_used),
+        ("WarmingUp", result.status is Status.WARMING_UP),
         ("ScalingActions", result.changed_group),
         ("DuplicateEvents", result.status is Status.DUPLICATE),
         ("RejectedEvents", result.status is Status.REJECTED),
@@ -168,3 +169,10 @@ def publish_metrics(result: PredictResult) -> None:
             metrics.add_metric(name=name, unit=count, value=1)
     if result.corrupt_history:
         metrics.add_metric(name="CorruptHistoryObjects", unit=count, value=len(result.corrupt_history))
+    if result.warm_up is not None:
+        # The dashboard's "first model expected in" line: sent only while warming up.
+        metrics.add_metric(
+            name="HoursToFirstModel",
+            unit=MetricUnit.Count,
+            value=round(result.warm_up.hours_to_first_model(result.decision_time), 2),
+        )

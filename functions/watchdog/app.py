@@ -25,6 +25,7 @@ import math
 import os
 import time
 import urllib.request
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -45,8 +46,13 @@ DEFAULT_GRACE_SECONDS = 300
 expiry; the watchdog steps in only when that run did not happen."""
 
 
+FIRST_RETRAIN_TYPE = "Custom::FirstRetrain"
+
+
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     if isinstance(event, dict) and "RequestType" in event and "ResponseURL" in event:
+        if event.get("ResourceType") == FIRST_RETRAIN_TYPE:
+            return first_retrain(event, boto3.client("lambda"), time.time())
         return custom_resource(event, boto3.client("autoscaling"))
     outcome = release_expired_floor(
         boto3.client("autoscaling"),
@@ -77,7 +83,7 @@ def release_expired_floor(
         return outcome
     assert ownership.lease is not None
     assert ownership.base is not None
-    released = ownership.release(now)
+    released = ownership.release()
     # The same order as predict: the record first, so a failure leaves MinSize as it was.
     _write(client, group_name, released)
     client.update_auto_scaling_group(AutoScalingGroupName=group_name, MinSize=ownership.base)
@@ -113,6 +119,39 @@ def custom_resource(event: dict[str, Any], client: Any) -> dict[str, Any]:
             {"level": "INFO" if status == "SUCCESS" else "ERROR", "service": "watchdog", "watchdog": outcome}
         )
     )
+    return outcome
+
+
+def first_retrain(event: dict[str, Any], client: Any, now: float) -> dict[str, Any]:
+    """`Custom::FirstRetrain`: on Create (and on an Update that names another function)
+    start one retraining without waiting for it. The answer is always SUCCESS: a shop
+    without a first model is no reason to roll a deploy back, and a retraining that could
+    not start is logged here as an ERROR and shows as predict's fallback alarm (no model
+    and no warm-up notice) until the nightly run."""
+    arn = str(event.get("ResourceProperties", {}).get("RetrainFunctionArn", ""))
+    outcome: dict[str, Any] = {"request": event.get("RequestType"), "retrain_function": arn}
+    level = "INFO"
+    if event.get("RequestType") in ("Create", "Update") and arn:
+        started = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        payload = {
+            "version": "0",
+            "id": f"first-retrain-{event.get('RequestId', '')}",
+            "detail-type": "Scheduled Event",
+            "source": "saleor-predictive-scaling.deploy",
+            "time": started,
+            "detail": {},
+        }
+        try:
+            client.invoke(FunctionName=arn, InvocationType="Event", Payload=json.dumps(payload).encode())
+            outcome["started"] = started
+        except (ClientError, BotoCoreError) as error:
+            level = "ERROR"
+            outcome["error"] = (
+                f"could not start the first retraining ({error}); the nightly one will run, or start "
+                "it by hand (README, 'The first model')"
+            )
+    _respond(event, "SUCCESS", json.dumps(outcome)[:200], "first-retrain")
+    print(json.dumps({"level": level, "service": "watchdog", "first_retrain": outcome}))
     return outcome
 
 

@@ -145,7 +145,7 @@ class Ownership:
             and now >= self.lease.until + grace_seconds
         )
 
-    def release(self, now: float) -> Lease:
+    def release(self) -> Lease:
         """The record to write before MinSize goes back to the operator's: the floor is the
         base, the MinSize held now stays recognisable as predict's (`prior`) until the
         UpdateAutoScalingGroup call has landed."""

@@ -35,6 +35,14 @@ from saleor_scaling.series import FloatArray
 from saleor_scaling.settings import horizon_steps_for
 
 FORMAT_VERSION = 2
+DAILY_STAGE = "daily"
+"""Trained on fewer days than MIN_HISTORY_DAYS (at least `retrain_service.MIN_DAILY_HISTORY_DAYS`):
+the daily pattern and the recent trajectory only, judged against the same time yesterday."""
+FULL_STAGE = "full"
+"""Trained on at least MIN_HISTORY_DAYS: the weekly pattern too, judged against last week."""
+MODEL_STAGES = (DAILY_STAGE, FULL_STAGE)
+OPTIONAL_MANIFEST_FIELDS = frozenset({"stage"})
+"""Fields added to format 2 after models were published: absent, they take their default."""
 """1: a joblib pickle (refused: loading it runs whatever code it names). 2: `.npz` arrays."""
 PER_TREE_QUANTILE = "per-tree quantile"
 MODEL_PREFIX = "models/"
@@ -121,6 +129,9 @@ class ModelMetadata:
     library_versions: dict[str, str] = field(default_factory=library_versions)
     step_seconds: int = STEP_SECONDS
     format_version: int = FORMAT_VERSION
+    stage: str = FULL_STAGE
+    """How much history the model grew from (`MODEL_STAGES`): a manifest written before
+    stages existed has no such field and was a full model."""
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -151,7 +162,8 @@ class ModelMetadata:
             raise ModelIntegrityError("model manifest is not a JSON object")
         _check_format_version(data.get("format_version"))
         names = {spec.name for spec in fields(cls)}
-        missing, unknown = sorted(names - data.keys()), sorted(data.keys() - names)
+        missing = sorted(names - data.keys() - OPTIONAL_MANIFEST_FIELDS)
+        unknown = sorted(data.keys() - names)
         if missing:
             raise ModelIntegrityError(f"manifest field {missing[0]} is missing")
         if unknown:
@@ -308,6 +320,10 @@ def check_manifest(metadata: ModelMetadata) -> None:
         lambda value: isinstance(value, str) and len(value) <= MAX_TEXT_LENGTH,
     )
     _check_headroom(metadata.headroom)
+    if not isinstance(metadata.stage, str) or metadata.stage not in MODEL_STAGES:
+        raise ModelIntegrityError(
+            f"manifest field stage {metadata.stage!r} must be one of {list(MODEL_STAGES)}"
+        )
 
 
 def validate_for_serving(metadata: ModelMetadata, expected: ServingBounds) -> None:
@@ -444,4 +460,5 @@ def manifest_summary(metadata: ModelMetadata) -> dict[str, Any]:
         "size_bytes": metadata.size_bytes,
         "sha256": metadata.sha256[:12],
         "headroom_basis": metadata.headroom.get("basis", PER_TREE_QUANTILE),
+        "stage": metadata.stage,
     }

@@ -43,6 +43,7 @@ from saleor_scaling.model import (
     ForecastModel,
     ModelError,
     ModelMetadata,
+    ModelNotFoundError,
     ServingBounds,
     load_verified,
     manifest_summary,
@@ -59,6 +60,7 @@ from saleor_scaling.policy import (
 from saleor_scaling.series import Metric, MetricHistory, drop_impossible_values, floor_to_step
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, PredictSettings, ScalingMode
 from saleor_scaling.state import DecisionState, StateConflictError, parse_state
+from saleor_scaling.warmup import WarmUp
 
 CLOUDWATCH_WINDOW_STEPS = STEPS_PER_DAY + 24
 """Predict reads the last 26 hours from CloudWatch (recent lags and same time yesterday);
@@ -92,6 +94,8 @@ class ModelSource(Protocol):
     def current(self) -> ModelMetadata: ...
 
     def model_bytes(self, metadata: ModelMetadata) -> bytes: ...
+
+    def warm_up(self) -> WarmUp | None: ...
 
 
 class StoredStateLike(Protocol):
@@ -142,6 +146,10 @@ class Status(enum.StrEnum):
     REJECTED = "rejected"
     """The event's time is too far from the function's clock (stale or early): nothing
     read, nothing changed, no slot claimed."""
+    WARMING_UP = "warming-up"
+    """No model exists yet and retrain's warm-up notice says the shop is too young for one
+    (`saleor_scaling.warmup`): as a fallback, nothing sized and nothing changed, but
+    expected, so it is its own metric and pages nobody."""
     DRY_RUN = "dry-run"
     """A rehearsal (`"detail": {"dry_run": true}`): everything read and decided, nothing
     written or changed; `dry_run` in the log says what the run would have done."""
@@ -184,6 +192,8 @@ class PredictResult:
     """In a dry run: every write the run would have made, in order."""
     dry_run_outcome: str = ""
     """In a dry run: the status the run would have had."""
+    warm_up: WarmUp | None = None
+    """The warm-up notice that made a missing model expected (status WARMING_UP)."""
 
     @property
     def fallback_used(self) -> bool:
@@ -223,6 +233,13 @@ class PredictResult:
             record["implausible_values"] = self.implausible_values
         if self.corrupt_history:
             record["corrupt_history"] = self.corrupt_history
+        if self.warm_up is not None:
+            record["warm_up"] = {
+                "history_days": round(self.warm_up.history_days, 2),
+                "first_model_after": _iso(self.warm_up.first_model_after),
+                "hours_to_first_model": round(self.warm_up.hours_to_first_model(self.decision_time), 2),
+                "notice_until": _iso(self.warm_up.until),
+            }
         if self.status is Status.DRY_RUN:
             record["dry_run"] = {"would_be": self.dry_run_outcome, "would": self.would}
         if self.floor_released:
@@ -259,6 +276,14 @@ class PredictResult:
 
 class _FallbackError(Exception):
     """No trustworthy forecast this run; the message says why."""
+
+
+class _WarmingUpError(_FallbackError):
+    """No model yet, and retrain's valid warm-up notice says that is expected."""
+
+    def __init__(self, message: str, notice: WarmUp) -> None:
+        super().__init__(message)
+        self.notice = notice
 
 
 @dataclass
@@ -341,6 +366,11 @@ def _run(
     group = reading.group
     try:
         forecasted = _forecast_and_decide(now, decision_time, settings, ports, state, result, mode)
+    except _WarmingUpError as warming:
+        result.warm_up = warming.notice
+        return _fall_back(
+            result, str(warming), decision_time, ports, state, stored.version, ownership, Status.WARMING_UP
+        )
     except _FallbackError as reason:
         return _fall_back(result, str(reason), decision_time, ports, state, stored.version, ownership)
 
@@ -439,7 +469,7 @@ def _settle_floor(
     if ownership.due(clock_now) or (forecast_only and ownership.due(math.inf)):
         assert ownership.lease is not None
         assert ownership.base is not None
-        released = ownership.release(clock_now)
+        released = ownership.release()
         ports.group.write_lease(released)
         ports.group.set_floor(ownership.base, reading.group)
         result.floor_released = True
@@ -540,6 +570,8 @@ def _forecast_and_decide(
     assert group is not None
     try:
         model = _load_model(ports, ServingBounds(settings.capacity_per_instance))
+    except ModelNotFoundError as error:
+        raise _missing_model(ports, error, decision_time) from error
     except ModelError as error:
         raise _FallbackError(f"model unavailable: {error}") from error
     metadata = model.metadata
@@ -616,6 +648,26 @@ def _forecast_and_decide(
     return _Forecasted(decision, anchor, forecast, capacity_per_instance)
 
 
+def _missing_model(ports: PredictPorts, error: ModelNotFoundError, decision_time: int) -> _FallbackError:
+    """No manifest: warming up while retrain's notice holds, otherwise a fault (a deleted
+    manifest, a retrain that never ran): the fallback, and its alarm."""
+    try:
+        notice = ports.models.warm_up()
+    except Exception as unreadable:  # S3 faults, a forged notice: no notice
+        return _FallbackError(f"model unavailable: {error}; warm-up notice unreadable: {unreadable}")
+    if notice is None:
+        return _FallbackError(f"model unavailable: {error}")
+    invalid = notice.invalid_at(decision_time)
+    if invalid:
+        return _FallbackError(f"model unavailable: {error}; {invalid}")
+    return _WarmingUpError(
+        f"warming up, no model yet: the history spans {notice.history_days:.1f} days, the first model "
+        f"needs {notice.needed_days:g} and can be trained by the first nightly retrain after "
+        f"{_iso(notice.first_model_after)}",
+        notice,
+    )
+
+
 def _fall_back(
     result: PredictResult,
     reason: str,
@@ -624,16 +676,17 @@ def _fall_back(
     state: DecisionState,
     version: str | None,
     ownership: Ownership,
+    status: Status = Status.FALLBACK,
 ) -> PredictResult:
     """Nothing is sized on this run and nothing is changed: the floor predict raised stays
     until its lease expires (a short outage of the model or metrics must not drop capacity
     that serves the shop), and then the first run, or the watchdog, gives it back."""
-    result.status = Status.FALLBACK
+    result.status = status
     next_state = DecisionState(
         last_decision_time=decision_time,
         recommendations=state.recommendations,
         forecasts=state.forecasts,
-        last_decision={"time": _iso(decision_time), "status": Status.FALLBACK.value, "reason": reason},
+        last_decision={"time": _iso(decision_time), "status": status.value, "reason": reason},
     )
     if not _claim_slot(ports, next_state, version, result):
         return result

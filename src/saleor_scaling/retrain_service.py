@@ -22,9 +22,11 @@ import numpy as np
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.adapters.history_archive import DAY_SECONDS
 from saleor_scaling.ensemble import MAX_TOTAL_NODES
-from saleor_scaling.features import STEPS_PER_DAY
+from saleor_scaling.features import STEPS_PER_DAY, STEPS_PER_WEEK
 from saleor_scaling.labels import estimate_capacity_per_instance
 from saleor_scaling.model import (
+    DAILY_STAGE,
+    FULL_STAGE,
     ModelError,
     ModelMetadata,
     ModelNotFoundError,
@@ -41,12 +43,14 @@ from saleor_scaling.training import (
     TrainingRows,
     actual_future_demand,
     build_model,
+    daily_pattern_rows,
     error_scores,
     seasonal_naive,
-    split_holdout,
+    split_holdout_steps,
     train_challenger,
     training_rows,
 )
+from saleor_scaling.warmup import MAX_VALIDITY_SECONDS, WarmUp
 
 CLOUDWATCH_FIVE_MINUTE_RETENTION = 63 * DAY_SECONDS
 REFRESH_RECENT_DAYS = 2
@@ -56,6 +60,14 @@ MIN_USABLE_SHARE = 0.75
 """History may have gaps: a quarter of MIN_HISTORY_DAYS' steps missing is still enough, as
 long as the history spans all of those days (`history_shortfall`)."""
 MIN_HOLDOUT_ROWS = STEPS_PER_DAY // 2
+MIN_DAILY_HISTORY_DAYS = 2
+"""A new shop's first model (the daily stage, `training_plan`) grows from two days: one to
+learn from with yesterday's same time known, and a held-out tail to judge it on. AWS
+predictive scaling forecasts after 24 hours, Google's after three days."""
+DAILY_HOLDOUT_STEPS = STEPS_PER_DAY // 2
+"""The daily stage is judged on the last 12 hours: on two days a whole held-out day would
+leave too little to learn from."""
+DAILY_MIN_HOLDOUT_ROWS = STEPS_PER_DAY // 4
 MIN_UNSEEN_CHAMPION_ROWS = STEPS_PER_DAY // 4
 """Held-out steps the champion never trained on that it takes to judge it (6 hours); with
 fewer (a second retrain the same night) the comparison is skipped and the report says so."""
@@ -75,6 +87,10 @@ class ModelRegistry(Protocol):
     def model_bytes(self, metadata: ModelMetadata) -> bytes: ...
 
     def publish(self, blob: bytes, metadata: ModelMetadata) -> ModelMetadata: ...
+
+    def write_warm_up(self, notice: WarmUp) -> None: ...
+
+    def clear_warm_up(self) -> None: ...
 
 
 @dataclass
@@ -123,6 +139,12 @@ class RetrainResult:
     model: dict[str, Any] | None = None
     champion: dict[str, Any] | None = None
     duration_seconds: float = 0.0
+    stage: str | None = None
+    """Which model the history could grow (`model.MODEL_STAGES`), None if none."""
+    warm_up: dict[str, Any] | None = None
+    """The warm-up notice this run left for predict (no model serves yet)."""
+    warm_up_error: str = ""
+    """Writing or clearing the warm-up notice failed (it expires by itself)."""
     notification_error: str = ""
     """The SNS notice failed; what the run did (promote or keep) stands."""
 
@@ -143,7 +165,12 @@ class RetrainResult:
             "model": self.model,
             "champion": self.champion,
             "duration_seconds": round(self.duration_seconds, 3),
+            "stage": self.stage,
         }
+        if self.warm_up is not None:
+            record["warm_up"] = self.warm_up
+        if self.warm_up_error:
+            record["warm_up_error"] = self.warm_up_error
         if self.notification_error:
             record["notification_error"] = self.notification_error
         if self.history is not None:
@@ -214,6 +241,9 @@ def run_retrain(
         RetrainStatus.KEPT: "kept the serving model",
         RetrainStatus.REFUSED: "refused to train",
     }[result.status]
+    if result.warm_up is not None:
+        after = result.warm_up["first_model_after"]
+        subject = f"is warming up: no model yet, the first can be trained after {after}"
     try:
         ports.notifier.notify(f"Saleor predictive scaling retrain {subject}", result.log_record())
     except Exception as error:  # SNS faults: the model published (or kept) stands
@@ -226,21 +256,32 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
     result = RetrainResult(RetrainStatus.REFUSED, history=report)
     horizon = settings.horizon_steps
     rows = training_rows(history, horizon, settings.timezone)
-    needed = min_usable_rows(settings.min_history_days)
-    shortfall = history_shortfall(history, len(rows.targets), settings.min_history_days)
-    if shortfall is not None:
-        result.reason = f"{shortfall}. Predict keeps its current model or its safe fallback"
+    plan = training_plan(history, len(rows.targets), settings)
+    if isinstance(plan, str):
+        result.reason = f"{plan}. Predict keeps its current model or its safe fallback"
+        _post_warm_up(now, history, settings, ports, result)
         return result
+    result.stage = plan.stage
+    if plan.stage == DAILY_STAGE:
+        serving = _serving_stage(ports)
+        if serving == FULL_STAGE:
+            result.status = RetrainStatus.KEPT
+            result.reason = (
+                f"{plan.full_shortfall}; a daily-stage model never replaces the full model that serves, "
+                "which is kept"
+            )
+            return result
+        rows = daily_pattern_rows(rows)
 
-    split = split_holdout(rows, len(history), settings.holdout_days, horizon)
+    split = split_holdout_steps(rows, len(history), plan.holdout_steps, horizon)
     holdout = split.holdout
     result.training_rows, result.holdout_rows = len(split.fit.targets), len(holdout.targets)
     if (
-        result.holdout_rows < MIN_HOLDOUT_ROWS
-        or result.training_rows < needed - result.holdout_rows - horizon
+        result.holdout_rows < plan.min_holdout_rows
+        or result.training_rows < plan.needed_rows - result.holdout_rows - horizon
     ):
         result.reason = (
-            f"the held-out tail has {result.holdout_rows} usable rows (need {MIN_HOLDOUT_ROWS}): "
+            f"the held-out tail has {result.holdout_rows} usable rows (need {plan.min_holdout_rows}): "
             "recent metrics are missing, so no model can be judged"
         )
         return result
@@ -257,7 +298,7 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
     )
     challenger = train_challenger(history, split, config, capacity.requests_per_minute, capacity.learned)
     actual, challenger_forecast = challenger.actual, challenger.forecast
-    baseline_forecast = seasonal_naive(history, horizon)[holdout.step_indices]
+    baseline_forecast = seasonal_naive(history, horizon, plan.baseline_periods)[holdout.step_indices]
     judged = np.isfinite(challenger_forecast) & np.isfinite(baseline_forecast) & np.isfinite(actual)
     challenger_scores = error_scores(challenger_forecast[judged], actual[judged])
     baseline_scores = error_scores(baseline_forecast[judged], actual[judged])
@@ -265,7 +306,9 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
 
     contest = _champion_contest(history, holdout, challenger_forecast, actual, settings, ports, result)
     skipped = _skipped_note(result.champion)
-    refusal = promotion_refusal(challenger_scores, baseline_scores, settings.promotion_tolerance, contest)
+    refusal = promotion_refusal(
+        challenger_scores, baseline_scores, settings.promotion_tolerance, contest, plan.baseline_name
+    )
     if refusal is not None:
         result.status, result.reason = RetrainStatus.KEPT, f"{refusal}{skipped}; the serving model is kept"
         return result
@@ -309,9 +352,14 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
     metadata = replace(
         final.metadata,
         scores={name: round(value, 4) for name, value in scores.items() if math.isfinite(value)},
+        stage=plan.stage,
     )
     published = ports.models.publish(blob, metadata)
     result.model = manifest_summary(published)
+    try:
+        ports.models.clear_warm_up()
+    except Exception as error:  # S3 faults: the notice expires by itself within a day
+        result.warm_up_error = f"{type(error).__name__}: {error}"
     if challenger.headroom is not None:
         result.headroom = challenger.headroom.describe()
     result.status = RetrainStatus.PROMOTED
@@ -323,9 +371,122 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
     else:
         champion_note = skipped or " (no comparable champion)"
     result.reason = (
-        f"held-out MAE {challenger_scores.mae:.1f} vs seasonal-naive {baseline_scores.mae:.1f}{champion_note}"
+        f"{plan.stage} model: held-out MAE {challenger_scores.mae:.1f} vs {plan.baseline_name} "
+        f"{baseline_scores.mae:.1f}{champion_note}{plan.next_stage_note}"
     )
     return result
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Which model the history can grow (`model.MODEL_STAGES`) and how it is judged."""
+
+    stage: str
+    holdout_steps: int
+    min_holdout_rows: int
+    needed_rows: int
+    baseline_periods: tuple[int, ...]
+    baseline_name: str
+    full_shortfall: str = ""
+    """Why the history is too short for the full model (daily stage only)."""
+    next_stage_note: str = ""
+
+
+def training_plan(history: MetricHistory, usable_rows: int, settings: RetrainSettings) -> TrainingPlan | str:
+    """The full model from MIN_HISTORY_DAYS; before that a daily-stage model from
+    MIN_DAILY_HISTORY_DAYS (the same forest and features without the weekly ones, judged
+    on the last DAILY_HOLDOUT_STEPS against the same time yesterday); before that, why
+    nothing can be trained (a string)."""
+    full_shortfall = history_shortfall(history, usable_rows, settings.min_history_days)
+    if full_shortfall is None:
+        return TrainingPlan(
+            stage=FULL_STAGE,
+            holdout_steps=settings.holdout_days * STEPS_PER_DAY,
+            min_holdout_rows=MIN_HOLDOUT_ROWS,
+            needed_rows=min_usable_rows(settings.min_history_days),
+            baseline_periods=(STEPS_PER_DAY, STEPS_PER_WEEK),
+            baseline_name="seasonal-naive",
+        )
+    if history_shortfall(history, usable_rows, MIN_DAILY_HISTORY_DAYS) is not None:
+        return (
+            f"{full_shortfall}; a first, daily-stage model needs {MIN_DAILY_HISTORY_DAYS} such days "
+            "(MIN_DAILY_HISTORY_DAYS)"
+        )
+    first = history_start(history)
+    full_from = (
+        "" if first is None else f" from about {_iso(first + settings.min_history_days * DAY_SECONDS)}"
+    )
+    return TrainingPlan(
+        stage=DAILY_STAGE,
+        holdout_steps=DAILY_HOLDOUT_STEPS,
+        min_holdout_rows=DAILY_MIN_HOLDOUT_ROWS,
+        needed_rows=min_usable_rows(MIN_DAILY_HISTORY_DAYS),
+        baseline_periods=(STEPS_PER_DAY,),
+        baseline_name="same time yesterday",
+        full_shortfall=full_shortfall,
+        next_stage_note=(
+            f"; a full model (weekly pattern) can replace it once the history spans "
+            f"{settings.min_history_days} days{full_from}"
+        ),
+    )
+
+
+def history_start(history: MetricHistory) -> int | None:
+    """Epoch seconds of the first known RequestCount, None without any."""
+    known = np.flatnonzero(np.isfinite(history[Metric.REQUESTS]))
+    return int(history.timestamps()[known[0]]) if len(known) else None
+
+
+def warm_up_notice(now: int, history: MetricHistory, reason: str) -> WarmUp:
+    """What predict reads while no model exists: how much history there is and when the
+    first nightly retrain can grow a daily-stage model from it."""
+    known = np.flatnonzero(np.isfinite(history[Metric.REQUESTS]))
+    span_days = (int(known[-1]) - int(known[0]) + 1) / STEPS_PER_DAY if len(known) else 0.0
+    first = history_start(history)
+    begins = first if first is not None else floor_to_step(now)
+    return WarmUp(
+        written_at=now,
+        until=now + MAX_VALIDITY_SECONDS,
+        history_days=span_days,
+        needed_days=float(MIN_DAILY_HISTORY_DAYS),
+        first_model_after=max(begins + MIN_DAILY_HISTORY_DAYS * DAY_SECONDS, now - DAY_SECONDS),
+        reason=reason,
+    )
+
+
+def _serving_stage(ports: RetrainPorts) -> str | None:
+    """The serving model's stage, None where no usable manifest serves."""
+    try:
+        return ports.models.current().stage
+    except ModelError:
+        return None
+
+
+def _post_warm_up(
+    now: int, history: MetricHistory, settings: RetrainSettings, ports: RetrainPorts, result: RetrainResult
+) -> None:
+    """A shop with no model at all is warming up (`saleor_scaling.warmup`): say so where
+    predict reads it. Where a manifest exists, even an unusable one, nothing is written:
+    predict's fallback is then a fault, and its alarm must go off."""
+    try:
+        ports.models.current()
+        return
+    except ModelNotFoundError:
+        pass
+    except ModelError:
+        return
+    notice = warm_up_notice(now, history, result.reason)
+    try:
+        ports.models.write_warm_up(notice)
+    except Exception as error:  # S3 faults: predict falls back (and pages) instead
+        result.warm_up_error = f"{type(error).__name__}: {error}"
+        return
+    result.warm_up = {
+        "history_days": round(notice.history_days, 2),
+        "needs_days": notice.needed_days,
+        "first_model_after": _iso(notice.first_model_after),
+        "full_model_needs_days": settings.min_history_days,
+    }
 
 
 def min_usable_rows(min_history_days: int) -> int:
@@ -365,6 +526,7 @@ def promotion_refusal(
     seasonal_naive: ErrorScores,
     tolerance: float,
     contest: ChampionContest | None,
+    baseline_name: str = "seasonal-naive",
 ) -> str | None:
     """Why the challenger must not be promoted, or None if it may. It must strictly beat
     seasonal-naive on the held-out steps (a tie, 0.0 vs 0.0 included, is no evidence that
@@ -385,13 +547,13 @@ def promotion_refusal(
             )
     if not (math.isfinite(challenger.mae) and math.isfinite(seasonal_naive.mae)):
         return (
-            "no held-out step has both a challenger and a seasonal-naive forecast, so nothing shows "
-            "the challenger beats last week's load"
+            f"no held-out step has both a challenger and a {baseline_name} forecast, so nothing shows "
+            "the challenger beats it"
         )
     if not challenger.mae < seasonal_naive.mae:
         return (
-            f"challenger MAE {challenger.mae:.1f} does not beat seasonal-naive's {seasonal_naive.mae:.1f} "
-            "on the held-out days (it must be strictly lower)"
+            f"challenger MAE {challenger.mae:.1f} does not beat {baseline_name}'s {seasonal_naive.mae:.1f} "
+            "on the held-out steps (it must be strictly lower)"
         )
     return None
 

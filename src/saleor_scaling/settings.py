@@ -125,6 +125,18 @@ class ModelLocation:
                 f"MODEL_KEY and MODEL_MANIFEST_KEY are both {self.model_key!r}: "
                 "each model would overwrite the manifest"
             )
+        if self.warm_up_key in (self.manifest_key, self.model_key):
+            raise ConfigurationError(
+                f"{self.warm_up_key!r} is where retrain writes its warm-up notice: "
+                "choose another MODEL_KEY or MODEL_MANIFEST_KEY"
+            )
+
+    @property
+    def warm_up_key(self) -> str:
+        """Beside the manifest: the notice that the shop is too young for a model yet
+        (`saleor_scaling.warmup`)."""
+        folder = self.manifest_key.rpartition("/")[0]
+        return f"{folder}/warm-up.json" if folder else "warm-up.json"
 
 
 @dataclass(frozen=True)
@@ -222,6 +234,10 @@ class PredictSettings(ShopSettings):
 MAX_LEAD_TIME_MINUTES = 120
 """Beyond two hours of boot and warm-up a 5-minute forecast is no longer what sizes the fleet."""
 
+MAX_MODEL_MEGABYTES_LIMIT = 50.0
+"""Predict refuses a model object above `model.MAX_MODEL_BYTES` (50 MB) before hashing it:
+a retrain allowed more would promote a model no predict run loads."""
+
 ANCHOR_OFFSET_STEPS = 2
 """The newest bucket a run trusts closed one full step before the run: CloudWatch may
 still be filling the bucket that just closed, and a half-filled bucket reads as a drop."""
@@ -246,7 +262,8 @@ class RetrainSettings(ShopSettings):
     max_depth: int = bounded(12, 4, 20, "MAX_DEPTH")
     promotion_tolerance: float = bounded(0.02, 0.0, 0.5, "PROMOTION_TOLERANCE")
     """A challenger is 'not worse' when its error is within this share of the champion's."""
-    max_model_megabytes: float = bounded(10.0, 0.1, 100.0, "MAX_MODEL_MEGABYTES")
+    max_model_megabytes: float = bounded(10.0, 0.1, MAX_MODEL_MEGABYTES_LIMIT, "MAX_MODEL_MEGABYTES")
+    """Retrain refuses to promote a bigger model (compressed)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

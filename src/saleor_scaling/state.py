@@ -1,11 +1,12 @@
-"""Predict's memory between runs: the last slot decided, the stabilization window, the
-forecasts waiting to be scored, the floor it last decided and how long it has been in
-fallback. Kept as one small JSON object in S3, read at the start of every run.
+"""Predict's memory between runs: the last slot decided, the stabilization window and the
+forecasts waiting to be scored. Kept as one small JSON object in S3, read at the start of
+every run. (The MinSize floor is not kept here: it is a lease on the group's own tag,
+`saleor_scaling.lease`.)
 
 The object is validated field by field: a corrupt or forged state (wrong types, garbage
 recommendations, a time later than any earlier run can have written) is reset, reported,
-and never lets a run crash, act twice for one slot, skip the slots after it, hold
-scale-in beyond the stabilization window or keep a fallback's floor forever.
+and never lets a run crash, act twice for one slot, skip the slots after it or hold
+scale-in beyond the stabilization window.
 """
 
 from __future__ import annotations
@@ -43,27 +44,17 @@ class DecisionState:
     """(decision time, recommended capacity) of recent runs: the stabilization window."""
     forecasts: dict[int, float] = field(default_factory=dict)
     """Target time -> forecast mean capacity, scored when the target time is observed."""
-    last_floor: int | None = None
-    """The MinSize floor the last run decided to hold (whether or not its call landed)."""
-    fallback_since: int | None = None
-    """Decision time of the first of the consecutive fallbacks up to now (None: the last
-    run decided)."""
     last_decision: dict[str, Any] = field(default_factory=dict)
     """Summary of the last run for a person reading the object."""
 
     def to_document(self) -> dict[str, Any]:
-        document: dict[str, Any] = {
+        return {
             "format": STATE_FORMAT,
             "last_decision_time": self.last_decision_time,
             "recommendations": [[t, r] for t, r in self.recommendations],
             "forecasts": {str(t): value for t, value in self.forecasts.items()},
             "last_decision": self.last_decision,
         }
-        if self.last_floor is not None:
-            document["last_floor"] = self.last_floor
-        if self.fallback_since is not None:
-            document["fallback_since"] = self.fallback_since
-        return document
 
 
 class _CorruptError(ValueError):
@@ -148,16 +139,12 @@ def _parse(document: Any, limits: _Limits) -> DecisionState:
         if not 0 <= value <= MAX_CAPACITY:
             raise _CorruptError(f"forecast {key}: {value!r} is out of [0, {MAX_CAPACITY}]")
         pending[target] = float(value)
-    last_floor = document.get("last_floor")
-    if last_floor is not None:
-        last_floor = _capacity(last_floor, "last_floor")
-    fallback_since = document.get("fallback_since")
-    if fallback_since is not None:
-        fallback_since = limits.check_time(_integer(fallback_since, "fallback_since"), "fallback_since")
+    # Earlier versions also wrote last_floor and fallback_since; nothing reads them since
+    # the floor became a lease on the group's tag, so an old document's are ignored.
     summary = document.get("last_decision", {})
     if not isinstance(summary, dict):
         raise _CorruptError("last_decision is not an object")
-    return DecisionState(last, window, pending, last_floor, fallback_since, summary)
+    return DecisionState(last, window, pending, summary)
 
 
 def _integer(value: Any, name: str) -> int:

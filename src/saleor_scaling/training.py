@@ -91,12 +91,28 @@ def fit_forest(rows: TrainingRows, config: TrainingConfig) -> RandomForestRegres
     return forest
 
 
-def seasonal_naive(history: MetricHistory, horizon_steps: int) -> FloatArray:
+WEEKLY_FEATURES = ("weekly_delta", "weekly_ratio")
+
+
+def daily_pattern_rows(rows: TrainingRows) -> TrainingRows:
+    """`rows` with the weekly features missing: a model grown from a few days may learn
+    the daily pattern, never a week it saw at most once. Trees never split on a feature
+    that is missing in every row, so the served model ignores it even once it is known."""
+    weekly = [FEATURE_NAMES.index(name) for name in WEEKLY_FEATURES]
+    features = rows.features.copy()
+    features[:, weekly] = np.nan
+    return TrainingRows(features, rows.targets, rows.levels, rows.step_indices)
+
+
+def seasonal_naive(
+    history: MetricHistory, horizon_steps: int, periods: tuple[int, ...] = (STEPS_PER_DAY, STEPS_PER_WEEK)
+) -> FloatArray:
     """Forecast for step i + horizon made at step i: the demand at the same time last week,
-    or yesterday where last week is missing (NaN where neither is known)."""
+    or yesterday where last week is missing (NaN where neither is known). With `periods`
+    (STEPS_PER_DAY,) it is the same time yesterday only."""
     demand = history.demand_per_minute()
     forecast = np.full(len(demand), np.nan)
-    for period in (STEPS_PER_DAY, STEPS_PER_WEEK):
+    for period in periods:
         lag = period - horizon_steps
         shifted = np.full(len(demand), np.nan)
         if 0 < lag < len(demand):
@@ -226,7 +242,14 @@ def split_holdout(
 ) -> HoldoutSplit:
     """No leakage: a fit row's target (anchor + horizon) lies before the last
     `holdout_days`, and every held-out row is anchored at or after them."""
-    split_index = history_steps - holdout_days * STEPS_PER_DAY
+    return split_holdout_steps(rows, history_steps, holdout_days * STEPS_PER_DAY, horizon_steps)
+
+
+def split_holdout_steps(
+    rows: TrainingRows, history_steps: int, holdout_steps: int, horizon_steps: int
+) -> HoldoutSplit:
+    """`split_holdout` with the held-out tail in 5-minute steps."""
+    split_index = history_steps - holdout_steps
     return HoldoutSplit(
         fit=rows.subset(rows.step_indices + horizon_steps < split_index),
         holdout=rows.subset(rows.step_indices >= split_index),

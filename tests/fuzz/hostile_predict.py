@@ -377,3 +377,30 @@ def test_the_lease_gives_min_size_back_after_the_last_successful_decision(live_c
         floors.append((iso(when), failure, outcome.min_size))
         if when - when % STEP >= deadline:
             assert outcome.min_size == OPERATOR_MIN_SIZE, f"MinSize run by run: {floors}"
+
+
+# --- The warm-up notice -------------------------------------------------------------------
+
+
+@settings(max_examples=examples(40))
+@given(data=st.data())
+def test_a_hostile_warm_up_notice_never_changes_the_group_and_never_hides_a_fallback(hostile, clean, data):
+    """No manifest (a shop too young for a model, or one whose manifest was deleted) and a
+    notice: a notice retrain could have written is a warm-up, anything else the fallback
+    with its metric; either way the group is as it was."""
+    world = hostile
+    notice = data.draw(hs.warm_up_notices(SLOT), label="notice")
+    world.reset()
+    world.s3.delete_object(Bucket=world.bucket, Key="models/manifest.json")
+    world.put("models/warm-up.json", notice.body)
+    outcome = world.invoke()
+    assert_no_escape(outcome, aws_faults(world))
+    assert_within_group(outcome)
+    assert (outcome.desired, outcome.min_size) == (DESIRED_BEFORE, OPERATOR_MIN_SIZE), outcome.describe()
+    if notice.refuse:
+        assert_fell_back_untouched(outcome)
+        assert "WarmingUp" not in outcome.metrics, outcome.describe()
+    else:
+        assert outcome.status == "warming-up", outcome.describe()
+        assert outcome.metrics.get("WarmingUp") == 1, outcome.describe()
+        assert "FallbackUsed" not in outcome.metrics, outcome.describe()

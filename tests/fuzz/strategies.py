@@ -463,3 +463,49 @@ def corrupt_days(draw: st.DrawFn, honest_gzip: bytes) -> Hostile:
             refuse=True,
         )
     return Hostile(gzip.compress(draw(whole_documents()), mtime=0), "not a day document", refuse=True)
+
+
+# --- The warm-up notice -----------------------------------------------------------------
+
+WARM_UP_FIELDS = ("written_at", "until", "history_days", "needed_days", "first_model_after", "reason")
+
+
+@st.composite
+def warm_up_notices(draw: st.DrawFn, slot: int) -> Hostile:
+    """A notice retrain could have written for the run at `slot` (valid: `refuse` False),
+    one with a hostile field, an unknown field, a truncation, or no notice-shaped document
+    at all (`refuse` True: it must count for nothing)."""
+    written = draw(st.integers(slot - 26 * 3600 + 60, slot), label="written_at")
+    honest = {
+        "version": 1,
+        "written_at": written,
+        "until": written + 26 * 3600,
+        "history_days": draw(st.floats(0.0, 2.0), label="history_days"),
+        "needed_days": 2.0,
+        "first_model_after": draw(
+            st.integers(written - 86400, written + 3 * 86400), label="first_model_after"
+        ),
+        "reason": "the history spans a day",
+    }
+    how = draw(st.sampled_from(["valid", "field", "field", "unknown field", "truncated", "whole"]))
+    if how == "valid":
+        return Hostile(json.dumps(honest).encode(), "valid", refuse=False)
+    if how == "field":
+        field = draw(st.sampled_from(WARM_UP_FIELDS))
+        if field == "reason":
+            text = draw(hostile_values(numbers=True))
+        elif field.endswith("_days"):
+            # 0 days is a valid span; every other value here is no number of days.
+            text = draw(INVALID_NUMBERS.filter(lambda value: value not in ("0", "-0.0")))
+        else:
+            # Epoch 0 parses, and then fails every time check: no notice either way.
+            text = draw(INVALID_NUMBERS)
+        if field == "reason" and text.startswith('"') and len(json.loads(text)) <= 600:
+            return Hostile(document_with(honest, field, text).encode(), "a short reason", refuse=False)
+        return Hostile(document_with(honest, field, text).encode(), f"{field}={text[:40]}", refuse=True)
+    if how == "unknown field":
+        return Hostile(json.dumps({**honest, "extra": 1}).encode(), "unknown field", refuse=True)
+    body = json.dumps(honest).encode()
+    if how == "truncated":
+        return Hostile(body[: draw(st.integers(0, len(body) - 1))], "truncated", refuse=True)
+    return Hostile(draw(whole_documents()), "whole", refuse=True)

@@ -75,6 +75,7 @@ RESOURCE_ATTRIBUTES = {
     "RetrainFailureQueue.Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:retrain-failures",
     "PredictFunctionRole.Arn": PREDICT_ROLE,
     "RetrainFunctionRole.Arn": RETRAIN_ROLE,
+    "RetrainFunction.Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:saleor-scaling-RetrainFunction-DDDD",
     "AppStack.Outputs.AutoScalingGroupName": GROUP,
     "AppStack.Outputs.LoadBalancerFullName": "app/saleor/0123456789abcdef",
     "AppStack.Outputs.TargetGroupFullName": "targetgroup/saleor/0123456789abcdef",

@@ -155,10 +155,11 @@ def test_full_retrain_promotes_a_model_that_predict_then_serves(retrain_world, c
     )
 
 
-def test_new_shop_with_little_history_is_refused_and_predict_stays_safe(retrain_world, capsys):
+def test_a_shop_with_a_day_of_history_is_refused_and_predict_warms_up_safely(retrain_world, capsys):
+    # Two days make a daily-stage model (tests/integration/test_warm_up.py); one day makes none.
     world = retrain_world
-    young_at = MONDAY + 5 * 86400 + 3 * 3600
-    world.seed(young_at, cloudwatch_days=5)
+    young_at = MONDAY + 86400 + 3 * 3600
+    world.seed(young_at, cloudwatch_days=2)
     result = world.invoke(young_at)
 
     assert result["status"] == "refused"
@@ -167,13 +168,22 @@ def test_new_shop_with_little_history_is_refused_and_predict_stays_safe(retrain_
     with pytest.raises(ModelNotFoundError):
         world.registry().current()
     assert emitted_metrics(capsys.readouterr().out)["Refused"] == 1
+    assert result["warm_up"]["first_model_after"] == iso(MONDAY + 2 * 86400)
 
+    before = world.session.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[world.shop.group_name]
+    )["AutoScalingGroups"][0]
     predict = load_handler("predict")
     predict.reset_dependencies()
     set_function_clock(predict, lambda: young_at + 3.0)
     decision = predict.lambda_handler(scheduled_event(iso(young_at)), LocalLambdaContext("predict"))
-    assert decision["status"] == "fallback"
-    assert "no model manifest" in decision["reason"]
+    assert decision["status"] == "warming-up"
+    assert "FallbackUsed" not in emitted_metrics(capsys.readouterr().out)
+    group = world.session.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[world.shop.group_name]
+    )["AutoScalingGroups"][0]
+    assert group["DesiredCapacity"] == before["DesiredCapacity"]
+    assert group["MinSize"] == before["MinSize"]
 
 
 def test_better_champion_is_kept_and_the_reason_given(retrain_world, monkeypatch):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import inspect
+import json
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -29,7 +30,6 @@ from moto import mock_aws
 from moto.cloudformation import parsing
 
 from saleor_scaling import settings as settings_module
-from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.s3_store import S3ModelRegistry
 from saleor_scaling.lease import LEASE_TAG, PROJECT_TAG_KEYS, Lease
 from saleor_scaling.local.emulator import (
@@ -42,11 +42,11 @@ from saleor_scaling.local.emulator import (
     set_function_clock,
 )
 from saleor_scaling.settings import ModelLocation
-from tests.conftest import load_handler, synthetic_history
+from tests.conftest import REPO_ROOT, load_handler, synthetic_history
 from tests.infra.cfn import load
 from tests.infra.test_tier_options import failed_rules
 from tests.integration.cfn_response import ResponseCatcher
-from tests.integration.conftest import MONDAY, iso
+from tests.integration.conftest import MONDAY, emitted_metrics, iso
 from tests.integration.root_stack import (
     ACCOUNT,
     ARTIFACT_BUCKET,
@@ -740,6 +740,19 @@ def check_warm_pool(deployed: Deployed) -> None:
     assert hooks["LifecycleHooks"] == []
 
 
+def check_first_retrain(deployed: Deployed) -> None:
+    """The custom resource names the watchdog and the deployed retrain function, and only
+    the watchdog's role may invoke it (the run itself: the tests below)."""
+    recorded = deployed.stand_in(deployed.root, "FirstRetrain").properties
+    assert recorded == {
+        "ServiceToken": deployed.function("WatchdogFunction")["FunctionArn"],
+        "RetrainFunctionArn": deployed.function("RetrainFunction")["FunctionArn"],
+    }
+    statements = _statements(deployed.session, deployed.root.resources["WatchdogFunctionRole"])
+    assert statements["StartTheFirstRetrain"]["Action"] == "lambda:InvokeFunction"
+    assert statements["StartTheFirstRetrain"]["Resource"] == recorded["RetrainFunctionArn"]
+
+
 # Every resource type moto's CloudFormation cannot create, and what checks it instead.
 SKIPPED_BY_MOTO: dict[str, Callable[[Deployed], None]] = {
     "AWS::Lambda::EventInvokeConfig": check_event_invoke_configs,
@@ -755,6 +768,7 @@ SKIPPED_BY_MOTO: dict[str, Callable[[Deployed], None]] = {
     "Custom::FloorLeaseRelease": check_floor_lease_release,
     "AWS::AutoScaling::WarmPool": check_warm_pool,
     "AWS::AutoScaling::LifecycleHook": check_warm_pool,
+    "Custom::FirstRetrain": check_first_retrain,
 }
 # moto's null models: accepted, nothing created (AWS creates nothing for them either).
 NULL_IN_MOTO = {
@@ -868,11 +882,8 @@ def test_samconfig_grants_the_capabilities_the_templates_need():
 # ---------------------------------------------------------------- the handlers on the deployment
 
 HISTORY_DAYS = 11
-# Retrain re-reads its last 2 days from CloudWatch and takes older ones from the backup
-# where it is complete: the rest is seeded there (moto scans every datum on each read).
-IN_CLOUDWATCH_DAYS = 2
-RETRAIN_AT = MONDAY + HISTORY_DAYS * 86400 + 3 * 3600 + 15 * 60  # the nightly 03:15 UTC slot
-PREDICT_AT = RETRAIN_AT + 9 * 3600 + 17  # 12:15:17, load rising
+DEPLOYED_AT = MONDAY + HISTORY_DAYS * 86400 + 12 * 3600 + 5 * 60  # 12:05 UTC, 11 days of metrics
+PREDICT_AT = DEPLOYED_AT + 10 * 60 + 17  # 12:15:17, load rising: the first run after the deploy
 
 
 def configure_from_function(deployed: Deployed, monkeypatch: pytest.MonkeyPatch, logical_id: str) -> None:
@@ -891,35 +902,93 @@ def configure_from_function(deployed: Deployed, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
 
 
-def test_retrain_then_predict_on_the_deployed_stack(deployed, monkeypatch):
-    """Seed the shop's history where AWS keeps it for the deployed group and load balancer
-    (named only by the stack's outputs), run the nightly retrain, then predict."""
-    if deployed.case == "tier-options":
-        pytest.skip("the tier's options change nothing the handlers read: the defaults' run covers it")
+class DeployedLambda:
+    """What Lambda does with the watchdog's asynchronous Invoke of the retrain function:
+    runs the real retrain handler, configured exactly as the deployed function, with the
+    payload the watchdog sent."""
+
+    def __init__(self, deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.deployed, self.monkeypatch = deployed, monkeypatch
+        self.results: list[dict[str, Any]] = []
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:  # noqa: N803
+        retrain = self.deployed.function("RetrainFunction")
+        assert FunctionName == retrain["FunctionArn"]
+        assert InvocationType == "Event"
+        configure_from_function(self.deployed, self.monkeypatch, "RetrainFunction")
+        handler = load_handler("retrain")
+        self.results.append(
+            handler.lambda_handler(json.loads(Payload), LocalLambdaContext(retrain["FunctionName"]))
+        )
+        return {"StatusCode": 202}
+
+
+def first_retrain_at_deploy(deployed: Deployed, monkeypatch: pytest.MonkeyPatch, now: int) -> dict[str, Any]:
+    """CloudFormation's Create of FirstRetrain, sent to the real watchdog handler with the
+    properties CloudFormation resolved: the retraining it starts, and its outcome."""
+    recorded = deployed.stand_in(deployed.root, "FirstRetrain").properties
+    lambda_client = DeployedLambda(deployed, monkeypatch)
+    catcher = ResponseCatcher()
+    try:
+        load_handler("watchdog").first_retrain(
+            {
+                "RequestType": "Create",
+                "ResponseURL": catcher.url,
+                "StackId": deployed.root.stack_id,
+                "RequestId": "create-1",
+                "LogicalResourceId": "FirstRetrain",
+                "ResourceType": "Custom::FirstRetrain",
+                "ResourceProperties": recorded,
+            },
+            lambda_client,
+            now,
+        )
+    finally:
+        catcher.close()
+    assert [body["Status"] for body in catcher.bodies] == ["SUCCESS"]
+    (result,) = lambda_client.results
+    return result
+
+
+def shop_of(deployed: Deployed) -> EmulatedShop:
     outputs = deployed.root.outputs
-    shop = EmulatedShop(
+    return EmulatedShop(
         group_name=outputs["AutoScalingGroupName"],
         load_balancer_full_name=outputs["LoadBalancerFullName"],
         bucket=outputs["ModelBucketName"],
         topic_arn=outputs["AlarmTopicArn"],
         region=REGION,
     )
+
+
+def run_predict(deployed: Deployed, monkeypatch: pytest.MonkeyPatch, now: int) -> dict[str, Any]:
+    configure_from_function(deployed, monkeypatch, "PredictFunction")
+    predict = load_handler("predict")
+    predict.reset_dependencies()
+    set_function_clock(predict, lambda: now + 3.0)
+    decision: dict[str, Any] = predict.lambda_handler(
+        scheduled_event(iso(now)), LocalLambdaContext(deployed.root.outputs["PredictFunctionName"])
+    )
+    return decision
+
+
+def test_a_shop_with_history_forecasts_the_hour_it_is_deployed(deployed, monkeypatch):
+    """An existing shop's metrics are already in CloudWatch (11 days, no backup yet): the
+    retraining the deploy starts promotes a full model, and the first predict run after
+    the deploy forecasts with it, configured only from the stack's outputs and the
+    deployed functions' environment."""
+    if deployed.case == "tier-options":
+        pytest.skip("the tier's options change nothing the handlers read: the defaults' run covers it")
+    shop = shop_of(deployed)
     session = deployed.session
     history = synthetic_history(MONDAY, HISTORY_DAYS + 1, peak_per_minute=6_000.0, seed=5)
-    end = RETRAIN_AT - RETRAIN_AT % 300
-    cutoff = end - IN_CLOUDWATCH_DAYS * 86400
-    publish_history(session, shop, history.window(cutoff, end), RETRAIN_AT)
-    S3HistoryArchive(session.client("s3"), shop.bucket, f"history/{shop.group_name}").write(
-        history.window(history.start, cutoff)
-    )
+    publish_history(session, shop, history.window(MONDAY, DEPLOYED_AT - DEPLOYED_AT % 300), DEPLOYED_AT)
 
-    configure_from_function(deployed, monkeypatch, "RetrainFunction")
-    retrain = load_handler("retrain")
-    result = retrain.lambda_handler(
-        scheduled_event(iso(RETRAIN_AT)), LocalLambdaContext(outputs["RetrainFunctionName"])
-    )
+    result = first_retrain_at_deploy(deployed, monkeypatch, DEPLOYED_AT)
+
     assert result["status"] == "promoted", result.get("reason")
-    registry = S3ModelRegistry(session.client("s3"), ModelLocation(bucket=outputs["ModelBucketName"]))
+    assert result["stage"] == "full"
+    registry = S3ModelRegistry(session.client("s3"), ModelLocation(bucket=shop.bucket))
     promoted = registry.current()
     assert promoted.model_version_id == result["model"]["model_version_id"]
     environment = deployed.function("RetrainFunction")["Environment"]["Variables"]
@@ -927,16 +996,17 @@ def test_retrain_then_predict_on_the_deployed_stack(deployed, monkeypatch):
     # The newest complete bucket is 10 minutes old; the deployed lead time comes on top.
     assert promoted.horizon_steps * 5 == 10 + int(environment["LEAD_TIME_MINUTES"])
     assert promoted.model_key.startswith("models/")
+    # The deploy-time run backed the CloudWatch days up, as a nightly run does.
+    assert result["history"]["days_backed_up"] >= HISTORY_DAYS
 
-    publish_history(session, shop, history.window(end, PREDICT_AT - PREDICT_AT % 300), PREDICT_AT)
-    group_before = _group(session, shop.group_name)
-    configure_from_function(deployed, monkeypatch, "PredictFunction")
-    predict = load_handler("predict")
-    predict.reset_dependencies()
-    set_function_clock(predict, lambda: PREDICT_AT + 3.0)
-    decision = predict.lambda_handler(
-        scheduled_event(iso(PREDICT_AT)), LocalLambdaContext(outputs["PredictFunctionName"])
+    publish_history(
+        session,
+        shop,
+        history.window(DEPLOYED_AT - DEPLOYED_AT % 300, PREDICT_AT - PREDICT_AT % 300),
+        PREDICT_AT,
     )
+    group_before = _group(session, shop.group_name)
+    decision = run_predict(deployed, monkeypatch, PREDICT_AT)
     assert decision["model"]["model_version_id"] == promoted.model_version_id
     assert decision["mode"] == deployed.parameter("ScalingMode")
     actual = float(history.demand_per_minute()[(PREDICT_AT - PREDICT_AT % 300 + 600 - MONDAY) // 300])
@@ -960,6 +1030,111 @@ def test_retrain_then_predict_on_the_deployed_stack(deployed, monkeypatch):
     state = session.client("s3").list_objects_v2(Bucket=shop.bucket, Prefix="state/")
     assert [o["Key"] for o in state.get("Contents", [])] == [f"state/{shop.group_name}/predict-state.json"]
     assert np.isfinite(decision["forecast"]["capacity_upper"])
+
+    # The README's rehearsal, against this deployed stack with read-only credentials:
+    # the same slot twice, decided, nothing written.
+    rehearse_twice_read_only(deployed, monkeypatch, PREDICT_AT + 300)
+
+
+def rehearse_twice_read_only(deployed: Deployed, monkeypatch: pytest.MonkeyPatch, now: int) -> None:
+    from tests.integration.test_dry_run import ReadOnly
+
+    session, group = deployed.session, deployed.group_name()
+    bucket = deployed.root.outputs["ModelBucketName"]
+
+    def snapshot() -> tuple[Any, ...]:
+        described = _group(session, group)
+        versions = session.client("s3").list_object_versions(Bucket=bucket)
+        return (
+            described["DesiredCapacity"],
+            described["MinSize"],
+            sorted((tag["Key"], tag["Value"]) for tag in described.get("Tags", [])),
+            sorted(version["VersionId"] for version in versions.get("Versions", [])),
+        )
+
+    configure_from_function(deployed, monkeypatch, "PredictFunction")
+    predict = load_handler("predict")
+    predict.reset_dependencies()
+    _, ports = predict.dependencies()
+    for port in (ports.group, ports.state, ports.notifier, ports.metrics, ports.models, ports.archive):
+        if hasattr(port, "_client"):
+            monkeypatch.setattr(port, "_client", ReadOnly(port._client))
+    set_function_clock(predict, lambda: now + 3.0)
+    event = json.loads((REPO_ROOT / "events" / "dry-run.json").read_text())
+    event["time"] = iso(now - now % 300)
+    before = snapshot()
+    for _ in range(2):
+        result = predict.lambda_handler(
+            event, LocalLambdaContext(deployed.root.outputs["PredictFunctionName"])
+        )
+        assert result["status"] == "dry-run", result["reason"]
+        assert result["dry_run"]["would_be"] in ("scaled", "decided")
+        assert result["dry_run"]["would"][0].startswith("record slot")
+    assert snapshot() == before
+    predict.reset_dependencies()
+
+
+NEW_SHOP_OPENS = MONDAY + 100 * 86400  # far from the other test's days: its metrics are not in these windows
+
+
+def test_a_new_shop_warms_up_without_a_fallback_and_forecasts_from_day_two(deployed, monkeypatch, capsys):
+    """A new Saleor tier has no metrics when it is deployed: the first retraining leaves a
+    warm-up notice, predict is "warming up" (never FallbackUsed, which the fallback alarm
+    reads), and the nightly retraining two days on promotes a daily-stage model that the
+    next predict run forecasts with."""
+    if deployed.case != "defaults":
+        pytest.skip("the new Saleor tier is the defaults' case")
+    shop = shop_of(deployed)
+    session = deployed.session
+    # The shop before: the other test's model is removed, as a new bucket has none.
+    s3 = session.client("s3")
+    for key in ("models/manifest.json", "models/model.npz", "models/warm-up.json"):
+        s3.delete_object(Bucket=shop.bucket, Key=key)
+    history = synthetic_history(NEW_SHOP_OPENS, 3, peak_per_minute=6_000.0, seed=8)
+    published = NEW_SHOP_OPENS
+
+    def advance(now: int) -> None:
+        nonlocal published
+        until = now - now % 300
+        publish_history(session, shop, history.window(published, until), now)
+        published = until
+
+    deployed_at = NEW_SHOP_OPENS + 5 * 60
+    first = first_retrain_at_deploy(deployed, monkeypatch, deployed_at)
+    assert first["status"] == "refused"
+    assert first["warm_up"]["first_model_after"] == iso(deployed_at + 2 * 86400)  # no metric yet: from now
+
+    statuses = []
+    for day, hour in ((0, 12), (1, 12), (2, 12)):
+        nightly = NEW_SHOP_OPENS + day * 86400 + 3 * 3600 + 15 * 60
+        if day:
+            advance(nightly)
+            configure_from_function(deployed, monkeypatch, "RetrainFunction")
+            nightly_result = load_handler("retrain").lambda_handler(
+                scheduled_event(iso(nightly)), LocalLambdaContext("retrain")
+            )
+            assert nightly_result["status"] == ("refused" if day == 1 else "promoted"), nightly_result[
+                "reason"
+            ]
+        now = NEW_SHOP_OPENS + day * 86400 + hour * 3600 + 17
+        advance(now)
+        capsys.readouterr()
+        decision = run_predict(deployed, monkeypatch, now)
+        metrics = emitted_metrics(capsys.readouterr().out)
+        assert "FallbackUsed" not in metrics, decision["reason"]
+        statuses.append(decision["status"])
+        if decision["status"] == "warming-up":
+            assert metrics["WarmingUp"] == 1
+            assert metrics["HoursToFirstModel"] == decision["warm_up"]["hours_to_first_model"] > 0
+
+    assert statuses[:2] == ["warming-up", "warming-up"]
+    assert statuses[2] in ("decided", "scaled")
+    manifest = S3ModelRegistry(s3, ModelLocation(bucket=shop.bucket)).current()
+    assert manifest.stage == "daily"
+    assert decision["model"]["stage"] == "daily"
+    assert decision["forecast"]["demand_mean_per_minute"] > 0
+    # Promoted: the notice is gone, so a manifest deleted from now on is a fallback.
+    assert S3ModelRegistry(s3, ModelLocation(bucket=shop.bucket)).warm_up() is None
 
 
 def _group(session: boto3.session.Session, name: str) -> dict[str, Any]:

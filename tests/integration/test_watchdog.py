@@ -227,3 +227,94 @@ def test_a_failed_release_fails_the_delete_with_what_to_do(group, catcher, monke
     assert body["Status"] == "FAILED"
     assert "set it and delete the tag" in body["Reason"]
     assert described(group)["MinSize"] == 8
+
+
+# --- The custom resource: the first retraining at deploy time ----------------------------
+
+RETRAIN_ARN = "arn:aws:lambda:us-east-1:123456789012:function:saleor-scaling-RetrainFunction-abc"
+DEPLOYED_AT = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+
+
+class RecordingLambda:
+    """A Lambda client that records invocations, or refuses them with `error`."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.error = error
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
+        self.calls.append(kwargs)
+        return {"StatusCode": 202}
+
+
+def retrain_request(kind: str, url: str) -> dict[str, Any]:
+    return {
+        "RequestType": kind,
+        "ResponseURL": url,
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/saleor-scaling/1",
+        "RequestId": "r-7",
+        "LogicalResourceId": "FirstRetrain",
+        "ResourceType": "Custom::FirstRetrain",
+        "ResourceProperties": {"ServiceToken": "arn:aws:lambda:...", "RetrainFunctionArn": RETRAIN_ARN},
+    }
+
+
+def test_creating_the_stack_starts_one_retraining_without_waiting_for_it(catcher):
+    client = RecordingLambda()
+    outcome = load_handler("watchdog").first_retrain(
+        retrain_request("Create", catcher.url), client, DEPLOYED_AT
+    )
+
+    (call,) = client.calls
+    assert call["FunctionName"] == RETRAIN_ARN
+    assert call["InvocationType"] == "Event"  # asynchronous: the deploy does not wait
+    payload = json.loads(call["Payload"])
+    assert payload["time"] == "2023-11-14T22:13:20Z"  # the retrain's clock is the deploy's
+    assert payload["source"] == "saleor-predictive-scaling.deploy"
+    assert outcome["started"] == "2023-11-14T22:13:20Z"
+    (body,) = catcher.bodies
+    assert body["Status"] == "SUCCESS"
+    assert body["PhysicalResourceId"] == "first-retrain"
+
+
+def test_the_retrain_handler_accepts_what_the_deploy_sends():
+    """The payload is a scheduled event the retrain handler reads its clock from."""
+    from saleor_scaling.events import scheduled_event_time
+
+    client = RecordingLambda()
+    catcher = ResponseCatcher()
+    try:
+        load_handler("watchdog").first_retrain(retrain_request("Create", catcher.url), client, DEPLOYED_AT)
+    finally:
+        catcher.close()
+    assert scheduled_event_time(json.loads(client.calls[0]["Payload"])) == 1_700_000_000
+
+
+def test_deleting_the_stack_starts_no_retraining(catcher):
+    client = RecordingLambda()
+    load_handler("watchdog").first_retrain(retrain_request("Delete", catcher.url), client, DEPLOYED_AT)
+    assert client.calls == []
+    assert [body["Status"] for body in catcher.bodies] == ["SUCCESS"]
+
+
+def test_a_retraining_that_cannot_start_never_fails_the_deploy_and_says_so(catcher, capsys):
+    from botocore.exceptions import ClientError
+
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "Invoke")
+    outcome = load_handler("watchdog").first_retrain(
+        retrain_request("Create", catcher.url), RecordingLambda(denied), DEPLOYED_AT
+    )
+    assert [body["Status"] for body in catcher.bodies] == ["SUCCESS"]
+    assert "could not start the first retraining" in outcome["error"]
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["level"] == "ERROR"
+
+
+def test_the_handler_routes_the_first_retraining_by_resource_type(catcher, monkeypatch):
+    handler = load_handler("watchdog")
+    client = RecordingLambda()
+    monkeypatch.setattr(handler.boto3, "client", lambda service, **kwargs: client)
+    handler.lambda_handler(retrain_request("Create", catcher.url), LocalLambdaContext("watchdog"))
+    assert [call["FunctionName"] for call in client.calls] == [RETRAIN_ARN]

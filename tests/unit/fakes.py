@@ -66,6 +66,9 @@ class FakeModels:
     def model_bytes(self, metadata: ModelMetadata) -> bytes:
         return self.blob
 
+    def warm_up(self) -> None:
+        return None
+
 
 class FakeState:
     def __init__(self) -> None:

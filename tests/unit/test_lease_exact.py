@@ -141,7 +141,7 @@ def test_due_at_the_expiry_and_only_above_the_base():
 
 def test_release_keeps_the_min_size_of_now_as_the_prior():
     held = Ownership(8, 2, Lease(8, 8, 2, 1000, 700))
-    assert held.release(5000.0) == Lease(2, 8, 2, 0, 700)
+    assert held.release() == Lease(2, 8, 2, 0, 700)
 
 
 # --- judge -----------------------------------------------------------------------------------

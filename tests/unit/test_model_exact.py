@@ -471,6 +471,7 @@ def test_the_summary_names_these_fields():
         "size_bytes": 3,
         "sha256": "ba7816bf8f01",
         "headroom_basis": "per-tree quantile",
+        "stage": "full",
     }
     table = {"basis": "step mean", "rows": 400, "band_edges": [], "factors": [band()]}
     assert manifest_summary(parse(headroom=table))["headroom_basis"] == "step mean"

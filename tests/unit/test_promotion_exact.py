@@ -84,7 +84,7 @@ def test_a_missing_score_on_either_side_refuses_with_its_own_text(challenger_mae
     refusal = promotion_refusal(scores(challenger_mae), scores(naive_mae), 0.02, None)
     assert refusal == (
         "no held-out step has both a challenger and a seasonal-naive forecast, so nothing shows "
-        "the challenger beats last week's load"
+        "the challenger beats it"
     )
 
 

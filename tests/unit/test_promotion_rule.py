@@ -108,6 +108,6 @@ def test_the_challenger_may_under_forecast_at_most_the_tolerance_more_often(chal
 def test_the_refusal_names_both_errors():
     refusal = promotion_refusal(scores(101.25), scores(100.0), tolerance=0.02, contest=None)
     assert refusal == (
-        "challenger MAE 101.2 does not beat seasonal-naive's 100.0 on the held-out days "
+        "challenger MAE 101.2 does not beat seasonal-naive's 100.0 on the held-out steps "
         "(it must be strictly lower)"
     )

@@ -7,9 +7,11 @@ the bucket keys stay inside their own area of the bucket."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
+from saleor_scaling.model import MAX_MODEL_BYTES
 from saleor_scaling.settings import (
     ConfigurationError,
     ModelLocation,
@@ -18,7 +20,7 @@ from saleor_scaling.settings import (
     RetrainSettings,
     ScalingMode,
 )
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_handler
 from tests.infra.cfn import load
 
 BASE_ENV = {
@@ -50,7 +52,7 @@ RETRAIN_BOUNDS = {
     "N_ESTIMATORS": ("10", "500", "9", "501"),
     "MAX_DEPTH": ("4", "20", "3", "21"),
     "PROMOTION_TOLERANCE": ("0", "0.5", "-5e-324", "0.5000000000000001"),
-    "MAX_MODEL_MEGABYTES": ("0.1", "100", "0.09999999999999999", "100.00000000000001"),
+    "MAX_MODEL_MEGABYTES": ("0.1", "50", "0.09999999999999999", "50.00000000000001"),
 }
 RETRAIN_COMPANIONS = {
     ("TRAINING_WINDOW_DAYS", "2"): {"MIN_HISTORY_DAYS": "2", "HOLDOUT_DAYS": "1"},
@@ -245,27 +247,96 @@ def test_defaults():
     assert retrain.history_prefix == "history/shop"
 
 
-# --- the template's values are inside the code's bounds --------------------------------
+# --- the template's parameters allow exactly what the functions accept --------------------
 
 TEMPLATE = load(REPO_ROOT / "template.yaml")
-PARAMETER_VARIABLES = {
-    "HeadroomQuantile": "HEADROOM_QUANTILE",
-    "MaxScaleInStep": "MAX_SCALE_IN_STEP",
-    "FallbackReleaseMinutes": "FALLBACK_RELEASE_MINUTES",
-    "ScaleInStabilizationMinutes": "SCALE_IN_STABILIZATION_MINUTES",
-    "TargetCpuPercent": "TARGET_CPU_PERCENT",
-    "CapacityPerInstance": "CAPACITY_PER_INSTANCE",
-    "TrainingWindowDays": "TRAINING_WINDOW_DAYS",
-    "LeadTimeMinutes": "LEAD_TIME_MINUTES",
+# Every Number parameter that reaches a function's environment: (MinValue, MaxValue, just
+# below, just above). The functions must accept the first two and refuse the others, so a
+# deploy can never pass CloudFormation's check and then fail the cold start (or the
+# reverse: a value the code handles that the template refuses for no reason).
+TEMPLATE_RANGES = {
+    "HeadroomQuantile": ("0.5", "0.99", "0.49999999999999994", "0.9900000000000001"),
+    "MaxScaleInStep": ("0", "100", "-1", "101"),
+    "ScaleInStabilizationMinutes": ("0", "1440", "-1", "1441"),
+    "FallbackReleaseMinutes": ("5", "1440", "4", "1441"),
+    "TargetCpuPercent": ("10", "95", "9.999999999999998", "95.00000000000001"),
+    "CapacityPerInstance": ("1", "1000000", "0.9999999999999999", "1000000.0000000001"),
+    # At least MIN_HISTORY_DAYS, which the template sets to 9 beside it.
+    "TrainingWindowDays": ("9", "365", "8", "366"),
+    "LeadTimeMinutes": ("1", "120", "0", "121"),
 }
+WATCHDOG_READS = {"FALLBACK_RELEASE_MINUTES"}
+"""The watchdog parses this one variable itself (no settings object, no layers)."""
+
+
+def function_environment(function: str) -> dict[str, Any]:
+    resource = TEMPLATE["Resources"][function]["Properties"]
+    common = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    return {**common, **resource["Environment"]["Variables"]}
 
 
 def literal_variables(function: str) -> dict[str, str]:
     """The environment the template gives `function` where it is a plain string."""
-    resource = TEMPLATE["Resources"][function]["Properties"]
-    common = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
-    own = resource["Environment"]["Variables"]
-    return {name: value for name, value in {**common, **own}.items() if isinstance(value, str)}
+    return {name: value for name, value in function_environment(function).items() if isinstance(value, str)}
+
+
+def functions_of_the_template() -> list[str]:
+    return sorted(
+        logical_id
+        for logical_id, resource in TEMPLATE["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    )
+
+
+def read_by(function: str) -> set[str]:
+    """The bounded variables `function`'s code parses."""
+    if function == "PredictFunction":
+        return bounded_variables(PredictSettings, PolicySettings)
+    if function == "RetrainFunction":
+        return bounded_variables(RetrainSettings)
+    assert function == "WatchdogFunction", f"{function}: which settings does it parse? add it here"
+    return WATCHDOG_READS
+
+
+def parse_as(function: str, env: dict[str, str]) -> None:
+    if function == "PredictFunction":
+        PredictSettings.from_env(env)
+    elif function == "RetrainFunction":
+        RetrainSettings.from_env(env)
+    else:
+        load_handler("watchdog")._minutes(env["FALLBACK_RELEASE_MINUTES"])
+
+
+def parameter_uses() -> list[tuple[str, str, str]]:
+    """(parameter, function, variable) for every Number parameter a function's code reads."""
+    uses = []
+    for function in functions_of_the_template():
+        for variable, value in function_environment(function).items():
+            if not (isinstance(value, dict) and set(value) == {"Ref"}):
+                continue
+            parameter = TEMPLATE["Parameters"].get(value["Ref"])
+            if parameter is not None and parameter["Type"] == "Number" and variable in read_by(function):
+                uses.append((value["Ref"], function, variable))
+    return uses
+
+
+def test_every_number_parameter_a_function_reads_has_its_range_written_here():
+    assert {parameter for parameter, _, _ in parameter_uses()} == set(TEMPLATE_RANGES)
+    assert ("FallbackReleaseMinutes", "WatchdogFunction", "FALLBACK_RELEASE_MINUTES") in parameter_uses()
+    assert ("CapacityPerInstance", "RetrainFunction", "CAPACITY_PER_INSTANCE") in parameter_uses()
+
+
+@pytest.mark.parametrize(("parameter", "function", "variable"), parameter_uses())
+def test_the_template_allows_exactly_what_the_function_accepts(parameter, function, variable):
+    low, high, below, above = TEMPLATE_RANGES[parameter]
+    spec = TEMPLATE["Parameters"][parameter]
+    assert (str(spec.get("MinValue")), str(spec.get("MaxValue"))) == (low, high)
+    env = {**BASE_ENV, **literal_variables(function)}
+    for value in (low, high, str(spec["Default"])):
+        parse_as(function, {**env, variable: value})
+    for value in (below, above):
+        with pytest.raises(ValueError, match=variable):
+            parse_as(function, {**env, variable: value})
 
 
 def test_the_template_sets_only_values_the_functions_accept():
@@ -276,14 +347,13 @@ def test_the_template_sets_only_values_the_functions_accept():
     RetrainSettings.from_env({**BASE_ENV, **retrain_env})
 
 
-@pytest.mark.parametrize("parameter", sorted(PARAMETER_VARIABLES))
-def test_every_value_a_template_parameter_allows_is_accepted(parameter):
-    spec = TEMPLATE["Parameters"][parameter]
-    variable = PARAMETER_VARIABLES[parameter]
-    settings_class = PredictSettings if variable in PREDICT_BOUNDS else RetrainSettings
-    for key in ("MinValue", "MaxValue", "Default"):
-        if key in spec:
-            settings_class.from_env({**BASE_ENV, variable: str(spec[key])})
+def test_retrain_never_promotes_a_model_predict_refuses_to_load():
+    """Predict refuses a model object above MAX_MODEL_BYTES before hashing it; a retrain
+    allowed a bigger one would promote a model that every predict run then refuses."""
+    assert MAX_MODEL_BYTES == 50_000_000
+    RetrainSettings.from_env({**BASE_ENV, "MAX_MODEL_MEGABYTES": "50"})
+    with pytest.raises(ConfigurationError, match=out_of_range("MAX_MODEL_MEGABYTES")):
+        RetrainSettings.from_env({**BASE_ENV, "MAX_MODEL_MEGABYTES": "50.00000000000001"})
 
 
 # --- bucket keys: each in its own area -------------------------------------------------

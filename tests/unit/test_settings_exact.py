@@ -115,7 +115,7 @@ def test_predict_messages(env, message):
         ({"MIN_HISTORY_DAYS": "29"}, "need HOLDOUT_DAYS < MIN_HISTORY_DAYS <= TRAINING_WINDOW_DAYS"),
         ({"MAX_DEPTH": "x"}, "MAX_DEPTH='x' is not a whole number"),
         ({"PROMOTION_TOLERANCE": "0.51"}, "PROMOTION_TOLERANCE=0.51 must be a finite number in [0, 0.5]"),
-        ({"MAX_MODEL_MEGABYTES": "0.05"}, "MAX_MODEL_MEGABYTES=0.05 must be a finite number in [0.1, 100]"),
+        ({"MAX_MODEL_MEGABYTES": "0.05"}, "MAX_MODEL_MEGABYTES=0.05 must be a finite number in [0.1, 50]"),
         ({"LEAD_TIME_MINUTES": "121"}, "LEAD_TIME_MINUTES=121 must be a finite number in [1, 120]"),
         (
             {"HISTORY_PREFIX": "models"},
@@ -141,8 +141,8 @@ def test_every_bounded_field_is_checked_not_only_the_first_bad_one():
     """The last bounded field of each class is checked too (no early stop after a good one)."""
     with pytest.raises(ConfigurationError, match=r"^DEMAND_CEILING_FACTOR=1.4 "):
         PredictSettings.from_env({**BASE_ENV, "DEMAND_CEILING_FACTOR": "1.4"})
-    with pytest.raises(ConfigurationError, match=r"^MAX_MODEL_MEGABYTES=101.0 "):
-        RetrainSettings.from_env({**BASE_ENV, "MAX_MODEL_MEGABYTES": "101"})
+    with pytest.raises(ConfigurationError, match=r"^MAX_MODEL_MEGABYTES=51.0 "):
+        RetrainSettings.from_env({**BASE_ENV, "MAX_MODEL_MEGABYTES": "51"})
 
 
 def test_blanks_are_the_default_and_spaces_are_ignored():

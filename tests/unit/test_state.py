@@ -57,10 +57,19 @@ def refused(document, **kwargs):
 
 
 def test_round_trip():
-    written = DecisionState(
-        SLOT - 300, [(SLOT - 600, 4), (SLOT - 300, 5)], {SLOT + 1200: 4.5}, 5, SLOT - 600, {"time": "x"}
-    )
+    written = DecisionState(SLOT - 300, [(SLOT - 600, 4), (SLOT - 300, 5)], {SLOT + 1200: 4.5}, {"time": "x"})
     assert parse(written.to_document()) == (written, None)
+
+
+def test_what_the_state_keeps_and_nothing_else():
+    written = DecisionState(SLOT - 300, [(SLOT - 600, 4)], {SLOT + 1200: 4.5}, {"time": "x"})
+    assert written.to_document() == {
+        "format": 1,
+        "last_decision_time": SLOT - 300,
+        "recommendations": [[SLOT - 600, 4]],
+        "forecasts": {str(SLOT + 1200): 4.5},
+        "last_decision": {"time": "x"},
+    }
 
 
 def test_missing_state_is_fresh_without_a_problem():
@@ -147,19 +156,25 @@ def test_a_forecast_key_of_thousands_of_digits_is_refused_without_a_crash():
     refused(state(forecasts={"9" * 5000: 1.0}))
 
 
-def test_fallback_since_bound():
-    assert accepted(state(fallback_since=LATEST)).fallback_since == SLOT + 90
-    assert "fallback_since" in refused(state(fallback_since=LATEST + 1))
+# --- fields earlier versions wrote -----------------------------------------------------
 
 
-def test_probe_fallback_since_in_2100_is_corrupt():
-    """Before: accepted, and the fallback release never started."""
-    assert "fallback_since" in refused(state(fallback_since=4_102_444_800))
-
-
-@pytest.mark.parametrize("value", ["1701172800", 1.5, True, [], {}, -300])
-def test_probe_fallback_since_of_the_wrong_type_is_corrupt(value):
-    assert "fallback_since" in refused(state(fallback_since=value))
+@pytest.mark.parametrize(
+    "old_fields",
+    [
+        {"last_floor": 8, "fallback_since": SLOT - 900},
+        # Whatever they hold: nothing reads them, so they can neither reset the state nor
+        # hold anything (the floor is the lease on the group's tag, saleor_scaling.lease).
+        {"last_floor": "5", "fallback_since": 4_102_444_800},
+        {"last_floor": 100_001, "fallback_since": True},
+        {"last_floor": None, "fallback_since": None},
+    ],
+)
+def test_an_old_document_with_last_floor_and_fallback_since_still_loads(old_fields):
+    parsed = accepted(state(recommendations=[[SLOT - 300, 3]], **old_fields))
+    assert parsed == DecisionState(last_decision_time=SLOT - 300, recommendations=[(SLOT - 300, 3)])
+    assert "last_floor" not in parsed.to_document()
+    assert "fallback_since" not in parsed.to_document()
 
 
 # --- sizes and counts -------------------------------------------------------------------
@@ -168,11 +183,6 @@ def test_probe_fallback_since_of_the_wrong_type_is_corrupt(value):
 def test_recommended_capacity_bound():
     assert accepted(state(recommendations=[[SLOT - 300, 100_000]])).recommendations == [(SLOT - 300, 100_000)]
     refused(state(recommendations=[[SLOT - 300, 100_001]]))
-
-
-def test_last_floor_bound():
-    assert accepted(state(last_floor=100_000)).last_floor == 100_000
-    assert "last_floor" in refused(state(last_floor=100_001))
 
 
 def test_forecast_value_bound():
@@ -229,10 +239,6 @@ def test_forecast_count_bound():
         state(forecasts={"123": True}),
         state(forecasts={"123": "1.0"}),
         state(forecasts=[[123, 1.0]]),
-        state(last_floor="5"),
-        state(last_floor=5.0),
-        state(last_floor=-1),
-        state(last_floor=False),
         state(last_decision=[]),
         state(last_decision="scaled"),
     ],
@@ -241,6 +247,6 @@ def test_corrupt_documents_reset_with_a_reason(document):
     refused(document)
 
 
-def test_optional_fields_may_be_absent_or_null():
-    parsed = accepted(state(last_floor=None, fallback_since=None))
+def test_optional_fields_may_be_absent():
+    parsed = accepted(state())
     assert parsed == DecisionState(last_decision_time=SLOT - 300)

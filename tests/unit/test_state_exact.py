@@ -76,14 +76,6 @@ def doc(**fields: object) -> dict[str, object]:
         (doc(forecasts={"1701172800": float("nan")}), "forecast 1701172800: nan is not a finite number"),
         (doc(forecasts={"1701172800": -1.0}), "forecast 1701172800: -1.0 is out of [0, 100000]"),
         (doc(forecasts={"1701172800": 100_000.5}), "forecast 1701172800: 100000.5 is out of [0, 100000]"),
-        (doc(last_floor=100_001), "last_floor 100001 is above 100000"),
-        (doc(last_floor="3"), "last_floor '3' is not a non-negative whole number"),
-        (doc(fallback_since=-5), "fallback_since -5 is not a non-negative whole number"),
-        (
-            doc(fallback_since=1_701_172_891),
-            "fallback_since 1701172891 is after 1701172890, the latest an earlier run can have "
-            "written (this run's clock plus EVENT_MAX_EARLY_SECONDS)",
-        ),
         (doc(last_decision=[]), "last_decision is not an object"),
     ],
 )
@@ -95,7 +87,7 @@ def test_a_document_with_only_its_format_is_the_fresh_state():
     parsed, problem = parse_state({"format": 1}, SLOT, CLOCK, SETTINGS)
     assert problem is None
     assert parsed.last_decision_time == 0
-    assert parsed == DecisionState(0, [], {}, None, None, {})
+    assert parsed == DecisionState(0, [], {}, {})
 
 
 def test_every_bound_accepted_at_its_value():
@@ -103,8 +95,6 @@ def test_every_bound_accepted_at_its_value():
         last_decision_time=1_701_172_890,
         recommendations=[[1_701_172_890, 100_000]],
         forecasts={"1701180090": 100_000, "1701172800": 0},
-        last_floor=100_000,
-        fallback_since=1_701_172_890,
         last_decision={"note": "kept"},
     )
     parsed, problem = parse_state(document, SLOT, CLOCK, SETTINGS)
@@ -113,8 +103,6 @@ def test_every_bound_accepted_at_its_value():
         1_701_172_890,
         [(1_701_172_890, 100_000)],
         {1_701_180_090: 100_000.0, 1_701_172_800: 0.0},
-        100_000,
-        1_701_172_890,
         {"note": "kept"},
     )
     assert isinstance(parsed.forecasts[1_701_180_090], float)
@@ -130,17 +118,13 @@ def test_the_window_keeps_only_recommendations_after_its_start():
 
 
 def test_the_document_written_back():
-    written = DecisionState(
-        1_701_172_800, [(1_701_172_500, 4)], {1_701_173_400: 2.5}, 3, 1_701_172_200, {"a": 1}
-    )
+    written = DecisionState(1_701_172_800, [(1_701_172_500, 4)], {1_701_173_400: 2.5}, {"a": 1})
     assert written.to_document() == {
         "format": 1,
         "last_decision_time": 1_701_172_800,
         "recommendations": [[1_701_172_500, 4]],
         "forecasts": {"1701173400": 2.5},
         "last_decision": {"a": 1},
-        "last_floor": 3,
-        "fallback_since": 1_701_172_200,
     }
     assert DecisionState().to_document() == {
         "format": 1,
@@ -149,9 +133,6 @@ def test_the_document_written_back():
         "forecasts": {},
         "last_decision": {},
     }
-    zero = DecisionState(last_floor=0, fallback_since=0).to_document()
-    assert zero["last_floor"] == 0
-    assert zero["fallback_since"] == 0
 
 
 def test_a_forecast_key_of_twelve_digits_is_a_time_and_thirteen_is_not():

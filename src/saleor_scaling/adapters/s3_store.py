@@ -15,6 +15,7 @@ from saleor_scaling.model import (
     ModelNotFoundError,
 )
 from saleor_scaling.settings import ModelLocation
+from saleor_scaling.warmup import MAX_WARM_UP_BYTES, WarmUp, WarmUpError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -97,3 +98,30 @@ class S3ModelRegistry:
             ContentType="application/json",
         )
         return published
+
+    def warm_up(self) -> WarmUp | None:
+        """Retrain's warm-up notice, or None where there is none. Unreadable or oversized
+        is a WarmUpError: no notice, and predict says why."""
+        try:
+            response = self._client.get_object(Bucket=self.location.bucket, Key=self.location.warm_up_key)
+        except ClientError as error:
+            if is_missing(error):
+                return None
+            raise
+        try:
+            raw = read_body(response, MAX_WARM_UP_BYTES, "warm-up notice")
+        except BoundError as error:
+            raise WarmUpError(str(error)) from error
+        return WarmUp.from_json(raw)
+
+    def write_warm_up(self, notice: WarmUp) -> None:
+        self._client.put_object(
+            Bucket=self.location.bucket,
+            Key=self.location.warm_up_key,
+            Body=notice.to_json(),
+            ContentType="application/json",
+        )
+
+    def clear_warm_up(self) -> None:
+        """Deleting a missing key succeeds in S3: idempotent."""
+        self._client.delete_object(Bucket=self.location.bucket, Key=self.location.warm_up_key)

@@ -10,6 +10,7 @@ import numpy as np
 from saleor_scaling.adapters.cloudwatch import ONE_MINUTE_RETENTION_SECONDS, check_request_window
 from saleor_scaling.model import ModelMetadata, ModelNotFoundError
 from saleor_scaling.series import Metric, MetricHistory
+from saleor_scaling.warmup import WarmUp
 
 
 class MemoryMetrics:
@@ -48,6 +49,7 @@ class MemoryRegistry:
 
     def __init__(self) -> None:
         self.versions: list[tuple[bytes, ModelMetadata]] = []
+        self.notice: WarmUp | None = None
 
     def current(self) -> ModelMetadata:
         if not self.versions:
@@ -63,6 +65,15 @@ class MemoryRegistry:
         published = metadata.with_artifact(blob, "models/model.npz", f"v{len(self.versions) + 1}")
         self.versions.append((blob, published))
         return published
+
+    def warm_up(self) -> WarmUp | None:
+        return self.notice
+
+    def write_warm_up(self, notice: WarmUp) -> None:
+        self.notice = notice
+
+    def clear_warm_up(self) -> None:
+        self.notice = None
 
 
 class MemoryNotifier:

@@ -376,6 +376,17 @@ def _provoke_faults(
     invoke(predict, scheduled_event(iso(last + 900)))  # an AWS fault (NoSuchBucket)
     invoke(retrain, retrain_event, LocalLambdaContext("retrain", memory_limit_in_mb=1024))
     reset(MODEL_BUCKET=shop.bucket)
+    # A shop too young for a model: no manifest, and retrain's warm-up notice (WarmingUp).
+    from saleor_scaling.warmup import WarmUp
+
+    s3 = session.client("s3")
+    manifest = s3.get_object(Bucket=shop.bucket, Key="models/manifest.json")["Body"].read()
+    s3.delete_object(Bucket=shop.bucket, Key="models/manifest.json")
+    young = WarmUp(last, last + 3600, 1.0, 2.0, last + 86400, "the history spans 1.0 days")
+    s3.put_object(Bucket=shop.bucket, Key="models/warm-up.json", Body=young.to_json())
+    invoke(predict, scheduled_event(iso(last + 1200)))
+    s3.put_object(Bucket=shop.bucket, Key="models/manifest.json", Body=manifest)
+    s3.delete_object(Bucket=shop.bucket, Key="models/warm-up.json")
 
 
 def main(argv: list[str] | None = None) -> int:
