@@ -130,7 +130,12 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         fault_metrics=("PredictErrors", "FallbackUsed"),
         left_undone="nothing scaled",
     )
-    if result.status is Status.REJECTED or result.state_reset or result.floor_note.startswith("warning"):
+    if (
+        result.status is Status.REJECTED
+        or result.state_reset
+        or result.floor_note.startswith("warning")
+        or result.horizon_note
+    ):
         logger.warning(result.reason, extra={"decision": result.log_record()})
     else:
         logger.info(result.reason, extra={"decision": result.log_record()})

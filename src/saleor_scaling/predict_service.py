@@ -58,7 +58,7 @@ from saleor_scaling.policy import (
     read_floor,
 )
 from saleor_scaling.series import Metric, MetricHistory, drop_impossible_values, floor_to_step
-from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, PredictSettings, ScalingMode
+from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, PredictSettings, ScalingMode, horizon_steps_for
 from saleor_scaling.state import DecisionState, StateConflictError, parse_state
 from saleor_scaling.warmup import WarmUp
 
@@ -194,6 +194,11 @@ class PredictResult:
     """In a dry run: the status the run would have had."""
     warm_up: WarmUp | None = None
     """The warm-up notice that made a missing model expected (status WARMING_UP)."""
+    lead_time: dict[str, Any] = field(default_factory=dict)
+    """The ready delay the decision serves (a warm pool's or a fresh launch's) and how far
+    past the decision the model forecasts."""
+    horizon_note: str = ""
+    """A warning when the model forecasts less far ahead than new capacity needs to serve."""
 
     @property
     def fallback_used(self) -> bool:
@@ -240,6 +245,10 @@ class PredictResult:
                 "hours_to_first_model": round(self.warm_up.hours_to_first_model(self.decision_time), 2),
                 "notice_until": _iso(self.warm_up.until),
             }
+        if self.lead_time:
+            record["lead_time"] = self.lead_time
+        if self.horizon_note:
+            record["horizon_note"] = self.horizon_note
         if self.status is Status.DRY_RUN:
             record["dry_run"] = {"would_be": self.dry_run_outcome, "would": self.would}
         if self.floor_released:
@@ -576,6 +585,7 @@ def _forecast_and_decide(
         raise _FallbackError(f"model unavailable: {error}") from error
     metadata = model.metadata
     result.model = manifest_summary(metadata)
+    result.lead_time, result.horizon_note = _lead_time(metadata.horizon_steps, settings)
 
     anchor = decision_time - ANCHOR_OFFSET_STEPS * STEP_SECONDS
     lookback = (HISTORY_STEPS_NEEDED + metadata.horizon_steps + LEVEL_STEPS) * STEP_SECONDS
@@ -646,6 +656,27 @@ def _forecast_and_decide(
     recent = [r for t, r in state.recommendations if t > window_start]
     decision = decide(predicted, group, floor, recent, settings.policy, mode)
     return _Forecasted(decision, anchor, forecast, capacity_per_instance)
+
+
+def _lead_time(model_horizon_steps: int, settings: PredictSettings) -> tuple[dict[str, Any], str]:
+    """How far past the decision the model forecasts against how soon new capacity serves.
+    A model trained before a warm pool was removed (or a lead time raised) forecasts too
+    short: it is still used, since the fallback would leave the shop to target tracking
+    until the next retraining, but its decisions come late and the log line says so."""
+    forecast_minutes = (model_horizon_steps - ANCHOR_OFFSET_STEPS) * STEP_SECONDS // 60
+    needed_minutes = (horizon_steps_for(settings.ready_minutes) - ANCHOR_OFFSET_STEPS) * STEP_SECONDS // 60
+    lead_time = {
+        "ready_minutes": settings.ready_minutes,
+        "ready_from": settings.ready_from,
+        "model_horizon_minutes": forecast_minutes,
+    }
+    if forecast_minutes >= needed_minutes:
+        return lead_time, ""
+    return lead_time, (
+        f"warning: the model forecasts {forecast_minutes} minutes past the decision, new capacity "
+        f"needs {settings.ready_minutes} ({settings.ready_from}): scale-outs come up to "
+        f"{needed_minutes - forecast_minutes} minutes late until the next retraining"
+    )
 
 
 def _missing_model(ports: PredictPorts, error: ModelNotFoundError, decision_time: int) -> _FallbackError:

@@ -165,6 +165,27 @@ def test_the_root_passes_the_parameters_and_repeats_the_rule():
     assert failed_rules(ROOT) == []
 
 
+def test_the_warm_pools_lead_time_reaches_predict_and_retrain_and_needs_a_pool():
+    """WarmPoolLeadTimeMinutes (issue 25, "predict uses it"): retrain trains for it, predict
+    checks its model against it; off (0) by default, and refused on a tier without a pool,
+    where every instance is a fresh launch. An existing shop's own group may have a pool
+    the template cannot see: allowed there."""
+    functions = ROOT["Resources"]
+    for function in ("PredictFunction", "RetrainFunction"):
+        variables = functions[function]["Properties"]["Environment"]["Variables"]
+        assert variables["WARM_POOL_LEAD_TIME_MINUTES"] == {"Ref": "WarmPoolLeadTimeMinutes"}, function
+        assert variables["LEAD_TIME_MINUTES"] == {"Ref": "LeadTimeMinutes"}, function
+    spec = ROOT["Parameters"]["WarmPoolLeadTimeMinutes"]
+    assert (spec["Default"], spec["MinValue"], spec["MaxValue"]) == (0, 0, 120)
+    assert failed_rules(ROOT, WarmPoolLeadTimeMinutes="3") == ["WarmPoolLeadTimeNeedsAWarmPool"]
+    assert failed_rules(ROOT, WarmPoolLeadTimeMinutes="3", WarmPoolState="Stopped") == []
+    assert failed_rules(ROOT, WarmPoolLeadTimeMinutes="0", WarmPoolState="Disabled") == []
+    existing = {"ExistingAutoScalingGroupName": "shop", "ExistingLoadBalancerFullName": "app/shop/1"}
+    assert failed_rules(ROOT, WarmPoolLeadTimeMinutes="3", **existing) == []
+    description = ROOT["Rules"]["WarmPoolLeadTimeNeedsAWarmPool"]["Assertions"][0]["AssertDescription"]
+    assert "Set WarmPoolState, or WarmPoolLeadTimeMinutes to 0." in description
+
+
 # ---------------------------------------------------------------- the hook and its permission
 
 
