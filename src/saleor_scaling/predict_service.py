@@ -36,7 +36,7 @@ from saleor_scaling.features import (
     build_features,
     log_level,
 )
-from saleor_scaling.labels import capacity_needed
+from saleor_scaling.labels import capacity_needed, instances_for
 from saleor_scaling.lease import Lease, Ownership
 from saleor_scaling.model import (
     Forecast,
@@ -60,6 +60,13 @@ from saleor_scaling.policy import (
 from saleor_scaling.series import Metric, MetricHistory, drop_impossible_values, floor_to_step
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, PredictSettings, ScalingMode, horizon_steps_for
 from saleor_scaling.state import DecisionState, StateConflictError, parse_state
+from saleor_scaling.warm_pool import (
+    POOL_PLAN_STEPS,
+    PoolConfiguration,
+    PoolDecision,
+    coming_peak_demand,
+    size_pool,
+)
 from saleor_scaling.warmup import WarmUp
 
 CLOUDWATCH_WINDOW_STEPS = STEPS_PER_DAY + 24
@@ -88,6 +95,13 @@ class ScalableGroup(Protocol):
     def set_floor(self, floor: int, bounds: GroupCapacity) -> None: ...
 
     def write_lease(self, lease: Lease) -> None: ...
+
+
+class WarmPoolPort(Protocol):
+    def describe(self) -> PoolConfiguration | None: ...
+
+    def resize(self, size: int, current: PoolConfiguration) -> None:
+        """MinSize and MaxGroupPreparedCapacity both `size`; state and reuse as `current`."""
 
 
 class ModelSource(Protocol):
@@ -131,6 +145,8 @@ class PredictPorts:
     notifier: Notifier
     model_cache: MutableMapping[str, ForecastModel] = field(default_factory=dict)
     """Survives warm invocations when the handler keeps the ports at module level."""
+    warm_pool: WarmPoolPort | None = None
+    """Only where predict sizes the warm pool (WARM_POOL_MAX_SIZE above 0)."""
 
 
 class Status(enum.StrEnum):
@@ -199,6 +215,11 @@ class PredictResult:
     past the decision the model forecasts."""
     horizon_note: str = ""
     """A warning when the model forecasts less far ahead than new capacity needs to serve."""
+    warm_pool: PoolDecision | None = None
+    """The warm pool's size this decision set (or would set)."""
+    warm_pool_applied: bool = False
+    warm_pool_note: str = ""
+    """Why the pool was not sized (none on the group, a failed call)."""
 
     @property
     def fallback_used(self) -> bool:
@@ -207,6 +228,13 @@ class PredictResult:
     @property
     def changed_group(self) -> bool:
         return self.status is Status.SCALED or self.floor_released
+
+    @property
+    def pool_explanation(self) -> str:
+        if self.warm_pool is None:
+            return ""
+        unapplied = self.warm_pool.changes and not self.warm_pool_applied
+        return ("would set " if unapplied else "") + self.warm_pool.explanation
 
     def log_record(self) -> dict[str, Any]:
         """Everything needed to explain the decision, as one structured log line."""
@@ -249,6 +277,8 @@ class PredictResult:
             record["lead_time"] = self.lead_time
         if self.horizon_note:
             record["horizon_note"] = self.horizon_note
+        if self.warm_pool_note:
+            record["warm_pool_note"] = self.warm_pool_note
         if self.status is Status.DRY_RUN:
             record["dry_run"] = {"would_be": self.dry_run_outcome, "would": self.would}
         if self.floor_released:
@@ -280,6 +310,16 @@ class PredictResult:
                 "clamps": list(self.decision.clamps),
                 "explanation": self.decision.explanation,
             }
+            if self.warm_pool is not None:
+                record["decision"]["warm_pool"] = {
+                    "size_before": self.warm_pool.current.min_size,
+                    "max_prepared_before": self.warm_pool.current.max_prepared_capacity,
+                    "size": self.warm_pool.size,
+                    "coming_hour_needs": self.warm_pool.needed,
+                    "clamps": list(self.warm_pool.clamps),
+                    "applied": self.warm_pool_applied,
+                    "explanation": self.pool_explanation,
+                }
         return record
 
 
@@ -301,6 +341,8 @@ class _Forecasted:
     anchor: int
     forecast: Forecast
     capacity_per_instance: float
+    coming_hour_needs: int = 0
+    """Instances the coming hour needs at most (`saleor_scaling.warm_pool`)."""
 
 
 def run_predict(
@@ -398,11 +440,17 @@ def _run(
         result.lease_until = lease.until
     # Set before the notice goes out: the notice is the log record, reason included.
     result.reason = decision.explanation
+    pool_change = _size_warm_pool(ports, settings, decision, group, forecasted, result, mode)
+    if pool_change is not None:
+        result.reason = f"{result.reason}; {result.pool_explanation}"
     if decision.apply:
         ports.group.set_capacity(decision.target, decision.floor, group)
         result.status = Status.SCALED
         if lease is not None and lease.pending:
             _confirm(ports, result, lease, decision.floor)
+    if pool_change is not None:
+        _resize_pool(ports, pool_change, result)
+    if decision.apply:
         _notify(
             ports,
             result,
@@ -410,6 +458,47 @@ def _run(
             f"{group.desired} -> {decision.target}",
         )
     return result
+
+
+def _size_warm_pool(
+    ports: PredictPorts,
+    settings: PredictSettings,
+    decision: Decision,
+    group: GroupCapacity,
+    forecasted: _Forecasted,
+    result: PredictResult,
+    mode: ScalingMode,
+) -> PoolDecision | None:
+    """The pool's size in this decision; returned when it must be changed now. Outside the
+    capacity decision's path: a pool that cannot be read or sized is a note, never a fault."""
+    bounds = settings.warm_pool_bounds
+    if bounds is None or ports.warm_pool is None:
+        return None
+    try:
+        current = ports.warm_pool.describe()
+    except Exception as error:  # throttling, a missing permission
+        result.warm_pool_note = f"warning: could not read the warm pool ({type(error).__name__}: {error})"
+        return None
+    if current is None:
+        result.warm_pool_note = (
+            f"the group has no warm pool: nothing to size (WARM_POOL_MAX_SIZE {bounds.max_size})"
+        )
+        return None
+    sized = size_pool(forecasted.coming_hour_needs, decision.target, group.max_size, current, bounds)
+    result.warm_pool = sized
+    if not sized.changes or mode is not ScalingMode.FORECAST_AND_SCALE:
+        return None
+    result.warm_pool_applied = True
+    return sized
+
+
+def _resize_pool(ports: PredictPorts, sized: PoolDecision, result: PredictResult) -> None:
+    assert ports.warm_pool is not None
+    try:
+        ports.warm_pool.resize(sized.size, sized.current)
+    except Exception as error:  # throttling, a missing permission: the capacity decision stands
+        result.warm_pool_applied = False
+        result.warm_pool_note = f"warning: could not size the warm pool ({type(error).__name__}: {error})"
 
 
 class _ReadOnlyGroup:
@@ -430,6 +519,17 @@ class _ReadOnlyGroup:
 
     def write_lease(self, lease: Lease) -> None:
         self.would.append(f"write the lease tag '{lease.encode()}'")
+
+
+class _ReadOnlyPool:
+    def __init__(self, inner: WarmPoolPort, would: list[str]) -> None:
+        self._inner, self._would = inner, would
+
+    def describe(self) -> PoolConfiguration | None:
+        return self._inner.describe()
+
+    def resize(self, size: int, current: PoolConfiguration) -> None:
+        self._would.append(f"set the warm pool's size to {size} (MinSize and MaxGroupPreparedCapacity)")
 
 
 class _ReadOnlyState:
@@ -460,6 +560,7 @@ def _read_only(ports: PredictPorts) -> PredictPorts:
         group=_ReadOnlyGroup(ports.group, would),
         state=_ReadOnlyState(ports.state, would),
         notifier=_SilentNotifier(would),
+        warm_pool=None if ports.warm_pool is None else _ReadOnlyPool(ports.warm_pool, would),
     )
 
 
@@ -655,7 +756,12 @@ def _forecast_and_decide(
     window_start = decision_time - settings.policy.scale_in_stabilization_minutes * 60
     recent = [r for t, r in state.recommendations if t > window_start]
     decision = decide(predicted, group, floor, recent, settings.policy, mode)
-    return _Forecasted(decision, anchor, forecast, capacity_per_instance)
+    # The same hour yesterday and last week, sized up as the forecast is; at least the forecast.
+    peak = coming_peak_demand(demand, index, ANCHOR_OFFSET_STEPS + POOL_PLAN_STEPS) * forecast.headroom
+    peak_capacity = max(
+        predicted, float(capacity_needed(peak, capacity_per_instance)) if math.isfinite(peak) else 0.0
+    )
+    return _Forecasted(decision, anchor, forecast, capacity_per_instance, instances_for(peak_capacity))
 
 
 def _lead_time(model_horizon_steps: int, settings: PredictSettings) -> tuple[dict[str, Any], str]:

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from saleor_scaling import STEP_SECONDS
+from saleor_scaling.warm_pool import PoolBounds
 
 
 class ConfigurationError(ValueError):
@@ -229,10 +230,19 @@ class PredictSettings(ShopSettings):
     """A fresh launch's boot and warm-up, as retrain is given it."""
     warm_pool_lead_time_minutes: int = warm_pool_lead_time_field()
     """An instance from the warm pool's, 0 without a pool (`ready_minutes`)."""
+    warm_pool_min_size: int = bounded(0, 0, 100, "WARM_POOL_MIN_SIZE")
+    """The fewest instances predict leaves in the warm pool (the template's WarmPoolMinSize)."""
+    warm_pool_max_size: int = bounded(0, 0, 100, "WARM_POOL_MAX_SIZE")
+    """The most predict puts in the warm pool; 0: predict never sizes it (`saleor_scaling.warm_pool`)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         ready_minutes(self.lead_time_minutes, self.warm_pool_lead_time_minutes)
+        if self.warm_pool_max_size and self.warm_pool_min_size > self.warm_pool_max_size:
+            raise ConfigurationError(
+                f"WARM_POOL_MIN_SIZE={self.warm_pool_min_size} is above "
+                f"WARM_POOL_MAX_SIZE={self.warm_pool_max_size}"
+            )
         name = "STATE_KEY"
         if not self.state_key:
             object.__setattr__(self, "state_key", f"state/{self.auto_scaling_group_name}/predict-state.json")
@@ -243,6 +253,13 @@ class PredictSettings(ShopSettings):
     def ready_minutes(self) -> int:
         """What the model's horizon must cover: new capacity serves this long after it is asked for."""
         return ready_minutes(self.lead_time_minutes, self.warm_pool_lead_time_minutes)
+
+    @property
+    def warm_pool_bounds(self) -> PoolBounds | None:
+        """None: predict leaves the warm pool alone (and never reads it)."""
+        if not self.warm_pool_max_size:
+            return None
+        return PoolBounds(self.warm_pool_min_size, self.warm_pool_max_size)
 
     @property
     def ready_from(self) -> str:
@@ -269,6 +286,8 @@ class PredictSettings(ShopSettings):
             demand_ceiling_factor=_float(values, "DEMAND_CEILING_FACTOR", 10.0),
             lead_time_minutes=_int(values, "LEAD_TIME_MINUTES", 10),
             warm_pool_lead_time_minutes=_int(values, "WARM_POOL_LEAD_TIME_MINUTES", 0),
+            warm_pool_min_size=_int(values, "WARM_POOL_MIN_SIZE", 0),
+            warm_pool_max_size=_int(values, "WARM_POOL_MAX_SIZE", 0),
         )
 
 

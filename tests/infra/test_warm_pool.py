@@ -20,12 +20,25 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.infra.cfn import load, nested_stacks, template
 from tests.infra.test_bootstrap import STUB_COMMON, Instance, boot, calls, user_data, world  # noqa: F401 (fixture)
+from tests.infra.test_security_policies import (
+    ACCOUNT,
+    GROUP,
+    PREDICT_ROLE,
+    REGION,
+    RenderedStack,
+    Request,
+    allows,
+)
 from tests.infra.test_tier_options import _app_only, _value, failed_rules, parameter_values
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse .* but it's not supported:UserWarning")
 
 APP = template("app")
 ROOT = load(REPO_ROOT / "template.yaml")
+GROUP_ARN_PREFIX = (
+    f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:0f1e2d3c-4b5a-6978-8091-a2b3c4d5e6f7"
+    ":autoScalingGroupName"
+)
 WARM_POOL_PARAMETERS = (
     "WarmPoolState",
     "WarmPoolMinSize",
@@ -379,3 +392,33 @@ def test_launched_before_the_hook_existed_still_signals_once(tmp_path, world):  
     creation still needs their success signal."""
     _, made = _ready(tmp_path, world, ["InService"], POLLS="3", NO_ACTION="1")
     assert _steps(made) == ["health", "complete CONTINUE", "signal 0"]
+
+
+# ---------------------------------------------------------------- predict sizing the pool
+
+
+def test_predict_may_size_the_pool_of_its_own_group_only_and_only_when_asked():
+    """WarmPoolMaxSizeByPredict above 0 gives predict PutWarmPool on the shop's group (and
+    DescribeWarmPool, which has no resource-level permission); 0 gives it neither."""
+    group_arn = f"{GROUP_ARN_PREFIX}/{GROUP}"
+    other_arn = f"{GROUP_ARN_PREFIX}/payments"
+    sized = RenderedStack(WarmPoolState="Stopped", WarmPoolMaxSizeByPredict="4").identity_statements(
+        "PredictFunction"
+    )
+    assert allows(sized, Request("autoscaling:PutWarmPool", group_arn, principal=PREDICT_ROLE))
+    assert allows(sized, Request("autoscaling:DescribeWarmPool", "*", principal=PREDICT_ROLE))
+    assert not allows(sized, Request("autoscaling:PutWarmPool", other_arn, principal=PREDICT_ROLE))
+    assert not allows(sized, Request("autoscaling:DeleteWarmPool", group_arn, principal=PREDICT_ROLE))
+    unsized = RenderedStack(WarmPoolState="Stopped").identity_statements("PredictFunction")
+    assert not allows(unsized, Request("autoscaling:PutWarmPool", group_arn, principal=PREDICT_ROLE))
+    assert not allows(unsized, Request("autoscaling:DescribeWarmPool", "*", principal=PREDICT_ROLE))
+    variables = ROOT["Resources"]["PredictFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["WARM_POOL_MAX_SIZE"] == {"Ref": "WarmPoolMaxSizeByPredict"}
+    assert variables["WARM_POOL_MIN_SIZE"] == {"Ref": "WarmPoolMinSize"}
+
+
+def test_predict_sizing_needs_a_pool_on_the_tier():
+    assert failed_rules(ROOT, WarmPoolMaxSizeByPredict="4") == ["WarmPoolLeadTimeNeedsAWarmPool"]
+    assert failed_rules(ROOT, WarmPoolMaxSizeByPredict="4", WarmPoolState="Hibernated") == []
+    existing = {"ExistingAutoScalingGroupName": "shop", "ExistingLoadBalancerFullName": "app/shop/1"}
+    assert failed_rules(ROOT, WarmPoolMaxSizeByPredict="4", **existing) == []

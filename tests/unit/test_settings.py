@@ -43,6 +43,8 @@ PREDICT_BOUNDS = {
     "DEMAND_CEILING_FACTOR": ("1.5", "1000", "1.4999999999999998", "1000.0000000000001"),
     "LEAD_TIME_MINUTES": ("1", "120", "0", "121"),
     "WARM_POOL_LEAD_TIME_MINUTES": ("0", "120", "-1", "121"),
+    "WARM_POOL_MIN_SIZE": ("0", "100", "-1", "101"),
+    "WARM_POOL_MAX_SIZE": ("0", "100", "-1", "101"),
 }
 RETRAIN_BOUNDS = {
     "CAPACITY_PER_INSTANCE": PREDICT_BOUNDS["CAPACITY_PER_INSTANCE"],
@@ -272,6 +274,8 @@ TEMPLATE_RANGES = {
     "LeadTimeMinutes": ("1", "120", "0", "121"),
     # At most LeadTimeMinutes, which the case below sets to its own MaxValue.
     "WarmPoolLeadTimeMinutes": ("0", "120", "-1", "121"),
+    "WarmPoolMinSize": ("0", "100", "-1", "101"),
+    "WarmPoolMaxSizeByPredict": ("0", "100", "-1", "101"),
 }
 WATCHDOG_READS = {"FALLBACK_RELEASE_MINUTES"}
 """The watchdog parses this one variable itself (no settings object, no layers)."""
