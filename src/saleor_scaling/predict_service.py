@@ -233,8 +233,10 @@ class PredictResult:
     def pool_explanation(self) -> str:
         if self.warm_pool is None:
             return ""
-        unapplied = self.warm_pool.changes and not self.warm_pool_applied
-        return ("would set " if unapplied else "") + self.warm_pool.explanation
+        prefix = ""
+        if self.warm_pool.changes and not self.warm_pool_applied:
+            prefix = "would set " if self.mode is ScalingMode.FORECAST_ONLY else "could not set "
+        return prefix + self.warm_pool.explanation
 
     def log_record(self) -> dict[str, Any]:
         """Everything needed to explain the decision, as one structured log line."""
@@ -441,15 +443,16 @@ def _run(
     # Set before the notice goes out: the notice is the log record, reason included.
     result.reason = decision.explanation
     pool_change = _size_warm_pool(ports, settings, decision, group, forecasted, result, mode)
-    if pool_change is not None:
-        result.reason = f"{result.reason}; {result.pool_explanation}"
     if decision.apply:
         ports.group.set_capacity(decision.target, decision.floor, group)
         result.status = Status.SCALED
         if lease is not None and lease.pending:
             _confirm(ports, result, lease, decision.floor)
+    # After the capacity: a pool that cannot be resized must not hold up the scale-out.
     if pool_change is not None:
         _resize_pool(ports, pool_change, result)
+    if result.warm_pool is not None:
+        result.reason = f"{result.reason}; {result.pool_explanation}"
     if decision.apply:
         _notify(
             ports,

@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+from typing import Any
 
-def pool(world) -> dict:
-    return world.session.client("autoscaling").describe_warm_pool(AutoScalingGroupName=world.shop.group_name)
+
+def pool(world) -> dict[str, Any]:
+    described: dict[str, Any] = world.session.client("autoscaling").describe_warm_pool(
+        AutoScalingGroupName=world.shop.group_name
+    )
+    return described
 
 
 def add_pool(world, state: str = "Hibernated") -> None:
@@ -67,4 +72,24 @@ def test_forecast_only_leaves_the_pool_and_says_what_it_would_set(world, monkeyp
     sized = result["decision"]["warm_pool"]
     assert sized["applied"] is False
     assert sized["explanation"].startswith("would set warm pool at least 1 -> ")
+    assert pool(world)["WarmPoolConfiguration"]["MinSize"] == 1
+
+
+def test_a_pool_that_cannot_be_read_is_a_warning_line_and_the_group_still_scales(world, monkeypatch, caplog):
+    add_pool(world)
+    monkeypatch.setenv("WARM_POOL_MAX_SIZE", "3")
+    world.handler.reset_dependencies()
+    _, ports = world.handler.dependencies()
+
+    def denied() -> None:
+        raise RuntimeError("AccessDenied")
+
+    monkeypatch.setattr(ports.warm_pool, "describe", denied)
+    caplog.set_level("INFO", logger="predict")
+    result = world.invoke()
+    assert result["status"] == "scaled"
+    assert result["warm_pool_note"] == "warning: could not read the warm pool (RuntimeError: AccessDenied)"
+    assert "warm_pool" not in result["decision"]
+    decision_lines = [record for record in caplog.records if hasattr(record, "decision")]
+    assert [record.levelname for record in decision_lines] == ["WARNING"]
     assert pool(world)["WarmPoolConfiguration"]["MinSize"] == 1

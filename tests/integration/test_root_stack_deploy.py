@@ -98,6 +98,8 @@ def existing_shop_parameters(session: boto3.session.Session) -> dict[str, str]:
         "ScalingMode": "forecast-and-scale",
         "RetrainMemorySize": "2048",
         "AlarmEmail": ALARM_EMAIL,
+        # Predict sizes the shop's own warm pool (issue 25): its role gains the two actions.
+        "WarmPoolMaxSizeByPredict": "2",
     }
 
 
@@ -434,6 +436,13 @@ def test_predict_role_scales_only_the_deployed_group(deployed):
     assert predict["ScaleTheShopGroupOnly"]["Resource"] == pattern
     assert predict["TagOnlyTheFloorLease"]["Resource"] == pattern
     assert predict["TagOnlyTheFloorLease"]["Action"] == "autoscaling:CreateOrUpdateTags"
+    # Only with WarmPoolMaxSizeByPredict above 0 (tests/infra/test_warm_pool.py).
+    if deployed.case == "existing-shop":
+        assert predict["SizeTheShopGroupsWarmPool"]["Action"] == "autoscaling:PutWarmPool"
+        assert predict["SizeTheShopGroupsWarmPool"]["Resource"] == pattern
+        assert predict["ReadTheWarmPool"]["Action"] == "autoscaling:DescribeWarmPool"
+    else:
+        assert not any("WarmPool" in str(statement["Action"]) for statement in predict.values())
     watchdog = _statements(deployed.session, root.resources["WatchdogFunctionRole"])
     assert watchdog["LowerTheFloorOfTheShopGroupOnly"]["Resource"] == pattern
     assert watchdog["TagOnlyTheFloorLease"]["Resource"] == pattern

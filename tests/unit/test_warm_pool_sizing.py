@@ -234,6 +234,7 @@ def test_forecast_only_says_what_it_would_set_and_changes_nothing():
     assert record["size_before"] == 0
     assert record["size"] == 1
     assert record["explanation"] == "would set warm pool 0 -> 1 (the coming hour needs up to 2, desired 1)"
+    assert result.reason.endswith("; would set warm pool 0 -> 1 (the coming hour needs up to 2, desired 1)")
 
 
 def test_a_dry_run_sizes_nothing():
@@ -248,6 +249,9 @@ def test_a_failed_resize_is_a_warning_and_the_capacity_decision_stands():
     result = run_predict(ELEVEN, settings(ScalingMode.FORECAST_AND_SCALE, minimum=3), ports(group, pool))
     assert result.status in {Status.SCALED, Status.DECIDED}
     assert result.warm_pool_note == "warning: could not size the warm pool (RuntimeError: throttled)"
+    assert result.reason.endswith(
+        "; could not set warm pool at least 1 -> 3 (the coming hour needs up to 2, desired 1)"
+    )
     assert result.log_record()["warm_pool_note"] == result.warm_pool_note
 
 
