@@ -16,7 +16,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from saleor_scaling import STEP_SECONDS
-from saleor_scaling.warm_pool import PoolBounds
 
 
 class ConfigurationError(ValueError):
@@ -177,6 +176,14 @@ class ShopSettings:
             "topic_arn": values.get("NOTIFICATION_TOPIC_ARN", ""),
             "history_prefix": values.get("HISTORY_PREFIX", ""),
         }
+
+
+@dataclass(frozen=True)
+class PoolBounds:
+    """The operator's bounds on the warm pool predict sizes (`saleor_scaling.warm_pool`)."""
+
+    min_size: int
+    max_size: int
 
 
 MAX_LEAD_TIME_MINUTES = 120

@@ -23,6 +23,16 @@ import numpy as np
 
 from saleor_scaling.features import STEPS_PER_DAY, STEPS_PER_WEEK
 from saleor_scaling.series import FloatArray
+from saleor_scaling.settings import PoolBounds
+
+__all__ = [
+    "POOL_PLAN_STEPS",
+    "PoolBounds",
+    "PoolConfiguration",
+    "PoolDecision",
+    "coming_peak_demand",
+    "size_pool",
+]
 
 POOL_PLAN_STEPS = 12
 """The coming hour, in 5-minute steps after the anchor bucket: longer than any boot into
@@ -43,14 +53,6 @@ class PoolConfiguration:
     def absolute_size(self) -> int | None:
         """AWS keeps exactly MinSize only when MaxGroupPreparedCapacity equals it."""
         return self.min_size if self.min_size == self.max_prepared_capacity else None
-
-
-@dataclass(frozen=True)
-class PoolBounds:
-    """The operator's bounds on the pool predict sizes."""
-
-    min_size: int
-    max_size: int
 
 
 @dataclass(frozen=True)
