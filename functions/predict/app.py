@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from saleor_scaling import METRICS_NAMESPACE
 from saleor_scaling.adapters.autoscaling import AutoScalingGroup, GroupNotFoundError, WarmPool
+from saleor_scaling.adapters.calendar_store import S3Calendar
 from saleor_scaling.adapters.cloudwatch import CloudWatchMetrics, MetricsUnavailableError
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.notifications import SnsNotifier
@@ -66,6 +67,7 @@ def build_ports(settings: PredictSettings, session: boto3.session.Session) -> Pr
         models=S3ModelRegistry(s3, settings.model),
         state=S3DecisionState(s3, settings.model.bucket, settings.state_key),
         notifier=SnsNotifier(session.client("sns", config=AWS_CLIENT_CONFIG), settings.topic_arn),
+        calendar=S3Calendar(s3, settings.model.bucket),
         # Only where predict sizes the pool: otherwise it never reads or changes it.
         warm_pool=WarmPool(autoscaling, settings.auto_scaling_group_name)
         if settings.warm_pool_bounds
@@ -139,6 +141,7 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         or result.floor_note.startswith("warning")
         or result.horizon_note
         or result.warm_pool_note.startswith("warning")
+        or result.calendar_warning
     ):
         logger.warning(result.reason, extra={"decision": result.log_record()})
     else:

@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from saleor_scaling import METRICS_NAMESPACE
+from saleor_scaling.adapters.calendar_store import S3Calendar
 from saleor_scaling.adapters.cloudwatch import CloudWatchMetrics, MetricsUnavailableError
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.notifications import SnsNotifier
@@ -50,6 +51,7 @@ def build_ports(settings: RetrainSettings, session: boto3.session.Session) -> Re
         archive=S3HistoryArchive(s3, settings.model.bucket, settings.history_prefix),
         models=S3ModelRegistry(s3, settings.model),
         notifier=SnsNotifier(session.client("sns", config=AWS_CLIENT_CONFIG), settings.topic_arn),
+        calendar=S3Calendar(s3, settings.model.bucket),
     )
 
 
@@ -77,7 +79,8 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         fault_metrics=("RetrainErrors",),
         left_undone="the serving model is unchanged",
     )
-    logger.info(result.reason, extra={"retrain": result.log_record()})
+    log = logger.warning if result.calendar_warning else logger.info
+    log(result.reason, extra={"retrain": result.log_record()})
     publish_metrics(result)
     return result.log_record()
 

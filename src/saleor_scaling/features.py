@@ -12,6 +12,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 
 from saleor_scaling.series import FloatArray, Metric, MetricHistory
 
@@ -49,12 +50,23 @@ def log_level(demand: FloatArray) -> FloatArray:
     return np.log1p(_trailing_mean(demand, LEVEL_STEPS))
 
 
-def build_features(history: MetricHistory, horizon_steps: int, timezone: str) -> FloatArray:
-    """One feature row per step of `history` (shape: len(history) x len(FEATURE_NAMES))."""
+def build_features(
+    history: MetricHistory,
+    horizon_steps: int,
+    timezone: str,
+    event_steps: npt.NDArray[np.bool_] | None = None,
+) -> FloatArray:
+    """One feature row per step of `history` (shape: len(history) x len(FEATURE_NAMES)).
+    `event_steps` (`calendar.event_steps`) marks the steps of planned events: the daily
+    and weekly features read the normal day there instead (`_as_normal_days`), so "same
+    time last week" never takes a sale for a normal day; the recent lags still see it, as
+    the load it is."""
     demand = history.demand_per_minute()
     level = log_level(demand)
     log_demand = np.log1p(demand)
     smoothed = np.log1p(_centered_mean(demand))
+    if event_steps is not None:
+        smoothed = _as_normal_days(smoothed, event_steps)
 
     columns: dict[str, FloatArray] = {
         "request_rate": demand,
@@ -81,6 +93,21 @@ def build_features(history: MetricHistory, horizon_steps: int, timezone: str) ->
         columns[f"{name}_delta"] = then_at_target - then_now
         columns[f"{name}_ratio"] = then_at_target - level
     return np.column_stack([columns[name] for name in FEATURE_NAMES]).astype(np.float64)
+
+
+def _as_normal_days(smoothed: FloatArray, event_steps: npt.NDArray[np.bool_]) -> FloatArray:
+    """`smoothed` with each event step replaced by the normal load there: the same time a
+    week before, else a day before (itself replaced if an event), NaN where neither is
+    known. The forest then reads a normal day where the sale was, not a hole it rarely saw
+    in training."""
+    normal = smoothed.copy()
+    for index in np.flatnonzero(event_steps):
+        normal[index] = np.nan
+        for period in (STEPS_PER_WEEK, STEPS_PER_DAY):
+            if index >= period and np.isfinite(normal[index - period]):
+                normal[index] = normal[index - period]
+                break
+    return normal
 
 
 def target_log_ratio(history: MetricHistory, horizon_steps: int) -> FloatArray:

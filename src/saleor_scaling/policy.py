@@ -5,6 +5,8 @@ Rules, in order (each one that bites is recorded in `Decision.clamps`):
    and the forecast's own error, measured on held-out days).
 2. Never below the reactive floor: what the load and CPU observed now need at the
    reactive targets. Pre-scaling must not cut capacity that serves current traffic.
+   Never below what a planned event asks for (`calendar.planned_floor`): the floor
+   follows, and after the event it comes down by rule 5 like any other.
 3. Clamp to the group's MinSize and MaxSize (AWS refuses anything outside them).
 4. Scale out at once.
 5. Scale in gradually: only to the highest recommendation of the stabilization window,
@@ -19,6 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from saleor_scaling.calendar import PlannedFloor
 from saleor_scaling.labels import instances_for
 from saleor_scaling.lease import Ownership, judge
 from saleor_scaling.settings import PolicySettings, ScalingMode
@@ -152,9 +155,11 @@ def decide(
     recent_recommendations: Sequence[int],
     settings: PolicySettings,
     mode: ScalingMode | None = None,
+    planned: PlannedFloor | None = None,
 ) -> Decision:
     """One decision. `forecast_capacity` is the fractional instances needed at the upper
-    quantile; `recent_recommendations` are this window's earlier `recommended` values."""
+    quantile; `recent_recommendations` are this window's earlier `recommended` values;
+    `planned` what the declared events active now ask for."""
     mode = mode or settings.mode
     clamps: list[str] = []
 
@@ -162,6 +167,8 @@ def decide(
     if recommended < floor:
         clamps.append(f"raised from {recommended} to reactive floor {floor}")
         recommended = floor
+    if planned is not None:
+        recommended = _honour_event(recommended, planned, clamps)
     recommended = _clamp_to_group(recommended, group, clamps)
     # What predictive itself still needs: the highest recommendation of the window. The
     # MinSize floor follows this, never the desired capacity of the moment, so capacity
@@ -211,6 +218,20 @@ def hold_floor(needed: int, target: int, group: GroupCapacity, max_scale_in_step
     if max_scale_in_step > 0:
         needed = max(needed, group.floor - max_scale_in_step)
     return max(group.min_size, min(target, needed))
+
+
+def _honour_event(recommended: int, planned: PlannedFloor, clamps: list[str]) -> int:
+    """The decision line names the event whether or not it changed the recommendation."""
+    event = f"event {planned.event.name!r}"
+    if planned.unsized:
+        clamps.append(f"normal load unknown for event(s) {', '.join(planned.unsized)}: not applied")
+    if planned.capacity <= 0:
+        return recommended
+    if recommended < planned.capacity:
+        clamps.append(f"raised from {recommended} to {planned.capacity} for {event} ({planned.basis})")
+        return planned.capacity
+    clamps.append(f"{event} asks for {planned.capacity} ({planned.basis}): the forecast needs more")
+    return recommended
 
 
 def _clamp_to_group(capacity: int, group: GroupCapacity, clamps: list[str]) -> int:

@@ -27,8 +27,20 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from saleor_scaling import STEP_SECONDS
+from saleor_scaling.calendar import (
+    Calendar,
+    CalendarError,
+    PlannedEvent,
+    PlannedFloor,
+    event_steps,
+    normal_load,
+    peak_capacity,
+    planned_floor,
+    upcoming,
+)
 from saleor_scaling.features import (
     HISTORY_STEPS_NEEDED,
     LEVEL_STEPS,
@@ -57,9 +69,9 @@ from saleor_scaling.policy import (
     reactive_floor,
     read_floor,
 )
-from saleor_scaling.series import Metric, MetricHistory, drop_impossible_values, floor_to_step
+from saleor_scaling.series import FloatArray, Metric, MetricHistory, drop_impossible_values, floor_to_step
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, PredictSettings, ScalingMode, horizon_steps_for
-from saleor_scaling.state import DecisionState, StateConflictError, parse_state
+from saleor_scaling.state import MAX_EVENT_NOTICES, DecisionState, StateConflictError, parse_state
 from saleor_scaling.warm_pool import (
     POOL_PLAN_STEPS,
     PoolConfiguration,
@@ -68,6 +80,8 @@ from saleor_scaling.warm_pool import (
     size_pool,
 )
 from saleor_scaling.warmup import WarmUp
+
+BoolArray = npt.NDArray[np.bool_]
 
 CLOUDWATCH_WINDOW_STEPS = STEPS_PER_DAY + 24
 """Predict reads the last 26 hours from CloudWatch (recent lags and same time yesterday);
@@ -135,6 +149,11 @@ class Notifier(Protocol):
     def notify(self, subject: str, body: dict[str, Any]) -> None: ...
 
 
+class CalendarSource(Protocol):
+    def events(self, now: int) -> Calendar:
+        """The planned events; `CalendarError` for a calendar that must not be acted on."""
+
+
 @dataclass
 class PredictPorts:
     metrics: MetricsSource
@@ -145,6 +164,8 @@ class PredictPorts:
     notifier: Notifier
     model_cache: MutableMapping[str, ForecastModel] = field(default_factory=dict)
     """Survives warm invocations when the handler keeps the ports at module level."""
+    calendar: CalendarSource | None = None
+    """The operator's planned events (`saleor_scaling.calendar`); None: no calendar."""
     warm_pool: WarmPoolPort | None = None
     """Only where predict sizes the warm pool (WARM_POOL_MAX_SIZE above 0)."""
 
@@ -208,6 +229,13 @@ class PredictResult:
     """In a dry run: every write the run would have made, in order."""
     dry_run_outcome: str = ""
     """In a dry run: the status the run would have had."""
+    planned: PlannedFloor | None = None
+    """The planned event that shaped this decision (the largest of those active)."""
+    calendar_warning: str = ""
+    """Why the calendar was ignored (unreadable or invalid): decided as without events."""
+    event_notices: list[tuple[PlannedEvent, int]] = field(default_factory=list)
+    """Events starting soon that need more than MaxSize (the event, the capacity it needs),
+    each noticed once."""
     warm_up: WarmUp | None = None
     """The warm-up notice that made a missing model expected (status WARMING_UP)."""
     lead_time: dict[str, Any] = field(default_factory=dict)
@@ -261,6 +289,7 @@ class PredictResult:
             ("floor_note", self.floor_note),
             ("state_reset", self.state_reset),
             ("notification_error", self.notification_error),
+            ("calendar_warning", self.calendar_warning),
         ):
             if value:
                 record[key] = value
@@ -300,6 +329,13 @@ class PredictResult:
             }
         if self.reactive_floor is not None:
             record["reactive_floor"] = self.reactive_floor
+        if self.planned is not None:
+            record["planned_event"] = self.planned.record()
+        if self.event_notices:
+            record["event_notices"] = [
+                {"name": event.name, "start": _iso(event.start), "needs": needs}
+                for event, needs in self.event_notices
+            ]
         if self.forecast_error is not None:
             record["forecast_error"] = _round(self.forecast_error)
         if self.decision:
@@ -460,6 +496,7 @@ def _run(
             f"Saleor predictive scaling: {decision.action.value} {ports.group.name} "
             f"{group.desired} -> {decision.target}",
         )
+    _notify_events(ports, result)
     return result
 
 
@@ -730,7 +767,11 @@ def _forecast_and_decide(
             f"no valid RequestCount for the anchor bucket {_iso(anchor)}: metrics missing or stale"
         )
 
-    features = build_features(history, metadata.horizon_steps, metadata.timezone)[index]
+    events = _read_calendar(ports, now, result)
+    # Steps of planned events are no normal load: not for the seasonal features, nor for
+    # sizing a multiplier event on "same time last week".
+    inside_events = event_steps(history.start, len(history), events) if events else None
+    features = build_features(history, metadata.horizon_steps, metadata.timezone, inside_events)[index]
     forecast = model.forecast(features, float(levels[index]), settings.policy.headroom_quantile)
     capacity_per_instance = metadata.capacity_per_instance
     predicted = float(capacity_needed(forecast.demand_upper, capacity_per_instance))
@@ -758,7 +799,10 @@ def _forecast_and_decide(
     result.reactive_floor = floor
     window_start = decision_time - settings.policy.scale_in_stabilization_minutes * 60
     recent = [r for t, r in state.recommendations if t > window_start]
-    decision = decide(predicted, group, floor, recent, settings.policy, mode)
+    result.planned = _plan_events(
+        events, inside_events, state, decision_time, anchor, demand, index, capacity_per_instance, result
+    )
+    decision = decide(predicted, group, floor, recent, settings.policy, mode, result.planned)
     # The same hour yesterday and last week, sized up as the forecast is; at least the forecast.
     peak = coming_peak_demand(demand, index, ANCHOR_OFFSET_STEPS + POOL_PLAN_STEPS) * forecast.headroom
     peak_capacity = max(
@@ -786,6 +830,69 @@ def _lead_time(model_horizon_steps: int, settings: PredictSettings) -> tuple[dic
         f"needs {settings.ready_minutes} ({settings.ready_from}): scale-outs come up to "
         f"{needed_minutes - forecast_minutes} minutes late until the next retraining"
     )
+
+
+EVENT_NOTICE_SECONDS = 86400
+"""An event that needs more than MaxSize is noticed once, when its lead window opens
+within a day: time to raise MaxSize or the instance quota."""
+
+
+def _read_calendar(ports: PredictPorts, now: int, result: PredictResult) -> tuple[PlannedEvent, ...]:
+    """The operator's planned events. An unreadable or invalid calendar is ignored with a
+    warning: decided as without events."""
+    if ports.calendar is None:
+        return ()
+    try:
+        return ports.calendar.events(now).events
+    except CalendarError as error:
+        result.calendar_warning = f"calendar ignored, decided as without events: {error}"[:500]
+        return ()
+
+
+def _plan_events(
+    events: tuple[PlannedEvent, ...],
+    inside_events: BoolArray | None,
+    state: DecisionState,
+    decision_time: int,
+    anchor: int,
+    demand: FloatArray,
+    index: int,
+    capacity_per_instance: float,
+    result: PredictResult,
+) -> PlannedFloor | None:
+    """What the operator's planned events ask of this decision, and the notices due."""
+    if not events:
+        return None
+
+    def normal_demand(step_time: int) -> float:
+        # The event's own rise has not reached it, nor an earlier event's; only buckets
+        # visible now.
+        return normal_load(demand, index + (step_time - anchor) // STEP_SECONDS, index, inside_events)
+
+    assert result.target_time is not None
+    group = result.group
+    assert group is not None
+    for event in upcoming(events, decision_time, EVENT_NOTICE_SECONDS):
+        if event.key in state.event_notices:
+            continue
+        needs = peak_capacity(event, normal_demand, capacity_per_instance)
+        if needs > group.max_size:
+            result.event_notices.append((event, needs))
+    return planned_floor(events, decision_time, result.target_time, normal_demand, capacity_per_instance)
+
+
+def _notify_events(ports: PredictPorts, result: PredictResult) -> None:
+    """One notice per event that will need more than MaxSize; its key is in the state
+    this run claimed its slot with, so no later run sends it again (at most once: a
+    failed publish is a NotificationErrors, not retried)."""
+    group = result.group
+    for event, needs in result.event_notices:
+        max_size = group.max_size if group else 0
+        _notify(
+            ports,
+            result,
+            f"Saleor predictive scaling: event {event.name} needs {needs} instances, MaxSize is {max_size}",
+        )
 
 
 def _missing_model(ports: PredictPorts, error: ModelNotFoundError, decision_time: int) -> _FallbackError:
@@ -827,6 +934,7 @@ def _fall_back(
         recommendations=state.recommendations,
         forecasts=state.forecasts,
         last_decision={"time": _iso(decision_time), "status": status.value, "reason": reason},
+        event_notices=_live_notices(state, decision_time),
     )
     if not _claim_slot(ports, next_state, version, result):
         return result
@@ -914,6 +1022,13 @@ def _next_state(
         forecasts[result.target_time] = round(
             float(capacity_needed(forecasted.forecast.demand_mean, forecasted.capacity_per_instance)), 4
         )
+    notices = _live_notices(state, decision_time)
+    notices.update({event.key: event.end for event, _ in result.event_notices})
+    if len(notices) > MAX_EVENT_NOTICES:
+        # Events removed from the calendar before they ended leave keys behind: keep the
+        # latest-ending ones, so the state stays within what parse_state accepts.
+        kept = sorted(notices.items(), key=lambda item: item[1])[-MAX_EVENT_NOTICES:]
+        notices = dict(kept)
     return DecisionState(
         last_decision_time=decision_time,
         recommendations=recommendations,
@@ -925,7 +1040,13 @@ def _next_state(
             "action": decision.action.value,
             "applied": decision.apply,
         },
+        event_notices=notices,
     )
+
+
+def _live_notices(state: DecisionState, decision_time: int) -> dict[str, int]:
+    """The notices of events not yet ended: an ended event's entry goes with it."""
+    return {key: end for key, end in state.event_notices.items() if end > decision_time}
 
 
 def _iso(epoch_seconds: int) -> str:

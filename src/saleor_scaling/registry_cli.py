@@ -1,8 +1,14 @@
-"""List the model versions the nightly job promoted, and roll back to an earlier one.
+"""List the model versions the nightly job promoted, and roll back to an earlier one; keep
+the calendar of planned events (sales) predict scales for ahead of time.
 
     python -m saleor_scaling.registry_cli list --bucket BUCKET
     python -m saleor_scaling.registry_cli rollback --bucket BUCKET [--to MANIFEST_VERSION_ID]
         [--capacity-per-instance N]
+    python -m saleor_scaling.registry_cli events add NAME --bucket BUCKET --start ISO --end ISO
+        (--multiplier X | --capacity N) [--lead-minutes M]
+    python -m saleor_scaling.registry_cli events list --bucket BUCKET
+    python -m saleor_scaling.registry_cli events remove NAME --bucket BUCKET
+    python -m saleor_scaling.registry_cli events preview NAME --bucket BUCKET --group GROUP
 
 The manifest is the pointer predict follows; every promotion wrote a new version of it in
 the versioned bucket. Rolling back re-publishes an earlier manifest version as the newest
@@ -17,15 +23,32 @@ unreadable with the reason, skipped by a plain rollback, and refused as a `--to`
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from saleor_scaling import STEP_SECONDS
+from saleor_scaling.adapters.calendar_store import CalendarConflictError, S3Calendar
+from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.s3_store import S3ModelRegistry
+from saleor_scaling.calendar import (
+    MAX_DAYS_AHEAD,
+    Calendar,
+    CalendarError,
+    PlannedEvent,
+    PreviewStep,
+    event_outcome,
+    parse_time,
+    preview,
+)
+from saleor_scaling.features import STEPS_PER_WEEK
 from saleor_scaling.model import ModelError, ModelMetadata, ServingBounds, load_verified
-from saleor_scaling.settings import ModelLocation
+from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, ModelLocation
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -125,6 +148,9 @@ def rollback(
 
 
 def main(argv: list[str] | None = None, client: S3Client | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["events"]:
+        return events_main(arguments[1:], client)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -140,7 +166,7 @@ def main(argv: list[str] | None = None, client: S3Client | None = None) -> int:
         default=DEFAULT_CAPACITY_PER_INSTANCE,
         help="the stack's CapacityPerInstance parameter: the model's capacity must lie within x/÷ 4 of it",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     s3 = client or boto3.client("s3")
     location = ModelLocation(bucket=args.bucket, manifest_key=args.manifest_key)
     if args.command == "list":
@@ -167,6 +193,189 @@ def main(argv: list[str] | None = None, client: S3Client | None = None) -> int:
     trained = target.metadata.trained_at if target.metadata else "?"
     print(f"manifest now points at the model of manifest version {target.version_id} (trained {trained})")
     return 0
+
+
+PREVIEW_HISTORY_WEEKS = 4
+"""The preview's normal load is the newest of the last four weeks' same weekday and time."""
+
+
+def events_main(
+    argv: list[str], client: S3Client | None = None, clock: Callable[[], float] = time.time
+) -> int:
+    """`events add/list/remove/preview/review`: the calendar predict and retrain read
+    (calendar/events.json)."""
+    parser = argparse.ArgumentParser(
+        prog="registry_cli events",
+        description="The calendar of planned events (sales) predict scales for ahead of time.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    add = commands.add_parser("add", help="declare an event")
+    add.add_argument("name")
+    add.add_argument("--start", required=True, help="ISO 8601 with a zone, e.g. 2026-11-27T06:00:00+01:00")
+    add.add_argument(
+        "--end", required=True, help="ISO 8601 with a zone, after --start, at most 14 days later"
+    )
+    size = add.add_mutually_exclusive_group(required=True)
+    size.add_argument("--multiplier", type=float, help="the event's load as a multiple of the normal load")
+    size.add_argument("--capacity", type=int, help="instances the event needs")
+    add.add_argument("--lead-minutes", type=int, default=0, help="raise capacity this much earlier")
+    add.add_argument(
+        "--past",
+        action="store_true",
+        help="declare an event that already happened: retrain keeps it out of the normal load, "
+        "`events review` measures it",
+    )
+    commands.add_parser("list", help="the declared events")
+    remove = commands.add_parser("remove", help="remove an event")
+    remove.add_argument("name")
+    look = commands.add_parser("preview", help="planned capacity by 5 minutes and its instance-hours")
+    look.add_argument("name")
+    look.add_argument("--group", help="the Auto Scaling group (its history is history/GROUP/)")
+    look.add_argument("--history-prefix", help="default history/GROUP")
+    look.add_argument(
+        "--capacity-per-instance",
+        type=float,
+        help="requests per minute per instance (default: the serving model's, as predict uses)",
+    )
+    review = commands.add_parser(
+        "review", help="after an event: its observed peak against the normal load, the multiplier it suggests"
+    )
+    review.add_argument("name")
+    review.add_argument("--group", help="the Auto Scaling group (its history is history/GROUP/)")
+    review.add_argument("--history-prefix", help="default history/GROUP")
+    for command in (add, remove, look, review, commands.choices["list"]):
+        command.add_argument("--bucket", required=True, help="the stack's ModelBucketName output")
+    args = parser.parse_args(argv)
+    s3 = client or boto3.client("s3")
+    store = S3Calendar(s3, args.bucket)
+    now = int(clock())
+    try:
+        if args.command == "add":
+            event = _declared_event(args, now)
+            stored = store.load()
+            store.save(stored.calendar.with_event(event), stored.version)
+            print(f"added {event.describe()}")
+        elif args.command == "remove":
+            stored = store.load()
+            store.save(stored.calendar.without(args.name), stored.version)
+            print(f"removed {args.name}")
+        elif args.command == "list":
+            events = store.load().calendar.events
+            for listed in events:
+                state = "over" if listed.end <= now else "on" if listed.start <= now else "planned"
+                print(f"{state:8} {listed.describe()}")
+            if not events:
+                print("no events declared")
+        elif args.command == "review":
+            _print_review(s3, args, store.load().calendar, now)
+        else:
+            _print_preview(s3, args, store.load().calendar.named(args.name), now)
+    except (CalendarError, CalendarConflictError, ModelError) as error:
+        print(f"events {args.command} refused: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _declared_event(args: argparse.Namespace, now: int) -> PlannedEvent:
+    event = PlannedEvent(
+        name=args.name,
+        start=parse_time(args.start, "--start"),
+        end=parse_time(args.end, "--end"),
+        multiplier=args.multiplier,
+        capacity=args.capacity,
+        lead_minutes=args.lead_minutes,
+    )
+    if event.end <= now and not args.past:
+        raise CalendarError(
+            f"event {event.name!r} is already over (its end is in the past): add --past to declare "
+            "one that happened"
+        )
+    if event.end > now and args.past:
+        raise CalendarError(f"event {event.name!r} has not ended: --past is for events that happened")
+    if event.start > now + MAX_DAYS_AHEAD * 86400:
+        raise CalendarError(f"event {event.name!r} starts more than {MAX_DAYS_AHEAD} days ahead")
+    return event
+
+
+def _print_preview(s3: S3Client, args: argparse.Namespace, event: PlannedEvent, now: int) -> None:
+    """As predict will size it: the serving model's capacity per instance and reach (one
+    boot delay), the normal load from the history backup (same weekday and time, the
+    newest of the last four weeks, as predict reads the week before)."""
+    if not (args.group or args.history_prefix):
+        raise CalendarError("preview needs --group (or --history-prefix) to read the normal load")
+    metadata = S3ModelRegistry(s3, ModelLocation(bucket=args.bucket)).current()
+    capacity = args.capacity_per_instance or metadata.capacity_per_instance
+    if not (math.isfinite(capacity) and capacity > 0):
+        raise CalendarError("--capacity-per-instance must be a number above 0")
+    reach = (metadata.horizon_steps - ANCHOR_OFFSET_STEPS) * STEP_SECONDS
+    prefix = args.history_prefix or f"history/{args.group}"
+    week = STEPS_PER_WEEK * STEP_SECONDS
+    history_start = now - now % 86400 - PREVIEW_HISTORY_WEEKS * week
+    history = S3HistoryArchive(s3, args.bucket, prefix).read(history_start, now - now % STEP_SECONDS)
+    demand = history.demand_per_minute()
+
+    def normal_demand(step_time: int) -> float:
+        behind = max(1, -(-(step_time - now) // week))  # whole weeks back to the past
+        for weeks in range(behind, behind + PREVIEW_HISTORY_WEEKS):
+            position = (step_time - weeks * week - history.start) // STEP_SECONDS
+            if 0 <= position < len(demand) and math.isfinite(demand[position]):
+                return float(demand[position])
+        return math.nan
+
+    steps = preview(event, normal_demand, capacity, reach)
+    print(f"{event.describe()}")
+    print(f"capacity per instance {capacity:g}/min; capacity set {reach // 60} min (one boot delay) ahead")
+    print("step (UTC)            normal  planned")
+    for step in steps:
+        print(f"{_iso_minute(step.time)}  {_cell(step.normal):>6}  {_cell(step.planned):>7}")
+    print(_preview_totals(steps))
+
+
+REVIEW_HISTORY_DAYS = 8
+"""An event's normal load is the same time last week, else yesterday: a week and a day
+before its start."""
+
+
+def _print_review(s3: S3Client, args: argparse.Namespace, calendar: Calendar, now: int) -> None:
+    """What an ended event did, from the history backup, as retrain records it nightly
+    (`calendar.event_outcome`): its observed peak, the normal load there, the multiplier
+    that would have covered it and the one suggested for a similar event."""
+    event = calendar.named(args.name)
+    if event.end > now:
+        raise CalendarError(
+            f"event {event.name!r} has not ended: review it after {_iso_minute(event.end).strip()}"
+        )
+    if not (args.group or args.history_prefix):
+        raise CalendarError("review needs --group (or --history-prefix) to read the load")
+    prefix = args.history_prefix or f"history/{args.group}"
+    start = event.start - event.start % STEP_SECONDS - REVIEW_HISTORY_DAYS * 86400
+    history = S3HistoryArchive(s3, args.bucket, prefix).read(start, event.end + STEP_SECONDS)
+    outcome = event_outcome(event, history.start, history.demand_per_minute(), calendar.events)
+    if outcome is None:
+        raise CalendarError(
+            f"no outcome for {event.name!r}: the history backup holds no step of it with its normal "
+            "load (same time last week or yesterday) known"
+        )
+    print(outcome.describe())
+
+
+def _preview_totals(steps: list[PreviewStep]) -> str:
+    known = [step for step in steps if math.isfinite(step.normal) and math.isfinite(step.planned)]
+    hours = STEP_SECONDS / 3600
+    normal = sum(step.normal for step in known) * hours
+    planned = sum(step.planned for step in known) * hours
+    unknown = len(steps) - len(known)
+    return f"instance-hours: normal {normal:.1f}, planned {planned:.1f}, extra {planned - normal:.1f}" + (
+        f" ({unknown} step(s) without a known normal load left out)" if unknown else ""
+    )
+
+
+def _cell(value: float) -> str:
+    return f"{value:.0f}" if math.isfinite(value) else "?"
+
+
+def _iso_minute(epoch_seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(epoch_seconds)) + "Z     "
 
 
 if __name__ == "__main__":

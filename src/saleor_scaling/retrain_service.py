@@ -21,6 +21,7 @@ import numpy as np
 
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.adapters.history_archive import DAY_SECONDS
+from saleor_scaling.calendar import CalendarError, PlannedEvent, event_outcome, event_steps
 from saleor_scaling.ensemble import MAX_TOTAL_NODES
 from saleor_scaling.features import STEPS_PER_DAY, STEPS_PER_WEEK
 from saleor_scaling.labels import estimate_capacity_per_instance
@@ -34,7 +35,7 @@ from saleor_scaling.model import (
     load_verified,
     manifest_summary,
 )
-from saleor_scaling.predict_service import MetricsSource, Notifier
+from saleor_scaling.predict_service import CalendarSource, MetricsSource, Notifier
 from saleor_scaling.series import FloatArray, Metric, MetricHistory, clean_training_window, floor_to_step
 from saleor_scaling.settings import RetrainSettings
 from saleor_scaling.training import (
@@ -99,6 +100,8 @@ class RetrainPorts:
     archive: HistoryArchive
     models: ModelRegistry
     notifier: Notifier
+    calendar: CalendarSource | None = None
+    """The operator's planned events (`saleor_scaling.calendar`); None: no calendar."""
 
 
 class RetrainStatus(enum.StrEnum):
@@ -147,6 +150,13 @@ class RetrainResult:
     """Writing or clearing the warm-up notice failed (it expires by itself)."""
     notification_error: str = ""
     """The SNS notice failed; what the run did (promote or keep) stands."""
+    event_outcomes: list[dict[str, Any]] = field(default_factory=list)
+    """Planned events that ended inside the history: what each did (`EventOutcome.record`),
+    with the multiplier it suggests for the next similar event."""
+    events_kept_out: int = 0
+    """Steps of planned events kept out of the seasonal features and the training targets."""
+    calendar_warning: str = ""
+    """Why the calendar was ignored (unreadable or invalid): trained as without events."""
 
     @property
     def promoted(self) -> bool:
@@ -173,6 +183,12 @@ class RetrainResult:
             record["warm_up_error"] = self.warm_up_error
         if self.notification_error:
             record["notification_error"] = self.notification_error
+        if self.event_outcomes:
+            record["event_outcomes"] = self.event_outcomes
+        if self.events_kept_out:
+            record["event_steps_kept_out"] = self.events_kept_out
+        if self.calendar_warning:
+            record["calendar_warning"] = self.calendar_warning
         if self.history is not None:
             record["history"] = {
                 "start": _iso(self.history.start),
@@ -255,7 +271,10 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
     history, report = collect_history(now, settings, ports)
     result = RetrainResult(RetrainStatus.REFUSED, history=report)
     horizon = settings.horizon_steps
-    rows = training_rows(history, horizon, settings.timezone)
+    events = _past_events(now, history, ports, result)
+    inside_events = event_steps(history.start, len(history), events) if events else None
+    result.events_kept_out = int(inside_events.sum()) if inside_events is not None else 0
+    rows = training_rows(history, horizon, settings.timezone, inside_events)
     plan = training_plan(history, len(rows.targets), settings)
     if isinstance(plan, str):
         result.reason = f"{plan}. Predict keeps its current model or its safe fallback"
@@ -304,7 +323,9 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
     baseline_scores = error_scores(baseline_forecast[judged], actual[judged])
     result.scores = {"challenger": _scores(challenger_scores), "seasonal_naive": _scores(baseline_scores)}
 
-    contest = _champion_contest(history, holdout, challenger_forecast, actual, settings, ports, result)
+    contest = _champion_contest(
+        history, holdout, challenger_forecast, actual, settings, ports, result, events
+    )
     skipped = _skipped_note(result.champion)
     refusal = promotion_refusal(
         challenger_scores, baseline_scores, settings.promotion_tolerance, contest, plan.baseline_name
@@ -558,6 +579,33 @@ def promotion_refusal(
     return None
 
 
+def _past_events(
+    now: int, history: MetricHistory, ports: RetrainPorts, result: RetrainResult
+) -> tuple[PlannedEvent, ...]:
+    """The planned events that began inside the history (kept out of what the model learns
+    as normal), and the outcome of each that has ended (`result.event_outcomes`). An
+    unreadable or invalid calendar is ignored with a warning: trained as without events."""
+    if ports.calendar is None:
+        return ()
+    try:
+        calendar = ports.calendar.events(now)
+    except CalendarError as error:
+        result.calendar_warning = f"calendar ignored, trained as without events: {error}"[:500]
+        return ()
+    history_end = history.start + len(history) * STEP_SECONDS
+    past = tuple(
+        event for event in calendar.events if event.start < history_end and event.end > history.start
+    )
+    demand = history.demand_per_minute()
+    for event in past:
+        if event.end > history_end:
+            continue  # still on: its outcome is recorded the night after it ends
+        outcome = event_outcome(event, history.start, demand, past)
+        if outcome is not None:
+            result.event_outcomes.append(outcome.record())
+    return past
+
+
 def _skipped_note(champion: dict[str, Any] | None) -> str:
     if champion is None or "skipped" not in champion:
         return ""
@@ -572,6 +620,7 @@ def _champion_contest(
     settings: RetrainSettings,
     ports: RetrainPorts,
     result: RetrainResult,
+    events: tuple[PlannedEvent, ...] = (),
 ) -> ChampionContest | None:
     """The serving champion against the challenger on the held-out steps neither trained
     on, or None when there is no champion to judge there (`result.champion` says why)."""
@@ -587,7 +636,8 @@ def _champion_contest(
         return None  # an unservable champion is no standard; the baseline still judges
     result.champion = manifest_summary(metadata)
 
-    champion_rows = training_rows(history, metadata.horizon_steps, metadata.timezone)
+    inside_events = event_steps(history.start, len(history), events) if events else None
+    champion_rows = training_rows(history, metadata.horizon_steps, metadata.timezone, inside_events)
     position = {int(index): k for k, index in enumerate(champion_rows.step_indices)}
     champion_forecast = np.full(len(holdout.step_indices), np.nan)
     shared = [

@@ -1,7 +1,7 @@
-"""Predict's memory between runs: the last slot decided, the stabilization window and the
-forecasts waiting to be scored. Kept as one small JSON object in S3, read at the start of
-every run. (The MinSize floor is not kept here: it is a lease on the group's own tag,
-`saleor_scaling.lease`.)
+"""Predict's memory between runs: the last slot decided, the stabilization window, the
+forecasts waiting to be scored and the planned events already noticed. Kept as one small
+JSON object in S3, read at the start of every run. (The MinSize floor is not kept here: it
+is a lease on the group's own tag, `saleor_scaling.lease`.)
 
 The object is validated field by field: a corrupt or forged state (wrong types, garbage
 recommendations, a time later than any earlier run can have written) is reset, reported,
@@ -46,15 +46,21 @@ class DecisionState:
     """Target time -> forecast mean capacity, scored when the target time is observed."""
     last_decision: dict[str, Any] = field(default_factory=dict)
     """Summary of the last run for a person reading the object."""
+    event_notices: dict[str, int] = field(default_factory=dict)
+    """Planned events (`PlannedEvent.key`) whose advance notice was sent -> the event's
+    end; an entry is dropped once its event has ended, so nothing is left to clean up."""
 
     def to_document(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "format": STATE_FORMAT,
             "last_decision_time": self.last_decision_time,
             "recommendations": [[t, r] for t, r in self.recommendations],
             "forecasts": {str(t): value for t, value in self.forecasts.items()},
             "last_decision": self.last_decision,
         }
+        if self.event_notices:
+            document["event_notices"] = dict(self.event_notices)
+        return document
 
 
 class _CorruptError(ValueError):
@@ -144,7 +150,24 @@ def _parse(document: Any, limits: _Limits) -> DecisionState:
     summary = document.get("last_decision", {})
     if not isinstance(summary, dict):
         raise _CorruptError("last_decision is not an object")
-    return DecisionState(last, window, pending, summary)
+    return DecisionState(last, window, pending, summary, _event_notices(document))
+
+
+MAX_EVENT_NOTICES = 100
+"""The calendar's MAX_EVENTS: one notice per declared event at most."""
+MAX_EVENT_KEY_LENGTH = 80
+"""A 64-character event name, '@' and its start in epoch seconds."""
+
+
+def _event_notices(document: dict[str, Any]) -> dict[str, int]:
+    notices = document.get("event_notices", {})
+    if not isinstance(notices, dict) or len(notices) > MAX_EVENT_NOTICES:
+        raise _CorruptError(f"event_notices is not an object of at most {MAX_EVENT_NOTICES} entries")
+    for key, end in notices.items():
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_EVENT_KEY_LENGTH:
+            raise _CorruptError(f"event notice key {str(key)[:20]!r} is not an event")
+        _integer(end, "event notice end")
+    return dict(notices)
 
 
 def _integer(value: Any, name: str) -> int:

@@ -62,14 +62,26 @@ expect last week's load the moment a shop came back from a 2-day outage (NASA 19
 a forecast of 2,600 requests a minute at a level of 45)."""
 
 
-def training_rows(history: MetricHistory, horizon_steps: int, timezone: str) -> TrainingRows:
+def training_rows(
+    history: MetricHistory,
+    horizon_steps: int,
+    timezone: str,
+    event_steps: npt.NDArray[np.bool_] | None = None,
+) -> TrainingRows:
     """Rows whose anchor level and future target are both known (gaps are dropped, never
-    filled with zeros) and whose level is not idle (`IDLE_SHARE_OF_MEDIAN`)."""
-    features = build_features(history, horizon_steps, timezone)
+    filled with zeros) and whose level is not idle (`IDLE_SHARE_OF_MEDIAN`). With
+    `event_steps` (`calendar.event_steps`), planned events are no normal load: the seasonal
+    features read the normal day in their place, and rows whose anchor or target is
+    inside one are dropped (the calendar, not the forest, sizes the next sale)."""
+    features = build_features(history, horizon_steps, timezone, event_steps)
     targets = target_log_ratio(history, horizon_steps)
     demand = history.demand_per_minute()
     levels = log_level(demand)
     usable = np.isfinite(targets) & np.isfinite(levels)
+    if event_steps is not None:
+        target_inside = np.zeros(len(usable), dtype=bool)
+        target_inside[: max(0, len(usable) - horizon_steps)] = event_steps[horizon_steps:]
+        usable &= ~(event_steps | target_inside)
     if np.any(usable):
         idle = np.log1p(IDLE_SHARE_OF_MEDIAN * float(np.nanmedian(demand)))
         usable &= levels >= idle

@@ -440,6 +440,37 @@ def test_predict_cannot_write_models_nor_retrain_state_in_either_layer():
         )
 
 
+CALENDAR = "calendar/events.json"
+
+
+@pytest.mark.parametrize("operator", ["", OPERATOR_ROLE])
+def test_only_the_operator_writes_the_calendar_the_functions_only_read_it(operator):
+    stack = RenderedStack(**({"ModelOperatorRoleArn": operator} if operator else {}))
+    policy = stack.bucket_policy()
+    for action in WRITES:
+        for principal in (PREDICT_ROLE, RETRAIN_ROLE):
+            request = Request(action, f"{BUCKET_ARN}/{CALENDAR}", principal)
+            assert "CalendarNotByTheFunctions" in denying(policy, request), (principal, action)
+        function = {"PredictFunction": PREDICT_ROLE, "RetrainFunction": RETRAIN_ROLE}
+        for name, principal in function.items():
+            assert not allows(
+                stack.identity_statements(name), Request(action, f"{BUCKET_ARN}/{CALENDAR}", principal)
+            )
+        # The operator (and an administrator) writes it with their own policies.
+        for principal in (OPERATOR_ROLE, ADMIN_ROLE):
+            assert not denying(policy, Request(action, f"{BUCKET_ARN}/{CALENDAR}", principal)), principal
+    # Both read it: predict to honour the events, retrain to learn from the past ones.
+    for name, principal in (("PredictFunction", PREDICT_ROLE), ("RetrainFunction", RETRAIN_ROLE)):
+        read = Request("s3:GetObject", f"{BUCKET_ARN}/{CALENDAR}", principal)
+        assert allows(stack.identity_statements(name), read), name
+        assert not denying(policy, read)
+        # Only the calendar prefix: the read does not reach other keys through it.
+        assert not allows(
+            stack.identity_statements(name),
+            Request("s3:GetObject", f"{BUCKET_ARN}/other/events.json", principal),
+        )
+
+
 # ---------------------------------------------------------------- item 4: a topic alarms can use
 
 
@@ -595,7 +626,10 @@ def test_functions_tag_only_the_floor_lease(function, role, writable, deletable)
 
 @pytest.mark.parametrize(
     ("function", "readable"),
-    [("PredictFunction", ("models/", "history/", "state/")), ("RetrainFunction", ("models/", "history/"))],
+    [
+        ("PredictFunction", ("models/", "history/", "state/", "calendar/")),
+        ("RetrainFunction", ("models/", "history/", "calendar/")),
+    ],
 )
 def test_list_bucket_only_under_the_prefixes_each_function_reads(function, readable):
     stack = RenderedStack()
@@ -611,6 +645,7 @@ def test_list_bucket_only_under_the_prefixes_each_function_reads(function, reada
         "history/",
         "state/",
         f"state/{GROUP}/",
+        "calendar/",
         "models/manifest.json",
         "other/",
         "",

@@ -325,3 +325,35 @@ def test_sample_event_is_a_valid_scheduled_event(retrain_world):
     result = retrain_world.handler.lambda_handler(event, LocalLambdaContext("retrain"))
     assert result["status"] == "refused"
     assert world_has_no_model(retrain_world)
+
+
+def test_retrain_reads_the_calendar_learns_from_an_ended_event_and_keeps_it_out(retrain_world, caplog):
+    world = retrain_world
+    world.seed(RETRAIN_AT)
+    sale_start = MONDAY + 20 * 86400 + 12 * 3600  # 2023-12-10T12:00:00Z, inside the window
+    calendar = {
+        "format": 1,
+        "events": [
+            {"name": "winter-sale", "start": iso(sale_start), "end": iso(sale_start + 7200), "capacity": 9}
+        ],
+    }
+    s3 = world.session.client("s3")
+    s3.put_object(Bucket=world.shop.bucket, Key="calendar/events.json", Body=json.dumps(calendar).encode())
+    result = world.invoke()
+    assert result["status"] == "promoted", result["reason"]
+    assert result["event_steps_kept_out"] == 24
+    [outcome] = result["event_outcomes"]
+    assert outcome["name"] == "winter-sale"
+    assert outcome["declared"] == "winter-sale: 2023-12-10T12:00:00Z to 2023-12-10T14:00:00Z, 9 instances"
+    assert (outcome["steps_observed"], outcome["steps_in_event"]) == (24, 24)
+    assert "calendar_warning" not in result
+
+    # A forged calendar: the night trains as without events and logs a warning.
+    s3.put_object(Bucket=world.shop.bucket, Key="calendar/events.json", Body=b"[" * 100_000)
+    caplog.set_level("INFO", logger="retrain")
+    again = world.invoke(RETRAIN_AT + 86400)
+    assert again["calendar_warning"].startswith("calendar ignored, trained as without events: ")
+    assert "over the 65536 byte bound" in again["calendar_warning"]
+    assert "event_outcomes" not in again
+    logged = [record for record in caplog.records if hasattr(record, "retrain")]
+    assert [record.levelname for record in logged][-1] == "WARNING"

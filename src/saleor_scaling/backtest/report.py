@@ -31,6 +31,7 @@ import numpy as np
 
 from saleor_scaling.backtest.bounds import LevelBound
 from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
+from saleor_scaling.backtest.planned import render_event_table
 from saleor_scaling.backtest.simulator import IntArray, WarmPoolSettings
 from saleor_scaling.backtest.strategies import DecisionLog
 from saleor_scaling.retrain_service import MIN_USABLE_SHARE
@@ -118,6 +119,8 @@ class BacktestReport:
     notes: list[str] = field(default_factory=list)
     decisions: dict[str, DecisionLog] = field(default_factory=dict)
     """Each predictive strategy's decision log (not in the JSON)."""
+    events: dict[str, Any] = field(default_factory=dict)
+    """With planned events (`--events`): figures inside and outside them (`planned`)."""
 
     def targets(self) -> list[TargetCheck]:
         """The acceptance targets, judged on the evaluated window."""
@@ -163,7 +166,9 @@ class BacktestReport:
         return checks
 
     def table(self) -> str:
-        return render_table(self)
+        if not self.events:
+            return render_table(self)
+        return render_table(self) + "\n" + render_event_table(self.events)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -177,6 +182,7 @@ class BacktestReport:
             "level_bound": _clean(asdict(self.level_bound)) if self.level_bound else None,
             "timings_seconds": {key: round(value, 3) for key, value in self.timings.items()},
             "notes": self.notes,
+            **({"events": self.events} if self.events else {}),
         }
 
 

@@ -29,7 +29,7 @@ predictive strategy *is* the reactive one), and over the whole trace too.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -41,6 +41,15 @@ from saleor_scaling.backtest.history import metric_history
 from saleor_scaling.backtest.observed import DELAY_SECONDS, Observation
 from saleor_scaling.backtest.oracle import oracle_schedule
 from saleor_scaling.backtest.peers import peers_in, run_peer
+from saleor_scaling.backtest.planned import (
+    SCHEDULED_PEER,
+    WITHOUT_EVENTS,
+    EventPlanner,
+    event_figures,
+    event_windows,
+    preview_cost,
+    run_scheduled_peer,
+)
 from saleor_scaling.backtest.report import (
     UNDER_PROVISIONED_SHARE_OF_REACTIVE,
     BacktestReport,
@@ -56,6 +65,7 @@ from saleor_scaling.backtest.simulator import SimulationRecord, TargetTracking, 
 from saleor_scaling.backtest.strategies import PredictiveController
 from saleor_scaling.backtest.traces import Trace, robust_peak
 from saleor_scaling.backtest.walkforward import WalkForward, WalkForwardSettings, walk_forward
+from saleor_scaling.calendar import PlannedEvent
 from saleor_scaling.series import FloatArray, MetricHistory
 from saleor_scaling.training import actual_future_demand, error_scores, seasonal_naive
 
@@ -76,8 +86,10 @@ def run_backtest(
     trace: Trace,
     config: BacktestConfig | None = None,
     progress: Callable[[str], None] | None = None,
+    events: Sequence[PlannedEvent] = (),
 ) -> BacktestReport:
-    """Run every configured strategy on `trace` (as loaded: it is scaled here)."""
+    """Run every configured strategy on `trace` (as loaded: it is scaled here); the
+    predictive strategies honour the planned `events` as predict does (`planned`)."""
     config = config or BacktestConfig()
     say = progress or (lambda _message: None)
     started = time.perf_counter()
@@ -108,8 +120,15 @@ def run_backtest(
     controllers: dict[str, PredictiveController] = {}
     forecast_means: dict[str, FloatArray] = {}
     forest: WalkForward | None = None
+    planner = (
+        EventPlanner(tuple(events), scaled.start, step_demand, horizon, config.capacity_per_instance)
+        if events
+        else None
+    )
 
-    def run_controlled(name: str, upper: FloatArray, capacity: FloatArray) -> SimulationRecord:
+    def run_controlled(
+        name: str, upper: FloatArray, capacity: FloatArray, honour_events: bool = True
+    ) -> SimulationRecord:
         controller = PredictiveController(
             scaled.start,
             step_demand,
@@ -119,6 +138,7 @@ def run_backtest(
             config.min_size,
             config.max_size,
             observation,
+            planner if honour_events else None,
         )
         controllers[name] = controller
         tracking = TargetTracking(config.target_tracking_settings(with_predictive=True))
@@ -128,7 +148,7 @@ def run_backtest(
         begin = time.perf_counter()
         forest = walk_forward(
             history,
-            observed_settings(config, scaled, observation),
+            replace(observed_settings(config, scaled, observation), events=tuple(events)),
             progress=progress,
             workers=config.worker_count,
         )
@@ -139,6 +159,11 @@ def run_backtest(
         records["predictive"] = timed(
             "predictive", lambda: run_controlled("predictive", fitted.upper, fitted.capacity)
         )
+        if planner is not None:
+            forecast_means[WITHOUT_EVENTS] = forest.mean
+            records[WITHOUT_EVENTS] = timed(
+                WITHOUT_EVENTS, lambda: run_controlled(WITHOUT_EVENTS, fitted.upper, fitted.capacity, False)
+            )
     if "seasonal-naive" in config.strategies:
         capacity = np.where(np.isfinite(naive), config.capacity_per_instance, np.nan)
         forecast_means["seasonal-naive"] = naive
@@ -150,6 +175,11 @@ def run_backtest(
         # Peers read the same observed history as the forecasters (whatever it holds).
         records[peer] = timed(
             peer, partial(run_peer, peer, demand, scaled.start, history, config, config.peers, observation)
+        )
+    if planner is not None:
+        records[SCHEDULED_PEER] = timed(
+            SCHEDULED_PEER,
+            partial(run_scheduled_peer, demand, scaled.start, history, config, observation, planner),
         )
 
     begin = time.perf_counter()
@@ -175,7 +205,14 @@ def run_backtest(
     series: dict[str, StrategySeries] = {}
     order = [
         name
-        for name in ("reactive", "predictive", "seasonal-naive", *peers_in(config.strategies))
+        for name in (
+            "reactive",
+            "predictive",
+            WITHOUT_EVENTS,
+            "seasonal-naive",
+            *peers_in(config.strategies),
+            SCHEDULED_PEER,
+        )
         if name in records
     ]
     for key, window in windows.items():
@@ -266,6 +303,18 @@ def run_backtest(
         + _observation_notes(observation, config.horizon),
         decisions={name: controller.log for name, controller in controllers.items()},
     )
+    if planner is not None:
+        report.events = {
+            "events": [event.describe() for event in planner.events],
+            "figures": event_figures(
+                series,
+                demand,
+                config.capacity_per_instance,
+                event_windows(planner.events, scaled.start, minutes),
+                lo,
+            ),
+            "preview": preview_cost(planner),
+        }
     return report
 
 

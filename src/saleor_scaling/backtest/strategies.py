@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +25,7 @@ import numpy as np
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.backtest.observed import PER_MINUTE, Observation
 from saleor_scaling.backtest.simulator import SimulatedGroup
+from saleor_scaling.calendar import PlannedFloor
 from saleor_scaling.labels import capacity_needed
 from saleor_scaling.policy import GroupCapacity, decide, reactive_floor
 from saleor_scaling.series import FloatArray
@@ -69,6 +70,7 @@ class PredictiveController:
         min_size: int,
         max_size: int,
         observation: Observation = PER_MINUTE,
+        planner: Callable[[int, int], PlannedFloor | None] | None = None,
     ) -> None:
         self.start = start
         self.observation = observation
@@ -77,6 +79,9 @@ class PredictiveController:
         self.capacity = np.asarray(capacity, dtype=np.float64).tolist()
         self.policy = policy
         self.min_size, self.max_size = min_size, max_size
+        self.planner = planner
+        """The planned events (`planned.EventPlanner`: decision time, anchor step), as predict
+        reads its calendar; None: no events."""
         self.recommendations: deque[tuple[int, int]] = deque()
         self.log = DecisionLog()
 
@@ -104,7 +109,10 @@ class PredictiveController:
         while self.recommendations and self.recommendations[0][0] <= window_start:
             self.recommendations.popleft()
         recent = [recommended for _, recommended in self.recommendations]
-        decision = decide(predicted, state, floor, recent, self.policy, ScalingMode.FORECAST_AND_SCALE)
+        planned = self.planner(decision_time, anchor) if self.planner is not None else None
+        decision = decide(
+            predicted, state, floor, recent, self.policy, ScalingMode.FORECAST_AND_SCALE, planned
+        )
         self.recommendations.append((decision_time, decision.recommended))
         if decision.apply:
             # As predict does on AWS: desired capacity and the MinSize floor under target

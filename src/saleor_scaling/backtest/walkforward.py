@@ -27,7 +27,7 @@ every predict run until the next run's model (or, if that run is refused, longer
 
 Speed: the nights are planned first (windows, rows and the refusals need no fit), then each
 night to train is one task, its fits and the forecasts of every anchor its model serves, run
-in `workers` processes at once (`concurrent.futures.ProcessPoolExecutor`, spawned). A task
+in `workers` processes at once (`parallel.run_in_processes`, spawned). A task
 depends only on its window, its rows and the fixed `random_state`, so the forecasts are
 those of the serial run, value for value (a test compares them). Each worker fits with
 sklearn's threads capped at CPUs / workers, so that the processes do not fight over cores.
@@ -42,20 +42,23 @@ deployed one (`n_estimators`) to keep a 60-night replay fast.
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
 
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.backtest.observed import PER_MINUTE, Observation
+
+# default_workers is read from here by the configuration (one place for the pool's rules).
+from saleor_scaling.backtest.parallel import default_workers as default_workers
+from saleor_scaling.backtest.parallel import run_in_processes
+from saleor_scaling.calendar import PlannedEvent, event_steps
 from saleor_scaling.features import build_features, log_level
+from saleor_scaling.headroom import HeadroomTable
 from saleor_scaling.labels import estimate_capacity_per_instance
 from saleor_scaling.model import ForecastModel
 from saleor_scaling.retrain_service import MIN_HOLDOUT_ROWS, history_shortfall
@@ -92,6 +95,9 @@ class WalkForwardSettings:
     retrain_every_days: int = 1
     """The job runs every this many nights (1: nightly, as deployed); a model serves
     until the next run."""
+    events: tuple[PlannedEvent, ...] = ()
+    """Declared events (`--events`): kept out of the seasonal features and the training
+    targets, as retrain and predict keep the calendar's (`calendar.event_steps`)."""
 
     def __post_init__(self) -> None:
         if self.retrain_every_days < 1:
@@ -131,6 +137,9 @@ class WalkForward:
     capacity: FloatArray
     """Requests per minute per instance in the serving model's metadata, per anchor."""
     nights: list[Night] = field(default_factory=list)
+    headrooms: dict[int, HeadroomTable | None] = field(default_factory=dict)
+    """Per trained night (its index in `nights`), its model's headroom table: what the
+    sweep re-sizes `mean` with at other quantiles, without keeping the models."""
 
     @property
     def training_seconds(self) -> float:
@@ -189,6 +198,7 @@ class NightOutcome:
     mean: FloatArray
     upper: FloatArray
     capacity: float
+    headroom: HeadroomTable | None = None
 
 
 def plan_nights(
@@ -210,7 +220,7 @@ def plan_nights(
         first = max(0, anchor_for_decision(history, moment + STEP_SECONDS))
         end = min(steps, anchor_for_decision(history, next_moment) + 1)
         window = training_window(history, moment, settings.training_window_days, settings.observation)
-        rows = training_rows(window, horizon, settings.training.timezone)
+        rows = training_rows(window, horizon, settings.training.timezone, _inside_events(window, settings))
         held_out = len(split_holdout(rows, len(window), settings.holdout_days, horizon).holdout.targets)
         shortfall = history_shortfall(window, len(rows.targets), settings.min_history_days)
         refused = shortfall is not None or held_out < MIN_HOLDOUT_ROWS
@@ -242,6 +252,10 @@ def plan_nights(
     return nights, to_train
 
 
+def _inside_events(history: MetricHistory, settings: WalkForwardSettings) -> npt.NDArray[np.bool_] | None:
+    return event_steps(history.start, len(history), settings.events) if settings.events else None
+
+
 def train_and_forecast(task: NightTask, settings: WalkForwardSettings, trainer: Trainer) -> NightOutcome:
     """One night's fits and the forecasts of every anchor its model serves (in a worker
     process when the nights run in parallel: everything here is a pure function of the
@@ -268,18 +282,7 @@ def train_and_forecast(task: NightTask, settings: WalkForwardSettings, trainer: 
         capacity_per_instance=capacity.requests_per_minute,
         seconds=task.night.seconds + time.perf_counter() - started,
     )
-    return NightOutcome(night, mean, upper, model.metadata.capacity_per_instance)
-
-
-def _limit_worker_threads(threads: int) -> None:
-    # joblib (sklearn's n_jobs=-1) sizes its thread pool from this: two workers with two
-    # threads each would fight over two cores.
-    os.environ["LOKY_MAX_CPU_COUNT"] = str(threads)
-
-
-def default_workers() -> int:
-    """Both cores of the documented machine: one worker process per CPU this process may use."""
-    return max(1, os.process_cpu_count() or 1)
+    return NightOutcome(night, mean, upper, model.metadata.capacity_per_instance, model.headroom)
 
 
 def walk_forward(
@@ -302,7 +305,12 @@ def walk_forward(
         capacity=np.full(steps, np.nan),
     )
     nights, to_train = plan_nights(history, settings)
-    features = build_features(history, settings.training.horizon_steps, settings.training.timezone)
+    features = build_features(
+        history,
+        settings.training.horizon_steps,
+        settings.training.timezone,
+        _inside_events(history, settings),
+    )
     levels = log_level(history.demand_per_minute())
     # A model serves its own nights' anchors and those of the refused nights after it.
     tasks: list[NightTask] = []
@@ -320,6 +328,7 @@ def walk_forward(
         result.upper[anchors] = outcome.upper
         result.capacity[anchors] = outcome.capacity
         outcomes[to_train[position][0]] = outcome
+        result.headrooms[to_train[position][0]] = outcome.headroom
         if progress is not None:
             night = outcome.night
             progress(
@@ -327,30 +336,14 @@ def walk_forward(
                 f"({night.rows} rows, {night.seconds:.1f}s)"
             )
 
-    done = 0
-    # A daemonic process (a multiprocessing.Pool worker running backtests, as a sweep may)
-    # may not start processes of its own: its nights run serially.
-    if workers > 1 and len(tasks) > 1 and not multiprocessing.current_process().daemon:
-        threads = max(1, default_workers() // workers)
-        try:
-            with ProcessPoolExecutor(
-                max_workers=min(workers, len(tasks)),
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_limit_worker_threads,
-                initargs=(threads,),
-            ) as pool:
-                futures = [pool.submit(train_and_forecast, task, settings, trainer) for task in tasks]
-                for position, future in enumerate(futures):
-                    record(position, future.result())
-                    done = position + 1
-        except BrokenProcessPool as error:
-            # A worker could not start (a script that calls the backtest without an
-            # `if __name__ == "__main__":` guard re-runs itself in every spawned process):
-            # the nights not yet recorded run here, which gives the same result.
-            if progress is not None:
-                progress(f"worker processes failed ({error}); training the remaining nights serially")
-    for position in range(done, len(tasks)):
-        record(position, train_and_forecast(tasks[position], settings, trainer))
+    run_in_processes(
+        partial(train_and_forecast, settings=settings, trainer=trainer),
+        tasks,
+        workers,
+        on_result=record,
+        progress=progress,
+        remaining="training the remaining nights",
+    )
     result.nights = [
         outcomes[index].night if index in outcomes else night for index, night in enumerate(nights)
     ]
