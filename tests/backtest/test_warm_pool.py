@@ -226,3 +226,25 @@ def test_the_cli_refuses_a_bad_warm_pool_before_reading_the_trace(capsys: pytest
     )
     assert main(["no-such-trace.csv", "--warm-pool", "Stopped:1:9", "--quiet"]) == 2
     assert "cannot be slower than a fresh launch (boot delay 5 min)" in capsys.readouterr().err
+
+
+def test_a_sweep_point_counts_the_pools_cost_in_its_instance_hours():
+    """The sweep judges each setting as the report does: the pool's cost is in the
+    instance-hours (120 minutes, 2 instances billed and 1 pooled instance at 0.5)."""
+    from saleor_scaling.backtest.frontier import Judging, Setting, judge_setting
+    from saleor_scaling.backtest.simulator import SimulationRecord
+
+    minutes = 120
+    demand = np.full(minutes, 1000.0)
+    record = SimulationRecord(
+        demand=demand,
+        serving=np.full(minutes, 2, dtype=np.int64),
+        billed=np.full(minutes, 2, dtype=np.int64),
+        desired=np.full(minutes, 2, dtype=np.int64),
+        cpu=np.full(minutes, 50.0),
+        pool_cost=np.full(minutes, 0.5),
+    )
+    judging = Judging(demand, slice(0, minutes), np.full(minutes, 1, dtype=np.int64), 1000.0)
+    point = judge_setting(Setting("reactive", "target", 70.0, True, lambda: record), judging)
+    assert point.instance_hours == 5.0
+    assert point.instance_hours_vs_oracle == 2.5
