@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from saleor_scaling import METRICS_NAMESPACE
-from saleor_scaling.adapters.autoscaling import AutoScalingGroup, GroupNotFoundError
+from saleor_scaling.adapters.autoscaling import AutoScalingGroup, GroupNotFoundError, WarmPool
 from saleor_scaling.adapters.calendar_store import S3Calendar
 from saleor_scaling.adapters.cloudwatch import CloudWatchMetrics, MetricsUnavailableError
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
@@ -55,6 +55,7 @@ clock: Callable[[], float] = time.time
 
 def build_ports(settings: PredictSettings, session: boto3.session.Session) -> PredictPorts:
     s3 = session.client("s3", config=AWS_CLIENT_CONFIG)
+    autoscaling = session.client("autoscaling", config=AWS_CLIENT_CONFIG)
     return PredictPorts(
         metrics=CloudWatchMetrics(
             session.client("cloudwatch", config=AWS_CLIENT_CONFIG),
@@ -63,9 +64,7 @@ def build_ports(settings: PredictSettings, session: boto3.session.Session) -> Pr
             busiest_minute=False,
         ),
         archive=S3HistoryArchive(s3, settings.model.bucket, settings.history_prefix),
-        group=AutoScalingGroup(
-            session.client("autoscaling", config=AWS_CLIENT_CONFIG), settings.auto_scaling_group_name
-        ),
+        group=AutoScalingGroup(autoscaling, settings.auto_scaling_group_name),
         models=S3ModelRegistry(s3, settings.model),
         state=S3DecisionState(s3, settings.model.bucket, settings.state_key),
         notifier=SnsNotifier(session.client("sns", config=AWS_CLIENT_CONFIG), settings.topic_arn),
@@ -74,6 +73,10 @@ def build_ports(settings: PredictSettings, session: boto3.session.Session) -> Pr
             session.client("service-quotas", config=AWS_CLIENT_CONFIG),
             session.client("ec2", config=AWS_CLIENT_CONFIG),
         ),
+        # Only where predict sizes the pool: otherwise it never reads or changes it.
+        warm_pool=WarmPool(autoscaling, settings.auto_scaling_group_name)
+        if settings.warm_pool_bounds
+        else None,
     )
 
 
@@ -141,6 +144,8 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         result.status is Status.REJECTED
         or result.state_reset
         or result.floor_note.startswith("warning")
+        or result.horizon_note
+        or result.warm_pool_note.startswith("warning")
         or result.calendar_warning
     ):
         logger.warning(result.reason, extra={"decision": result.log_record()})

@@ -48,7 +48,7 @@ from saleor_scaling.features import (
     build_features,
     log_level,
 )
-from saleor_scaling.labels import capacity_needed
+from saleor_scaling.labels import capacity_needed, instances_for
 from saleor_scaling.lease import Lease, Ownership
 from saleor_scaling.model import (
     Forecast,
@@ -70,8 +70,15 @@ from saleor_scaling.policy import (
     read_floor,
 )
 from saleor_scaling.series import FloatArray, Metric, MetricHistory, drop_impossible_values, floor_to_step
-from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, PredictSettings, ScalingMode
+from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, PredictSettings, ScalingMode, horizon_steps_for
 from saleor_scaling.state import MAX_EVENT_NOTICES, DecisionState, StateConflictError, parse_state
+from saleor_scaling.warm_pool import (
+    POOL_PLAN_STEPS,
+    PoolConfiguration,
+    PoolDecision,
+    coming_peak_demand,
+    size_pool,
+)
 from saleor_scaling.warmup import WarmUp
 
 BoolArray = npt.NDArray[np.bool_]
@@ -102,6 +109,13 @@ class ScalableGroup(Protocol):
     def set_floor(self, floor: int, bounds: GroupCapacity) -> None: ...
 
     def write_lease(self, lease: Lease) -> None: ...
+
+
+class WarmPoolPort(Protocol):
+    def describe(self) -> PoolConfiguration | None: ...
+
+    def resize(self, size: int, current: PoolConfiguration) -> None:
+        """MinSize and MaxGroupPreparedCapacity both `size`; state and reuse as `current`."""
 
 
 class ModelSource(Protocol):
@@ -160,6 +174,8 @@ class PredictPorts:
     """The operator's planned events (`saleor_scaling.calendar`); None: no calendar."""
     quota: InstanceQuota | None = None
     """The account's instance quota, read only before a planned event; None: not checked."""
+    warm_pool: WarmPoolPort | None = None
+    """Only where predict sizes the warm pool (WARM_POOL_MAX_SIZE above 0)."""
 
 
 class Status(enum.StrEnum):
@@ -234,6 +250,16 @@ class PredictResult:
     """The types of the group's instances, as described this run."""
     warm_up: WarmUp | None = None
     """The warm-up notice that made a missing model expected (status WARMING_UP)."""
+    lead_time: dict[str, Any] = field(default_factory=dict)
+    """The ready delay the decision serves (a warm pool's or a fresh launch's) and how far
+    past the decision the model forecasts."""
+    horizon_note: str = ""
+    """A warning when the model forecasts less far ahead than new capacity needs to serve."""
+    warm_pool: PoolDecision | None = None
+    """The warm pool's size this decision set (or would set)."""
+    warm_pool_applied: bool = False
+    warm_pool_note: str = ""
+    """Why the pool was not sized (none on the group, a failed call)."""
 
     @property
     def fallback_used(self) -> bool:
@@ -242,6 +268,15 @@ class PredictResult:
     @property
     def changed_group(self) -> bool:
         return self.status is Status.SCALED or self.floor_released
+
+    @property
+    def pool_explanation(self) -> str:
+        if self.warm_pool is None:
+            return ""
+        prefix = ""
+        if self.warm_pool.changes and not self.warm_pool_applied:
+            prefix = "would set " if self.mode is ScalingMode.FORECAST_ONLY else "could not set "
+        return prefix + self.warm_pool.explanation
 
     def log_record(self) -> dict[str, Any]:
         """Everything needed to explain the decision, as one structured log line."""
@@ -282,6 +317,12 @@ class PredictResult:
                 "hours_to_first_model": round(self.warm_up.hours_to_first_model(self.decision_time), 2),
                 "notice_until": _iso(self.warm_up.until),
             }
+        if self.lead_time:
+            record["lead_time"] = self.lead_time
+        if self.horizon_note:
+            record["horizon_note"] = self.horizon_note
+        if self.warm_pool_note:
+            record["warm_pool_note"] = self.warm_pool_note
         if self.status is Status.DRY_RUN:
             record["dry_run"] = {"would_be": self.dry_run_outcome, "would": self.would}
         if self.floor_released:
@@ -320,6 +361,16 @@ class PredictResult:
                 "clamps": list(self.decision.clamps),
                 "explanation": self.decision.explanation,
             }
+            if self.warm_pool is not None:
+                record["decision"]["warm_pool"] = {
+                    "size_before": self.warm_pool.current.min_size,
+                    "max_prepared_before": self.warm_pool.current.max_prepared_capacity,
+                    "size": self.warm_pool.size,
+                    "coming_hour_needs": self.warm_pool.needed,
+                    "clamps": list(self.warm_pool.clamps),
+                    "applied": self.warm_pool_applied,
+                    "explanation": self.pool_explanation,
+                }
         return record
 
 
@@ -341,6 +392,8 @@ class _Forecasted:
     anchor: int
     forecast: Forecast
     capacity_per_instance: float
+    coming_hour_needs: int = 0
+    """Instances the coming hour needs at most (`saleor_scaling.warm_pool`)."""
 
 
 def run_predict(
@@ -438,11 +491,18 @@ def _run(
         result.lease_until = lease.until
     # Set before the notice goes out: the notice is the log record, reason included.
     result.reason = decision.explanation
+    pool_change = _size_warm_pool(ports, settings, decision, group, forecasted, result, mode)
     if decision.apply:
         ports.group.set_capacity(decision.target, decision.floor, group)
         result.status = Status.SCALED
         if lease is not None and lease.pending:
             _confirm(ports, result, lease, decision.floor)
+    # After the capacity: a pool that cannot be resized must not hold up the scale-out.
+    if pool_change is not None:
+        _resize_pool(ports, pool_change, result)
+    if result.warm_pool is not None:
+        result.reason = f"{result.reason}; {result.pool_explanation}"
+    if decision.apply:
         _notify(
             ports,
             result,
@@ -451,6 +511,47 @@ def _run(
         )
     _notify_events(ports, result)
     return result
+
+
+def _size_warm_pool(
+    ports: PredictPorts,
+    settings: PredictSettings,
+    decision: Decision,
+    group: GroupCapacity,
+    forecasted: _Forecasted,
+    result: PredictResult,
+    mode: ScalingMode,
+) -> PoolDecision | None:
+    """The pool's size in this decision; returned when it must be changed now. Outside the
+    capacity decision's path: a pool that cannot be read or sized is a note, never a fault."""
+    bounds = settings.warm_pool_bounds
+    if bounds is None or ports.warm_pool is None:
+        return None
+    try:
+        current = ports.warm_pool.describe()
+    except Exception as error:  # throttling, a missing permission
+        result.warm_pool_note = f"warning: could not read the warm pool ({type(error).__name__}: {error})"
+        return None
+    if current is None:
+        result.warm_pool_note = (
+            f"the group has no warm pool: nothing to size (WARM_POOL_MAX_SIZE {bounds.max_size})"
+        )
+        return None
+    sized = size_pool(forecasted.coming_hour_needs, decision.target, group.max_size, current, bounds)
+    result.warm_pool = sized
+    if not sized.changes or mode is not ScalingMode.FORECAST_AND_SCALE:
+        return None
+    result.warm_pool_applied = True
+    return sized
+
+
+def _resize_pool(ports: PredictPorts, sized: PoolDecision, result: PredictResult) -> None:
+    assert ports.warm_pool is not None
+    try:
+        ports.warm_pool.resize(sized.size, sized.current)
+    except Exception as error:  # throttling, a missing permission: the capacity decision stands
+        result.warm_pool_applied = False
+        result.warm_pool_note = f"warning: could not size the warm pool ({type(error).__name__}: {error})"
 
 
 class _ReadOnlyGroup:
@@ -471,6 +572,17 @@ class _ReadOnlyGroup:
 
     def write_lease(self, lease: Lease) -> None:
         self.would.append(f"write the lease tag '{lease.encode()}'")
+
+
+class _ReadOnlyPool:
+    def __init__(self, inner: WarmPoolPort, would: list[str]) -> None:
+        self._inner, self._would = inner, would
+
+    def describe(self) -> PoolConfiguration | None:
+        return self._inner.describe()
+
+    def resize(self, size: int, current: PoolConfiguration) -> None:
+        self._would.append(f"set the warm pool's size to {size} (MinSize and MaxGroupPreparedCapacity)")
 
 
 class _ReadOnlyState:
@@ -501,6 +613,7 @@ def _read_only(ports: PredictPorts) -> PredictPorts:
         group=_ReadOnlyGroup(ports.group, would),
         state=_ReadOnlyState(ports.state, would),
         notifier=_SilentNotifier(would),
+        warm_pool=None if ports.warm_pool is None else _ReadOnlyPool(ports.warm_pool, would),
     )
 
 
@@ -627,6 +740,7 @@ def _forecast_and_decide(
         raise _FallbackError(f"model unavailable: {error}") from error
     metadata = model.metadata
     result.model = manifest_summary(metadata)
+    result.lead_time, result.horizon_note = _lead_time(metadata.horizon_steps, settings)
 
     anchor = decision_time - ANCHOR_OFFSET_STEPS * STEP_SECONDS
     lookback = (HISTORY_STEPS_NEEDED + metadata.horizon_steps + LEVEL_STEPS) * STEP_SECONDS
@@ -712,7 +826,33 @@ def _forecast_and_decide(
         ports,
     )
     decision = decide(predicted, group, floor, recent, settings.policy, mode, result.planned)
-    return _Forecasted(decision, anchor, forecast, capacity_per_instance)
+    # The same hour yesterday and last week, sized up as the forecast is; at least the forecast.
+    peak = coming_peak_demand(demand, index, ANCHOR_OFFSET_STEPS + POOL_PLAN_STEPS) * forecast.headroom
+    peak_capacity = max(
+        predicted, float(capacity_needed(peak, capacity_per_instance)) if math.isfinite(peak) else 0.0
+    )
+    return _Forecasted(decision, anchor, forecast, capacity_per_instance, instances_for(peak_capacity))
+
+
+def _lead_time(model_horizon_steps: int, settings: PredictSettings) -> tuple[dict[str, Any], str]:
+    """How far past the decision the model forecasts against how soon new capacity serves.
+    A model trained before a warm pool was removed (or a lead time raised) forecasts too
+    short: it is still used, since the fallback would leave the shop to target tracking
+    until the next retraining, but its decisions come late and the log line says so."""
+    forecast_minutes = (model_horizon_steps - ANCHOR_OFFSET_STEPS) * STEP_SECONDS // 60
+    needed_minutes = (horizon_steps_for(settings.ready_minutes) - ANCHOR_OFFSET_STEPS) * STEP_SECONDS // 60
+    lead_time = {
+        "ready_minutes": settings.ready_minutes,
+        "ready_from": settings.ready_from,
+        "model_horizon_minutes": forecast_minutes,
+    }
+    if forecast_minutes >= needed_minutes:
+        return lead_time, ""
+    return lead_time, (
+        f"warning: the model forecasts {forecast_minutes} minutes past the decision, new capacity "
+        f"needs {settings.ready_minutes} ({settings.ready_from}): scale-outs come up to "
+        f"{needed_minutes - forecast_minutes} minutes late until the next retraining"
+    )
 
 
 EVENT_NOTICE_SECONDS = 86400

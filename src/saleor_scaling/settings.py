@@ -179,6 +179,39 @@ class ShopSettings:
 
 
 @dataclass(frozen=True)
+class PoolBounds:
+    """The operator's bounds on the warm pool predict sizes (`saleor_scaling.warm_pool`)."""
+
+    min_size: int
+    max_size: int
+
+
+MAX_LEAD_TIME_MINUTES = 120
+"""Beyond two hours of boot and warm-up a 5-minute forecast is no longer what sizes the fleet."""
+
+
+def lead_time_field() -> Any:
+    return bounded(10, 1, MAX_LEAD_TIME_MINUTES, "LEAD_TIME_MINUTES")
+
+
+def warm_pool_lead_time_field() -> Any:
+    return bounded(0, 0, MAX_LEAD_TIME_MINUTES, "WARM_POOL_LEAD_TIME_MINUTES")
+
+
+def ready_minutes(lead_time_minutes: int, warm_pool_lead_time_minutes: int) -> int:
+    """Minutes until new capacity serves: a warm pool's start where one is configured
+    (WARM_POOL_LEAD_TIME_MINUTES above 0), otherwise a fresh launch's. Retrain trains for
+    it and predict checks its model against it, so both read it here."""
+    if warm_pool_lead_time_minutes > lead_time_minutes:
+        raise ConfigurationError(
+            f"WARM_POOL_LEAD_TIME_MINUTES={warm_pool_lead_time_minutes} is longer than "
+            f"LEAD_TIME_MINUTES={lead_time_minutes}: an instance from the warm pool is never "
+            "slower than a fresh launch"
+        )
+    return warm_pool_lead_time_minutes or lead_time_minutes
+
+
+@dataclass(frozen=True)
 class PredictSettings(ShopSettings):
     policy: PolicySettings = field(default_factory=PolicySettings)
     state_key: str = ""
@@ -200,14 +233,44 @@ class PredictSettings(ShopSettings):
     clean demand it was trained on) is not acted on
     (a fallback): a forecast from so far outside its training data means nothing, and a
     corrupt or forged datapoint must not scale the group to MaxSize."""
+    lead_time_minutes: int = lead_time_field()
+    """A fresh launch's boot and warm-up, as retrain is given it."""
+    warm_pool_lead_time_minutes: int = warm_pool_lead_time_field()
+    """An instance from the warm pool's, 0 without a pool (`ready_minutes`)."""
+    warm_pool_min_size: int = bounded(0, 0, 100, "WARM_POOL_MIN_SIZE")
+    """The fewest instances predict leaves in the warm pool (the template's WarmPoolMinSize)."""
+    warm_pool_max_size: int = bounded(0, 0, 100, "WARM_POOL_MAX_SIZE")
+    """The most predict puts in the warm pool; 0: predict never sizes it (`saleor_scaling.warm_pool`)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        ready_minutes(self.lead_time_minutes, self.warm_pool_lead_time_minutes)
+        if self.warm_pool_max_size and self.warm_pool_min_size > self.warm_pool_max_size:
+            raise ConfigurationError(
+                f"WARM_POOL_MIN_SIZE={self.warm_pool_min_size} is above "
+                f"WARM_POOL_MAX_SIZE={self.warm_pool_max_size}"
+            )
         name = "STATE_KEY"
         if not self.state_key:
             object.__setattr__(self, "state_key", f"state/{self.auto_scaling_group_name}/predict-state.json")
             name = "STATE_KEY (by default state/AUTO_SCALING_GROUP_NAME/predict-state.json)"
         check_key(name, self.state_key, STATE_AREA)
+
+    @property
+    def ready_minutes(self) -> int:
+        """What the model's horizon must cover: new capacity serves this long after it is asked for."""
+        return ready_minutes(self.lead_time_minutes, self.warm_pool_lead_time_minutes)
+
+    @property
+    def warm_pool_bounds(self) -> PoolBounds | None:
+        """None: predict leaves the warm pool alone (and never reads it)."""
+        if not self.warm_pool_max_size:
+            return None
+        return PoolBounds(self.warm_pool_min_size, self.warm_pool_max_size)
+
+    @property
+    def ready_from(self) -> str:
+        return "warm pool" if self.warm_pool_lead_time_minutes else "fresh launch"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PredictSettings:
@@ -228,11 +291,12 @@ class PredictSettings(ShopSettings):
             event_max_early_seconds=_int(values, "EVENT_MAX_EARLY_SECONDS", 60),
             fallback_release_minutes=_int(values, "FALLBACK_RELEASE_MINUTES", 30),
             demand_ceiling_factor=_float(values, "DEMAND_CEILING_FACTOR", 10.0),
+            lead_time_minutes=_int(values, "LEAD_TIME_MINUTES", 10),
+            warm_pool_lead_time_minutes=_int(values, "WARM_POOL_LEAD_TIME_MINUTES", 0),
+            warm_pool_min_size=_int(values, "WARM_POOL_MIN_SIZE", 0),
+            warm_pool_max_size=_int(values, "WARM_POOL_MAX_SIZE", 0),
         )
 
-
-MAX_LEAD_TIME_MINUTES = 120
-"""Beyond two hours of boot and warm-up a 5-minute forecast is no longer what sizes the fleet."""
 
 MAX_MODEL_MEGABYTES_LIMIT = 50.0
 """Predict refuses a model object above `model.MAX_MODEL_BYTES` (50 MB) before hashing it:
@@ -257,7 +321,9 @@ class RetrainSettings(ShopSettings):
     holdout_days: int = bounded(2, 1, 14, "HOLDOUT_DAYS")
     min_history_days: int = bounded(9, 2, 365, "MIN_HISTORY_DAYS")
     """Refuse to train on less: a week for the weekly features, plus the held-out tail."""
-    lead_time_minutes: int = bounded(10, 1, MAX_LEAD_TIME_MINUTES, "LEAD_TIME_MINUTES")
+    lead_time_minutes: int = lead_time_field()
+    warm_pool_lead_time_minutes: int = warm_pool_lead_time_field()
+    """With a warm pool, the model forecasts this far ahead instead (`ready_minutes`)."""
     n_estimators: int = bounded(60, 10, 500, "N_ESTIMATORS")
     max_depth: int = bounded(12, 4, 20, "MAX_DEPTH")
     promotion_tolerance: float = bounded(0.02, 0.0, 0.5, "PROMOTION_TOLERANCE")
@@ -269,10 +335,11 @@ class RetrainSettings(ShopSettings):
         super().__post_init__()
         if not self.holdout_days < self.min_history_days <= self.training_window_days:
             raise ConfigurationError("need HOLDOUT_DAYS < MIN_HISTORY_DAYS <= TRAINING_WINDOW_DAYS")
+        ready_minutes(self.lead_time_minutes, self.warm_pool_lead_time_minutes)
 
     @property
     def horizon_steps(self) -> int:
-        return horizon_steps_for(self.lead_time_minutes)
+        return horizon_steps_for(ready_minutes(self.lead_time_minutes, self.warm_pool_lead_time_minutes))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RetrainSettings:
@@ -283,6 +350,7 @@ class RetrainSettings(ShopSettings):
             holdout_days=_int(values, "HOLDOUT_DAYS", 2),
             min_history_days=_int(values, "MIN_HISTORY_DAYS", 9),
             lead_time_minutes=_int(values, "LEAD_TIME_MINUTES", 10),
+            warm_pool_lead_time_minutes=_int(values, "WARM_POOL_LEAD_TIME_MINUTES", 0),
             n_estimators=_int(values, "N_ESTIMATORS", 60),
             max_depth=_int(values, "MAX_DEPTH", 12),
             promotion_tolerance=_float(values, "PROMOTION_TOLERANCE", 0.02),

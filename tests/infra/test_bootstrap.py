@@ -139,11 +139,12 @@ def user_data(**parameters: str) -> str:
         # The Fn::Sub map, as its Fn::If branches give them: UsageTelemetry (for
         # SaleorUsageTelemetry=false, the default), ShopHosts and PublicUrl.
         "UsageTelemetry": "False",
+        "WarmPool": "false",  # WarmPoolState=Disabled, the default
         "ShopHosts": f"{domain},{ALB}" if domain else ALB,
         "PublicUrl": f"{'https' if https else 'http'}://{host}/",
         **parameters,
     }
-    assert set(variables) == {"UsageTelemetry", "ShopHosts", "PublicUrl"}
+    assert set(variables) == {"UsageTelemetry", "WarmPool", "ShopHosts", "PublicUrl"}
     assert sub_variables(text) <= set(values), sub_variables(text) - set(values)
     return render_sub(text, values)
 

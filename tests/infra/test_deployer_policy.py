@@ -463,6 +463,28 @@ NEEDS: dict[str, list[Need]] = {
         ),
         unscoped("autoscaling:DescribePolicies"),
     ],
+    # The optional warm pool (WarmPoolState): a pool, the launch hook its instances wait
+    # on, and the instance role's inline permission to complete that hook.
+    "AWS::AutoScaling::WarmPool": [
+        Need(
+            ("autoscaling:PutWarmPool", "autoscaling:DeleteWarmPool"),
+            referred("AutoScalingGroupName", GROUP),
+        ),
+        unscoped("autoscaling:DescribeWarmPool"),
+    ],
+    "AWS::AutoScaling::LifecycleHook": [
+        Need(
+            ("autoscaling:PutLifecycleHook", "autoscaling:DeleteLifecycleHook"),
+            referred("AutoScalingGroupName", GROUP),
+        ),
+        unscoped("autoscaling:DescribeLifecycleHooks"),
+    ],
+    "AWS::IAM::Policy": [
+        Need(
+            ("iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy"),
+            referred("Roles", "arn:aws:iam::{a}:role/{name}"),
+        )
+    ],
     # A wait condition handle is a pre-signed URL CloudFormation makes itself: no call.
     "AWS::CloudFormation::WaitConditionHandle": [],
     "AWS::EC2::VPC": [unscoped("ec2:CreateVpc", "ec2:ModifyVpcAttribute", "ec2:DeleteVpc", "ec2:CreateTags")],
@@ -816,6 +838,19 @@ def test_roles_get_their_managed_policies_and_go_only_to_their_own_service():
         ),
         ("ec2:RunInstances", f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/*", {}),
         ("rds:DeleteDBInstance", f"arn:aws:rds:{REGION}:{ACCOUNT}:db:payments", {}),
+        # The warm pool's calls: on the stacks' group only, and never completing a launch
+        # hook (only the instances do, with their own role).
+        (
+            "autoscaling:PutWarmPool",
+            f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:{UUID}:autoScalingGroupName/payments",
+            VIA_CLOUDFORMATION,
+        ),
+        (
+            "autoscaling:CompleteLifecycleAction",
+            f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:{UUID}"
+            f":autoScalingGroupName/{ROOT}-AppStack-{SUFFIX}-AutoScalingGroup-{SUFFIX}",
+            {},
+        ),
     ],
 )
 def test_what_the_deployer_may_not_do(action, resource, context):

@@ -40,6 +40,8 @@ def _value(node: Any, parameters: dict[str, Any]) -> Any:
         return parameters[argument]
     if function == "Fn::Not":
         return not _value(argument[0], parameters)
+    if function == "Fn::And":
+        return all(_value(condition, parameters) for condition in argument)
     if function == "Fn::Equals":
         return _value(argument[0], parameters) == _value(argument[1], parameters)
     if function == "Fn::Contains":  # a string matches at least one value of a list

@@ -98,6 +98,8 @@ def existing_shop_parameters(session: boto3.session.Session) -> dict[str, str]:
         "ScalingMode": "forecast-and-scale",
         "RetrainMemorySize": "2048",
         "AlarmEmail": ALARM_EMAIL,
+        # Predict sizes the shop's own warm pool (issue 25): its role gains the two actions.
+        "WarmPoolMaxSizeByPredict": "2",
     }
 
 
@@ -434,6 +436,13 @@ def test_predict_role_scales_only_the_deployed_group(deployed):
     assert predict["ScaleTheShopGroupOnly"]["Resource"] == pattern
     assert predict["TagOnlyTheFloorLease"]["Resource"] == pattern
     assert predict["TagOnlyTheFloorLease"]["Action"] == "autoscaling:CreateOrUpdateTags"
+    # Only with WarmPoolMaxSizeByPredict above 0 (tests/infra/test_warm_pool.py).
+    if deployed.case == "existing-shop":
+        assert predict["SizeTheShopGroupsWarmPool"]["Action"] == "autoscaling:PutWarmPool"
+        assert predict["SizeTheShopGroupsWarmPool"]["Resource"] == pattern
+        assert predict["ReadTheWarmPool"]["Action"] == "autoscaling:DescribeWarmPool"
+    else:
+        assert not any("WarmPool" in str(statement["Action"]) for statement in predict.values())
     watchdog = _statements(deployed.session, root.resources["WatchdogFunctionRole"])
     assert watchdog["LowerTheFloorOfTheShopGroupOnly"]["Resource"] == pattern
     assert watchdog["TagOnlyTheFloorLease"]["Resource"] == pattern
@@ -726,6 +735,20 @@ def check_floor_lease_release(deployed: Deployed) -> None:
     autoscaling.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=before["DesiredCapacity"])
 
 
+def check_warm_pool(deployed: Deployed) -> None:
+    """The warm pool is off unless asked for: none of its resources exists in a tier deployed
+    without WarmPoolState. Its resources with a pool: tests/infra/test_warm_pool.py."""
+    if not deployed.creates_tier:
+        return
+    assert deployed.parameter("WarmPoolState") == "Disabled"
+    kinds = set(deployed.deployment.nested["AppStack"].resource_types.values())
+    assert not kinds & {"AWS::AutoScaling::WarmPool", "AWS::AutoScaling::LifecycleHook", "AWS::IAM::Policy"}
+    hooks = deployed.session.client("autoscaling").describe_lifecycle_hooks(
+        AutoScalingGroupName=deployed.group_name()
+    )
+    assert hooks["LifecycleHooks"] == []
+
+
 def check_first_retrain(deployed: Deployed) -> None:
     """The custom resource names the watchdog and the deployed retrain function, and only
     the watchdog's role may invoke it (the run itself: the tests below)."""
@@ -752,6 +775,8 @@ SKIPPED_BY_MOTO: dict[str, Callable[[Deployed], None]] = {
     "AWS::ElastiCache::SubnetGroup": check_data_tier_stand_ins,
     "AWS::SecretsManager::Secret": check_data_tier_stand_ins,
     "Custom::FloorLeaseRelease": check_floor_lease_release,
+    "AWS::AutoScaling::WarmPool": check_warm_pool,
+    "AWS::AutoScaling::LifecycleHook": check_warm_pool,
     "Custom::FirstRetrain": check_first_retrain,
 }
 # moto's null models: accepted, nothing created (AWS creates nothing for them either).
@@ -795,6 +820,7 @@ DEPLOYED_AND_CHECKED = {
     "AWS::RDS::DBSubnetGroup": "check_data_tier_stand_ins; test_nested_stacks",
     "AWS::CloudWatch::Dashboard": "test_nested_stacks",
     "AWS::Route53::RecordSet": "test_outputs_name_the_deployed_resources (tier-options); test_tier_options",
+    "AWS::IAM::Policy": "tests/infra/test_warm_pool.py (the warm pool's hook permission, deployed)",
 }
 
 

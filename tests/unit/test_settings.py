@@ -41,6 +41,10 @@ PREDICT_BOUNDS = {
     "EVENT_MAX_EARLY_SECONDS": ("0", "3600", "-1", "3601"),
     "FALLBACK_RELEASE_MINUTES": ("5", "1440", "4", "1441"),
     "DEMAND_CEILING_FACTOR": ("1.5", "1000", "1.4999999999999998", "1000.0000000000001"),
+    "LEAD_TIME_MINUTES": ("1", "120", "0", "121"),
+    "WARM_POOL_LEAD_TIME_MINUTES": ("0", "120", "-1", "121"),
+    "WARM_POOL_MIN_SIZE": ("0", "100", "-1", "101"),
+    "WARM_POOL_MAX_SIZE": ("0", "100", "-1", "101"),
 }
 RETRAIN_BOUNDS = {
     "CAPACITY_PER_INSTANCE": PREDICT_BOUNDS["CAPACITY_PER_INSTANCE"],
@@ -49,6 +53,7 @@ RETRAIN_BOUNDS = {
     "HOLDOUT_DAYS": ("1", "14", "0", "15"),
     "MIN_HISTORY_DAYS": ("2", "365", "1", "366"),
     "LEAD_TIME_MINUTES": ("1", "120", "0", "121"),
+    "WARM_POOL_LEAD_TIME_MINUTES": ("0", "120", "-1", "121"),
     "N_ESTIMATORS": ("10", "500", "9", "501"),
     "MAX_DEPTH": ("4", "20", "3", "21"),
     "PROMOTION_TOLERANCE": ("0", "0.5", "-5e-324", "0.5000000000000001"),
@@ -60,7 +65,10 @@ RETRAIN_COMPANIONS = {
     ("HOLDOUT_DAYS", "15"): {"MIN_HISTORY_DAYS": "16"},
     ("MIN_HISTORY_DAYS", "2"): {"HOLDOUT_DAYS": "1"},
     ("MIN_HISTORY_DAYS", "365"): {"TRAINING_WINDOW_DAYS": "365"},
+    ("WARM_POOL_LEAD_TIME_MINUTES", "120"): {"LEAD_TIME_MINUTES": "120"},
 }
+PREDICT_COMPANIONS = {("WARM_POOL_LEAD_TIME_MINUTES", "120"): {"LEAD_TIME_MINUTES": "120"}}
+"""A warm pool's lead time is at most the fresh launch's (`settings.ready_minutes`)."""
 
 
 def bounded_variables(*settings_classes: type) -> set[str]:
@@ -92,7 +100,7 @@ def edges(bounds: dict[str, tuple[str, str, str, str]]) -> list[tuple[str, str, 
 
 @pytest.mark.parametrize(("name", "value", "accepted"), edges(PREDICT_BOUNDS))
 def test_predict_bounds_are_exact(name, value, accepted):
-    env = {**BASE_ENV, name: value}
+    env = {**BASE_ENV, **PREDICT_COMPANIONS.get((name, value), {}), name: value}
     if accepted:
         PredictSettings.from_env(env)
     else:
@@ -264,6 +272,10 @@ TEMPLATE_RANGES = {
     # At least MIN_HISTORY_DAYS, which the template sets to 9 beside it.
     "TrainingWindowDays": ("9", "365", "8", "366"),
     "LeadTimeMinutes": ("1", "120", "0", "121"),
+    # At most LeadTimeMinutes, which the case below sets to its own MaxValue.
+    "WarmPoolLeadTimeMinutes": ("0", "120", "-1", "121"),
+    "WarmPoolMinSize": ("0", "100", "-1", "101"),
+    "WarmPoolMaxSizeByPredict": ("0", "100", "-1", "101"),
 }
 WATCHDOG_READS = {"FALLBACK_RELEASE_MINUTES"}
 """The watchdog parses this one variable itself (no settings object, no layers)."""
@@ -331,7 +343,7 @@ def test_the_template_allows_exactly_what_the_function_accepts(parameter, functi
     low, high, below, above = TEMPLATE_RANGES[parameter]
     spec = TEMPLATE["Parameters"][parameter]
     assert (str(spec.get("MinValue")), str(spec.get("MaxValue"))) == (low, high)
-    env = {**BASE_ENV, **literal_variables(function)}
+    env = {**BASE_ENV, "LEAD_TIME_MINUTES": "120", **literal_variables(function)}
     for value in (low, high, str(spec["Default"])):
         parse_as(function, {**env, variable: value})
     for value in (below, above):

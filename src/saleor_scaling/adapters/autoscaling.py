@@ -15,6 +15,7 @@ from saleor_scaling.lease import (
     Lease,
 )
 from saleor_scaling.policy import GroupCapacity, GroupFacts
+from saleor_scaling.warm_pool import PoolConfiguration
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
@@ -22,7 +23,7 @@ else:
     AutoScalingClient = Any
 
 
-__all__ = ["PROJECT_TAG_KEYS", "AutoScalingGroup", "GroupNotFoundError"]
+__all__ = ["PROJECT_TAG_KEYS", "AutoScalingGroup", "GroupNotFoundError", "WarmPool"]
 
 
 class GroupNotFoundError(Exception):
@@ -110,3 +111,44 @@ class AutoScalingGroup:
                 ]
             )
             self._legacy_tags = []
+
+
+MAX_POOL_SIZE = 100
+"""The most WARM_POOL_MAX_SIZE allows; AWS refuses a negative MinSize, which moto accepts."""
+
+
+class WarmPool:
+    """The group's warm pool: read it, and give it an absolute size (`saleor_scaling.warm_pool`)."""
+
+    def __init__(self, client: AutoScalingClient, group_name: str) -> None:
+        self._client = client
+        self.name = group_name
+
+    def describe(self) -> PoolConfiguration | None:
+        """None: the group has no warm pool (or it is being deleted)."""
+        configuration = self._client.describe_warm_pool(AutoScalingGroupName=self.name).get(
+            "WarmPoolConfiguration"
+        )
+        if not configuration or configuration.get("Status") == "PendingDelete":
+            return None
+        prepared = configuration.get("MaxGroupPreparedCapacity")
+        return PoolConfiguration(
+            state=str(configuration.get("PoolState", "Stopped")),
+            min_size=int(configuration.get("MinSize", 0)),
+            max_prepared_capacity=-1 if prepared is None else int(prepared),
+            reuse_on_scale_in=bool(configuration.get("InstanceReusePolicy", {}).get("ReuseOnScaleIn", False)),
+        )
+
+    def resize(self, size: int, current: PoolConfiguration) -> None:
+        """MinSize and MaxGroupPreparedCapacity both `size`: AWS then keeps exactly that many.
+        PutWarmPool replaces the whole configuration, so the pool's state and reuse policy
+        are sent again as they were (left out, AWS would make a Hibernated pool Stopped)."""
+        if not 0 <= size <= MAX_POOL_SIZE:
+            raise ValueError(f"warm pool size {size} is outside [0, {MAX_POOL_SIZE}]")
+        self._client.put_warm_pool(
+            AutoScalingGroupName=self.name,
+            MinSize=size,
+            MaxGroupPreparedCapacity=size,
+            PoolState=current.state,  # type: ignore[arg-type]
+            InstanceReusePolicy={"ReuseOnScaleIn": current.reuse_on_scale_in},
+        )

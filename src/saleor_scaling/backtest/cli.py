@@ -21,6 +21,7 @@ from saleor_scaling.backtest.frontier import plot_frontier, render_sweep, run_sw
 from saleor_scaling.backtest.planned import load_events
 from saleor_scaling.backtest.plot import plot
 from saleor_scaling.backtest.runner import run_backtest
+from saleor_scaling.backtest.simulator import WarmPoolSettings
 from saleor_scaling.backtest.traces import TRACE_FILES, Trace, TraceError, load_trace, traces_dir
 from saleor_scaling.settings import ConfigurationError, PolicySettings, ScalingMode
 
@@ -101,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests/minute one instance serves at the target CPU = requests-per-target target (1000)",
     )
     shop.add_argument("--boot-delay", type=int, default=5, help="minutes from launch to serving (5)")
+    shop.add_argument(
+        "--warm-pool",
+        metavar="STATE:SIZE",
+        help="a warm pool of SIZE instances, STATE Stopped, Hibernated or Running (ready after 3, 2 or 1 "
+        "min; STATE:SIZE:MINUTES to set it); its cost is counted in the instance-hours (none)",
+    )
     shop.add_argument(
         "--warmup", type=int, help="minutes from launch to counting in target tracking's metrics (boot delay)"
     )
@@ -201,6 +208,7 @@ def config_from_args(args: argparse.Namespace) -> BacktestConfig:
         capacity_per_instance=args.capacity,
         boot_delay_minutes=args.boot_delay,
         warmup_minutes=args.warmup,
+        warm_pool=WarmPoolSettings.parse(args.warm_pool) if args.warm_pool else None,
         horizon_steps=args.horizon_steps,
         policy=PolicySettings(
             mode=ScalingMode.FORECAST_AND_SCALE,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from saleor_scaling.backtest.peers import PEERS, PeerSettings
-from saleor_scaling.backtest.simulator import GroupSettings, TargetTrackingSettings
+from saleor_scaling.backtest.simulator import GroupSettings, TargetTrackingSettings, WarmPoolSettings
 from saleor_scaling.backtest.traces import parse_time
 from saleor_scaling.backtest.walkforward import WalkForwardSettings, default_workers
 from saleor_scaling.settings import PolicySettings, RetrainSettings, ScalingMode, horizon_steps_for
@@ -45,6 +45,8 @@ class BacktestConfig:
     boot_delay_minutes: int = 5
     warmup_minutes: int | None = None
     """Launch to counting in target tracking's metrics; None: the boot delay."""
+    warm_pool: WarmPoolSettings | None = None
+    """A warm pool next to the group (`simulator.WarmPoolSettings`); None: none."""
     horizon_steps: int | None = None
     """Steps from the anchor to the forecast target; None: settings.horizon_steps_for(boot
     delay), i.e. the anchor's age (2 steps) plus the boot delay rounded up to steps."""
@@ -123,6 +125,7 @@ class BacktestConfig:
             warmup_minutes=self.warmup_minutes,
             capacity_per_instance=self.capacity_per_instance,
             target_cpu_percent=self.policy.target_cpu_percent,
+            warm_pool=self.warm_pool,
         )
 
     def target_tracking_settings(self, with_predictive: bool) -> TargetTrackingSettings:

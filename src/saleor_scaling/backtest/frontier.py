@@ -502,6 +502,7 @@ def judge_setting(setting: Setting, judging: Judging) -> SweepPoint:
         judging.capacity_per_instance,
         judging.window,
         judging.oracle_billed,
+        pool_cost=record.pool_cost,
     )
     return SweepPoint(
         setting.strategy,

@@ -11,7 +11,9 @@ for nobody):
   share, so a minute beyond MaxSize counts fully against predictive and a fifth in its limit;
 * unserved requests: the requests above that capacity, summed, and as a share of demand;
 * instance-hours: instances billed (booting included) per minute / 60, and their ratio to
-  the oracle's;
+  the oracle's; with a warm pool, the pool's cost in instance-hours is included (a pool
+  instance in full while it boots into the pool or runs there, at its EBS volume's share
+  when stopped or hibernated: `simulator.PARKED_COST_SHARE`) and shown apart too;
 * scaling actions: changes of the desired capacity;
 * forecast MAE and MAPE (`training.error_scores`) of the mean forecast for the 5-minute
   demand at the forecast target, over the predict runs that used a forecast, next to the
@@ -30,7 +32,7 @@ import numpy as np
 from saleor_scaling.backtest.bounds import LevelBound
 from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
 from saleor_scaling.backtest.planned import render_event_table
-from saleor_scaling.backtest.simulator import IntArray
+from saleor_scaling.backtest.simulator import IntArray, WarmPoolSettings
 from saleor_scaling.backtest.strategies import DecisionLog
 from saleor_scaling.retrain_service import MIN_USABLE_SHARE
 from saleor_scaling.series import FloatArray
@@ -75,6 +77,8 @@ class StrategyFigures:
     every strategy (0 when MaxSize was not given)."""
     under_provisioned_within_reach_share: float = math.nan
     """Share of the minutes short although MaxSize instances would have served them."""
+    pool_instance_hours: float = 0.0
+    """The warm pool's cost in instance-hours, included in `instance_hours`."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -193,7 +197,9 @@ def strategy_figures(
     oracle_billed: IntArray | None = None,
     forecast: ForecastFigures | None = None,
     max_size: int | None = None,
+    pool_cost: FloatArray | None = None,
 ) -> StrategyFigures:
+    """`pool_cost`: the warm pool's cost each minute in instances (`SimulationRecord.pool_cost`)."""
     load = demand[window]
     known = np.isfinite(load)
     load = load[known]
@@ -204,7 +210,8 @@ def strategy_figures(
     beyond = np.zeros_like(under)
     if max_size is not None:
         beyond = under & (load - max_size * capacity_per_instance > tolerance)
-    hours = float(np.sum(billed[window][known])) / 60.0
+    pool_hours = float(np.sum(pool_cost[window][known])) / 60.0 if pool_cost is not None else 0.0
+    hours = float(np.sum(billed[window][known])) / 60.0 + pool_hours
     oracle_hours = float(np.sum(oracle_billed[window][known])) / 60.0 if oracle_billed is not None else hours
     total = float(np.sum(load))
     minutes = int(known.sum())
@@ -221,6 +228,7 @@ def strategy_figures(
         forecast=forecast,
         beyond_max_size_minutes=int(beyond.sum()),
         under_provisioned_within_reach_share=float((under & ~beyond).mean()) if minutes else math.nan,
+        pool_instance_hours=pool_hours,
     )
 
 
@@ -258,7 +266,7 @@ def render_table(report: BacktestReport) -> str:
             f"{fig.unserved_requests:13.4g}{fig.instance_hours:10.1f}{fig.instance_hours_vs_oracle:8.3f}"
             f"{fig.scaling_actions:9d}{mae}{mape}{naive}"
         )
-    lines += _beyond_max_size_lines(report)
+    lines += _beyond_max_size_lines(report) + _warm_pool_lines(report)
     checks = report.targets()
     if checks:
         lines += ["", "Acceptance targets (predictive RF + reactive):"]
@@ -282,6 +290,22 @@ def render_table(report: BacktestReport) -> str:
         ]
     lines += [f"Note: {note}" for note in report.notes]
     return "\n".join(lines)
+
+
+def _warm_pool_lines(report: BacktestReport) -> list[str]:
+    pool = report.config.get("warm_pool")
+    if not pool:
+        return []
+    costs = ", ".join(
+        f"{LABELS.get(name, name)} {fig.pool_instance_hours:.1f}"
+        for name, fig in report.figures.items()
+        if name != "oracle"
+    )
+    ready = WarmPoolSettings(**pool).ready
+    return [
+        f"Warm pool {pool['state']}, {pool['size']} instances (ready {ready} min after a scale-out): "
+        f"its cost, included in the instance-hours above, in instance-hours: {costs}; the oracle has no pool"
+    ]
 
 
 def scaling_statement(scale_factor: float, config: dict[str, Any]) -> str:

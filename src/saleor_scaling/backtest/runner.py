@@ -235,6 +235,7 @@ def run_backtest(
                 oracle.billed,
                 forecast,
                 max_size=config.max_size,
+                pool_cost=record.pool_cost,
             )
         oracle_actions = int(np.count_nonzero(np.diff(oracle.billed[window])))
         figures[key]["oracle"] = strategy_figures(

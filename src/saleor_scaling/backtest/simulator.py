@@ -6,6 +6,44 @@ The group (`SimulatedGroup`)
     first, then the newest), and a terminated instance serves and costs nothing more.
     Each change of the desired capacity is one scaling action.
 
+The warm pool (`WarmPoolSettings`, optional; infra-cfn/app.yaml's WarmPoolState)
+    A pool of `size` instances already through the whole boot (Saleor pulled, migrated,
+    answering its health check: the launch lifecycle hook holds them until then). A
+    scale-out takes prepared pool instances first, and each serves `ready_minutes` after
+    the scale-out instead of `boot_delay`; the rest launch fresh. Every instance taken is
+    replaced at once by a launch into the pool, which is itself a whole boot (`boot_delay`)
+    before it can be taken. Instances scaled in are terminated, not returned to the pool
+    (ReuseOnScaleIn false, the template's default). AWS's words, sentence by sentence
+    (EC2 Auto Scaling User Guide, "Decrease latency for applications with long boot times
+    using warm pools" and "Use lifecycle hooks with a warm pool"):
+    * "A warm pool is a pool of pre-initialized EC2 instances that sits alongside an Auto
+      Scaling group. Whenever your application needs to scale out, the Auto Scaling group
+      can draw on the warm pool to meet its new desired capacity." and "As instances leave
+      the warm pool, they count toward the desired capacity of the group."
+    * "When your Auto Scaling group scales out and the size of the warm pool shrinks,
+      Amazon EC2 Auto Scaling launches new instances into the warm pool to maintain its
+      minimum size" (CloudFormation, AWS::AutoScaling::WarmPool).
+    * "If demand on your application depletes the warm pool, Amazon EC2 Auto Scaling can
+      launch instances directly into the Auto Scaling group": fresh, after the boot delay.
+    * A launch hook pauses a new instance "when it reaches the Warmed:Pending:Wait state
+      ... and then again when the instance restarts and reaches the Pending:Wait state":
+      the second wait is part of the warm start (bin/ready in the user data completes it
+      once Saleor answers, then the load balancer's two healthy checks 15 s apart follow).
+    * How long a warm start takes, AWS gives no figure for any state in its guides. The
+      delays assumed (`WARM_START_MINUTES`, each at least the 10-second poll of bin/ready
+      plus the load balancer's 30 s of checks, rounded up to the minute): Running 1 minute
+      (nothing to start); Hibernated 2 (the instance resumes with its RAM, containers
+      running, secrets re-read); Stopped 3 (an OS boot and the containers' restart from
+      the image already pulled, without the 3 to 4 minutes of packages, image pull and
+      migration a fresh launch spends; not measured here: no EC2 in this repository's
+      tests). Give `ready_minutes` to use a measured figure.
+    * Cost: "With stopped instances, you pay only for the volumes that you use and the
+      Elastic IP addresses attached to the instances" (none here); for Hibernated "you
+      pay only for the EBS volumes, including storage for the RAM contents"; a Running
+      instance is billed as any running instance. A pool instance is billed in full
+      while it boots into the pool. In instance-equivalents (`pool_cost`): Stopped and
+      Hibernated `PARKED_COST_SHARE` of an instance each, Running 1.
+
 Load and the metrics the shop emits (`Simulation.run`)
     `capacity_per_instance` is the requests per minute one instance serves at the target
     CPU, so the group serves `in_service x capacity_per_instance` requests a minute at the
@@ -72,6 +110,83 @@ IntArray = npt.NDArray[np.int64]
 NEVER = -(10**9)
 """Launch minute of the instances the group starts with (serving from the first minute)."""
 
+WARM_START_MINUTES: dict[str, int] = {"Running": 1, "Hibernated": 2, "Stopped": 3}
+"""Minutes from a scale-out to serving for an instance taken from the warm pool, by pool
+state: assumptions, since AWS publishes no figure (module docstring)."""
+_STATES = ", ".join(WARM_START_MINUTES)
+
+ROOT_VOLUME_GB = 30
+"""The launch template's gp3 root volume (infra-cfn/app.yaml)."""
+GP3_USD_PER_GB_MONTH = 0.08
+INSTANCE_USD_PER_HOUR = 0.0416
+"""us-east-1 list prices, as docs/infrastructure.md's cost table assumes them: gp3 storage
+0.08 per GB-month, t3.medium (InstanceType's default) 0.0416 an hour; 730 hours a month."""
+PARKED_COST_SHARE = ROOT_VOLUME_GB * GP3_USD_PER_GB_MONTH / 730.0 / INSTANCE_USD_PER_HOUR
+"""A Stopped or Hibernated pool instance's hourly cost (its EBS volume) as a share of a
+running instance's: 30 x 0.08 / 730 / 0.0416 = 0.0790."""
+
+
+@dataclass(frozen=True)
+class WarmPoolSettings:
+    """A warm pool in `state` (Stopped, Hibernated or Running) of `size` instances, or, with
+    size None, of MaxSize minus the desired capacity and at least 1 (the template's defaults:
+    WarmPoolMinSize 1, WarmPoolMaxPreparedCapacity -1, AWS's own default)."""
+
+    state: str
+    size: int | None
+    ready_minutes: int | None = None
+    """Scale-out to serving for a pool instance; None: WARM_START_MINUTES[state]."""
+    reuse_on_scale_in: bool = False
+    """Scaled-in instances return to the pool (WarmPoolReuseOnScaleIn), prepared from the
+    next minute (stopping takes under a minute: an assumption), instead of terminating."""
+
+    def __post_init__(self) -> None:
+        if self.state not in WARM_START_MINUTES:
+            raise ValueError(f"warm pool state must be one of {_STATES}, got {self.state!r}")
+        if self.size is not None and self.size < 1:
+            raise ValueError(f"a warm pool needs at least 1 instance, got {self.size}")
+        if self.ready_minutes is not None and self.ready_minutes < 0:
+            raise ValueError(f"a warm pool's ready delay must be >= 0 minutes, got {self.ready_minutes}")
+
+    @property
+    def ready(self) -> int:
+        return WARM_START_MINUTES[self.state] if self.ready_minutes is None else self.ready_minutes
+
+    @property
+    def parked_cost_share(self) -> float:
+        """A prepared pool instance's cost per minute, in instances."""
+        return 1.0 if self.state == "Running" else PARKED_COST_SHARE
+
+    def target(self, desired: int, max_size: int) -> int:
+        """Instances the pool keeps next to this desired capacity."""
+        return self.size if self.size is not None else max(1, max_size - desired)
+
+    @classmethod
+    def parse(cls, text: str) -> WarmPoolSettings:
+        """STATE:SIZE[:READY_MINUTES][:reuse], SIZE a number or `max`: e.g. Stopped:2,
+        Hibernated:1:2, Stopped:max:reuse."""
+        usage = "--warm-pool takes STATE:SIZE[:READY_MINUTES][:reuse], e.g. Stopped:2 or Stopped:max:reuse"
+        parts = text.split(":")
+        reuse = parts[-1].strip().lower() == "reuse"
+        if reuse:
+            parts = parts[:-1]
+        if len(parts) not in (2, 3):
+            raise ValueError(f"{usage}; got {text!r}")
+        given = parts[0].strip().lower()
+        state = next((known for known in WARM_START_MINUTES if known.lower() == given), None)
+        if state is None:
+            raise ValueError(f"warm pool state must be one of {_STATES}, got {parts[0]!r}")
+        size = None if parts[1].strip().lower() == "max" else _whole(parts[1], "size (or max)")
+        ready = _whole(parts[2], "ready minutes") if len(parts) == 3 else None
+        return cls(state, size, ready, reuse)
+
+
+def _whole(text: str, label: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"warm pool {label} must be a whole number, got {text!r}") from None
+
 
 @dataclass(frozen=True)
 class GroupSettings:
@@ -85,6 +200,7 @@ class GroupSettings:
     capacity_per_instance: float = 1000.0
     """Requests per minute one instance serves at the target CPU."""
     target_cpu_percent: float = 70.0
+    warm_pool: WarmPoolSettings | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_size <= self.max_size:
@@ -97,6 +213,11 @@ class GroupSettings:
             raise ValueError("capacity_per_instance must be > 0")
         if not 0 < self.target_cpu_percent <= 100:
             raise ValueError("target_cpu_percent must be in (0, 100]")
+        if self.warm_pool is not None and self.warm_pool.ready > self.boot_delay_minutes:
+            raise ValueError(
+                f"a warm start ({self.warm_pool.ready} min) cannot be slower than a fresh launch "
+                f"(boot delay {self.boot_delay_minutes} min)"
+            )
 
     @property
     def warmup(self) -> int:
@@ -120,11 +241,17 @@ class ScalingAction:
 
 
 class SimulatedGroup:
-    """The instances of one Auto Scaling group, each known by its launch minute."""
+    """The instances of one Auto Scaling group, each known by the minute it joined the group
+    (`launches`) and the minute it serves from (`ready`), and its warm pool, if any."""
 
     def __init__(self, settings: GroupSettings, initial: int) -> None:
         self.settings = settings
         self.launches: list[int] = [NEVER] * max(settings.min_size, min(settings.max_size, initial))
+        self.ready: list[int] = list(self.launches)
+        pool = settings.warm_pool
+        prepared = pool.target(self.desired, settings.max_size) if pool is not None else 0
+        self.pool: list[int] = [NEVER] * prepared
+        """Minute each pool instance is prepared from (its boot into the pool done)."""
         self.actions: list[ScalingAction] = []
         self.floor = settings.min_size
         """The group's MinSize now: predict raises it to the capacity it sets, so that
@@ -138,17 +265,26 @@ class SimulatedGroup:
         return len(self.launches)
 
     def serving(self, minute: int) -> int:
-        ready = minute - self.settings.boot_delay_minutes
-        return sum(1 for launch in self.launches if launch <= ready)
+        return sum(1 for ready in self.ready if ready <= minute)
 
     def warmed(self, minute: int) -> int:
-        ready = minute - self.settings.warmup
-        return sum(1 for launch in self.launches if launch <= ready)
+        """Instances counted in the aggregated metrics: the instance warmup after InService."""
+        after_service = self.settings.warmup - self.settings.boot_delay_minutes
+        return sum(1 for ready in self.ready if ready + after_service <= minute)
 
     def settling(self, minute: int) -> bool:
         """True while an instance is pending or warming up (scale-in is blocked)."""
-        settled = minute - max(self.settings.boot_delay_minutes, self.settings.warmup)
-        return any(launch > settled for launch in self.launches)
+        after_service = max(0, self.settings.warmup - self.settings.boot_delay_minutes)
+        return any(ready + after_service > minute for ready in self.ready)
+
+    def pool_cost(self, minute: int) -> float:
+        """The warm pool's cost this minute, in instances: booting into the pool in full,
+        prepared at the pool state's share."""
+        pool = self.settings.warm_pool
+        if pool is None:
+            return 0.0
+        booting = sum(1 for prepared in self.pool if prepared > minute)
+        return booting + (len(self.pool) - booting) * pool.parked_cost_share
 
     def set_desired(self, minute: int, desired: int, source: str) -> bool:
         """Clamp to the group's bounds, launch or terminate to match; True if it changed."""
@@ -156,13 +292,41 @@ class SimulatedGroup:
         before = len(self.launches)
         if desired == before:
             return False
+        pool = self.settings.warm_pool
         if desired > before:
-            self.launches.extend([minute] * (desired - before))
+            added = desired - before
+            taken = self._take_from_pool(minute, added)
+            warm_start = pool.ready if pool is not None else 0
+            self.launches.extend([minute] * added)
+            self.ready.extend([minute + warm_start] * taken)
+            self.ready.extend([minute + self.settings.boot_delay_minutes] * (added - taken))
         else:
-            # Sorted by launch: the newest (pending first) go first.
+            # Sorted by the minute they joined: the newest (pending first) go first.
             del self.launches[desired:]
+            del self.ready[desired:]
+            if pool is not None and pool.reuse_on_scale_in:
+                self.pool.extend([minute + 1] * (before - desired))
+        if pool is not None:
+            self._refill(minute, pool.target(desired, self.settings.max_size))
         self.actions.append(ScalingAction(minute, source, before, desired))
         return True
+
+    def _take_from_pool(self, minute: int, wanted: int) -> int:
+        """Take up to `wanted` prepared instances (the longest prepared first); the number taken."""
+        self.pool.sort()
+        taken = 0
+        while taken < wanted and taken < len(self.pool) and self.pool[taken] <= minute:
+            taken += 1
+        del self.pool[:taken]
+        return taken
+
+    def _refill(self, minute: int, target: int) -> None:
+        """Launch into the pool up to `target` (each a whole boot), or terminate the excess,
+        the last prepared (still booting first) first."""
+        self.pool.sort()
+        if len(self.pool) < target:
+            self.pool.extend([minute + self.settings.boot_delay_minutes] * (target - len(self.pool)))
+        del self.pool[target:]
 
 
 @dataclass(frozen=True)
@@ -259,6 +423,8 @@ class SimulationRecord:
     desired: IntArray
     cpu: FloatArray
     actions: list[ScalingAction] = field(default_factory=list)
+    pool_cost: FloatArray | None = None
+    """The warm pool's cost each minute, in instances (None: no pool)."""
 
     @classmethod
     def empty(cls, demand: FloatArray) -> SimulationRecord:
@@ -306,6 +472,7 @@ def simulate(
     counted = [0] * len(values)
     serving_out, billed_out, desired_out = record.serving, record.billed, record.desired
     delay = reactive.settings.alarm_delay_minutes if reactive is not None else 0
+    pool_cost = np.zeros(len(values)) if settings.warm_pool is not None else None
     for t, load in enumerate(values):
         if predictive is not None and t % decision_every == 0:
             predictive.decide(t, group, cpu)
@@ -321,6 +488,8 @@ def simulate(
         serving_out[t] = in_service
         billed_out[t] = len(group.launches)
         desired_out[t] = len(group.launches)
+        if pool_cost is not None:
+            pool_cost[t] = group.pool_cost(t)
         warmed = group.warmed(t)
         counted[t] = warmed
         if math.isfinite(load) and warmed > 0:
@@ -328,4 +497,5 @@ def simulate(
             rcpt[t] = load / in_service
     record.cpu[:] = cpu
     record.actions = group.actions
+    record.pool_cost = pool_cost
     return record
