@@ -110,9 +110,21 @@ def test_the_sweep_runs_every_knob_and_draws_the_frontier(
     out_json, out_png = tmp_path / "sweep.json", tmp_path / "frontier.png"
     args = [str(path), "--sweep", "--quiet", "--json", str(out_json), "--plot", str(out_png)]
     args += ["--n-estimators", "5", "--max-depth", "6", "--min-history-days", "2", "--holdout-days", "1"]
-    args += ["--training-window-days", "3"]
+    args += ["--training-window-days", "3", "--target-shortfall", "50%"]
     assert main(args) == 0
     data = json.loads(out_json.read_text())
+    # The shortfall goal (met by some setting at 50 %) picks among the settings the sweep
+    # ran for ours, the cheapest of those that met it, and deploys it.
+    tuning = data["tuning"]
+    assert tuning["goal_under_provisioned_share"] == 0.5
+    ours_met = [
+        p for p in data["points"] if p["strategy"] == "predictive" and p["under_provisioned_share"] <= 0.5
+    ]
+    assert tuning["chosen"] in ours_met
+    assert tuning["chosen"]["instance_hours_vs_oracle"] == min(
+        p["instance_hours_vs_oracle"] for p in ours_met
+    )
+    assert tuning["parameter_overrides"].startswith("ScalingMode=")
     # The sweep says what it did to the counts, as the backtest's header does.
     scaled = "so that the 99.9th percentile of 5-minute demand needs 8 instances (--peak-instances 8; "
     assert data["scaling"].startswith("counts scaled x")

@@ -23,6 +23,7 @@ from saleor_scaling.backtest.plot import plot
 from saleor_scaling.backtest.runner import run_backtest
 from saleor_scaling.backtest.simulator import WarmPoolSettings
 from saleor_scaling.backtest.traces import TRACE_FILES, Trace, TraceError, load_trace, traces_dir
+from saleor_scaling.backtest.tuning import tune
 from saleor_scaling.settings import ConfigurationError, PolicySettings, ScalingMode
 
 DESCRIPTION = """\
@@ -83,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         "window, or forecast-only; reactive target, AWS target and buffer, PHPA target and smoothing, "
         "Crane margin), in --workers processes: tables at equal shortfall and each frontier's cost at "
         "0.2-10 %% short; --plot draws the cost-against-shortfall frontier, --json writes every point",
+    )
+
+    parser.add_argument(
+        "--target-shortfall",
+        type=_percent,
+        metavar="PCT",
+        help="with --sweep: the share of minutes short you accept (e.g. 0.5%%); prints the cheapest "
+        "setting of ours that met it and the sam deploy --parameter-overrides that deploy it",
     )
 
     shop = parser.add_argument_group("the simulated shop")
@@ -409,6 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
 
+    if args.target_shortfall is not None and not args.sweep:
+        print("saleor-backtest: --target-shortfall needs --sweep", file=sys.stderr)
+        return 2
     if args.sweep:
         if events:
             print("saleor-backtest: --events is not replayed by --sweep: run them apart", file=sys.stderr)
@@ -433,9 +445,21 @@ def _sweep(
     """--sweep: every knob, the frontier plot and the equal-shortfall table (frontier.py)."""
     sweep = run_sweep(trace, config, progress=progress)
     print(render_sweep(sweep))
+    document = sweep.to_json()
+    if args.target_shortfall is not None:
+        try:
+            tuning = tune(
+                sweep, args.target_shortfall, config.capacity_per_instance, config.policy.target_cpu_percent
+            )
+        except ValueError as error:
+            print(f"saleor-backtest: {error}", file=sys.stderr)
+            return 2
+        print()
+        print(tuning.render())
+        document["tuning"] = tuning.to_json()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(sweep.to_json(), indent=2, allow_nan=False) + "\n")
+        args.json.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
         progress(f"wrote {args.json}")
     if args.plot:
         args.plot.parent.mkdir(parents=True, exist_ok=True)
@@ -446,3 +470,15 @@ def _sweep(
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def _percent(raw: str) -> float:
+    """'0.5%' or '0.5 %' as 0.005; a bare number is a share ('0.005')."""
+    text = raw.strip()
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a share (0.005) or a percentage (0.5%)") from error
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not between 0 and 100 %")
+    return value

@@ -1,0 +1,98 @@
+"""The shortfall goal (`--sweep --target-shortfall`): the cheapest simulated setting of
+ours that met it, and the template parameters that deploy it."""
+
+from __future__ import annotations
+
+import pytest
+
+from saleor_scaling.backtest.cli import _percent, main
+from saleor_scaling.backtest.frontier import Sweep, SweepPoint
+from saleor_scaling.backtest.tuning import tune
+
+
+def ours(
+    quantile: float, cpu: float, window: int, share: float, cost: float, default: bool = False
+) -> SweepPoint:
+    return SweepPoint(
+        "predictive", "headroom_quantile", quantile, 0, share, cost * 100, cost, default, cpu, window
+    )
+
+
+def sweep() -> Sweep:
+    points = [
+        ours(0.6, 70.0, 30, 0.0080, 1.10, default=True),
+        ours(0.7, 70.0, 30, 0.0045, 1.16),
+        ours(0.6, 60.0, 10, 0.0049, 1.12),  # meets 0.5 % for less than 0.7 at 70 %
+        ours(0.9, 50.0, 30, 0.0010, 1.40),
+        SweepPoint("predictive", "forecast-only", 0.0, 0, 0.0030, 125.0, 1.25, False, 40.0, None),
+        # A peer cheaper still: never chosen, it is not ours to deploy.
+        SweepPoint("reactive", "target_cpu_percent", 50.0, 0, 0.0040, 100.0, 1.00, False),
+    ]
+    return Sweep("hand", 1.0, 1440, 100.0, points, [])
+
+
+def test_the_cheapest_setting_of_ours_that_meets_the_goal_is_chosen_with_its_overrides():
+    tuning = tune(sweep(), 0.005, 1000.0, 70.0)
+    assert tuning.chosen is not None
+    assert tuning.chosen.setting == "headroom_quantile=0.6, cpu=60, window=10"
+    assert tuning.overrides() == (
+        "ScalingMode=forecast-and-scale HeadroomQuantile=0.6 TargetCpuPercent=60 CapacityPerInstance=857 "
+        "ScaleInStabilizationMinutes=10"
+    )
+    text = tuning.render()
+    assert "cheapest setting that met it: headroom_quantile=0.6, cpu=60, window=10: 0.490% short" in text
+    assert (
+        "the defaults (headroom_quantile=0.6, cpu=70, window=30): 0.800% short for 1.100 x oracle (+1.8%"
+        in text
+    )
+    assert "deploy it: sam deploy --parameter-overrides ScalingMode=forecast-and-scale" in text
+
+
+def test_a_goal_met_only_by_forecast_only_says_switch_scaling_off():
+    tuning = tune(sweep(), 0.003, 1000.0, 70.0)
+    assert tuning.chosen is not None
+    assert tuning.chosen.knob == "forecast-only"
+    assert tuning.overrides() == "ScalingMode=forecast-only TargetCpuPercent=40 CapacityPerInstance=571"
+
+
+def test_a_goal_nothing_met_names_the_least_short_and_deploys_nothing():
+    tuning = tune(sweep(), 0.0005, 1000.0, 70.0)
+    assert tuning.chosen is None
+    assert tuning.overrides() == ""
+    assert tuning.render() == (
+        "Shortfall goal 0.05% of minutes:\n"
+        "  no setting of ours met it; the least short was headroom_quantile=0.9, cpu=50, window=30: "
+        "0.100% short for 1.400 x oracle. Raise MaxSize or lower the goal."
+    )
+    assert tuning.to_json()["chosen"] is None
+
+
+def test_a_goal_exactly_met_counts_and_ties_go_to_the_less_short():
+    points = [ours(0.6, 70.0, 30, 0.005, 1.2, True), ours(0.7, 70.0, 30, 0.004, 1.2)]
+    tuning = tune(Sweep("hand", 1.0, 1440, 100.0, points, []), 0.005, 1000.0, 70.0)
+    assert tuning.chosen == points[1]
+    assert tune(Sweep("hand", 1.0, 1440, 100.0, points[:1], []), 0.005, 1000.0, 70.0).chosen == points[0]
+
+
+@pytest.mark.parametrize("goal", [-0.01, 1.0, float("nan")])
+def test_an_absurd_goal_is_refused(goal):
+    with pytest.raises(ValueError, match="shortfall goal"):
+        tune(sweep(), goal, 1000.0, 70.0)
+
+
+def test_a_sweep_without_ours_is_refused():
+    with pytest.raises(ValueError, match="no setting of ours"):
+        tune(Sweep("hand", 1.0, 1440, 100.0, sweep().points[-1:], []), 0.01, 1000.0, 70.0)
+
+
+@pytest.mark.parametrize(("raw", "share"), [("0.5%", 0.005), ("0.5 %", 0.005), ("0.005", 0.005), ("0%", 0.0)])
+def test_the_goal_reads_as_a_percentage_or_a_share(raw, share):
+    assert _percent(raw) == pytest.approx(share)
+
+
+def test_a_goal_without_a_sweep_or_out_of_range_is_a_clear_error(capsys):
+    assert main(["nasa", "--target-shortfall", "1%", "--quiet"]) == 2
+    assert "--target-shortfall needs --sweep" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["nasa", "--sweep", "--target-shortfall", "150%"])
+    assert "not between 0 and 100 %" in capsys.readouterr().err
