@@ -73,13 +73,14 @@ class SaleorPromotions:
         deadline: float = RESPONSE_DEADLINE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._url = check_api_url(api_url)
+        self._url = api_url
         self._token = token
         self._timeout, self._deadline, self._clock = timeout, deadline, clock
 
     def upcoming(self, now: int, days_ahead: int) -> list[Promotion]:
         """Promotions starting from `now` to `days_ahead` days later, soonest first; more
         than MAX_PAGES pages is refused rather than read in part."""
+        check_api_url(self._url)
         token = _checked_token(self._token())
         variables: dict[str, Any] = {
             "first": PAGE_SIZE,
