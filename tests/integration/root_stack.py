@@ -524,7 +524,9 @@ def deploy_root_stack(
 
 def read_policy_document(document: Any) -> dict[str, Any]:
     """An inline policy as IAM returns it (moto keeps a CloudFormation-made one as a
-    JSON string or as the dict's repr)."""
+    JSON string or as the dict's repr). A statement made conditional with
+    `!If [..., !Ref AWS::NoValue]` is removed from the list by CloudFormation; moto keeps
+    it as null, dropped here."""
     if isinstance(document, str):
         import ast
 
@@ -532,5 +534,8 @@ def read_policy_document(document: Any) -> dict[str, Any]:
             parsed: dict[str, Any] = json.loads(document)
         except json.JSONDecodeError:
             parsed = ast.literal_eval(document)
-        return parsed
-    return dict(document)
+    else:
+        parsed = dict(document)
+    if isinstance(parsed.get("Statement"), list):
+        parsed["Statement"] = [statement for statement in parsed["Statement"] if statement is not None]
+    return parsed
