@@ -328,8 +328,8 @@ def learned_multiplier(event_outcomes: Iterable[dict[str, Any]]) -> tuple[float,
 
 def propose(promotions: Iterable[Promotion], now: int, learned: tuple[float, str] | None) -> Proposals:
     """The upcoming promotions as proposals, soonest first, at most MAX_PROPOSALS; a
-    promotion without an end date, longer than an event may be, or already over is
-    skipped with why."""
+    promotion without an end date, longer than an event may be, already over or starting
+    after the DAYS_AHEAD asked for is skipped with why."""
     proposals: list[Proposal] = []
     skipped: list[str] = []
     multiplier, source = learned if learned is not None else (None, None)
@@ -340,6 +340,10 @@ def propose(promotions: Iterable[Promotion], now: int, learned: tuple[float, str
             why = "has no end date"
         elif promotion.end <= now:
             why = "is over"
+        elif promotion.start > now + DAYS_AHEAD * 86400:
+            # Not an answer to the query; accepted, a start over a year ahead would make
+            # predict refuse the whole calendar.
+            why = f"starts after the {DAYS_AHEAD} days asked for"
         elif promotion.end - promotion.start > MAX_EVENT_DAYS * 86400:
             why = f"lasts more than {MAX_EVENT_DAYS} days (an event may not)"
         elif len(proposals) >= MAX_PROPOSALS:

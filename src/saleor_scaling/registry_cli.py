@@ -329,6 +329,8 @@ def _accepted_event(proposals: Proposals | None, args: argparse.Namespace, now: 
         event = replace(event, lead_minutes=args.lead_minutes)
     if event.end <= now:
         raise CalendarError(f"proposal {event.name!r} is already over")
+    if event.start > now + MAX_DAYS_AHEAD * 86400:
+        raise CalendarError(f"proposal {event.name!r} starts more than {MAX_DAYS_AHEAD} days ahead")
     return event
 
 

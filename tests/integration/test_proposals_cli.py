@@ -12,7 +12,7 @@ from saleor_scaling import registry_cli
 from saleor_scaling.adapters.calendar_store import S3Calendar
 from saleor_scaling.adapters.proposal_store import S3Proposals
 from saleor_scaling.local.emulator import create_shop
-from saleor_scaling.promotions import Promotion, propose
+from saleor_scaling.promotions import Promotion, Proposal, Proposals, propose
 
 NOW = 1_764_547_200
 """2025-12-01T00:00:00Z, the operator's clock."""
@@ -128,3 +128,12 @@ def test_no_proposals_unknown_names_and_forged_objects_are_refused(aws, bucket, 
         assert events(aws, "accept", "x", "--bucket", bucket) == 2
         assert says in capsys.readouterr().err
     assert S3Calendar(s3, bucket).load().version is None
+
+
+def test_a_forged_proposal_a_year_ahead_is_refused_as_events_add_refuses_it(aws, bucket, capsys):
+    # Written as a forged object would be: propose() itself skips it (outside 60 days).
+    far = Proposal("someday-20270105", NOW + 400 * 86400, NOW + 400 * 86400 + HOUR, None, None, "x", "y")
+    S3Proposals(aws.client("s3"), bucket).save(Proposals(NOW, (far,)))
+    assert events(aws, "accept", "someday-20270105", "--bucket", bucket, "--capacity", "4") == 2
+    assert "starts more than 366 days ahead" in capsys.readouterr().err
+    assert S3Calendar(aws.client("s3"), bucket).load().version is None

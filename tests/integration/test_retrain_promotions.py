@@ -35,6 +35,13 @@ def promotions_page(*nodes: dict[str, Any]) -> bytes:
 
 
 @pytest.fixture
+def world(request: pytest.FixtureRequest) -> RetrainWorld:
+    """The retrain handler's emulated shop (test_retrain_handler's fixture)."""
+    retrain: RetrainWorld = request.getfixturevalue("retrain_world")
+    return retrain
+
+
+@pytest.fixture
 def shop_api():
     server = FakeSaleor(
         lambda number, variables, headers: (
@@ -63,10 +70,7 @@ def stored_proposals(world: RetrainWorld) -> Any:
     return json.loads(s3.get_object(Bucket=world.shop.bucket, Key="proposals/events.json")["Body"].read())
 
 
-def test_the_nightly_run_writes_the_shops_upcoming_promotions_as_proposals(
-    retrain_world, monkeypatch, shop_api
-):
-    world = retrain_world
+def test_the_nightly_run_writes_the_shops_upcoming_promotions_as_proposals(world, monkeypatch, shop_api):
     world.seed(RETRAIN_AT)
     promotions_on(world, monkeypatch, shop_api.url, TOKEN)
     result = world.invoke()
@@ -105,9 +109,8 @@ def test_the_nightly_run_writes_the_shops_upcoming_promotions_as_proposals(
     ],
 )
 def test_a_refused_token_or_a_missing_secret_is_a_warning_and_the_night_stands(
-    retrain_world, monkeypatch, shop_api, caplog, token, says
+    world, monkeypatch, shop_api, caplog, token, says
 ):
-    world = retrain_world
     world.seed(RETRAIN_AT)
     promotions_on(world, monkeypatch, shop_api.url, token)
     caplog.set_level("INFO", logger="retrain")

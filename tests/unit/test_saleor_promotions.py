@@ -207,11 +207,20 @@ def test_a_server_that_trickles_is_cut_off_at_the_deadline(saleor):
     server = saleor(lambda number, variables, headers: trickle)
     ticks = iter(range(10_000))
     try:
-        with pytest.raises(PromotionsError, match="took over 3 s"):
+        with pytest.raises(PromotionsError, match="reading the promotions took over 3 s"):
             # A clock that advances one second per read: the deadline, not the wall clock.
             client(server.url, deadline=3, clock=lambda: float(next(ticks))).upcoming(NOW, 60)
     finally:
         stop.set()
+
+
+def test_the_deadline_holds_for_the_whole_read_not_each_page(saleor):
+    server = saleor(lambda number, variables, headers: ok(page([node(number)], cursor=f"p{number}")))
+    ticks = iter(range(10_000))
+    with pytest.raises(PromotionsError, match="reading the promotions took over 3 s"):
+        # One second per clock reading: each page alone is well inside 3 s, five are not.
+        client(server.url, deadline=3, clock=lambda: float(next(ticks))).upcoming(NOW, 60)
+    assert len(server.requests) < 5
 
 
 @pytest.mark.parametrize(("status", "message"), [(401, "token was refused"), (500, "shop's API failed")])

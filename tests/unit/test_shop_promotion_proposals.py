@@ -177,3 +177,16 @@ def test_a_proposal_accepts_as_the_event_it_describes():
         "black-friday-20261127: 2026-11-27T06:00:00Z to 2026-11-28T00:00:00Z, "
         "x2.5 normal load (suggested by winter-sale); promotion 'Black Friday'"
     )
+
+
+def test_a_promotion_outside_the_window_asked_for_is_skipped_not_proposed():
+    # The query asks for starts in the next 60 days; a shop that answers 2099 would,
+    # accepted, make predict refuse the whole calendar (a start over 366 days ahead).
+    far = Promotion("UHJvbW90aW9uOjk=", "Someday", 4_070_908_800, 4_070_912_400)  # 2099-01-01
+    later = Promotion("UHJvbW90aW9uOjg=", "Next spring", NOW + 61 * 86400, NOW + 62 * 86400)
+    proposals = propose([far, later, promotion(1, "Black Friday")], NOW, None)
+    assert [p.name for p in proposals.proposals] == ["black-friday-20261127"]
+    assert proposals.skipped == (
+        "'Next spring' starts after the 60 days asked for",
+        "'Someday' starts after the 60 days asked for",
+    )

@@ -4,7 +4,7 @@ nightly by retrain with an app token that holds MANAGE_DISCOUNTS.
 The shop's API is outside this stack, so it is read as a hostile server could answer:
 HTTPS only (plain HTTP only to 127.0.0.1, for tests), no redirect followed (urllib would
 send the token along to wherever it points), no proxy taken from the environment, a
-timeout on every socket operation and a deadline on each whole response, the body read
+timeout on every socket operation and a deadline on the whole read (all pages), the body read
 no further than `MAX_PAGE_BYTES` + 1 whatever its Content-Length says, and at most
 `MAX_PAGES` pages. The token comes from Secrets Manager, read when the promotions are.
 """
@@ -38,8 +38,10 @@ else:
     SecretsManagerClient = Any
 
 SOCKET_TIMEOUT_SECONDS = 10.0
-RESPONSE_DEADLINE_SECONDS = 30.0
-"""A server that trickles its answer a byte at a time is cut off here."""
+READ_DEADLINE_SECONDS = 30.0
+"""All pages: a server that trickles its answer a byte at a time is cut off here, so the
+read adds at most this (plus one socket timeout) to the night's run, whose model is
+already published or kept by then."""
 MAX_TOKEN_LENGTH = 4096
 _CHUNK = 16 * 1024
 
@@ -70,7 +72,7 @@ class SaleorPromotions:
         token: Callable[[], str],
         *,
         timeout: float = SOCKET_TIMEOUT_SECONDS,
-        deadline: float = RESPONSE_DEADLINE_SECONDS,
+        deadline: float = READ_DEADLINE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._url = api_url
@@ -82,6 +84,7 @@ class SaleorPromotions:
         than MAX_PAGES pages is refused rather than read in part."""
         check_api_url(self._url)
         token = _checked_token(self._token())
+        started = self._clock()
         variables: dict[str, Any] = {
             "first": PAGE_SIZE,
             "after": None,
@@ -90,14 +93,14 @@ class SaleorPromotions:
         }
         promotions: list[Promotion] = []
         for _ in range(MAX_PAGES):
-            page = parse_page(self._post({"query": PROMOTIONS_QUERY, "variables": variables}, token))
+            page = parse_page(self._post({"query": PROMOTIONS_QUERY, "variables": variables}, token, started))
             promotions.extend(page.promotions)
             if not page.has_next_page:
                 return promotions
             variables["after"] = page.end_cursor
         raise PromotionsError(f"more than {MAX_PAGES} pages of {PAGE_SIZE} upcoming promotions: not read")
 
-    def _post(self, body: dict[str, Any], token: str) -> bytes:
+    def _post(self, body: dict[str, Any], token: str, started: float) -> bytes:
         request = urllib.request.Request(
             self._url,
             data=json.dumps(body).encode(),
@@ -108,7 +111,6 @@ class SaleorPromotions:
             },
             method="POST",
         )
-        started = self._clock()
         try:
             with _OPENER.open(request, timeout=self._timeout) as response:
                 return self._bounded_body(response, started)
@@ -125,7 +127,7 @@ class SaleorPromotions:
         body = bytearray()
         while len(body) <= MAX_PAGE_BYTES:
             if self._clock() - started > self._deadline:
-                raise PromotionsError(f"the promotions response took over {self._deadline:g} s")
+                raise PromotionsError(f"reading the promotions took over {self._deadline:g} s")
             chunk = response.read1(min(_CHUNK, MAX_PAGE_BYTES + 1 - len(body)))
             if not chunk:
                 return bytes(body)
