@@ -4,8 +4,9 @@ Fn::Sub, Fn::If, AWS::NoValue), then a small IAM evaluator answers "is this prin
 allowed, or explicitly denied, this action on this resource with this request context?".
 
 What it proves: the model bucket's policy lets only retrain (and the optional operator
-role) change models/, only retrain history/ and only predict state/; predict cannot write
-models nor retrain state in either layer; the customer managed key lets CloudWatch alarms
+role) change models/, only retrain history/ and proposals/, and only predict state/; with
+the shop's promotions on (off by default, adding nothing), retrain reads that one secret;
+predict cannot write models nor retrain state in either layer; the customer managed key lets CloudWatch alarms
 of this account use it, rotates, and encrypts the topic and the failure queues; predict
 tags only its own tag key; ListBucket is limited to each function's prefixes; the model
 bucket's requests are logged to a bucket that is itself locked down.

@@ -4,6 +4,8 @@ changed night."""
 
 from __future__ import annotations
 
+import pytest
+
 from saleor_scaling.calendar import Calendar
 from saleor_scaling.local.memory import MemoryArchive, MemoryMetrics, MemoryNotifier, MemoryRegistry
 from saleor_scaling.promotions import Promotion, PromotionsError, Proposals
@@ -117,3 +119,32 @@ def test_off_by_default_nothing_is_read_nor_reported():
     record = result.log_record()
     assert "proposals" not in record
     assert "proposals_warning" not in record
+
+
+ENV = {
+    "AUTO_SCALING_GROUP_NAME": "saleor-api",
+    "LOAD_BALANCER_FULL_NAME": "app/saleor/0123456789abcdef",
+    "MODEL_BUCKET": "models",
+}
+SECRET = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:saleor/promotions-token-AbCdEf"
+
+
+@pytest.mark.parametrize(
+    ("extra", "reads"),
+    [
+        ({}, False),
+        ({"SALEOR_API_URL": "https://shop.example.com/graphql/"}, False),
+        ({"SALEOR_PROMOTIONS_TOKEN_SECRET_ARN": SECRET}, False),
+        (
+            {
+                "SALEOR_API_URL": "https://shop.example.com/graphql/",
+                "SALEOR_PROMOTIONS_TOKEN_SECRET_ARN": SECRET,
+            },
+            True,
+        ),
+    ],
+)
+def test_promotions_are_read_only_with_both_variables(extra, reads):
+    settings = RetrainSettings.from_env({**ENV, **extra})
+    assert settings.reads_promotions is reads
+    assert settings.promotions_token_secret_arn == extra.get("SALEOR_PROMOTIONS_TOKEN_SECRET_ARN", "")
