@@ -333,7 +333,11 @@ def propose(promotions: Iterable[Promotion], now: int, learned: tuple[float, str
     proposals: list[Proposal] = []
     skipped: list[str] = []
     multiplier, source = learned if learned is not None else (None, None)
+    seen: set[str] = set()
     for promotion in sorted(promotions, key=lambda p: (p.start, p.id)):
+        if promotion.id in seen:
+            continue  # served twice (a repeated item, a cursor that did not move): one proposal
+        seen.add(promotion.id)
         label = printable(promotion.name, MAX_LABEL)
         why = ""
         if promotion.end is None:

@@ -190,3 +190,10 @@ def test_a_promotion_outside_the_window_asked_for_is_skipped_not_proposed():
         "'Next spring' starts after the 60 days asked for",
         "'Someday' starts after the 60 days asked for",
     )
+
+
+def test_a_promotion_served_twice_is_proposed_once():
+    # A shop that repeats an item across pages (or a cursor that does not move).
+    proposals = propose([promotion(1, "Black Friday"), promotion(1, "Black Friday")], NOW, None)
+    assert [p.name for p in proposals.proposals] == ["black-friday-20261127"]
+    assert proposals.skipped == ()
