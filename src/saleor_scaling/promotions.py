@@ -46,7 +46,6 @@ query UpcomingPromotions($first: Int!, $after: String, $from: DateTime!, $until:
 PAGE_SIZE = 100
 """Saleor serves at most 100 objects per query."""
 MAX_PAGES = 5
-MAX_PROMOTIONS = MAX_PAGES * PAGE_SIZE
 MAX_PAGE_BYTES = 512 * 1024
 """100 promotions of a 255-character name (each character escaped as \\uXXXX, six bytes),
 an id and two dates are under 200 KB; a larger page is not an answer to this query."""
