@@ -223,6 +223,22 @@ def test_the_deadline_holds_for_the_whole_read_not_each_page(saleor):
     assert len(server.requests) < 5
 
 
+@pytest.mark.parametrize(
+    ("said", "reported"),
+    [
+        (f"Invalid token: Bearer {TOKEN}", "Invalid token: Bearer [token]"),
+        # Where the message is cut (300 characters) inside the token, no part of it shows.
+        ("x" * 295 + TOKEN, "x" * 295 + "[toke"),
+    ],
+)
+def test_a_shop_that_echoes_the_token_does_not_put_it_in_the_report(saleor, said, reported):
+    echo = json.dumps({"errors": [{"message": said}]}).encode()
+    server = saleor(lambda number, variables, headers: ok(echo))
+    with pytest.raises(PromotionsError) as refused:
+        client(server.url).upcoming(NOW, 60)
+    assert str(refused.value) == f"the shop refused the promotions query: {reported}"
+
+
 @pytest.mark.parametrize(("status", "message"), [(401, "token was refused"), (500, "shop's API failed")])
 def test_http_errors_say_which(saleor, status, message):
     server = saleor(lambda number, variables, headers: (status, {}, b'{"detail": "no"}'))

@@ -92,12 +92,18 @@ class SaleorPromotions:
             "until": _iso(now + days_ahead * 86400),
         }
         promotions: list[Promotion] = []
-        for _ in range(MAX_PAGES):
-            page = parse_page(self._post({"query": PROMOTIONS_QUERY, "variables": variables}, token, started))
-            promotions.extend(page.promotions)
-            if not page.has_next_page:
-                return promotions
-            variables["after"] = page.end_cursor
+        try:
+            for _ in range(MAX_PAGES):
+                body = self._post({"query": PROMOTIONS_QUERY, "variables": variables}, token, started)
+                # Before any message is cut from it, so that no part of the token is quoted.
+                page = parse_page(body.replace(token.encode(), b"[token]"))
+                promotions.extend(page.promotions)
+                if not page.has_next_page:
+                    return promotions
+                variables["after"] = page.end_cursor
+        except PromotionsError as error:
+            # The shop's own words end up in the report and the log: never with the token.
+            raise PromotionsError(str(error).replace(token, "[token]")) from None
         raise PromotionsError(f"more than {MAX_PAGES} pages of {PAGE_SIZE} upcoming promotions: not read")
 
     def _post(self, body: dict[str, Any], token: str, started: float) -> bytes:
