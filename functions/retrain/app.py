@@ -23,7 +23,9 @@ from saleor_scaling.adapters.calendar_store import S3Calendar
 from saleor_scaling.adapters.cloudwatch import CloudWatchMetrics, MetricsUnavailableError
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
 from saleor_scaling.adapters.notifications import SnsNotifier
+from saleor_scaling.adapters.proposal_store import S3Proposals
 from saleor_scaling.adapters.s3_store import S3ModelRegistry
+from saleor_scaling.adapters.saleor import SaleorPromotions, secret_token
 from saleor_scaling.events import scheduled_event_time
 from saleor_scaling.handler_support import handle_scheduled_run
 from saleor_scaling.retrain_service import RetrainPorts, RetrainResult, RetrainStatus, run_retrain
@@ -42,6 +44,12 @@ AWS_FAULTS = (ClientError, BotoCoreError, MetricsUnavailableError)
 
 def build_ports(settings: RetrainSettings, session: boto3.session.Session) -> RetrainPorts:
     s3 = session.client("s3", config=AWS_CLIENT_CONFIG)
+    promotions, proposals = None, None
+    if settings.reads_promotions:
+        secrets = session.client("secretsmanager", config=AWS_CLIENT_CONFIG)
+        token = secret_token(secrets, settings.promotions_token_secret_arn)
+        promotions = SaleorPromotions(settings.saleor_api_url, token)
+        proposals = S3Proposals(s3, settings.model.bucket)
     return RetrainPorts(
         metrics=CloudWatchMetrics(
             session.client("cloudwatch", config=AWS_CLIENT_CONFIG),
@@ -52,6 +60,8 @@ def build_ports(settings: RetrainSettings, session: boto3.session.Session) -> Re
         models=S3ModelRegistry(s3, settings.model),
         notifier=SnsNotifier(session.client("sns", config=AWS_CLIENT_CONFIG), settings.topic_arn),
         calendar=S3Calendar(s3, settings.model.bucket),
+        promotions=promotions,
+        proposals=proposals,
     )
 
 
@@ -79,7 +89,7 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         fault_metrics=("RetrainErrors",),
         left_undone="the serving model is unchanged",
     )
-    log = logger.warning if result.calendar_warning else logger.info
+    log = logger.warning if result.warning else logger.info
     log(result.reason, extra={"retrain": result.log_record()})
     publish_metrics(result)
     return result.log_record()

@@ -9,6 +9,8 @@ the calendar of planned events (sales) predict scales for ahead of time.
     python -m saleor_scaling.registry_cli events list --bucket BUCKET
     python -m saleor_scaling.registry_cli events remove NAME --bucket BUCKET
     python -m saleor_scaling.registry_cli events preview NAME --bucket BUCKET --group GROUP
+    python -m saleor_scaling.registry_cli events proposals --bucket BUCKET
+    python -m saleor_scaling.registry_cli events accept NAME --bucket BUCKET [--multiplier X | --capacity N]
 
 The manifest is the pointer predict follows; every promotion wrote a new version of it in
 the versioned bucket. Rolling back re-publishes an earlier manifest version as the newest
@@ -27,7 +29,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -35,6 +37,7 @@ import boto3
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.adapters.calendar_store import CalendarConflictError, S3Calendar
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
+from saleor_scaling.adapters.proposal_store import S3Proposals
 from saleor_scaling.adapters.s3_store import S3ModelRegistry
 from saleor_scaling.calendar import (
     MAX_DAYS_AHEAD,
@@ -48,6 +51,7 @@ from saleor_scaling.calendar import (
 )
 from saleor_scaling.features import STEPS_PER_WEEK
 from saleor_scaling.model import ModelError, ModelMetadata, ServingBounds, load_verified
+from saleor_scaling.promotions import Proposals
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, ModelLocation
 
 if TYPE_CHECKING:
@@ -203,7 +207,8 @@ def events_main(
     argv: list[str], client: S3Client | None = None, clock: Callable[[], float] = time.time
 ) -> int:
     """`events add/list/remove/preview/review`: the calendar predict and retrain read
-    (calendar/events.json)."""
+    (calendar/events.json); `events proposals/accept`: the events retrain proposed from the
+    shop's promotions (proposals/events.json), copied into the calendar only when accepted."""
     parser = argparse.ArgumentParser(
         prog="registry_cli events",
         description="The calendar of planned events (sales) predict scales for ahead of time.",
@@ -243,7 +248,24 @@ def events_main(
     review.add_argument("name")
     review.add_argument("--group", help="the Auto Scaling group (its history is history/GROUP/)")
     review.add_argument("--history-prefix", help="default history/GROUP")
-    for command in (add, remove, look, review, commands.choices["list"]):
+    commands.add_parser("proposals", help="the events proposed from the shop's upcoming promotions")
+    accept = commands.add_parser("accept", help="copy a proposed event into the calendar")
+    accept.add_argument("name")
+    accepted_size = accept.add_mutually_exclusive_group()
+    accepted_size.add_argument(
+        "--multiplier", type=float, help="instead of the suggested multiplier (a past event's)"
+    )
+    accepted_size.add_argument("--capacity", type=int, help="instances the event needs, instead")
+    accept.add_argument("--lead-minutes", type=int, default=0, help="raise capacity this much earlier")
+    for command in (
+        add,
+        remove,
+        look,
+        review,
+        accept,
+        commands.choices["list"],
+        commands.choices["proposals"],
+    ):
         command.add_argument("--bucket", required=True, help="the stack's ModelBucketName output")
     args = parser.parse_args(argv)
     s3 = client or boto3.client("s3")
@@ -268,12 +290,48 @@ def events_main(
                 print("no events declared")
         elif args.command == "review":
             _print_review(s3, args, store.load().calendar, now)
+        elif args.command == "proposals":
+            _print_proposals(S3Proposals(s3, args.bucket).load(), store.load().calendar, now)
+        elif args.command == "accept":
+            event = _accepted_event(S3Proposals(s3, args.bucket).load(), args, now)
+            stored = store.load()
+            store.save(stored.calendar.with_event(event), stored.version)
+            print(f"added {event.describe()}")
         else:
             _print_preview(s3, args, store.load().calendar.named(args.name), now)
     except (CalendarError, CalendarConflictError, ModelError) as error:
         print(f"events {args.command} refused: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _print_proposals(proposals: Proposals | None, calendar: Calendar, now: int) -> None:
+    if proposals is None:
+        print("no proposals: retrain writes them nightly when SaleorPromotionsTokenSecretArn is set")
+        return
+    print(f"proposed from the shop's promotions at {_iso_minute(proposals.written_at).strip()}")
+    declared = {event.name for event in calendar.events}
+    for proposal in proposals.proposals:
+        state = "accepted" if proposal.name in declared else "over" if proposal.end <= now else "proposed"
+        print(f"{state:8} {proposal.describe()}")
+    if not proposals.proposals:
+        print("no upcoming promotion to propose")
+    for reason in proposals.skipped:
+        print(f"skipped  {reason}")
+
+
+def _accepted_event(proposals: Proposals | None, args: argparse.Namespace, now: int) -> PlannedEvent:
+    if proposals is None:
+        raise CalendarError("no proposals to accept: retrain has written none")
+    proposal = proposals.named(args.name)
+    event = proposal.as_event(args.multiplier, args.capacity)
+    if args.lead_minutes:
+        event = replace(event, lead_minutes=args.lead_minutes)
+    if event.end <= now:
+        raise CalendarError(f"proposal {event.name!r} is already over")
+    if event.start > now + MAX_DAYS_AHEAD * 86400:
+        raise CalendarError(f"proposal {event.name!r} starts more than {MAX_DAYS_AHEAD} days ahead")
+    return event
 
 
 def _declared_event(args: argparse.Namespace, now: int) -> PlannedEvent:

@@ -36,6 +36,7 @@ from saleor_scaling.model import (
     manifest_summary,
 )
 from saleor_scaling.predict_service import CalendarSource, MetricsSource, Notifier
+from saleor_scaling.promotions import DAYS_AHEAD, Promotion, Proposals, learned_multiplier, propose
 from saleor_scaling.series import FloatArray, Metric, MetricHistory, clean_training_window, floor_to_step
 from saleor_scaling.settings import RetrainSettings
 from saleor_scaling.training import (
@@ -94,6 +95,14 @@ class ModelRegistry(Protocol):
     def clear_warm_up(self) -> None: ...
 
 
+class PromotionsSource(Protocol):
+    def upcoming(self, now: int, days_ahead: int) -> list[Promotion]: ...
+
+
+class ProposalSink(Protocol):
+    def save(self, proposals: Proposals) -> None: ...
+
+
 @dataclass
 class RetrainPorts:
     metrics: MetricsSource
@@ -102,6 +111,10 @@ class RetrainPorts:
     notifier: Notifier
     calendar: CalendarSource | None = None
     """The operator's planned events (`saleor_scaling.calendar`); None: no calendar."""
+    promotions: PromotionsSource | None = None
+    """The shop's upcoming promotions (`adapters.saleor`); None: not read (the default)."""
+    proposals: ProposalSink | None = None
+    """Where the events proposed from them are written (`adapters.proposal_store`)."""
 
 
 class RetrainStatus(enum.StrEnum):
@@ -157,6 +170,14 @@ class RetrainResult:
     """Steps of planned events kept out of the seasonal features and the training targets."""
     calendar_warning: str = ""
     """Why the calendar was ignored (unreadable or invalid): trained as without events."""
+    proposals: dict[str, Any] | None = None
+    """The events proposed from the shop's upcoming promotions (None: not read)."""
+    proposals_warning: str = ""
+    """Why no proposals were written tonight (the shop's API or S3 failed); the run stands."""
+
+    @property
+    def warning(self) -> str:
+        return "; ".join(text for text in (self.calendar_warning, self.proposals_warning) if text)
 
     @property
     def promoted(self) -> bool:
@@ -189,6 +210,10 @@ class RetrainResult:
             record["event_steps_kept_out"] = self.events_kept_out
         if self.calendar_warning:
             record["calendar_warning"] = self.calendar_warning
+        if self.proposals is not None:
+            record["proposals"] = self.proposals
+        if self.proposals_warning:
+            record["proposals_warning"] = self.proposals_warning
         if self.history is not None:
             record["history"] = {
                 "start": _iso(self.history.start),
@@ -251,6 +276,7 @@ def run_retrain(
 ) -> RetrainResult:
     started = clock()
     result = _retrain(now, settings, ports)
+    _propose_from_promotions(now, ports, result)
     result.duration_seconds = clock() - started
     subject = {
         RetrainStatus.PROMOTED: "promoted a new model",
@@ -604,6 +630,33 @@ def _past_events(
         if outcome is not None:
             result.event_outcomes.append(outcome.record())
     return past
+
+
+MAX_WARNING_LENGTH = 500
+
+
+def _propose_from_promotions(now: int, ports: RetrainPorts, result: RetrainResult) -> None:
+    """The shop's upcoming promotions, written as proposed events with the multiplier the
+    most recently ended past event suggests (`promotions.propose`). Whatever fails here
+    (no network, a refused token, a changed schema, S3) is a warning in the report: the
+    night's model, promoted or kept, stands, and yesterday's proposals stay."""
+    if ports.promotions is None or ports.proposals is None:
+        return
+    learned = learned_multiplier(result.event_outcomes)
+    try:
+        proposals = propose(ports.promotions.upcoming(now, DAYS_AHEAD), now, learned)
+        ports.proposals.save(proposals)
+    except Exception as error:  # any fault of the shop's API or of S3: see the docstring
+        result.proposals_warning = (
+            f"no events proposed from the shop's promotions: {type(error).__name__}: {error}"
+        )[:MAX_WARNING_LENGTH]
+        return
+    result.proposals = {
+        "proposed": [proposal.name for proposal in proposals.proposals],
+        "skipped": list(proposals.skipped),
+        "multiplier": learned[0] if learned else None,
+        "multiplier_from": learned[1] if learned else None,
+    }
 
 
 def _skipped_note(champion: dict[str, Any] | None) -> str:

@@ -330,6 +330,17 @@ class RetrainSettings(ShopSettings):
     """A challenger is 'not worse' when its error is within this share of the champion's."""
     max_model_megabytes: float = bounded(10.0, 0.1, MAX_MODEL_MEGABYTES_LIMIT, "MAX_MODEL_MEGABYTES")
     """Retrain refuses to promote a bigger model (compressed)."""
+    saleor_api_url: str = ""
+    """The shop's GraphQL endpoint, for proposing events from its promotions (optional)."""
+    promotions_token_secret_arn: str = ""
+    """The Secrets Manager secret holding an app token with MANAGE_DISCOUNTS (optional)."""
+
+    @property
+    def reads_promotions(self) -> bool:
+        """Both set: the nightly run proposes events from the shop's upcoming promotions.
+        The URL is checked when it is used, so that a wrong one is a warning in the report,
+        never a failed night (the template's AllowedPattern refuses most at deploy)."""
+        return bool(self.saleor_api_url and self.promotions_token_secret_arn)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -355,6 +366,8 @@ class RetrainSettings(ShopSettings):
             max_depth=_int(values, "MAX_DEPTH", 12),
             promotion_tolerance=_float(values, "PROMOTION_TOLERANCE", 0.02),
             max_model_megabytes=_float(values, "MAX_MODEL_MEGABYTES", 10.0),
+            saleor_api_url=values.get("SALEOR_API_URL", ""),
+            promotions_token_secret_arn=values.get("SALEOR_PROMOTIONS_TOKEN_SECRET_ARN", ""),
         )
 
 

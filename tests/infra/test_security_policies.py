@@ -4,8 +4,9 @@ Fn::Sub, Fn::If, AWS::NoValue), then a small IAM evaluator answers "is this prin
 allowed, or explicitly denied, this action on this resource with this request context?".
 
 What it proves: the model bucket's policy lets only retrain (and the optional operator
-role) change models/, only retrain history/ and only predict state/; predict cannot write
-models nor retrain state in either layer; the customer managed key lets CloudWatch alarms
+role) change models/, only retrain history/ and proposals/, and only predict state/; with
+the shop's promotions on (off by default, adding nothing), retrain reads that one secret;
+predict cannot write models nor retrain state in either layer; the customer managed key lets CloudWatch alarms
 of this account use it, rotates, and encrypts the topic and the failure queues; predict
 tags only its own tag key; ListBucket is limited to each function's prefixes; the model
 bucket's requests are logged to a bucket that is itself locked down.
@@ -27,6 +28,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.infra.cfn import load, template
+from tests.infra.test_tier_options import failed_rules
 
 ACCOUNT = "123456789012"
 REGION = "eu-central-1"
@@ -347,6 +349,7 @@ PREFIX_WRITERS = {
     "models/model.joblib": {RETRAIN_ROLE},
     f"history/{GROUP}/2025/01/31.json.gz": {RETRAIN_ROLE},
     f"state/{GROUP}/predict-state.json": {PREDICT_ROLE},
+    "proposals/events.json": {RETRAIN_ROLE},
 }
 EVERYONE = (PREDICT_ROLE, RETRAIN_ROLE, OPERATOR_ROLE, ADMIN_ROLE, ROOT)
 
@@ -485,6 +488,95 @@ def test_only_the_operator_writes_the_calendar_the_functions_only_read_it(operat
             stack.identity_statements(name),
             Request("s3:GetObject", f"{BUCKET_ARN}/other/events.json", principal),
         )
+
+
+PROPOSALS = "proposals/events.json"
+TOKEN_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:saleor/promotions-token-AbCdEf"
+PROMOTIONS = {
+    "SaleorApiUrl": "https://shop.example.com/graphql/",
+    "SaleorPromotionsTokenSecretArn": TOKEN_SECRET,
+}
+
+
+def test_promotions_off_by_default_add_no_statement_and_no_variable():
+    stack = RenderedStack()
+    assert not stack.condition("ProposesFromShopPromotions")
+    retrain = stack.identity_statements("RetrainFunction")
+    assert not any("secretsmanager" in str(statement["Action"]) for statement in retrain)
+    assert not allows(retrain, Request("s3:PutObject", f"{BUCKET_ARN}/{PROPOSALS}", RETRAIN_ROLE))
+    variables = stack.render(stack.resource("RetrainFunction")["Properties"]["Environment"])["Variables"]
+    assert "SALEOR_API_URL" not in variables
+    assert "SALEOR_PROMOTIONS_TOKEN_SECRET_ARN" not in variables
+    # One without the other is off too (and refused by the template's rule at deploy).
+    for half in (
+        {"SaleorApiUrl": PROMOTIONS["SaleorApiUrl"]},
+        {"SaleorPromotionsTokenSecretArn": TOKEN_SECRET},
+    ):
+        assert not RenderedStack(**half).condition("ProposesFromShopPromotions")
+    assert failed_rules(root_template()) == []
+    assert failed_rules(root_template(), **PROMOTIONS) == []
+    assert failed_rules(root_template(), SaleorApiUrl=PROMOTIONS["SaleorApiUrl"]) == [
+        "ShopApiNeedsThePromotionsToken"
+    ]
+    assert failed_rules(root_template(), SaleorPromotionsTokenSecretArn=TOKEN_SECRET) == [
+        "PromotionsTokenNeedsTheShopApi"
+    ]
+
+
+def test_with_promotions_retrain_reads_that_one_secret_and_alone_writes_the_proposals():
+    stack = RenderedStack(**PROMOTIONS)
+    retrain = stack.identity_statements("RetrainFunction")
+    read = Request("secretsmanager:GetSecretValue", TOKEN_SECRET, RETRAIN_ROLE)
+    assert allows(retrain, read)
+    for other in (
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!db-1234-AbCdEf",
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:saleor/promotions-token-XyZ123",
+    ):
+        assert not allows(retrain, Request("secretsmanager:GetSecretValue", other, RETRAIN_ROLE)), other
+    for action in ("secretsmanager:PutSecretValue", "secretsmanager:DescribeSecret"):
+        assert not allows(retrain, Request(action, TOKEN_SECRET, RETRAIN_ROLE)), action
+    predict = stack.identity_statements("PredictFunction")
+    assert not allows(predict, Request("secretsmanager:GetSecretValue", TOKEN_SECRET, PREDICT_ROLE))
+    variables = stack.render(stack.resource("RetrainFunction")["Properties"]["Environment"])["Variables"]
+    assert variables["SALEOR_API_URL"] == "https://shop.example.com/graphql/"
+    assert variables["SALEOR_PROMOTIONS_TOKEN_SECRET_ARN"] == TOKEN_SECRET
+    assert can_write(stack, "RetrainFunction", PROPOSALS)
+    assert not can_write(stack, "RetrainFunction", "proposals/other.json")
+    assert not can_write(stack, "RetrainFunction", CALENDAR)  # accepting is the operator's
+    assert not can_write(stack, "PredictFunction", PROPOSALS)
+    for principal in (PREDICT_ROLE, OPERATOR_ROLE, ADMIN_ROLE):
+        request = Request("s3:PutObject", f"{BUCKET_ARN}/{PROPOSALS}", principal)
+        assert denying(stack.bucket_policy(), request) == ["ProposalsOnlyByRetrain"], principal
+    # The operator reads them (with their own policies): the bucket policy does not deny it.
+    assert not denying(
+        stack.bucket_policy(), Request("s3:GetObject", f"{BUCKET_ARN}/{PROPOSALS}", OPERATOR_ROLE)
+    )
+
+
+@pytest.mark.parametrize(
+    ("parameter", "accepted", "rejected"),
+    [
+        (
+            "SaleorApiUrl",
+            ["", "https://shop.example.com/graphql/", "https://api.shop.example.com:8443/graphql/"],
+            ["http://shop.example.com/graphql/", "https://user:pw@shop.example.com/", "shop.example.com",
+             "https://shop.example.com/graphql/?x=1"],
+        ),
+        (
+            "SaleorPromotionsTokenSecretArn",
+            ["", TOKEN_SECRET, "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:t-AbCdEf"],
+            [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:*", "saleor/promotions-token",
+             f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/token"],
+        ),
+    ],
+)  # fmt: skip
+def test_the_promotions_parameters_take_what_they_say(parameter, accepted, rejected):
+    spec = root_template()["Parameters"][parameter]
+    assert spec["Default"] == ""
+    for value in accepted:
+        assert re.fullmatch(spec["AllowedPattern"], value), value
+    for value in rejected:
+        assert not re.fullmatch(spec["AllowedPattern"], value), value
 
 
 # ---------------------------------------------------------------- item 4: a topic alarms can use

@@ -77,6 +77,8 @@ NO_PHYSICAL_ID_IN_MOTO = {
     "AWS::RDS::DBSubnetGroup",
 }
 ALARM_EMAIL = "ops@example.com"
+SALEOR_API_URL = "https://shop.example.com/graphql/"
+PROMOTIONS_TOKEN_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:saleor/promotions-token-AbCdEf"
 
 
 def existing_shop_parameters(session: boto3.session.Session) -> dict[str, str]:
@@ -100,6 +102,9 @@ def existing_shop_parameters(session: boto3.session.Session) -> dict[str, str]:
         "AlarmEmail": ALARM_EMAIL,
         # Predict sizes the shop's own warm pool (issue 25): its role gains the two actions.
         "WarmPoolMaxSizeByPredict": "2",
+        # Retrain proposes events from the shop's promotions (off by default).
+        "SaleorApiUrl": SALEOR_API_URL,
+        "SaleorPromotionsTokenSecretArn": PROMOTIONS_TOKEN_SECRET,
     }
 
 
@@ -359,8 +364,8 @@ def test_functions_run_as_declared_on_the_deployed_names(deployed):
         assert environment["MODEL_BUCKET"] == root.resources["ModelBucket"]
         assert environment["NOTIFICATION_TOPIC_ARN"] == root.resources["AlarmTopic"]
         assert environment["POWERTOOLS_SERVICE_NAME"] == service
-        # Every variable the template declares arrived, and no other.
-        assert set(environment) == set(declared["Environment"]["Variables"]), logical_id
+        # Every variable the template declares for these parameters arrived, and no other.
+        assert set(environment) == declared_variables(deployed, declared), logical_id
         role = function["Role"].rsplit("/", 1)[1]
         assert role == root.resources[f"{logical_id}Role"]
         # moto's CloudFormation drops Layers, TracingConfig and LoggingConfig: on the template.
@@ -385,6 +390,44 @@ def test_functions_run_as_declared_on_the_deployed_names(deployed):
     assert environment["FALLBACK_RELEASE_MINUTES"] == predict["FALLBACK_RELEASE_MINUTES"]
     published = sorted(layer["LayerName"] for layer in lambda_client.list_layers()["Layers"])
     assert [name.rsplit("-", 1)[0] for name in published] == sorted(f"{root.name}-{lid}" for lid in layers)
+
+
+def declared_variables(deployed: Deployed, declared: dict[str, Any]) -> set[str]:
+    """The environment variables a function's template gives it with the deployed
+    parameters: a variable whose Fn::If falls to AWS::NoValue is not one."""
+    template = deployed.root.template
+    conditions = template.get("Conditions", {})
+    values = {name: deployed.parameter(name) for name in template["Parameters"]}
+    names = set()
+    for name, value in declared["Environment"]["Variables"].items():
+        if isinstance(value, dict) and "Fn::If" in value:
+            condition, _, otherwise = value["Fn::If"]
+            dropped = otherwise == {"Ref": "AWS::NoValue"}
+            if dropped and not evaluate(conditions[condition], values, conditions):
+                continue
+        names.add(name)
+    return names
+
+
+def test_promotions_from_the_shop_only_where_asked_for(deployed):
+    """Off by default: no variable and no statement; on (the existing shop): retrain gets the
+    URL and the secret's ARN, may read that secret and write the proposals, nothing more."""
+    retrain = deployed.function("RetrainFunction")["Environment"]["Variables"]
+    statements = _statements(deployed.session, deployed.root.resources["RetrainFunctionRole"])
+    bucket = f"arn:aws:s3:::{deployed.root.resources['ModelBucket']}"
+    if deployed.case == "existing-shop":
+        assert retrain["SALEOR_API_URL"] == SALEOR_API_URL
+        assert retrain["SALEOR_PROMOTIONS_TOKEN_SECRET_ARN"] == PROMOTIONS_TOKEN_SECRET
+        assert statements["ReadShopPromotionsToken"]["Action"] == "secretsmanager:GetSecretValue"
+        assert statements["ReadShopPromotionsToken"]["Resource"] == PROMOTIONS_TOKEN_SECRET
+        assert statements["WriteProposedEvents"]["Resource"] == f"{bucket}/proposals/events.json"
+    else:
+        assert "SALEOR_API_URL" not in retrain
+        assert "SALEOR_PROMOTIONS_TOKEN_SECRET_ARN" not in retrain
+        assert "ReadShopPromotionsToken" not in statements
+        assert "WriteProposedEvents" not in statements
+    secret_actions = [s for s in statements.values() if "secretsmanager" in str(s["Action"])]
+    assert len(secret_actions) == (1 if deployed.case == "existing-shop" else 0)
 
 
 def test_schedules_target_the_right_functions(deployed):
