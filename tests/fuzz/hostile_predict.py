@@ -404,3 +404,36 @@ def test_a_hostile_warm_up_notice_never_changes_the_group_and_never_hides_a_fall
         assert outcome.status == "warming-up", outcome.describe()
         assert outcome.metrics.get("WarmingUp") == 1, outcome.describe()
         assert "FallbackUsed" not in outcome.metrics, outcome.describe()
+
+
+# --- The operator's calendar ---------------------------------------------------------------
+
+
+@settings(max_examples=examples(40))
+@given(data=st.data())
+def test_a_hostile_calendar_is_ignored_whole_and_a_valid_one_only_raises(hostile, clean, data):
+    """The calendar is the operator's to write, and only raises: a calendar no rule accepts
+    is ignored whole (a warning, the honest run's decision); one the rules accept may
+    raise capacity for its events, never above MaxSize and never below the honest run."""
+    from saleor_scaling.calendar import Calendar, CalendarError
+
+    world = hostile
+    calendar = data.draw(hs.calendars(SLOT), label="calendar")
+    try:
+        Calendar.parse(calendar.body, SLOT)
+        accepted = True
+    except CalendarError:
+        accepted = False
+    if calendar.refuse is not None:
+        assert accepted is not calendar.refuse, calendar
+    outcome = run(world, **{"calendar/events.json": calendar.body})
+    assert outcome.status == "scaled", outcome.describe()
+    assert outcome.result is not None
+    if not accepted:
+        assert outcome.result["calendar_warning"].startswith("calendar ignored"), outcome.describe()
+        assert "planned_event" not in outcome.result, outcome.describe()
+        assert (outcome.desired, outcome.min_size) == (clean.desired, clean.min_size), outcome.describe()
+    else:
+        assert "calendar_warning" not in outcome.result, outcome.describe()
+        assert clean.desired <= outcome.desired <= MAX_SIZE, outcome.describe()
+        assert clean.min_size <= outcome.min_size <= outcome.desired, outcome.describe()

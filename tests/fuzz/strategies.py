@@ -16,6 +16,7 @@ import io
 import json
 import zipfile
 import zlib
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -29,11 +30,12 @@ class Hostile:
     """One hostile object: its body, what was done to it (for the falsifying example
     hypothesis prints, shortened: bodies run to megabytes) and what the code owes it."""
 
-    def __init__(self, body: bytes, kind: str, refuse: bool) -> None:
+    def __init__(self, body: bytes, kind: str, refuse: bool | None) -> None:
         self.body = body
         self.kind = kind
         self.refuse = refuse
-        """True: no writer of ours produces it, the run must refuse it (with its metric)."""
+        """True: no writer of ours produces it, the run must refuse it (with its metric);
+        None: the object's own rules decide (a hostile text may still be a valid value)."""
 
     def __repr__(self) -> str:
         return f"Hostile({self.kind!r}, refuse={self.refuse}, {len(self.body)} bytes: {self.body[:100]!r}...)"
@@ -507,6 +509,67 @@ def warm_up_notices(draw: st.DrawFn, slot: int) -> Hostile:
         return Hostile(document_with(honest, field, text).encode(), f"{field}={text[:40]}", refuse=True)
     if how == "unknown field":
         return Hostile(json.dumps({**honest, "extra": 1}).encode(), "unknown field", refuse=True)
+    body = json.dumps(honest).encode()
+    if how == "truncated":
+        return Hostile(body[: draw(st.integers(0, len(body) - 1))], "truncated", refuse=True)
+    return Hostile(draw(whole_documents()), "whole", refuse=True)
+
+
+# --- The operator's calendar of planned events ----------------------------------------------
+
+CALENDAR_EVENT_FIELDS = ("name", "start", "end", "multiplier", "capacity", "lead_minutes")
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@st.composite
+def calendars(draw: st.DrawFn, slot: int) -> Hostile:
+    """A calendar the operator could have written around the run at `slot` (`refuse`
+    False: its events may raise capacity, within MaxSize), or one damaged so that no
+    calendar may be read from it (`refuse` True: the run decides as without events)."""
+    events: list[dict[str, Any]] = []
+    for number in range(draw(st.integers(1, 3), label="events")):
+        start = draw(st.integers(slot - 3600, slot + 2 * 3600), label="start") // 60 * 60
+        event: dict[str, Any] = {
+            "name": f"sale-{number}",
+            "start": _iso(start),
+            "end": _iso(start + draw(st.integers(10, 240), label="minutes") * 60),
+        }
+        if draw(st.booleans()):
+            event["capacity"] = draw(st.integers(1, 10_000), label="capacity")
+        else:
+            event["multiplier"] = draw(st.floats(1.01, 50.0), label="multiplier")  # above 1: the rule
+        if draw(st.booleans()):
+            event["lead_minutes"] = draw(st.integers(0, 720), label="lead")
+        events.append(event)
+    honest = {"format": 1, "events": events}
+    how = draw(
+        st.sampled_from(["valid", "field", "field", "unknown field", "too many", "truncated", "whole"])
+    )
+    if how == "valid":
+        return Hostile(json.dumps(honest).encode(), "valid", refuse=False)
+    if how == "field":
+        field = draw(st.sampled_from(CALENDAR_EVENT_FIELDS))
+        text = draw(hostile_values(numbers=True))
+        damaged = dict(events[0])
+        damaged.pop(
+            "capacity" if field == "multiplier" else "multiplier" if field == "capacity" else "", None
+        )
+        body = '{"format": 1, "events": [' + document_with(damaged, field, text) + "]}"
+        # Some hostile texts are still a valid value of the field (a name "x", a capacity 1000):
+        # whether the parser must refuse is decided by the field's rule, checked in the test.
+        return Hostile(body.encode(), f"{field}={text[:40]}", refuse=None)
+    if how == "unknown field":
+        return Hostile(
+            json.dumps({"format": 1, "events": [{**events[0], "extra": 1}]}).encode(),
+            "unknown field",
+            refuse=True,
+        )
+    if how == "too many":
+        many = [{**events[0], "name": f"sale-{k}"} for k in range(101)]
+        return Hostile(json.dumps({"format": 1, "events": many}).encode(), "101 events", refuse=True)
     body = json.dumps(honest).encode()
     if how == "truncated":
         return Hostile(body[: draw(st.integers(0, len(body) - 1))], "truncated", refuse=True)
