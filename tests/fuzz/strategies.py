@@ -557,10 +557,10 @@ def calendars(draw: st.DrawFn, slot: int) -> Hostile:
         damaged.pop(
             "capacity" if field == "multiplier" else "multiplier" if field == "capacity" else "", None
         )
-        body = '{"format": 1, "events": [' + document_with(damaged, field, text) + "]}"
+        damaged_text = '{"format": 1, "events": [' + document_with(damaged, field, text) + "]}"
         # Some hostile texts are still a valid value of the field (a name "x", a capacity 1000):
         # whether the parser must refuse is decided by the field's rule, checked in the test.
-        return Hostile(body.encode(), f"{field}={text[:40]}", refuse=None)
+        return Hostile(damaged_text.encode(), f"{field}={text[:40]}", refuse=None)
     if how == "unknown field":
         return Hostile(
             json.dumps({"format": 1, "events": [{**events[0], "extra": 1}]}).encode(),
