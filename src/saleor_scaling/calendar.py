@@ -149,11 +149,7 @@ class PlannedEvent:
     def from_json(cls, raw: Any, now: int | None = None) -> PlannedEvent:
         """One event as the calendar holds it; `now` (when known) refuses a start more than
         MAX_DAYS_AHEAD ahead of it."""
-        if not isinstance(raw, dict):
-            raise CalendarError(f"an event is a {type(raw).__name__}, not an object")
-        unknown = set(raw) - _EVENT_KEYS
-        if unknown:
-            raise CalendarError(f"an event has unknown field(s) {sorted(str(key)[:30] for key in unknown)}")
+        raw = object_of_fields(raw, _EVENT_KEYS, "an event")
         name = raw.get("name")
         if not isinstance(name, str):
             raise CalendarError(f"an event's name {name!r} is not a string")
@@ -366,6 +362,17 @@ def preview(
 def upcoming(events: Iterable[PlannedEvent], now: int, within_seconds: int) -> list[PlannedEvent]:
     """Events whose lead window opens within `within_seconds` of `now` and that have not ended."""
     return [event for event in events if event.raise_from - now <= within_seconds and now < event.end]
+
+
+def object_of_fields(raw: Any, fields: frozenset[str], what: str) -> dict[str, Any]:
+    """`raw` if it is an object holding none but `fields`; `what` names it in the error
+    ("an event", "a proposal")."""
+    if not isinstance(raw, dict):
+        raise CalendarError(f"{what} is a {type(raw).__name__}, not an object")
+    unknown = set(raw) - fields
+    if unknown:
+        raise CalendarError(f"{what} has unknown field(s) {sorted(str(key)[:30] for key in unknown)}")
+    return raw
 
 
 def parse_time(raw: Any, what: str) -> int:

@@ -27,6 +27,7 @@ from saleor_scaling.calendar import (
     MAX_EVENT_DAYS,
     CalendarError,
     PlannedEvent,
+    object_of_fields,
     parse_time,
 )
 
@@ -237,11 +238,7 @@ class Proposal:
 
     @classmethod
     def from_json(cls, raw: Any) -> Proposal:
-        if not isinstance(raw, dict):
-            raise CalendarError(f"a proposal is a {type(raw).__name__}, not an object")
-        unknown = set(raw) - _PROPOSAL_KEYS
-        if unknown:
-            raise CalendarError(f"a proposal has unknown field(s) {sorted(str(key)[:30] for key in unknown)}")
+        raw = object_of_fields(raw, _PROPOSAL_KEYS, "a proposal")
         name = raw.get("name")
         if not isinstance(name, str):
             raise CalendarError(f"a proposal's name {str(name)[:70]!r} is not a string")
@@ -251,8 +248,8 @@ class Proposal:
             end=parse_time(raw.get("end"), f"proposal {name!r}: end"),
             multiplier=raw.get("multiplier"),
             multiplier_from=raw.get("multiplier_from"),
-            promotion=raw.get("promotion"),  # type: ignore[arg-type]  # checked in __post_init__
-            promotion_id=raw.get("promotion_id"),  # type: ignore[arg-type]
+            promotion=raw.get("promotion"),  # checked in __post_init__
+            promotion_id=raw.get("promotion_id"),
         )
 
 

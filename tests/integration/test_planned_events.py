@@ -261,8 +261,8 @@ def test_an_event_the_instance_quota_cannot_hold_is_noticed_once_and_scaled_as_d
     assert len(quota.asked) == 1  # noticed: not read again for this event
 
 
-def test_an_event_within_the_quota_gives_no_notice_and_the_quota_is_read_only_before_events(world):
-    quota = QuotaOf(32)
+def test_an_event_exactly_within_the_quota_gives_no_notice_and_the_quota_is_read_only_before_events(world):
+    quota = QuotaOf(14)  # exactly what the event needs: within it
     with_quota(world, quota)
     assert "event_notices" not in run(world, 0)
     assert quota.asked == []  # no event ahead: nothing to check
