@@ -15,8 +15,8 @@ from saleor_scaling.backtest.bounds import (
     surrounding_level,
 )
 from saleor_scaling.backtest.oracle import oracle_schedule
-from saleor_scaling.backtest.simulator import GroupSettings
 from saleor_scaling.series import FloatArray
+from saleor_scaling.simulation.simulator import GroupSettings
 
 GROUP = GroupSettings(min_size=1, max_size=10, boot_delay_minutes=5)
 

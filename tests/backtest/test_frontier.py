@@ -33,8 +33,8 @@ from saleor_scaling.backtest.history import metric_history
 from saleor_scaling.backtest.parallel import run_in_processes
 from saleor_scaling.backtest.peers import PEERS
 from saleor_scaling.backtest.runner import prepare_trace, run_backtest
-from saleor_scaling.backtest.simulator import TargetTracking, simulate
 from saleor_scaling.backtest.walkforward import walk_forward
+from saleor_scaling.simulation.simulator import TargetTracking, simulate
 from tests.backtest.helpers import small_config, synthetic_trace
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from saleor_scaling.backtest.oracle import oracle_schedule
 from saleor_scaling.backtest.report import strategy_figures
 from saleor_scaling.backtest.runner import run_backtest
-from saleor_scaling.backtest.simulator import GroupSettings
+from saleor_scaling.simulation.simulator import GroupSettings
 from tests.backtest.helpers import small_config, synthetic_trace
 
 CAPACITY = 1000.0

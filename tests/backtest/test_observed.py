@@ -17,11 +17,16 @@ from hypothesis import strategies as st
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.backtest.history import metric_history
 from saleor_scaling.backtest.observed import DELAY_SECONDS, PER_MINUTE, Observation
-from saleor_scaling.backtest.simulator import GroupSettings, TargetTracking, TargetTrackingSettings, simulate
 from saleor_scaling.backtest.traces import TRACE_FILES, load_trace, resample_steps
 from saleor_scaling.backtest.walkforward import training_window
 from saleor_scaling.series import Metric, MetricHistory, floor_to_step
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS
+from saleor_scaling.simulation.simulator import (
+    GroupSettings,
+    TargetTracking,
+    TargetTrackingSettings,
+    simulate,
+)
 from tests.backtest.helpers import MONDAY, synthetic_trace
 from tests.conftest import require_trace
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from saleor_scaling.backtest.oracle import instances_needed, oracle_schedule
-from saleor_scaling.backtest.simulator import GroupSettings
 from saleor_scaling.series import FloatArray
+from saleor_scaling.simulation.simulator import GroupSettings
 
 
 def brute_force_cost(needed: list[int], delay: int, max_size: int) -> int:

@@ -8,14 +8,14 @@ import numpy as np
 
 from saleor_scaling.backtest.history import metric_history
 from saleor_scaling.backtest.runner import prepare_trace
-from saleor_scaling.backtest.simulator import GroupSettings, SimulatedGroup, TargetTracking, simulate
-from saleor_scaling.backtest.strategies import PredictiveController
 from saleor_scaling.features import build_features, log_level
 from saleor_scaling.lease import Lease
 from saleor_scaling.policy import GroupCapacity, GroupFacts
 from saleor_scaling.predict_service import PredictPorts, run_predict
 from saleor_scaling.series import Metric
 from saleor_scaling.settings import ModelLocation, PolicySettings, PredictSettings, ScalingMode
+from saleor_scaling.simulation.simulator import GroupSettings, SimulatedGroup, TargetTracking, simulate
+from saleor_scaling.simulation.strategies import PredictiveController
 from saleor_scaling.training import TrainingConfig, build_model
 from tests.backtest.helpers import small_config, synthetic_trace
 from tests.unit.fakes import FakeModels, FakeNotifier, FakeState, HistoryPort

@@ -37,8 +37,8 @@ from saleor_scaling.backtest.peers.phpa import (
     holt_winters_next,
     phpa_decisions,
 )
-from saleor_scaling.backtest.simulator import GroupSettings, SimulatedGroup, simulate
 from saleor_scaling.series import Metric, MetricHistory
+from saleor_scaling.simulation.simulator import GroupSettings, SimulatedGroup, simulate
 from tests.backtest.helpers import MONDAY
 
 GROUP = GroupSettings(min_size=1, max_size=10, boot_delay_minutes=5, capacity_per_instance=1000.0)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from saleor_scaling.backtest.simulator import (
+from saleor_scaling.simulation.simulator import (
     GroupSettings,
     SimulatedGroup,
     SimulationRecord,

@@ -10,11 +10,11 @@ import numpy as np
 from saleor_scaling.backtest.history import metric_history
 from saleor_scaling.backtest.peers import PEERS
 from saleor_scaling.backtest.runner import prepare_trace, run_backtest
-from saleor_scaling.backtest.simulator import TargetTracking, simulate
 from saleor_scaling.backtest.walkforward import training_window, walk_forward
 from saleor_scaling.features import HISTORY_STEPS_NEEDED, LEVEL_STEPS, build_features
 from saleor_scaling.model import ForecastModel
 from saleor_scaling.series import MetricHistory
+from saleor_scaling.simulation.simulator import TargetTracking, simulate
 from saleor_scaling.training import TrainingConfig, TrainingRows, train_as_nightly_job
 from tests.backtest.helpers import small_config, synthetic_trace
 

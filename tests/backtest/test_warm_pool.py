@@ -14,7 +14,7 @@ import pytest
 from saleor_scaling.backtest.cli import main
 from saleor_scaling.backtest.report import strategy_figures
 from saleor_scaling.backtest.runner import run_backtest
-from saleor_scaling.backtest.simulator import (
+from saleor_scaling.simulation.simulator import (
     PARKED_COST_SHARE,
     GroupSettings,
     SimulatedGroup,
@@ -232,7 +232,7 @@ def test_a_sweep_point_counts_the_pools_cost_in_its_instance_hours():
     """The sweep judges each setting as the report does: the pool's cost is in the
     instance-hours (120 minutes, 2 instances billed and 1 pooled instance at 0.5)."""
     from saleor_scaling.backtest.frontier import Judging, Setting, judge_setting
-    from saleor_scaling.backtest.simulator import SimulationRecord
+    from saleor_scaling.simulation.simulator import SimulationRecord
 
     minutes = 120
     demand = np.full(minutes, 1000.0)

@@ -24,7 +24,9 @@ from saleor_scaling.backtest.oracle import OracleSchedule, oracle_schedule
 from saleor_scaling.backtest.plot import plot
 from saleor_scaling.backtest.report import BacktestReport, StrategyFigures, TargetCheck
 from saleor_scaling.backtest.runner import prepare_trace, run_backtest
-from saleor_scaling.backtest.simulator import (
+from saleor_scaling.backtest.traces import Trace, TraceError, load_trace, shared_dir, traces_dir
+from saleor_scaling.backtest.walkforward import WalkForward, WalkForwardSettings, walk_forward
+from saleor_scaling.simulation.simulator import (
     GroupSettings,
     SimulatedGroup,
     SimulationRecord,
@@ -32,9 +34,7 @@ from saleor_scaling.backtest.simulator import (
     TargetTrackingSettings,
     simulate,
 )
-from saleor_scaling.backtest.strategies import PredictiveController
-from saleor_scaling.backtest.traces import Trace, TraceError, load_trace, shared_dir, traces_dir
-from saleor_scaling.backtest.walkforward import WalkForward, WalkForwardSettings, walk_forward
+from saleor_scaling.simulation.strategies import PredictiveController
 
 __all__ = [
     "STRATEGIES",

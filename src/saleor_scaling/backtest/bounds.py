@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from saleor_scaling.backtest.simulator import GroupSettings, IntArray
 from saleor_scaling.backtest.traces import MINUTES_PER_STEP
 from saleor_scaling.series import FloatArray
+from saleor_scaling.simulation.simulator import GroupSettings, IntArray
 
 HALF_WIDTH_STEPS = 12
 """An hour either side of the step."""

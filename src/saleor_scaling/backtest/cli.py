@@ -21,10 +21,10 @@ from saleor_scaling.backtest.frontier import plot_frontier, render_sweep, run_sw
 from saleor_scaling.backtest.planned import load_events
 from saleor_scaling.backtest.plot import plot
 from saleor_scaling.backtest.runner import run_backtest
-from saleor_scaling.backtest.simulator import WarmPoolSettings
 from saleor_scaling.backtest.traces import TRACE_FILES, Trace, TraceError, load_trace, traces_dir
 from saleor_scaling.backtest.tuning import tune
 from saleor_scaling.settings import ConfigurationError, PolicySettings, ScalingMode
+from saleor_scaling.simulation.simulator import WarmPoolSettings
 
 DESCRIPTION = """\
 Replay a real request trace against a simulated Auto Scaling group, side by side:

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from saleor_scaling.backtest.peers import PEERS, PeerSettings
-from saleor_scaling.backtest.simulator import GroupSettings, TargetTrackingSettings, WarmPoolSettings
 from saleor_scaling.backtest.traces import parse_time
 from saleor_scaling.backtest.walkforward import WalkForwardSettings, default_workers
 from saleor_scaling.settings import PolicySettings, RetrainSettings, ScalingMode, horizon_steps_for
+from saleor_scaling.simulation.simulator import GroupSettings, TargetTrackingSettings, WarmPoolSettings
 from saleor_scaling.training import TrainingConfig
 
 STRATEGIES: tuple[str, ...] = ("reactive", "predictive", "seasonal-naive", "oracle", *PEERS)

@@ -59,7 +59,11 @@ from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
 from saleor_scaling.backtest.peers import PeerSettings, run_peer
 from saleor_scaling.backtest.report import scaling_statement, strategy_figures
 from saleor_scaling.backtest.runner import observed_settings, prepare_trace
-from saleor_scaling.backtest.simulator import (
+from saleor_scaling.backtest.traces import Trace
+from saleor_scaling.backtest.walkforward import WalkForward, walk_forward
+from saleor_scaling.series import FloatArray
+from saleor_scaling.settings import PolicySettings
+from saleor_scaling.simulation.simulator import (
     GroupSettings,
     IntArray,
     SimulationRecord,
@@ -67,11 +71,7 @@ from saleor_scaling.backtest.simulator import (
     TargetTrackingSettings,
     simulate,
 )
-from saleor_scaling.backtest.strategies import PredictiveController
-from saleor_scaling.backtest.traces import Trace
-from saleor_scaling.backtest.walkforward import WalkForward, walk_forward
-from saleor_scaling.series import FloatArray
-from saleor_scaling.settings import PolicySettings
+from saleor_scaling.simulation.strategies import PredictiveController
 
 HEADROOM_QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 REACTIVE_CPU_TARGETS = (90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0)

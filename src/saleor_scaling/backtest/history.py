@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from saleor_scaling.backtest.simulator import GroupSettings, SimulationRecord
 from saleor_scaling.backtest.traces import MINUTES_PER_STEP
 from saleor_scaling.series import FloatArray, Metric, MetricHistory
+from saleor_scaling.simulation.simulator import GroupSettings, SimulationRecord
 
 
 def response_time_seconds(cpu_percent: FloatArray) -> FloatArray:

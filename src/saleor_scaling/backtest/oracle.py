@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from saleor_scaling.backtest.simulator import GroupSettings, IntArray
 from saleor_scaling.series import FloatArray
+from saleor_scaling.simulation.simulator import GroupSettings, IntArray
 
 
 @dataclass(frozen=True)

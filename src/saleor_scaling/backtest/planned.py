@@ -37,7 +37,6 @@ from saleor_scaling.backtest.config import BacktestConfig
 from saleor_scaling.backtest.observed import Observation
 from saleor_scaling.backtest.peers import peer_plans
 from saleor_scaling.backtest.peers.common import NO_ACTION, PlanMode, PlannedController
-from saleor_scaling.backtest.simulator import IntArray, SimulationRecord, TargetTracking, simulate
 from saleor_scaling.calendar import (
     MAX_CALENDAR_BYTES,
     Calendar,
@@ -50,6 +49,7 @@ from saleor_scaling.calendar import (
     preview,
 )
 from saleor_scaling.series import FloatArray, MetricHistory
+from saleor_scaling.simulation.simulator import IntArray, SimulationRecord, TargetTracking, simulate
 
 WITHOUT_EVENTS = "predictive-without-events"
 SCHEDULED_PEER = "aws-predictive+scheduled"

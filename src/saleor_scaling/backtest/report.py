@@ -32,10 +32,10 @@ import numpy as np
 from saleor_scaling.backtest.bounds import LevelBound
 from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
 from saleor_scaling.backtest.planned import render_event_table
-from saleor_scaling.backtest.simulator import IntArray, WarmPoolSettings
-from saleor_scaling.backtest.strategies import DecisionLog
 from saleor_scaling.retrain_service import MIN_USABLE_SHARE
 from saleor_scaling.series import FloatArray
+from saleor_scaling.simulation.simulator import IntArray, WarmPoolSettings
+from saleor_scaling.simulation.strategies import DecisionLog
 
 UNDER_PROVISIONED_SHARE_OF_REACTIVE = 0.2
 INSTANCE_HOURS_OF_ORACLE = 1.15

@@ -61,12 +61,12 @@ from saleor_scaling.backtest.report import (
     scaling_statement,
     strategy_figures,
 )
-from saleor_scaling.backtest.simulator import SimulationRecord, TargetTracking, simulate
-from saleor_scaling.backtest.strategies import PredictiveController
 from saleor_scaling.backtest.traces import Trace, robust_peak
 from saleor_scaling.backtest.walkforward import WalkForward, WalkForwardSettings, walk_forward
 from saleor_scaling.calendar import PlannedEvent
 from saleor_scaling.series import FloatArray, MetricHistory
+from saleor_scaling.simulation.simulator import SimulationRecord, TargetTracking, simulate
+from saleor_scaling.simulation.strategies import PredictiveController
 from saleor_scaling.training import actual_future_demand, error_scores, seasonal_naive
 
 

@@ -250,15 +250,15 @@ def meter(
     Without `retrain` no model is trained, and predict runs in its fallback."""
     from saleor_scaling.adapters.history_archive import S3HistoryArchive
     from saleor_scaling.backtest.history import metric_history
-    from saleor_scaling.backtest.simulator import (
+    from saleor_scaling.backtest.traces import MINUTES_PER_STEP, load_trace
+    from saleor_scaling.local.emulator import LocalLambdaContext, create_shop, load_function, publish_history
+    from saleor_scaling.local.run import CLOUDWATCH_DAYS, Replay, _emulated_aws, _follow_stdout, _iso
+    from saleor_scaling.simulation.simulator import (
         GroupSettings,
         TargetTracking,
         TargetTrackingSettings,
         simulate,
     )
-    from saleor_scaling.backtest.traces import MINUTES_PER_STEP, load_trace
-    from saleor_scaling.local.emulator import LocalLambdaContext, create_shop, load_function, publish_history
-    from saleor_scaling.local.run import CLOUDWATCH_DAYS, Replay, _emulated_aws, _follow_stdout, _iso
 
     metering = Metering()
     if measure_imports:

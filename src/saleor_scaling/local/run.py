@@ -40,7 +40,8 @@ from typing import IO, Any
 import numpy as np
 
 from saleor_scaling.backtest.history import metric_history
-from saleor_scaling.backtest.simulator import (
+from saleor_scaling.backtest.traces import MINUTES_PER_STEP, Trace, TraceError, load_trace
+from saleor_scaling.simulation.simulator import (
     GroupSettings,
     SimulatedGroup,
     SimulationRecord,
@@ -48,7 +49,6 @@ from saleor_scaling.backtest.simulator import (
     TargetTrackingSettings,
     simulate,
 )
-from saleor_scaling.backtest.traces import MINUTES_PER_STEP, Trace, TraceError, load_trace
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DAY = 86400

@@ -35,8 +35,8 @@ from saleor_scaling.backtest.peers.common import (
 )
 from saleor_scaling.backtest.peers.crane import CraneSettings, crane_decisions
 from saleor_scaling.backtest.peers.phpa import PhpaSettings, phpa_decisions
-from saleor_scaling.backtest.simulator import SimulationRecord, TargetTracking, simulate
 from saleor_scaling.series import FloatArray, MetricHistory
+from saleor_scaling.simulation.simulator import SimulationRecord, TargetTracking, simulate
 
 if TYPE_CHECKING:
     from saleor_scaling.backtest.config import BacktestConfig

@@ -55,8 +55,8 @@ import numpy as np
 
 from saleor_scaling.backtest.observed import PER_MINUTE, Observation
 from saleor_scaling.backtest.peers.common import MINUTES_PER_STEP, NO_ACTION
-from saleor_scaling.backtest.simulator import GroupSettings, IntArray
 from saleor_scaling.series import FloatArray, MetricHistory
+from saleor_scaling.simulation.simulator import GroupSettings, IntArray
 
 HOUR_SECONDS = 3600
 STEPS_PER_HOUR = HOUR_SECONDS // 60 // MINUTES_PER_STEP

@@ -21,8 +21,8 @@ import numpy as np
 
 from saleor_scaling import STEP_SECONDS
 from saleor_scaling.backtest.observed import PER_MINUTE, Observation
-from saleor_scaling.backtest.simulator import GroupSettings, IntArray, SimulatedGroup
 from saleor_scaling.series import FloatArray, MetricHistory
+from saleor_scaling.simulation.simulator import GroupSettings, IntArray, SimulatedGroup
 
 MINUTES_PER_STEP = STEP_SECONDS // 60
 NO_ACTION = -1

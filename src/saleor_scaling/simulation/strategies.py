@@ -1,7 +1,7 @@
 """The predict function as a decision maker inside the simulator.
 
 `PredictiveController.decide` is `predict_service.run_predict` without the AWS ports: every
-5 minutes it reads the anchor bucket, the newest one visible (`observed.Observation.anchor`:
+5 minutes it reads the anchor bucket, the newest one visible (`visibility.Visibility.anchor`:
 two steps back, CloudWatch lag; on a coarse trace the last bucket of the newest closed
 source step), takes the forecast made at that anchor for anchor + horizon, converts the
 sized-up forecast into instances with `labels.capacity_needed`, computes
@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from saleor_scaling import STEP_SECONDS
-from saleor_scaling.backtest.observed import PER_MINUTE, Observation
-from saleor_scaling.backtest.simulator import SimulatedGroup
 from saleor_scaling.calendar import PlannedFloor
 from saleor_scaling.labels import capacity_needed
 from saleor_scaling.policy import GroupCapacity, decide, reactive_floor
 from saleor_scaling.series import FloatArray
 from saleor_scaling.settings import PolicySettings, ScalingMode
+from saleor_scaling.simulation.simulator import SimulatedGroup
+from saleor_scaling.simulation.visibility import CLOUDWATCH_BUCKETS, Visibility
 
 MINUTES_PER_STEP = STEP_SECONDS // 60
 
@@ -69,7 +69,7 @@ class PredictiveController:
         policy: PolicySettings,
         min_size: int,
         max_size: int,
-        observation: Observation = PER_MINUTE,
+        observation: Visibility = CLOUDWATCH_BUCKETS,
         planner: Callable[[int, int], PlannedFloor | None] | None = None,
     ) -> None:
         self.start = start
