@@ -41,7 +41,7 @@ the daily pattern and the recent trajectory only, judged against the same time y
 FULL_STAGE = "full"
 """Trained on at least MIN_HISTORY_DAYS: the weekly pattern too, judged against last week."""
 MODEL_STAGES = (DAILY_STAGE, FULL_STAGE)
-OPTIONAL_MANIFEST_FIELDS = frozenset({"stage"})
+OPTIONAL_MANIFEST_FIELDS = frozenset({"stage", "tuning"})
 """Fields added to format 2 after models were published: absent, they take their default."""
 """1: a joblib pickle (refused: loading it runs whatever code it names). 2: `.npz` arrays."""
 PER_TREE_QUANTILE = "per-tree quantile"
@@ -132,6 +132,11 @@ class ModelMetadata:
     stage: str = FULL_STAGE
     """How much history the model grew from (`MODEL_STAGES`): a manifest written before
     stages existed has no such field and was a full model."""
+    tuning: dict[str, Any] = field(default_factory=dict)
+    """The HeadroomQuantile the nightly replay chose for the shortfall goal
+    (`shortfall_goal.TunedSetting`); empty: none. Never checked here, never a reason to
+    refuse the model: predict trusts it only whole and within its own bounds
+    (`shortfall_goal.tuned_setting`), and otherwise sizes for HeadroomQuantile as set."""
 
     def to_json(self) -> str:
         data = asdict(self)

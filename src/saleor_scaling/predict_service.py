@@ -71,6 +71,7 @@ from saleor_scaling.policy import (
 )
 from saleor_scaling.series import FloatArray, Metric, MetricHistory, drop_impossible_values, floor_to_step
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, PredictSettings, ScalingMode, horizon_steps_for
+from saleor_scaling.shortfall_goal import QuantileChoice, quantile_for_run
 from saleor_scaling.state import MAX_EVENT_NOTICES, DecisionState, StateConflictError, parse_state
 from saleor_scaling.warm_pool import (
     POOL_PLAN_STEPS,
@@ -212,6 +213,8 @@ class PredictResult:
     predicted_capacity: float | None = None
     """Fractional instances needed at the target step (the forecast sized up by its headroom)."""
     reactive_floor: int | None = None
+    headroom_quantile: QuantileChoice | None = None
+    """The quantile the forecast was sized at, and why (`shortfall_goal.quantile_for_run`)."""
     forecast_error: float | None = None
     """Earlier forecast for the anchor step minus the capacity it turned out to need."""
     inputs: dict[str, float] = field(default_factory=dict)
@@ -340,6 +343,8 @@ class PredictResult:
                 "tree_spread": _round(self.forecast.tree_spread),
                 "capacity_upper": _round(self.predicted_capacity),
             }
+            if self.headroom_quantile is not None:
+                record["forecast"]["headroom_quantile"] = self.headroom_quantile.record()
         if self.reactive_floor is not None:
             record["reactive_floor"] = self.reactive_floor
         if self.planned is not None:
@@ -491,6 +496,11 @@ def _run(
         result.lease_until = lease.until
     # Set before the notice goes out: the notice is the log record, reason included.
     result.reason = decision.explanation
+    if result.headroom_quantile is not None and result.headroom_quantile.tuned is not None:
+        result.reason = (
+            f"{result.reason}; headroom quantile {result.headroom_quantile.value:g}, "
+            f"{result.headroom_quantile.why}"
+        )
     pool_change = _size_warm_pool(ports, settings, decision, group, forecasted, result, mode)
     if decision.apply:
         ports.group.set_capacity(decision.target, decision.floor, group)
@@ -786,7 +796,9 @@ def _forecast_and_decide(
     # sizing a multiplier event on "same time last week".
     inside_events = event_steps(history.start, len(history), events) if events else None
     features = build_features(history, metadata.horizon_steps, metadata.timezone, inside_events)[index]
-    forecast = model.forecast(features, float(levels[index]), settings.policy.headroom_quantile)
+    quantile = quantile_for_run(metadata.tuning, settings.policy, settings.shortfall_goal)
+    result.headroom_quantile = quantile
+    forecast = model.forecast(features, float(levels[index]), quantile.value)
     capacity_per_instance = metadata.capacity_per_instance
     predicted = float(capacity_needed(forecast.demand_upper, capacity_per_instance))
     if not (math.isfinite(forecast.demand_mean) and math.isfinite(predicted)) or predicted < 0:

@@ -28,6 +28,7 @@ from saleor_scaling.labels import estimate_capacity_per_instance
 from saleor_scaling.model import (
     DAILY_STAGE,
     FULL_STAGE,
+    ForecastModel,
     ModelError,
     ModelMetadata,
     ModelNotFoundError,
@@ -39,7 +40,9 @@ from saleor_scaling.predict_service import CalendarSource, MetricsSource, Notifi
 from saleor_scaling.promotions import DAYS_AHEAD, Promotion, Proposals, learned_multiplier, propose
 from saleor_scaling.series import FloatArray, Metric, MetricHistory, clean_training_window, floor_to_step
 from saleor_scaling.settings import RetrainSettings
+from saleor_scaling.simulation.replay import replay_holdout
 from saleor_scaling.training import (
+    Challenger,
     ErrorScores,
     TrainingConfig,
     TrainingRows,
@@ -174,6 +177,10 @@ class RetrainResult:
     """The events proposed from the shop's upcoming promotions (None: not read)."""
     proposals_warning: str = ""
     """Why no proposals were written tonight (the shop's API or S3 failed); the run stands."""
+    tuning: dict[str, Any] | None = None
+    """The shortfall goal's replay (`simulation.replay.Replay.record`), None if none ran."""
+    tuning_note: str = ""
+    """Why no quantile was tuned tonight (goal off, too few held-out minutes, no promotion)."""
 
     @property
     def warning(self) -> str:
@@ -214,6 +221,10 @@ class RetrainResult:
             record["proposals"] = self.proposals
         if self.proposals_warning:
             record["proposals_warning"] = self.proposals_warning
+        if self.tuning is not None:
+            record["tuning"] = self.tuning
+        if self.tuning_note:
+            record["tuning_note"] = self.tuning_note
         if self.history is not None:
             record["history"] = {
                 "start": _iso(self.history.start),
@@ -319,6 +330,7 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
         rows = daily_pattern_rows(rows)
 
     split = split_holdout_steps(rows, len(history), plan.holdout_steps, horizon)
+    split_start = len(history) - plan.holdout_steps
     holdout = split.holdout
     result.training_rows, result.holdout_rows = len(split.fit.targets), len(holdout.targets)
     if (
@@ -400,6 +412,9 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
         final.metadata,
         scores={name: round(value, 4) for name, value in scores.items() if math.isfinite(value)},
         stage=plan.stage,
+        tuning=_tune(
+            history, challenger, holdout, split_start, capacity.requests_per_minute, settings, result
+        ),
     )
     published = ports.models.publish(blob, metadata)
     result.model = manifest_summary(published)
@@ -422,6 +437,42 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
         f"{baseline_scores.mae:.1f}{champion_note}{plan.next_stage_note}"
     )
     return result
+
+
+def _tune(
+    history: MetricHistory,
+    challenger: Challenger,
+    holdout: TrainingRows,
+    holdout_start: int,
+    capacity_per_instance: float,
+    settings: RetrainSettings,
+    result: RetrainResult,
+) -> dict[str, Any]:
+    """The manifest's `tuning` for the promoted model: the held-out days replayed at each
+    quantile of the grid (`simulation.replay`), or {} (predict then sizes for
+    HeadroomQuantile as set) with the reason in the report."""
+    if not settings.shortfall_goal.on:
+        result.tuning_note = "TargetShortfallPercent is off: predict sizes for HeadroomQuantile as set"
+        return {}
+    table = challenger.headroom.to_json() if challenger.headroom is not None else {}
+    # The challenger never trained on the held-out rows; sized up with the table the
+    # promoted model carries, as predict will size them.
+    unseen = ForecastModel(challenger.model.ensemble, replace(challenger.model.metadata, headroom=table))
+    replay = replay_holdout(
+        history,
+        unseen,
+        holdout.step_indices,
+        holdout.features,
+        holdout.levels,
+        capacity_per_instance,
+        settings,
+        holdout_start,
+    )
+    if isinstance(replay, str):
+        result.tuning_note = f"no quantile tuned: {replay}; predict sizes for HeadroomQuantile as set"
+        return {}
+    result.tuning = replay.record()
+    return replay.chosen.to_manifest()
 
 
 @dataclass(frozen=True)

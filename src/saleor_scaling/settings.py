@@ -81,6 +81,46 @@ class PolicySettings:
         check_bounds(self)
 
 
+MAX_SHORTFALL_GOAL_PERCENT = 20.0
+"""A goal above a fifth of minutes short is no goal for a shop: a typo (50 for 0.5)."""
+
+
+@dataclass(frozen=True)
+class ShortfallGoal:
+    """The share of minutes short the operator accepts, met by the nightly replay's choice
+    of HeadroomQuantile (`simulation.replay`); 0 turns the tuning off."""
+
+    percent: float = bounded(1.0, 0.0, MAX_SHORTFALL_GOAL_PERCENT, "TARGET_SHORTFALL_PERCENT")
+    quantile_floor: float = bounded(0.5, 0.5, 0.99, "TUNED_HEADROOM_QUANTILE_FLOOR")
+    """No tuned quantile below this, whatever the replay or a manifest says."""
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
+    @property
+    def on(self) -> bool:
+        return self.percent > 0
+
+    @property
+    def share(self) -> float:
+        return self.percent / 100.0
+
+    @classmethod
+    def from_env(cls, values: Mapping[str, str]) -> ShortfallGoal:
+        raw = values.get("TARGET_SHORTFALL_PERCENT", "").strip().lower()
+        return cls(
+            percent=0.0 if raw == "off" else _float(values, "TARGET_SHORTFALL_PERCENT", 1.0),
+            quantile_floor=_float(values, "TUNED_HEADROOM_QUANTILE_FLOOR", 0.5),
+        )
+
+
+def quantile_range() -> tuple[float, float]:
+    """HEADROOM_QUANTILE's allowed range, as `PolicySettings` declares it."""
+    spec = next(spec for spec in dataclasses.fields(PolicySettings) if spec.name == "headroom_quantile")
+    low, high = spec.metadata["range"]
+    return float(low), float(high)
+
+
 MODELS_AREA = "models"
 STATE_AREA = "state"
 HISTORY_AREA = "history"
@@ -154,6 +194,7 @@ class ShopSettings:
     target_cpu_percent: float = bounded(70.0, 10.0, 95.0, "TARGET_CPU_PERCENT")
     topic_arn: str = ""
     history_prefix: str = ""
+    shortfall_goal: ShortfallGoal = field(default_factory=ShortfallGoal)
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -175,6 +216,7 @@ class ShopSettings:
             "target_cpu_percent": _float(values, "TARGET_CPU_PERCENT", 70.0),
             "topic_arn": values.get("NOTIFICATION_TOPIC_ARN", ""),
             "history_prefix": values.get("HISTORY_PREFIX", ""),
+            "shortfall_goal": ShortfallGoal.from_env(values),
         }
 
 
@@ -278,13 +320,7 @@ class PredictSettings(ShopSettings):
         shop = cls.shop_fields(values)
         return cls(
             **shop,
-            policy=PolicySettings(
-                mode=_mode(values.get("SCALING_MODE", ScalingMode.FORECAST_ONLY.value)),
-                headroom_quantile=_float(values, "HEADROOM_QUANTILE", DEFAULT_HEADROOM_QUANTILE),
-                max_scale_in_step=_int(values, "MAX_SCALE_IN_STEP", 1),
-                scale_in_stabilization_minutes=_int(values, "SCALE_IN_STABILIZATION_MINUTES", 30),
-                target_cpu_percent=shop["target_cpu_percent"],
-            ),
+            policy=_policy(values, shop["target_cpu_percent"]),
             state_key=values.get("STATE_KEY", ""),
             event_clock_check=_switch(values, "EVENT_CLOCK_CHECK", True),
             event_max_delay_seconds=_int(values, "EVENT_MAX_DELAY_SECONDS", 240),
@@ -334,6 +370,11 @@ class RetrainSettings(ShopSettings):
     """The shop's GraphQL endpoint, for proposing events from its promotions (optional)."""
     promotions_token_secret_arn: str = ""
     """The Secrets Manager secret holding an app token with MANAGE_DISCOUNTS (optional)."""
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    """Predict's policy, which the nightly replay runs (`simulation.replay`)."""
+    group_min_size: int = bounded(1, 1, 100, "GROUP_MIN_SIZE")
+    group_max_size: int = bounded(10, 1, 100, "GROUP_MAX_SIZE")
+    """The group's bounds, for the replay."""
 
     @property
     def reads_promotions(self) -> bool:
@@ -346,6 +387,10 @@ class RetrainSettings(ShopSettings):
         super().__post_init__()
         if not self.holdout_days < self.min_history_days <= self.training_window_days:
             raise ConfigurationError("need HOLDOUT_DAYS < MIN_HISTORY_DAYS <= TRAINING_WINDOW_DAYS")
+        if self.group_min_size > self.group_max_size:
+            raise ConfigurationError(
+                f"GROUP_MIN_SIZE={self.group_min_size} is above GROUP_MAX_SIZE={self.group_max_size}"
+            )
         ready_minutes(self.lead_time_minutes, self.warm_pool_lead_time_minutes)
 
     @property
@@ -355,8 +400,12 @@ class RetrainSettings(ShopSettings):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RetrainSettings:
         values = os.environ if env is None else env
+        shop = cls.shop_fields(values)
         return cls(
-            **cls.shop_fields(values),
+            **shop,
+            policy=_policy(values, shop["target_cpu_percent"]),
+            group_min_size=_int(values, "GROUP_MIN_SIZE", 1),
+            group_max_size=_int(values, "GROUP_MAX_SIZE", 10),
             training_window_days=_int(values, "TRAINING_WINDOW_DAYS", 28),
             holdout_days=_int(values, "HOLDOUT_DAYS", 2),
             min_history_days=_int(values, "MIN_HISTORY_DAYS", 9),
@@ -369,6 +418,16 @@ class RetrainSettings(ShopSettings):
             saleor_api_url=values.get("SALEOR_API_URL", ""),
             promotions_token_secret_arn=values.get("SALEOR_PROMOTIONS_TOKEN_SECRET_ARN", ""),
         )
+
+
+def _policy(values: Mapping[str, str], target_cpu_percent: float) -> PolicySettings:
+    return PolicySettings(
+        mode=_mode(values.get("SCALING_MODE", ScalingMode.FORECAST_ONLY.value)),
+        headroom_quantile=_float(values, "HEADROOM_QUANTILE", DEFAULT_HEADROOM_QUANTILE),
+        max_scale_in_step=_int(values, "MAX_SCALE_IN_STEP", 1),
+        scale_in_stabilization_minutes=_int(values, "SCALE_IN_STABILIZATION_MINUTES", 30),
+        target_cpu_percent=target_cpu_percent,
+    )
 
 
 def _check_timezone(name: str) -> None:
