@@ -120,10 +120,10 @@ def publish_metrics(result: RetrainResult) -> None:
             name="TunedHeadroomQuantile", unit=MetricUnit.NoUnit, value=chosen["headroom_quantile"]
         )
         metrics.add_metric(
-            name="ReplayShortfallPercent", unit=percent, value=chosen["replay_short_share"] * 100
+            name="ReplayShortfallPercent", unit=MetricUnit.Percent, value=chosen["replay_short_share"] * 100
         )
         metrics.add_metric(
-            name="ReplayInstanceHoursPerDay", unit=plain, value=chosen["instance_hours_per_day"]
+            name="ReplayInstanceHoursPerDay", unit=MetricUnit.NoUnit, value=chosen["instance_hours_per_day"]
         )
         metrics.add_metric(name="ShortfallGoalMet", unit=count, value=1 if chosen["met"] else 0)
     # Only when they happen.
