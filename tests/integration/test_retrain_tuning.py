@@ -1,0 +1,114 @@
+"""The shortfall goal end to end against emulated AWS: retrain replays the held-out days,
+writes the chosen quantile into the manifest, reports and measures it, and predict sizes
+for it; with the goal off nothing of it happens."""
+
+from __future__ import annotations
+
+import pytest
+
+from saleor_scaling.local.emulator import (
+    LocalLambdaContext,
+    publish_history,
+    scheduled_event,
+    set_function_clock,
+)
+from tests.conftest import load_handler
+from tests.integration.conftest import emitted_metrics, iso
+from tests.integration.test_retrain_handler import RETRAIN_AT, RetrainWorld, long_history, retrain_world
+
+__all__ = ["long_history", "retrain_world"]
+
+
+def predict_once(world: RetrainWorld) -> dict[str, object]:
+    predict_at = RETRAIN_AT + 9 * 3600
+    publish_history(
+        world.session,
+        world.shop,
+        world.history.window(RETRAIN_AT - RETRAIN_AT % 300, predict_at - predict_at % 300),
+        predict_at,
+    )
+    predict = load_handler("predict")
+    predict.reset_dependencies()
+    set_function_clock(predict, lambda: predict_at + 3.0)
+    decision: dict[str, object] = predict.lambda_handler(
+        scheduled_event(iso(predict_at)), LocalLambdaContext("predict")
+    )
+    return decision
+
+
+def test_retrain_tunes_the_quantile_for_the_default_goal_and_predict_sizes_for_it(
+    retrain_world: RetrainWorld, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = retrain_world
+    monkeypatch.setenv("GROUP_MAX_SIZE", "20")
+    world.seed(RETRAIN_AT)
+    result = world.invoke()
+    assert result["status"] == "promoted", result["reason"]
+
+    tuning = result["tuning"]
+    assert tuning["goal_share"] == 0.01
+    grid = tuning["grid"]
+    assert [point["headroom_quantile"] for point in grid] == [
+        0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99
+    ]  # fmt: skip
+    assert tuning["minutes_simulated"] == 11 * (2 * 1440 + 60)
+    chosen = tuning["chosen"]
+    assert chosen["replay_days"] == 2.0
+    # The rule, read off the report: the cheapest of those short at most 1 %.
+    meeting = [point for point in grid if point["short_share"] <= 0.01]
+    cheapest = min(meeting, key=lambda point: (point["instance_hours_per_day"], point["short_share"]))
+    assert chosen["headroom_quantile"] == cheapest["headroom_quantile"] == CHOSEN_ON_THIS_HISTORY
+    assert chosen["met"] is True
+
+    metadata = world.registry().current()
+    assert metadata.tuning == chosen
+
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert metrics["ShortfallGoalPercent"] == 1.0
+    assert metrics["TunedHeadroomQuantile"] == CHOSEN_ON_THIS_HISTORY
+    assert metrics["ReplayShortfallPercent"] == pytest.approx(chosen["replay_short_share"] * 100)
+    assert metrics["ReplayInstanceHoursPerDay"] == chosen["instance_hours_per_day"]
+    assert metrics["ShortfallGoalMet"] == 1
+
+    decision = predict_once(world)
+    assert decision["status"] in {"scaled", "decided"}, decision["reason"]
+    forecast = decision["forecast"]
+    assert isinstance(forecast, dict)
+    assert forecast["quantile"] == CHOSEN_ON_THIS_HISTORY
+    assert forecast["headroom_quantile"]["source"] == "tuned"
+    assert forecast["headroom_quantile"]["why"].startswith(
+        "tuned nightly for a 1.00% goal: replay of 2 held-out days"
+    )
+    assert f"headroom quantile {CHOSEN_ON_THIS_HISTORY:g}, tuned nightly for a 1.00% goal" in str(
+        decision["reason"]
+    )
+
+
+def test_with_the_goal_off_retrain_tunes_nothing_and_predict_sizes_as_set(
+    retrain_world: RetrainWorld, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = retrain_world
+    monkeypatch.setenv("TARGET_SHORTFALL_PERCENT", "off")
+    world.seed(RETRAIN_AT)
+    result = world.invoke()
+    assert result["status"] == "promoted", result["reason"]
+    assert "tuning" not in result
+    assert result["tuning_note"] == "TargetShortfallPercent is off: predict sizes for HeadroomQuantile as set"
+    assert world.registry().current().tuning == {}
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert not {"ShortfallGoalPercent", "TunedHeadroomQuantile", "ReplayShortfallPercent"} & set(metrics)
+
+    decision = predict_once(world)
+    forecast = decision["forecast"]
+    assert isinstance(forecast, dict)
+    assert forecast["quantile"] == 0.6
+    assert forecast["headroom_quantile"] == {
+        "value": 0.6,
+        "source": "as set",
+        "why": "as set: HeadroomQuantile 0.6 (TargetShortfallPercent off)",
+    }
+    assert "headroom quantile" not in str(decision["reason"])
+
+
+CHOSEN_ON_THIS_HISTORY = 0.75
+"""What the replay chose on this seeded synthetic history (the cheapest short at most 1 %)."""
