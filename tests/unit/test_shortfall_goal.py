@@ -70,6 +70,7 @@ def test_tuning_off_sizes_for_headroom_quantile_as_set_whatever_the_model_carrie
 
 
 def test_a_model_without_tuning_sizes_for_headroom_quantile_as_set() -> None:
+    absent: object
     for absent in ({}, None):
         choice = quantile_for_run(absent, POLICY, GOAL)
         assert choice.value == 0.6
