@@ -458,6 +458,7 @@ def _tune(
     # The challenger never trained on the held-out rows; sized up with the table the
     # promoted model carries, as predict will size them.
     unseen = ForecastModel(challenger.model.ensemble, replace(challenger.model.metadata, headroom=table))
+    started = time.perf_counter()
     replay = replay_holdout(
         history,
         unseen,
@@ -471,7 +472,7 @@ def _tune(
     if isinstance(replay, str):
         result.tuning_note = f"no quantile tuned: {replay}; predict sizes for HeadroomQuantile as set"
         return {}
-    result.tuning = replay.record()
+    result.tuning = {**replay.record(), "seconds": round(time.perf_counter() - started, 3)}
     return replay.chosen.to_manifest()
 
 
