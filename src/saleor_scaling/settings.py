@@ -373,8 +373,8 @@ class RetrainSettings(ShopSettings):
     policy: PolicySettings = field(default_factory=PolicySettings)
     """Predict's policy, which the nightly replay runs (`simulation.replay`)."""
     group_min_size: int = bounded(1, 1, 100, "GROUP_MIN_SIZE")
-    group_max_size: int = bounded(10, 1, 100, "GROUP_MAX_SIZE")
-    """The group's bounds, for the replay."""
+    group_max_size: int = bounded(10, 2, 100, "GROUP_MAX_SIZE")
+    """The group's bounds, for the replay (the template's GroupMinSize and GroupMaxSize)."""
 
     @property
     def reads_promotions(self) -> bool:

@@ -718,6 +718,11 @@ def test_the_log_record_of_a_forecast_rounds_each_figure_to_4_places():
         "headroom_basis": "per-tree quantile",
         "tree_spread": 0.1235,
         "capacity_upper": 0.9,
+        "headroom_quantile": {
+            "value": 0.6,
+            "source": "as set",
+            "why": "as set: HeadroomQuantile 0.6 (the model carries no tuning)",
+        },
     }
 
 

@@ -19,6 +19,7 @@ from saleor_scaling.settings import (
     PredictSettings,
     RetrainSettings,
     ScalingMode,
+    ShortfallGoal,
 )
 from tests.conftest import REPO_ROOT, load_handler
 from tests.infra.cfn import load
@@ -45,6 +46,8 @@ PREDICT_BOUNDS = {
     "WARM_POOL_LEAD_TIME_MINUTES": ("0", "120", "-1", "121"),
     "WARM_POOL_MIN_SIZE": ("0", "100", "-1", "101"),
     "WARM_POOL_MAX_SIZE": ("0", "100", "-1", "101"),
+    "TARGET_SHORTFALL_PERCENT": ("0", "20", "-5e-324", "20.000000000000004"),
+    "TUNED_HEADROOM_QUANTILE_FLOOR": ("0.5", "0.99", "0.49999999999999994", "0.9900000000000001"),
 }
 RETRAIN_BOUNDS = {
     "CAPACITY_PER_INSTANCE": PREDICT_BOUNDS["CAPACITY_PER_INSTANCE"],
@@ -58,8 +61,17 @@ RETRAIN_BOUNDS = {
     "MAX_DEPTH": ("4", "20", "3", "21"),
     "PROMOTION_TOLERANCE": ("0", "0.5", "-5e-324", "0.5000000000000001"),
     "MAX_MODEL_MEGABYTES": ("0.1", "50", "0.09999999999999999", "50.00000000000001"),
+    # What the shortfall goal's nightly replay runs (`simulation.replay`).
+    "TARGET_SHORTFALL_PERCENT": PREDICT_BOUNDS["TARGET_SHORTFALL_PERCENT"],
+    "TUNED_HEADROOM_QUANTILE_FLOOR": PREDICT_BOUNDS["TUNED_HEADROOM_QUANTILE_FLOOR"],
+    "HEADROOM_QUANTILE": PREDICT_BOUNDS["HEADROOM_QUANTILE"],
+    "MAX_SCALE_IN_STEP": PREDICT_BOUNDS["MAX_SCALE_IN_STEP"],
+    "SCALE_IN_STABILIZATION_MINUTES": PREDICT_BOUNDS["SCALE_IN_STABILIZATION_MINUTES"],
+    "GROUP_MIN_SIZE": ("1", "100", "0", "101"),
+    "GROUP_MAX_SIZE": ("2", "100", "1", "101"),
 }
 RETRAIN_COMPANIONS = {
+    ("GROUP_MIN_SIZE", "100"): {"GROUP_MAX_SIZE": "100"},
     ("TRAINING_WINDOW_DAYS", "2"): {"MIN_HISTORY_DAYS": "2", "HOLDOUT_DAYS": "1"},
     ("HOLDOUT_DAYS", "14"): {"MIN_HISTORY_DAYS": "15"},
     ("HOLDOUT_DAYS", "15"): {"MIN_HISTORY_DAYS": "16"},
@@ -81,8 +93,8 @@ def bounded_variables(*settings_classes: type) -> set[str]:
 
 
 def test_every_bounded_variable_has_its_bounds_written_here():
-    assert bounded_variables(PredictSettings, PolicySettings) == set(PREDICT_BOUNDS)
-    assert bounded_variables(RetrainSettings) == set(RETRAIN_BOUNDS)
+    assert bounded_variables(PredictSettings, PolicySettings, ShortfallGoal) == set(PREDICT_BOUNDS)
+    assert bounded_variables(RetrainSettings, PolicySettings, ShortfallGoal) == set(RETRAIN_BOUNDS)
 
 
 def out_of_range(name: str) -> str:
@@ -276,6 +288,11 @@ TEMPLATE_RANGES = {
     "WarmPoolLeadTimeMinutes": ("0", "120", "-1", "121"),
     "WarmPoolMinSize": ("0", "100", "-1", "101"),
     "WarmPoolMaxSizeByPredict": ("0", "100", "-1", "101"),
+    "TargetShortfallPercent": ("0", "20", "-5e-324", "20.000000000000004"),
+    "TunedHeadroomQuantileFloor": ("0.5", "0.99", "0.49999999999999994", "0.9900000000000001"),
+    # GroupMinSize at its MaxValue beside GroupMaxSize at its own (the case below sets it).
+    "GroupMinSize": ("1", "100", "0", "101"),
+    "GroupMaxSize": ("2", "100", "1", "101"),
 }
 WATCHDOG_READS = {"FALLBACK_RELEASE_MINUTES"}
 """The watchdog parses this one variable itself (no settings object, no layers)."""
@@ -303,9 +320,9 @@ def functions_of_the_template() -> list[str]:
 def read_by(function: str) -> set[str]:
     """The bounded variables `function`'s code parses."""
     if function == "PredictFunction":
-        return bounded_variables(PredictSettings, PolicySettings)
+        return bounded_variables(PredictSettings, PolicySettings, ShortfallGoal)
     if function == "RetrainFunction":
-        return bounded_variables(RetrainSettings)
+        return bounded_variables(RetrainSettings, PolicySettings, ShortfallGoal)
     assert function == "WatchdogFunction", f"{function}: which settings does it parse? add it here"
     return WATCHDOG_READS
 
@@ -343,7 +360,7 @@ def test_the_template_allows_exactly_what_the_function_accepts(parameter, functi
     low, high, below, above = TEMPLATE_RANGES[parameter]
     spec = TEMPLATE["Parameters"][parameter]
     assert (str(spec.get("MinValue")), str(spec.get("MaxValue"))) == (low, high)
-    env = {**BASE_ENV, "LEAD_TIME_MINUTES": "120", **literal_variables(function)}
+    env = {**BASE_ENV, "LEAD_TIME_MINUTES": "120", "GROUP_MAX_SIZE": "100", **literal_variables(function)}
     for value in (low, high, str(spec["Default"])):
         parse_as(function, {**env, variable: value})
     for value in (below, above):

@@ -226,19 +226,20 @@ def settings(**fields: Any) -> RetrainSettings:
 
 
 def test_a_goal_no_quantile_meets_takes_the_least_short_and_says_so() -> None:
-    # 2,000 requests a minute against one instance of 1,000 that MaxSize 1 allows: every
-    # quantile is short every minute, and costs 24 instance-hours a day.
-    history = flat_history(3, 10_000.0)
+    # 3,000 requests a minute against the two instances of 1,000 that MaxSize 2 allows
+    # (target tracking reaches them within the hour before the replayed days): every
+    # quantile is short every minute, and costs 48 instance-hours a day.
+    history = flat_history(3, 15_000.0)
     holdout_start = 288
     anchors = np.arange(holdout_start, len(history))
     replay = replay_holdout(
         history,
-        FlatForecaster(2000.0),  # type: ignore[arg-type]
+        FlatForecaster(3000.0),  # type: ignore[arg-type]
         anchors,
         np.zeros((len(anchors), 1)),
         np.zeros(len(anchors)),
         1000.0,
-        settings(group_min_size=1, group_max_size=1),
+        settings(group_min_size=1, group_max_size=2),
         holdout_start,
     )
     assert not isinstance(replay, str)
@@ -247,7 +248,7 @@ def test_a_goal_no_quantile_meets_takes_the_least_short_and_says_so() -> None:
         "headroom_quantile": 0.5,
         "met": False,
         "replay_short_share": 1.0,
-        "instance_hours_per_day": 24.0,
+        "instance_hours_per_day": 48.0,
         "replay_days": 2.0,
     }
     assert [point.headroom_quantile for point in replay.points] == list(QUANTILE_GRID)
