@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from saleor_scaling.backtest.frontier import FORECAST_ONLY, Sweep, SweepPoint
+from saleor_scaling.shortfall_goal import cheapest_meeting
 
 OURS = "predictive"
 
@@ -101,9 +102,10 @@ def tune(
     ours = [point for point in sweep.points if point.strategy == OURS]
     if not ours:
         raise ValueError("the sweep ran no setting of ours (no model was trained: too little history)")
-    meeting = [point for point in ours if point.under_provisioned_share <= goal_share]
-    chosen = min(meeting, key=lambda p: (p.instance_hours_vs_oracle, p.under_provisioned_share), default=None)
-    least_short = min(ours, key=lambda p: (p.under_provisioned_share, p.instance_hours_vs_oracle))
+    # The nightly replay's rule (`shortfall_goal.cheapest_meeting`), over the sweep's points.
+    chosen, least_short = cheapest_meeting(
+        ours, goal_share, lambda p: p.under_provisioned_share, lambda p: p.instance_hours_vs_oracle
+    )
     return Tuning(
         goal_share, chosen, least_short, sweep.ours(), capacity_per_instance, base_target_cpu_percent
     )
