@@ -139,6 +139,7 @@ def deploy_tier(
             "PredictFunctionName": "saleor-predict",
             "PredictLogGroupName": "/saleor-scaling/shop/predict",
             "RetrainFunctionName": "saleor-retrain",
+            "RetrainLogGroupName": "/saleor-scaling/shop/retrain",
         },
     )
     return {"network": network, "security": security, "data": data, "app": app, "monitoring": monitoring}
@@ -566,13 +567,17 @@ def test_dashboard_is_valid_json_with_the_scaling_metrics():
         "PredictFunctionName": "predict",
         "PredictLogGroupName": "/saleor-scaling/shop/predict",
         "RetrainFunctionName": "retrain",
+        "RetrainLogGroupName": "/saleor-scaling/shop/retrain",
         "TargetCpuPercent": "70",
+        "TargetShortfallPercent": "1",
     }
     assert sub_variables(text) <= set(values) | set(monitoring["Parameters"])
     body = json.loads(render_sub(text, values))
     metrics = [m for w in body["widgets"] for m in w["properties"].get("metrics", [])]
     # The forecast error is read from the decision log lines (no custom metric for it).
-    (log_widget,) = [w for w in body["widgets"] if w["type"] == "log"]
+    (log_widget,) = [
+        w for w in body["widgets"] if w["type"] == "log" and "Forecast error" in w["properties"]["title"]
+    ]
     assert log_widget["properties"]["query"].startswith("SOURCE '/saleor-scaling/shop/predict' |")
     assert "decision.forecast_error" in log_widget["properties"]["query"]
     names = {name for metric in metrics for name in metric if isinstance(name, str)}

@@ -43,18 +43,17 @@ def test_predict_and_retrain_read_the_goal_and_retrain_what_it_replays() -> None
 
 
 def test_the_dashboard_shows_the_goal_the_choice_and_the_expected_instance_hours() -> None:
-    body = cfn.template("monitoring")["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    rendered = cfn.render_sub(
-        body,
-        {name: "x" for name in cfn.sub_variables(body)} | {"TargetCpuPercent": "70"},
-    )
-    widgets = json.loads(rendered)["widgets"]
+    monitoring = cfn.template("monitoring")
+    body = monitoring["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    values = {name: "x" for name in cfn.sub_variables(body)} | {"TargetCpuPercent": "70"}
+    widgets = json.loads(cfn.render_sub(body, values | {"TargetShortfallPercent": "1"}))["widgets"]
     metrics = [metric for widget in widgets for metric in widget["properties"].get("metrics", [])]
     named = {part for metric in metrics for part in metric if isinstance(part, str)}
-    assert {
-        "ShortfallGoalPercent",
-        "TunedHeadroomQuantile",
-        "ReplayShortfallPercent",
-        "ReplayInstanceHoursPerDay",
-        "ShortfallGoalMet",
-    } <= named
+    assert {"TunedHeadroomQuantile", "ReplayShortfallPercent"} <= named
+    goal = next(widget for widget in widgets if "ReplayShortfallPercent" in str(widget))
+    assert goal["properties"]["annotations"]["horizontal"][0]["value"] == 1
+    queries = [widget["properties"].get("query", "") for widget in widgets]
+    assert any("retrain.tuning.chosen.instance_hours_per_day" in query for query in queries)
+    stack = ROOT["Resources"]["MonitoringStack"]["Properties"]["Parameters"]
+    assert stack["TargetShortfallPercent"] == {"Ref": "TargetShortfallPercent"}
+    assert stack["RetrainLogGroupName"] == {"Ref": "RetrainLogGroup"}

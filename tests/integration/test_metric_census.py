@@ -88,7 +88,9 @@ def dashboard_references() -> set[MetricKey]:
                 "PredictFunctionName": "predict",
                 "PredictLogGroupName": "/saleor-scaling/local/predict",
                 "RetrainFunctionName": "retrain",
+                "RetrainLogGroupName": "/saleor-scaling/local/retrain",
                 "TargetCpuPercent": "70",
+                "TargetShortfallPercent": "1",
             },
         )
     )

@@ -64,11 +64,9 @@ def test_retrain_tunes_the_quantile_for_the_default_goal_and_predict_sizes_for_i
     assert metadata.tuning == chosen
 
     metrics = emitted_metrics(capsys.readouterr().out)
-    assert metrics["ShortfallGoalPercent"] == 1.0
     assert metrics["TunedHeadroomQuantile"] == CHOSEN_ON_THIS_HISTORY
     assert metrics["ReplayShortfallPercent"] == pytest.approx(chosen["replay_short_share"] * 100)
-    assert metrics["ReplayInstanceHoursPerDay"] == chosen["instance_hours_per_day"]
-    assert metrics["ShortfallGoalMet"] == 1
+    assert not {"ShortfallGoalPercent", "ReplayInstanceHoursPerDay", "ShortfallGoalMet"} & set(metrics)
 
     decision = predict_once(world)
     assert decision["status"] in {"scaled", "decided"}, decision["reason"]
@@ -96,7 +94,7 @@ def test_with_the_goal_off_retrain_tunes_nothing_and_predict_sizes_as_set(
     assert result["tuning_note"] == "TargetShortfallPercent is off: predict sizes for HeadroomQuantile as set"
     assert world.registry().current().tuning == {}
     metrics = emitted_metrics(capsys.readouterr().out)
-    assert not {"ShortfallGoalPercent", "TunedHeadroomQuantile", "ReplayShortfallPercent"} & set(metrics)
+    assert not {"TunedHeadroomQuantile", "ReplayShortfallPercent"} & set(metrics)
 
     decision = predict_once(world)
     forecast = decision["forecast"]
