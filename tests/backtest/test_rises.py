@@ -18,7 +18,9 @@ NAN = math.nan
 
 
 def _rises(demand: Sequence[float], window: slice = slice(None)) -> tuple[tuple[int, ...], list[int]]:
-    found = sudden_rises(np.array(demand), 1000.0, window, factor=1.5, level_minutes=4, after_minutes=3)
+    found = sudden_rises(
+        np.array(demand), 1000.0, window, factor=1.5, level_minutes=4, after_minutes=3, step_minutes=1
+    )
     return found.starts, np.flatnonzero(found.mask).tolist()
 
 
@@ -62,9 +64,27 @@ def test_only_rises_starting_in_the_evaluated_window_and_cut_at_its_end() -> Non
     assert _rises(demand, slice(0, 6)) == ((4,), [4, 5])
 
 
+def test_a_rise_is_judged_on_the_step_mean_not_one_busy_minute() -> None:
+    # An hour at 1,000, then a step whose mean is 1,520 (over 1.5 x 1,000, needing 2): a
+    # rise from the step's first minute, 90 minutes long; a step of 1,480 is none.
+    rise = [1000.0] * 60 + [1000.0] * 4 + [3600.0] + [1000.0] * 100
+    found = sudden_rises(np.array(rise), 1000.0, slice(None))
+    assert found.starts == (60,)
+    assert (found.minutes, np.flatnonzero(found.mask)[[0, -1]].tolist()) == (90, [60, 149])
+    quiet = [1000.0] * 60 + [1000.0] * 4 + [3400.0] + [1000.0] * 100
+    assert sudden_rises(np.array(quiet), 1000.0, slice(None)).starts == ()
+    # A step with 2 of its 5 minutes known is not judged.
+    unknown = [1000.0] * 60 + [NAN, NAN, NAN, 5000.0, 5000.0] + [1000.0] * 10
+    assert sudden_rises(np.array(unknown), 1000.0, slice(None)).starts == ()
+    # The next step to search starts after the window, on the step grid: windows of 7
+    # minutes end mid-step, the next rise is judged from minute 70.
+    two = [1000.0] * 60 + [3000.0] * 5 + [1000.0] * 5 + [3000.0] * 5 + [1000.0] * 5
+    assert sudden_rises(np.array(two), 1000.0, slice(None), after_minutes=7).starts == (60, 70)
+
+
 def test_excess_is_billed_above_the_oracle_and_short_is_demand_above_serving() -> None:
     demand = np.array([1000.0] * 4 + [3000.0, 3000.0, 1000.0, 1000.0])
-    found = sudden_rises(demand, 1000.0, slice(None), level_minutes=4, after_minutes=3)
+    found = sudden_rises(demand, 1000.0, slice(None), level_minutes=4, after_minutes=3, step_minutes=1)
     assert found.starts == (4,)
     serving = np.array([1, 1, 1, 1, 1, 3, 3, 3])
     billed = np.array([1, 1, 1, 3, 3, 3, 4, 1])
@@ -104,5 +124,22 @@ def test_the_report_prints_and_writes_the_rise_figures() -> None:
         "under_provisioned_minutes": 0,
     }
     table = report.table()
-    assert "After 1 sudden rise(s) (a minute over 1.5x the mean of the 60 minutes before" in table
+    assert "After 1 sudden rise(s) (a 5-minute mean over 1.5x the mean of the 60 minutes before" in table
     assert "reactive (target tracking)                    0.5              9" in table
+
+
+def test_every_sweep_point_carries_its_rise_figures() -> None:
+    from saleor_scaling.backtest.frontier import Judging, Setting, judge_setting
+    from saleor_scaling.backtest.simulator import SimulationRecord
+
+    demand = np.array([1000.0] * 4 + [3000.0, 3000.0, 1000.0, 1000.0])
+    found = sudden_rises(demand, 1000.0, slice(None), level_minutes=4, after_minutes=3, step_minutes=1)
+    record = SimulationRecord.empty(demand)
+    record.serving[:] = [1, 1, 1, 1, 1, 3, 3, 3]
+    record.billed[:] = [1, 1, 1, 3, 3, 3, 4, 1]
+    oracle = np.array([1, 1, 1, 3, 3, 3, 1, 1])
+    setting = Setting("x", "knob", 1.0, False, lambda: record)
+    point = judge_setting(setting, Judging(demand, slice(None), oracle, 1000.0, found))
+    assert (point.rise_excess_instance_hours, point.rise_under_provisioned_minutes) == (0.05, 1)
+    without = judge_setting(setting, Judging(demand, slice(None), oracle, 1000.0))
+    assert (without.rise_excess_instance_hours, without.rise_under_provisioned_minutes) == (None, None)

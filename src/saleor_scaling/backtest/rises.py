@@ -1,10 +1,11 @@
 """What each strategy does after a sudden rise: capacity held above need, and minutes short.
 
-A *sudden rise* starts at a known minute whose demand is more than `RISE_FACTOR` times the
-mean demand of the `LEVEL_MINUTES` minutes before it (its *level*: at least half of those
-minutes known) and needs at least one instance more than that level does. Its window is
-that minute and the `AFTER_MINUTES - 1` minutes after it; the next rise is looked for from
-the end of the window, so windows never overlap. Only minutes of the evaluated window
+A *sudden rise* starts at a 5-minute step (at least 3 of its minutes known) whose mean
+demand is more than `RISE_FACTOR` times the mean demand of the `LEVEL_MINUTES` minutes
+before it (its *level*: at least half of those minutes known) and needs at least one
+instance more than that level does. Its window is the `AFTER_MINUTES` minutes from the
+step's first; the next rise is looked for from the first step after the window, so
+windows never overlap. Only minutes of the evaluated window
 count, a window starting in it is cut at its end, and the rises are found on the trace
 alone: every strategy, and ours before and after a change, is judged on the same minutes
 (whether a forecast saw the rise coming is not judged; one a model foresaw costs little
@@ -34,6 +35,9 @@ from saleor_scaling.series import FloatArray
 RISE_FACTOR = 1.5
 LEVEL_MINUTES = 60
 AFTER_MINUTES = 90
+STEP_MINUTES = 5
+"""A rise is judged on 5-minute means, the buckets predict's reactive floor reads: one
+busy minute inside a quiet step is no rise."""
 
 
 @dataclass(frozen=True)
@@ -53,32 +57,38 @@ def sudden_rises(
     factor: float = RISE_FACTOR,
     level_minutes: int = LEVEL_MINUTES,
     after_minutes: int = AFTER_MINUTES,
+    step_minutes: int = STEP_MINUTES,
 ) -> RiseWindows:
-    """The sudden rises that start inside `window` (module docstring) and their minutes."""
+    """The sudden rises whose step starts inside `window` (module docstring), and their
+    minutes. Steps are counted from minute 0, as the trace's 5-minute grid is."""
     demand = np.asarray(demand, dtype=np.float64)
     known = np.isfinite(demand)
     values = np.where(known, demand, 0.0)
-    # Sums and counts of the known minutes before each minute: the level of minute t is
-    # (sum[t] - sum[t - level_minutes]) / (count[t] - count[t - level_minutes]).
+    # Sums and counts of the known minutes before each minute: the mean demand of the
+    # minutes [a, b) is (sums[b] - sums[a]) / (counts[b] - counts[a]).
     sums = np.concatenate(([0.0], np.cumsum(values)))
     counts = np.concatenate(([0], np.cumsum(known)))
     first, stop = window.indices(len(demand))[:2]
     mask = np.zeros(len(demand), dtype=bool)
     starts: list[int] = []
-    t = max(first, level_minutes)
+    t = max(-(-first // step_minutes) * step_minutes, -(-level_minutes // step_minutes) * step_minutes)
     while t < stop:
-        counted = counts[t] - counts[t - level_minutes]
-        if known[t] and 2 * counted >= level_minutes:
-            level = (sums[t] - sums[t - level_minutes]) / counted
-            if demand[t] > factor * level and _instances(demand[t], capacity_per_instance) > _instances(
+        end_of_step = min(t + step_minutes, len(demand))
+        in_step = counts[end_of_step] - counts[t]
+        before = counts[t] - counts[t - level_minutes]
+        # A step mostly known, after an hour at least half known.
+        if 2 * in_step > end_of_step - t and 2 * before >= level_minutes:
+            level = (sums[t] - sums[t - level_minutes]) / before
+            step = (sums[end_of_step] - sums[t]) / in_step
+            if step > factor * level and _instances(step, capacity_per_instance) > _instances(
                 level, capacity_per_instance
             ):
                 starts.append(t)
                 end = min(stop, t + after_minutes)
                 mask[t:end] = True
-                t = end
+                t = -(-end // step_minutes) * step_minutes
                 continue
-        t += 1
+        t += step_minutes
     mask &= known
     return RiseWindows(tuple(starts), int(mask.sum()), mask)
 
@@ -125,6 +135,7 @@ def rise_summary(rises: RiseWindows, figures: dict[str, RiseFigures]) -> dict[st
             "rise_factor": RISE_FACTOR,
             "level_minutes": LEVEL_MINUTES,
             "after_minutes": AFTER_MINUTES,
+            "step_minutes": STEP_MINUTES,
         },
         "rises": len(rises.starts),
         "window_minutes": rises.minutes,
@@ -139,8 +150,9 @@ def render_rises(summary: dict[str, Any], labels: dict[str, str]) -> list[str]:
     definition = summary["definition"]
     lines = [
         "",
-        f"After {summary['rises']} sudden rise(s) (a minute over {definition['rise_factor']:g}x the mean "
-        f"of the {definition['level_minutes']} minutes before, needing an instance more), the "
+        f"After {summary['rises']} sudden rise(s) (a {definition['step_minutes']}-minute mean over "
+        f"{definition['rise_factor']:g}x the mean of the {definition['level_minutes']} minutes before, "
+        "needing an instance more), the "
         f"{definition['after_minutes']} minutes from each ({summary['window_minutes']} known minutes):",
         f"{'strategy':<28}{'inst-h above oracle':>21}{'minutes short':>15}",
     ]
