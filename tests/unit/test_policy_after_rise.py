@@ -63,3 +63,21 @@ def test_a_planned_event_and_min_size_are_remembered() -> None:
 def test_the_floor_over_max_size_is_clamped_in_both() -> None:
     decision = decide(12.0, managed(4), 14, [], FORECAST_HELD)
     assert (decision.recommended, decision.target, decision.window_entry) == (10, 10, 10)
+
+
+def test_the_template_passes_every_allowed_value_through() -> None:
+    from saleor_scaling.settings import PredictSettings
+    from tests.unit.test_settings import BASE_ENV, TEMPLATE, function_environment
+
+    parameter = TEMPLATE["Parameters"]["ScaleInWindowHoldsReactiveFloor"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("true", ["true", "false"])
+    assert function_environment("PredictFunction")["WINDOW_HOLDS_REACTIVE_FLOOR"] == {
+        "Ref": "ScaleInWindowHoldsReactiveFloor"
+    }
+    parsed = {
+        value: PredictSettings.from_env({**BASE_ENV, "WINDOW_HOLDS_REACTIVE_FLOOR": value}).policy
+        for value in parameter["AllowedValues"]
+    }
+    assert parsed["true"].window_holds_reactive_floor is True
+    assert parsed["false"].window_holds_reactive_floor is False
+    assert PredictSettings.from_env(BASE_ENV).policy.window_holds_reactive_floor is True
