@@ -361,6 +361,8 @@ class PredictResult:
                 "clamps": list(self.decision.clamps),
                 "explanation": self.decision.explanation,
             }
+            if self.decision.remembered is not None:
+                record["decision"]["remembered"] = self.decision.remembered
             if self.warm_pool is not None:
                 record["decision"]["warm_pool"] = {
                     "size_before": self.warm_pool.current.min_size,
@@ -1052,7 +1054,7 @@ def _next_state(
 ) -> DecisionState:
     window_start = decision_time - settings.policy.scale_in_stabilization_minutes * 60
     recommendations = [(t, r) for t, r in state.recommendations if t > window_start]
-    recommendations.append((decision_time, decision.recommended))
+    recommendations.append((decision_time, decision.window_entry))
     forecasts = {t: value for t, value in state.forecasts.items() if t > forecasted.anchor}
     if result.target_time is not None:
         # The mean (not the sized-up forecast) is what the error metric should judge.

@@ -74,6 +74,10 @@ class PolicySettings:
     lowers desired capacity; target tracking alone scales in)."""
     scale_in_stabilization_minutes: int = bounded(30, 0, 24 * 60, "SCALE_IN_STABILIZATION_MINUTES")
     """Scale in only to the highest recommendation of this trailing window."""
+    window_holds_reactive_floor: bool = True
+    """WINDOW_HOLDS_REACTIVE_FLOOR: the window remembers each run's recommendation with the
+    reactive floor in it (on), or without it (off): a spike's floor then sizes only the run
+    that measured it, and scale-in follows the forecast of the new level (`policy.decide`)."""
     target_cpu_percent: float = bounded(70.0, 10.0, 95.0, "TARGET_CPU_PERCENT")
     """The reactive policy's CPU target: the floor is what the current CPU needs at it."""
 
@@ -283,6 +287,7 @@ class PredictSettings(ShopSettings):
                 headroom_quantile=_float(values, "HEADROOM_QUANTILE", DEFAULT_HEADROOM_QUANTILE),
                 max_scale_in_step=_int(values, "MAX_SCALE_IN_STEP", 1),
                 scale_in_stabilization_minutes=_int(values, "SCALE_IN_STABILIZATION_MINUTES", 30),
+                window_holds_reactive_floor=_switch(values, "WINDOW_HOLDS_REACTIVE_FLOOR", True),
                 target_cpu_percent=shop["target_cpu_percent"],
             ),
             state_key=values.get("STATE_KEY", ""),

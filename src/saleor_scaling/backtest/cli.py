@@ -151,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.scale_in_stabilization_minutes,
         help="scale-in stabilization window, minutes (%(default)s)",
     )
+    policy.add_argument(
+        "--window-holds-floor",
+        choices=("on", "off"),
+        default="on" if defaults.window_holds_reactive_floor else "off",
+        help="the window remembers each run's reactive floor (on), or only the forecast, planned "
+        "events and bounds (off: a spike's floor sizes its own run only) (%(default)s)",
+    )
     policy.add_argument("--target-cpu", type=float, default=defaults.target_cpu_percent, help="(%(default)s)")
     policy.add_argument(
         "--horizon-steps", type=int, help="forecast target, steps after the anchor (2 + boot delay in steps)"
@@ -225,6 +232,7 @@ def config_from_args(args: argparse.Namespace) -> BacktestConfig:
             max_scale_in_step=args.max_scale_in_step,
             scale_in_stabilization_minutes=args.stabilization,
             target_cpu_percent=args.target_cpu,
+            window_holds_reactive_floor=args.window_holds_floor == "on",
         ),
         scale_in_ratio=args.scale_in_ratio,
         alarm_delay_minutes=args.alarm_delay,

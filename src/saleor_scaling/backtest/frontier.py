@@ -58,6 +58,7 @@ from saleor_scaling.backtest.peers import COLOURS as PEER_COLOURS
 from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
 from saleor_scaling.backtest.peers import PeerSettings, run_peer
 from saleor_scaling.backtest.report import scaling_statement, strategy_figures
+from saleor_scaling.backtest.rises import RiseWindows, rise_figures, sudden_rises
 from saleor_scaling.backtest.runner import observed_settings, prepare_trace
 from saleor_scaling.backtest.simulator import (
     GroupSettings,
@@ -111,6 +112,10 @@ class SweepPoint:
     """Ours only: the target tracking target this point ran at (our second knob)."""
     scale_in_stabilization_minutes: int | None = None
     """Ours only: predict's scale-in stabilization window (our third knob)."""
+    rise_excess_instance_hours: float | None = None
+    """After sudden rises (`rises`): instance-hours billed above the oracle's."""
+    rise_under_provisioned_minutes: int | None = None
+    """After sudden rises: minutes short."""
 
     @property
     def setting(self) -> str:
@@ -489,6 +494,8 @@ class Judging:
     window: slice
     oracle_billed: IntArray
     capacity_per_instance: float
+    rises: RiseWindows | None = None
+    """The sudden rises of the evaluated window (`rises`); None: no rise figures."""
 
 
 def judge_setting(setting: Setting, judging: Judging) -> SweepPoint:
@@ -504,6 +511,19 @@ def judge_setting(setting: Setting, judging: Judging) -> SweepPoint:
         judging.oracle_billed,
         pool_cost=record.pool_cost,
     )
+    after_rises = (
+        rise_figures(
+            setting.strategy,
+            judging.rises,
+            judging.demand,
+            record.serving,
+            record.billed,
+            judging.oracle_billed,
+            judging.capacity_per_instance,
+        )
+        if judging.rises is not None
+        else None
+    )
     return SweepPoint(
         setting.strategy,
         setting.knob,
@@ -515,6 +535,8 @@ def judge_setting(setting: Setting, judging: Judging) -> SweepPoint:
         setting.default,
         setting.target_cpu_percent,
         setting.scale_in_stabilization_minutes,
+        None if after_rises is None else round(after_rises.excess_instance_hours, 4),
+        None if after_rises is None else after_rises.under_provisioned_minutes,
     )
 
 
@@ -630,7 +652,8 @@ def run_sweep(
 
     started = time.perf_counter()
     # Each setting is one simulation, independent of the others: in `workers` processes.
-    judging = Judging(demand, window, oracle.billed, config.capacity_per_instance)
+    rises = sudden_rises(demand, config.capacity_per_instance, window)
+    judging = Judging(demand, window, oracle.billed, config.capacity_per_instance, rises)
     points = run_in_processes(
         partial(judge_setting, judging=judging),
         settings,
