@@ -4,6 +4,9 @@ its anchor, and on the whole history the walk-forward forecasts every anchor fro
 
 from __future__ import annotations
 
+import numpy as np
+
+from saleor_scaling.backtest.frontier import quantile_uppers
 from saleor_scaling.backtest.history import metric_history
 from saleor_scaling.backtest.runner import prepare_trace
 from saleor_scaling.backtest.simulator import TargetTracking, simulate
@@ -73,3 +76,18 @@ def test_predict_and_the_walk_forward_size_with_the_same_burstiness() -> None:
     # band, would size every forecast by the same 1.05).
     assert len({round(h, 9) for h in headrooms}) > 10
     assert min(headrooms) > 1.05
+
+
+def test_the_sweep_resizes_scaled_tables_as_the_walk_forward_sized() -> None:
+    config = small_config(days=4.0, headroom_condition=Condition.RECENT_BURSTINESS)
+    trace = prepare_trace(synthetic_trace(4.0, seed=2), config)
+    group = config.group_settings()
+    reactive = simulate(trace.demand, group, TargetTracking(config.target_tracking_settings(False)))
+    history = metric_history(trace.start, reactive, group)
+    forest = walk_forward(history, config.walk_forward_settings("UTC"))
+    tables = [table for table in forest.headrooms.values() if table is not None]
+    assert tables, "the synthetic trace must train at least one night"
+    assert all(table.scaled_by == Condition.RECENT_BURSTINESS for table in tables)
+    q = config.policy.headroom_quantile
+    uppers = quantile_uppers(forest, (q,))
+    assert np.array_equal(uppers[q], forest.upper, equal_nan=True)
