@@ -704,7 +704,7 @@ def test_a_fallback_keeps_the_window_and_the_pending_forecasts():
 def test_the_log_record_of_a_forecast_rounds_each_figure_to_4_places():
     ports = make_ports(our_floor(until=SLOT + 1500), models=with_model())
     stub = StubModel(500.0, 900.0)
-    stub.forecast = lambda features, level, quantile, burstiness: Forecast(  # type: ignore[method-assign]
+    stub.forecast = lambda features, level, quantile, burstiness=0.0: Forecast(  # type: ignore[method-assign]
         500.00004, 900.00004, quantile, 0.123456
     )
     ports.model_cache["v1"] = stub  # type: ignore[assignment]
