@@ -18,11 +18,11 @@ predict and the backtest read the very numbers the nightly job measured.
 Conditioned on recent burstiness (`HEADROOM_CONDITION` recent-burstiness, off by default):
 after the forecast's size, the condition that explains most of the factor's spread on
 NASA 1995 is how bursty the last hour was, each step's busiest minute over its mean (on
-NAB ELB nothing does; docs/backtest.md, "Conditional headroom"). Splitting two held-out days into more bands
-leaves each too few rows, so the table is not split: each held-out factor is divided by
-the scale sqrt(recent burstiness) of its anchor, the bands keep the quantiles of those
-scaled factors (normalised conformal scores), and predict multiplies back by its own
-anchor's scale:
+NAB ELB nothing does; docs/backtest.md, "Conditional headroom"). Splitting two held-out
+days into more bands leaves each too few rows, so the table is not split: each held-out
+factor is divided by the scale sqrt(recent burstiness) of its anchor, the bands keep the
+quantiles of those scaled factors (normalised conformal scores), and predict multiplies
+back by its own anchor's scale:
 
     forecast mean x the band's scaled factor at HEADROOM_QUANTILE x sqrt(recent burstiness)
 
