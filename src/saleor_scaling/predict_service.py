@@ -48,6 +48,7 @@ from saleor_scaling.features import (
     build_features,
     log_level,
 )
+from saleor_scaling.headroom import recent_burstiness
 from saleor_scaling.labels import capacity_needed, instances_for
 from saleor_scaling.lease import Lease, Ownership
 from saleor_scaling.model import (
@@ -788,7 +789,12 @@ def _forecast_and_decide(
     # sizing a multiplier event on "same time last week".
     inside_events = event_steps(history.start, len(history), events) if events else None
     features = build_features(history, metadata.horizon_steps, metadata.timezone, inside_events)[index]
-    forecast = model.forecast(features, float(levels[index]), settings.policy.headroom_quantile)
+    forecast = model.forecast(
+        features,
+        float(levels[index]),
+        settings.policy.headroom_quantile,
+        float(recent_burstiness(history)[index]),
+    )
     capacity_per_instance = metadata.capacity_per_instance
     predicted = float(capacity_needed(forecast.demand_upper, capacity_per_instance))
     if not (math.isfinite(forecast.demand_mean) and math.isfinite(predicted)) or predicted < 0:

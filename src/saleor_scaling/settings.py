@@ -56,6 +56,10 @@ scale-in window add their own margin, and at 0.6 NASA 1995 keeps under-provision
 at a seventh of reactive scaling's for 1.10x the oracle's instance-hours."""
 
 
+HEADROOM_CONDITIONS = ("none", "recent-burstiness")
+"""`headroom.CONDITIONS` (settings imports nothing of the domain; a test keeps them equal)."""
+
+
 MAX_SCALE_IN_STEP_LIMIT = 100
 """A larger step is no gradual scale-in: a typo (1000000) must not read as 'remove all'."""
 
@@ -335,6 +339,9 @@ class RetrainSettings(ShopSettings):
     """A challenger is 'not worse' when its error is within this share of the champion's."""
     max_model_megabytes: float = bounded(10.0, 0.1, MAX_MODEL_MEGABYTES_LIMIT, "MAX_MODEL_MEGABYTES")
     """Retrain refuses to promote a bigger model (compressed)."""
+    headroom_condition: str = "none"
+    """What the headroom table's factors are scaled by (`headroom.Condition`): none, or
+    recent-burstiness (measured in docs/backtest.md, "Conditional headroom")."""
     saleor_api_url: str = ""
     """The shop's GraphQL endpoint, for proposing events from its promotions (optional)."""
     promotions_token_secret_arn: str = ""
@@ -351,6 +358,11 @@ class RetrainSettings(ShopSettings):
         super().__post_init__()
         if not self.holdout_days < self.min_history_days <= self.training_window_days:
             raise ConfigurationError("need HOLDOUT_DAYS < MIN_HISTORY_DAYS <= TRAINING_WINDOW_DAYS")
+        if self.headroom_condition not in HEADROOM_CONDITIONS:
+            raise ConfigurationError(
+                f"HEADROOM_CONDITION={self.headroom_condition!r} must be one of "
+                f"{', '.join(HEADROOM_CONDITIONS)}"
+            )
         ready_minutes(self.lead_time_minutes, self.warm_pool_lead_time_minutes)
 
     @property
@@ -371,6 +383,7 @@ class RetrainSettings(ShopSettings):
             max_depth=_int(values, "MAX_DEPTH", 12),
             promotion_tolerance=_float(values, "PROMOTION_TOLERANCE", 0.02),
             max_model_megabytes=_float(values, "MAX_MODEL_MEGABYTES", 10.0),
+            headroom_condition=values.get("HEADROOM_CONDITION", "none"),
             saleor_api_url=values.get("SALEOR_API_URL", ""),
             promotions_token_secret_arn=values.get("SALEOR_PROMOTIONS_TOKEN_SECRET_ARN", ""),
         )

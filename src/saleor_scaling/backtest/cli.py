@@ -24,6 +24,7 @@ from saleor_scaling.backtest.runner import run_backtest
 from saleor_scaling.backtest.simulator import WarmPoolSettings
 from saleor_scaling.backtest.traces import TRACE_FILES, Trace, TraceError, load_trace, traces_dir
 from saleor_scaling.backtest.tuning import tune
+from saleor_scaling.headroom import CONDITIONS
 from saleor_scaling.settings import ConfigurationError, PolicySettings, ScalingMode
 
 DESCRIPTION = """\
@@ -187,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=config_defaults.holdout_days,
         help="days held out from the challenger to measure the headroom on (%(default)s)",
     )
+    training.add_argument(
+        "--headroom-condition",
+        choices=CONDITIONS,
+        default=config_defaults.headroom_condition,
+        help="what the headroom table is scaled by, HEADROOM_CONDITION (%(default)s)",
+    )
     _add_speed_options(parser, config_defaults)
     return parser
 
@@ -242,6 +249,7 @@ def config_from_args(args: argparse.Namespace) -> BacktestConfig:
         training_window_days=args.training_window_days,
         min_history_days=args.min_history_days,
         holdout_days=args.holdout_days,
+        headroom_condition=args.headroom_condition,
         retrain_every_days=args.retrain_every,
         workers=args.workers,
         days=args.days,

@@ -431,7 +431,7 @@ def quantile_uppers(forest: WalkForward, quantiles: tuple[float, ...]) -> dict[f
             continue
         means = forest.mean[anchors]
         for q in quantiles:
-            uppers[q][anchors] = means * headroom.multipliers(means, q)
+            uppers[q][anchors] = means * headroom.multipliers(means, q, forest.burstiness[anchors])
     return uppers
 
 
