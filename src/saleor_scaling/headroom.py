@@ -79,6 +79,11 @@ class Condition:
 
 
 CONDITIONS = (Condition.NONE, Condition.RECENT_BURSTINESS)
+FACTORS_KEY = {Condition.NONE: "factors", Condition.RECENT_BURSTINESS: "burstiness_scaled_factors"}
+"""Where a manifest holds the factors of each kind of table. A scaled table's factors are
+smaller than the sizing they stand for, so they are not under "factors": code from before
+conditions existed finds no "factors", refuses the manifest and falls back to target
+tracking, rather than serve them unscaled (a rollback under-provisioned by the scale)."""
 
 
 def recent_burstiness(history: MetricHistory) -> FloatArray:
@@ -193,7 +198,7 @@ class HeadroomTable:
             "basis": self.basis,
             "rows": self.rows,
             "band_edges": [round(edge, 4) for edge in self.band_edges],
-            "factors": [[round(value, 4) for value in band] for band in self.factors],
+            FACTORS_KEY[self.scaled_by]: [[round(value, 4) for value in band] for band in self.factors],
         }
         # Unscaled, the manifest is written as before conditions existed, key for key.
         if self.scaled_by != Condition.NONE:
@@ -202,13 +207,18 @@ class HeadroomTable:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> HeadroomTable:
+        scaled_by = data.get("scaled_by", Condition.NONE)
+        if scaled_by not in CONDITIONS:
+            raise HeadroomError(f"headroom scaled_by must be one of {list(CONDITIONS)}")
+        if any(key in data for kind, key in FACTORS_KEY.items() if kind != scaled_by):
+            raise HeadroomError(f"a headroom table scaled by {scaled_by} holds another kind's factors")
         try:
             return cls(
                 band_edges=tuple(float(edge) for edge in data["band_edges"]),
-                factors=tuple(tuple(float(value) for value in band) for band in data["factors"]),
+                factors=tuple(tuple(float(value) for value in band) for band in data[FACTORS_KEY[scaled_by]]),
                 rows=int(data["rows"]),
                 basis=str(data["basis"]),
-                scaled_by=str(data.get("scaled_by", Condition.NONE)),
+                scaled_by=scaled_by,
             )
         except (KeyError, TypeError, ValueError) as error:
             raise HeadroomError(f"headroom table is not valid: {error}") from error

@@ -29,7 +29,7 @@ from saleor_scaling import STEP_SECONDS
 from saleor_scaling.bounded import parse_json
 from saleor_scaling.ensemble import EnsembleError, TreeEnsemble
 from saleor_scaling.features import FEATURE_NAMES, demand_from_log_ratio
-from saleor_scaling.headroom import MAX_BANDS, HeadroomError, HeadroomTable
+from saleor_scaling.headroom import FACTORS_KEY, MAX_BANDS, Condition, HeadroomError, HeadroomTable
 from saleor_scaling.labels import capacity_bounds
 from saleor_scaling.series import FloatArray
 from saleor_scaling.settings import horizon_steps_for
@@ -436,7 +436,9 @@ def _check_headroom(table: object) -> None:
         raise ModelIntegrityError("manifest field headroom must be an object")
     if not table:
         return
-    edges, factors = table.get("band_edges"), table.get("factors")
+    scaled_by = table.get("scaled_by", Condition.NONE)
+    edges = table.get("band_edges")
+    factors = table.get(FACTORS_KEY.get(scaled_by, "factors") if isinstance(scaled_by, str) else "factors")
     if isinstance(factors, list) and len(factors) > MAX_BANDS:
         # The nightly job fits at most MAX_BANDS; each band more is 50 numbers to check.
         raise ModelIntegrityError(

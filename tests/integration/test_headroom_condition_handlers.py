@@ -61,11 +61,22 @@ def test_retrain_by_default_publishes_a_table_as_before(retrain_world):  # noqa:
     assert "scaled_by" not in world.registry().current().headroom
 
 
-@pytest.mark.parametrize("scaled_by", ["recent-burstiness", "none"])
-def test_predict_serves_a_table_with_a_known_condition(world, scaled_by):
+SCALED_TABLE = {
+    "basis": "busiest minute",
+    "rows": 200,
+    "band_edges": [],
+    "scaled_by": "recent-burstiness",
+    "burstiness_scaled_factors": [[1.1] * 50],
+}
+
+
+@pytest.mark.parametrize(
+    "table", [SCALED_TABLE, {**TABLE, "scaled_by": "none"}], ids=["recent-burstiness", "none"]
+)
+def test_predict_serves_a_table_with_a_known_condition(world, table):
     s3, bucket = world.session.client("s3"), world.shop.bucket
     manifest = current_manifest(s3, bucket)
-    write_manifest(s3, bucket, {**manifest, "headroom": {**TABLE, "scaled_by": scaled_by}})
+    write_manifest(s3, bucket, {**manifest, "headroom": table})
 
     result = world.invoke()
 

@@ -200,6 +200,10 @@ def test_a_scaled_table_round_trips_through_a_manifest():
     table = HeadroomTable((500.0,), bands, 300, Basis.BUSIEST_MINUTE, Condition.RECENT_BURSTINESS)
     data = table.to_json()
     assert data["scaled_by"] == "recent-burstiness"
+    # Code from before conditions read data["factors"]: finding none, it refuses the
+    # manifest and falls back, instead of sizing for the scaled factors unscaled.
+    assert "factors" not in data
+    assert data["burstiness_scaled_factors"] == [list(flat(1.4)), list(flat(1.2))]
     assert HeadroomTable.from_json(json.loads(json.dumps(data))) == table
     assert table.describe()["scaled_by"] == "recent-burstiness"
 
@@ -231,16 +235,46 @@ def test_a_manifest_with_a_forged_condition_is_refused_whole(scaled_by, message)
         ModelMetadata.from_json(manifest_with({**OLD_TABLE, "scaled_by": scaled_by}))
 
 
+SCALED_TABLE = {
+    "basis": "busiest minute",
+    "rows": 576,
+    "band_edges": [812.5],
+    "scaled_by": "recent-burstiness",
+    "burstiness_scaled_factors": [list(flat(1.3)), list(flat(1.1))],
+}
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        {**SCALED_TABLE, "factors": [list(flat(1.3)), list(flat(1.1))]},
+        {**OLD_TABLE, "burstiness_scaled_factors": [list(flat(1.3)), list(flat(1.1))]},
+        {key: value for key, value in SCALED_TABLE.items() if key != "scaled_by"},
+    ],
+    ids=["scaled with plain factors too", "unscaled with scaled factors too", "scaled factors, no scaled_by"],
+)
+def test_a_table_holding_another_kinds_factors_is_refused(table):
+    with pytest.raises(HeadroomError, match="holds another kind's factors"):
+        HeadroomTable.from_json(table)
+
+
+def test_a_scaled_table_under_the_plain_key_is_refused():
+    plain_key = {**OLD_TABLE, "scaled_by": "recent-burstiness"}
+    with pytest.raises(ModelIntegrityError, match="factors as numbers"):
+        ModelMetadata.from_json(manifest_with(plain_key))
+
+
 def test_a_scaled_manifest_keeps_every_bound_of_an_unscaled_one():
-    scaled = {**OLD_TABLE, "scaled_by": "recent-burstiness"}
+    scaled = SCALED_TABLE
     assert ModelMetadata.from_json(manifest_with(scaled)).headroom == scaled
-    too_many = {**scaled, "band_edges": [1.0, 2.0, 3.0, 4.0], "factors": [list(flat(1.2))] * 5}
+    five_bands = [list(flat(1.2))] * 5
+    too_many = {**scaled, "band_edges": [1.0, 2.0, 3.0, 4.0], "burstiness_scaled_factors": five_bands}
     with pytest.raises(ModelIntegrityError, match="holds 5 bands, at most 4"):
         ModelMetadata.from_json(manifest_with(too_many))
-    too_high = {**scaled, "factors": [list(flat(1.3)), list(flat(10.5))]}
+    too_high = {**scaled, "burstiness_scaled_factors": [list(flat(1.3)), list(flat(10.5))]}
     with pytest.raises(ModelIntegrityError, match=r"must lie in \[0, 10\]"):
         ModelMetadata.from_json(manifest_with(too_high))
-    falling = {**scaled, "factors": [list(flat(1.3)), [1.2] * 25 + [1.1] * 25]}
+    falling = {**scaled, "burstiness_scaled_factors": [list(flat(1.3)), [1.2] * 25 + [1.1] * 25]}
     with pytest.raises(ModelIntegrityError, match="must not fall"):
         ModelMetadata.from_json(manifest_with(falling))
 
