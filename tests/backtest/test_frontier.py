@@ -455,7 +455,7 @@ def test_the_plot_names_ours_over_all_its_knobs_and_the_quantile_alone(
     legend = closed[0].axes[0].get_legend()  # type: ignore[attr-defined]
     labels = [text.get_text() for text in legend.get_texts()]
     assert labels[:3] == [
-        "predictive RF + reactive (ours): HeadroomQuantile x reactive target x scale-in window, "
+        "predictive RF + reactive (ours): HeadroomQuantile x reactive target x scale-in window and step, "
         "or forecast-only",
         "predictive RF + reactive (ours): HeadroomQuantile alone (target 70 %, window 30 min)",
         "reactive target tracking",

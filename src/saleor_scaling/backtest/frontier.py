@@ -820,7 +820,13 @@ def frontier_series(sweep: Sweep) -> list[Series]:
                         Series(
                             strategy,
                             f"{label}: HeadroomQuantile alone (target {default.target_cpu_percent:g} %, "
-                            f"window {default.scale_in_stabilization_minutes} min)",
+                            f"window {default.scale_in_stabilization_minutes} min"
+                            + (
+                                ""
+                                if default.max_scale_in_step is None
+                                else f", MaxScaleInStep {default.max_scale_in_step}"
+                            )
+                            + ")",
                             tuple(pareto(alone)),
                             True,
                             False,
