@@ -13,6 +13,7 @@ otherwise) read at equal shortfall on its lower hull, as the sweep reads frontie
   perfect-own-step      each run's own next step's busiest minute, not the one far step its
                         coarse anchor serves: also the shared horizon
   ... window 5          the same with a 5-minute scale-in window: also the window's hold
+  ours, window 5        the walk-forward forecasts with a 5-minute window
 
 each at MaxScaleInStep 1 (the default) and 0 (target tracking scales in). Usage:
 
@@ -140,6 +141,7 @@ def main() -> None:
     for step in (1, 0):
         curves = {
             "ours": [run(uppers[q], step, 30, None, q) for q in QUANTILES],
+            "ours, window 5": [run(uppers[q], step, 5, None, q) for q in QUANTILES],
             "perfect-step": [run(perfect_step * m, step, 30, None, m) for m in MULTIPLES],
             "perfect-busiest": [run(perfect_busiest * m, step, 30, None, m) for m in MULTIPLES],
             "perfect-own-step": [run(ones, step, 30, busiest * m, m) for m in MULTIPLES],
