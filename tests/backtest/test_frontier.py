@@ -460,3 +460,26 @@ def test_the_plot_names_ours_over_all_its_knobs_and_the_quantile_alone(
         "predictive RF + reactive (ours): HeadroomQuantile alone (target 70 %, window 30 min)",
         "reactive target tracking",
     ]
+
+
+def test_the_quantile_alone_is_drawn_at_the_default_scale_in_step_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed = closed_figures(monkeypatch)
+    points = [
+        SweepPoint("predictive", "headroom_quantile", 0.6, 30, 0.05, 110.0, 1.10, True, 70.0, 30, 1),
+        SweepPoint("predictive", "headroom_quantile", 0.8, 20, 0.03, 115.0, 1.15, False, 70.0, 30, 1),
+        # Cheaper and less short at step 0: on ours' frontier, not on the quantile-alone line.
+        SweepPoint("predictive", "headroom_quantile", 0.6, 10, 0.02, 105.0, 1.05, False, 70.0, 30, 0),
+        SweepPoint("reactive", "target_cpu_percent", 70.0, 120, 0.20, 90.0, 0.90, True),
+    ]
+    plot_frontier(hand_sweep(points), tmp_path / "frontier.png")
+    legend = closed[0].axes[0].get_legend()  # type: ignore[attr-defined]
+    labels = [text.get_text() for text in legend.get_texts()]
+    assert labels[1] == (
+        "predictive RF + reactive (ours): HeadroomQuantile alone "
+        "(target 70 %, window 30 min, MaxScaleInStep 1)"
+    )
+    alone = next(s for s in frontier_series(hand_sweep(points)) if "alone" in s.label)
+    assert [p.value for p in alone.points] == [0.6, 0.8]
+    assert [p.max_scale_in_step for p in alone.points] == [1, 1]
