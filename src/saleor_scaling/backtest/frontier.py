@@ -80,9 +80,10 @@ REACTIVE_CPU_TARGETS = (90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0)
 SCALE_IN_WINDOWS_MINUTES = (30, 10)
 """Our scale-in stabilization windows (`ScaleInStabilizationMinutes`)."""
 MAX_SCALE_IN_STEPS = (1, 0)
-"""Our `MaxScaleInStep`: 0 leaves scale-in to target tracking. On coarse traces predict's
-own scale-in, sized for the one far step a coarse anchor forecasts, is what leaves most
-minutes short (docs/backtest.md, "Why ours sits above the reference on coarse traces")."""
+"""Our `MaxScaleInStep`: 0 leaves scale-in to target tracking. On an hourly trace predict's
+own scale-in, sized for the one far step a coarse anchor forecasts, is what leaves most of
+ours' minutes short (docs/backtest.md, "Why ours sits above the reference on coarse
+traces")."""
 FORECAST_ONLY = "forecast-only"
 """Ours' knob for `ScalingMode` forecast-only: the group is target tracking alone at the
 deployment's target (predict's window and quantile do nothing then)."""
