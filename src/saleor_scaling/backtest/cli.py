@@ -82,9 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--sweep",
         action="store_true",
         help="sweep every strategy's knobs instead (ours: HeadroomQuantile x reactive target x scale-in "
-        "window, or forecast-only; reactive target, AWS target and buffer, PHPA target and smoothing, "
-        "Crane margin), in --workers processes: tables at equal shortfall and each frontier's cost at "
-        "0.2-10 %% short; --plot draws the cost-against-shortfall frontier, --json writes every point",
+        "window x MaxScaleInStep 1 or 0, or forecast-only; reactive target, AWS target and buffer, "
+        "PHPA target and smoothing, Crane margin), in --workers processes: tables at equal shortfall "
+        "and each frontier's cost at 0.2-10 %% short; --plot draws the cost-against-shortfall "
+        "frontier, --json writes every point",
     )
 
     parser.add_argument(
