@@ -29,7 +29,7 @@ from saleor_scaling import STEP_SECONDS
 from saleor_scaling.bounded import parse_json
 from saleor_scaling.ensemble import EnsembleError, TreeEnsemble
 from saleor_scaling.features import FEATURE_NAMES, demand_from_log_ratio
-from saleor_scaling.headroom import MAX_BANDS, HeadroomError, HeadroomTable
+from saleor_scaling.headroom import FACTORS_KEY, MAX_BANDS, Condition, HeadroomError, HeadroomTable
 from saleor_scaling.labels import capacity_bounds
 from saleor_scaling.series import FloatArray
 from saleor_scaling.settings import horizon_steps_for
@@ -227,21 +227,32 @@ class ForecastModel:
         except HeadroomError as error:
             raise ModelIntegrityError(f"manifest field headroom: {error}") from error
 
-    def forecast(self, features: FloatArray, log_level: float, quantile: float) -> Forecast:
-        """Forecast for one feature row whose current log level is `log_level`."""
+    def forecast(
+        self, features: FloatArray, log_level: float, quantile: float, burstiness: float = math.nan
+    ) -> Forecast:
+        """Forecast for one feature row whose current log level is `log_level` and recent
+        burstiness `burstiness` (`headroom.recent_burstiness`, read only by a table
+        scaled by it)."""
         row = np.asarray(features, dtype=np.float64).reshape(1, -1)
-        return self.forecast_rows(row, np.array([log_level]), quantile)[0]
+        return self.forecast_rows(row, np.array([log_level]), quantile, np.array([burstiness]))[0]
 
-    def forecast_rows(self, features: FloatArray, log_levels: FloatArray, quantile: float) -> list[Forecast]:
+    def forecast_rows(
+        self,
+        features: FloatArray,
+        log_levels: FloatArray,
+        quantile: float,
+        burstiness: FloatArray | None = None,
+    ) -> list[Forecast]:
         """One forecast per row, as `forecast` would give it: the predict path and the
         backtest share this code, only batched differently. Capacity is sized for the
-        mean times the headroom table's ratio at `quantile`, or, without a table, for the
-        `quantile` of the per-tree forecasts."""
+        mean times the headroom table's ratio at `quantile` (and each row's `burstiness`
+        where the table is scaled by it), or, without a table, for the `quantile` of the
+        per-tree forecasts."""
         demand_per_tree = self._demand_per_tree(features, log_levels)
         means = np.mean(demand_per_tree, axis=1)
         q25, q75 = np.quantile(demand_per_tree, [0.25, 0.75], axis=1)
         if self.headroom is not None:
-            uppers = means * self.headroom.multipliers(means, quantile)
+            uppers = means * self.headroom.multipliers(means, quantile, burstiness)
             basis = self.headroom.basis
         else:
             uppers = np.maximum(np.quantile(demand_per_tree, quantile, axis=1), means)
@@ -430,7 +441,9 @@ def _check_headroom(table: object) -> None:
         raise ModelIntegrityError("manifest field headroom must be an object")
     if not table:
         return
-    edges, factors = table.get("band_edges"), table.get("factors")
+    scaled_by = table.get("scaled_by", Condition.NONE)
+    edges = table.get("band_edges")
+    factors = table.get(FACTORS_KEY.get(scaled_by, "factors") if isinstance(scaled_by, str) else "factors")
     if isinstance(factors, list) and len(factors) > MAX_BANDS:
         # The nightly job fits at most MAX_BANDS; each band more is 50 numbers to check.
         raise ModelIntegrityError(
@@ -438,6 +451,7 @@ def _check_headroom(table: object) -> None:
         )
     if (
         not isinstance(table.get("basis"), str)
+        or not isinstance(table.get("scaled_by", ""), str)
         or not _is_int(table.get("rows"))
         or not isinstance(edges, list)
         or not all(_is_number(edge) for edge in edges)
@@ -445,7 +459,8 @@ def _check_headroom(table: object) -> None:
         or not all(isinstance(band, list) and all(_is_number(value) for value in band) for band in factors)
     ):
         raise ModelIntegrityError(
-            "manifest field headroom must hold a basis string, rows, band_edges and factors as numbers"
+            "manifest field headroom must hold a basis string, rows, band_edges and factors as "
+            "numbers (and scaled_by, if any, a string)"
         )
     try:
         HeadroomTable.from_json(table)

@@ -10,7 +10,11 @@ Rules, in order (each one that bites is recorded in `Decision.clamps`):
 3. Clamp to the group's MinSize and MaxSize (AWS refuses anything outside them).
 4. Scale out at once.
 5. Scale in gradually: only to the highest recommendation of the stabilization window,
-   and by at most `max_scale_in_step` instances per run (0 disables scale-in).
+   and by at most `max_scale_in_step` instances per run (0 disables scale-in). With
+   `window_holds_reactive_floor` off, the window remembers each run's recommendation
+   without its reactive floor (forecast, planned event, bounds): the floor measured on a
+   spike sizes that run, and the runs after it size from the forecast, whose lags see the
+   new level, not from the spike (each run is still never below its own floor).
 6. In forecast-only mode nothing is applied; the decision says what would have been.
 """
 
@@ -115,7 +119,7 @@ def read_floor(facts: GroupFacts, now: float, lease_seconds: int) -> FloorReadin
 class Decision:
     recommended: int
     """Capacity after forecast, floor and clamps, before scale-in damping: what the
-    stabilization window remembers."""
+    stabilization window remembers unless `remembered` says otherwise."""
     target: int
     """The desired capacity this run sets (or would set in forecast-only mode)."""
     action: Action
@@ -125,6 +129,14 @@ class Decision:
     floor: int = 0
     """The MinSize to hold under target tracking, so that its scale-in cannot undo a
     scale-out made ahead of the load (`hold_floor`)."""
+    remembered: int | None = None
+    """What the stabilization window remembers of this run when it is not `recommended`
+    (`window_holds_reactive_floor` off and the reactive floor raised it); None: `recommended`."""
+
+    @property
+    def window_entry(self) -> int:
+        """The recommendation later runs' stabilization windows hold."""
+        return self.recommended if self.remembered is None else self.remembered
 
     @property
     def explanation(self) -> str:
@@ -165,13 +177,22 @@ def decide(
     mode = mode or settings.mode
     clamps: list[str] = []
 
-    recommended = instances_for(forecast_capacity)
+    forecast_instances = instances_for(forecast_capacity)
+    recommended = forecast_instances
     if recommended < floor:
         clamps.append(f"raised from {recommended} to reactive floor {floor}")
         recommended = floor
     if planned is not None:
         recommended = _honour_event(recommended, planned, clamps)
     recommended = _clamp_to_group(recommended, group, clamps)
+    remembered = None
+    if not settings.window_holds_reactive_floor and forecast_instances < floor:
+        # The same rules without the floor; their clamps are already on the decision line.
+        unfloored = (
+            _honour_event(forecast_instances, planned, []) if planned is not None else forecast_instances
+        )
+        unfloored = _clamp_to_group(unfloored, group, [])
+        remembered = unfloored if unfloored != recommended else None
     # What predictive itself still needs: the highest recommendation of the window. The
     # MinSize floor follows this, never the desired capacity of the moment, so capacity
     # that target tracking (or an operator) added is never locked in by predict.
@@ -206,7 +227,7 @@ def decide(
     apply = changes and mode is ScalingMode.FORECAST_AND_SCALE
     if changes and not apply:
         clamps.append("forecast-only mode: nothing applied")
-    return Decision(recommended, target, action, apply, tuple(clamps), floor)
+    return Decision(recommended, target, action, apply, tuple(clamps), floor, remembered)
 
 
 def hold_floor(needed: int, target: int, group: GroupCapacity, max_scale_in_step: int) -> int:

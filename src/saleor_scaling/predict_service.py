@@ -48,6 +48,7 @@ from saleor_scaling.features import (
     build_features,
     log_level,
 )
+from saleor_scaling.headroom import recent_burstiness
 from saleor_scaling.labels import capacity_needed, instances_for
 from saleor_scaling.lease import Lease, Ownership
 from saleor_scaling.model import (
@@ -366,6 +367,8 @@ class PredictResult:
                 "clamps": list(self.decision.clamps),
                 "explanation": self.decision.explanation,
             }
+            if self.decision.remembered is not None:
+                record["decision"]["remembered"] = self.decision.remembered
             if self.warm_pool is not None:
                 record["decision"]["warm_pool"] = {
                     "size_before": self.warm_pool.current.min_size,
@@ -798,7 +801,12 @@ def _forecast_and_decide(
     features = build_features(history, metadata.horizon_steps, metadata.timezone, inside_events)[index]
     quantile = quantile_for_run(metadata.tuning, settings.policy, settings.shortfall_goal)
     result.headroom_quantile = quantile
-    forecast = model.forecast(features, float(levels[index]), quantile.value)
+    forecast = model.forecast(
+        features,
+        float(levels[index]),
+        quantile.value,
+        float(recent_burstiness(history)[index]),
+    )
     capacity_per_instance = metadata.capacity_per_instance
     predicted = float(capacity_needed(forecast.demand_upper, capacity_per_instance))
     if not (math.isfinite(forecast.demand_mean) and math.isfinite(predicted)) or predicted < 0:
@@ -1064,7 +1072,7 @@ def _next_state(
 ) -> DecisionState:
     window_start = decision_time - settings.policy.scale_in_stabilization_minutes * 60
     recommendations = [(t, r) for t, r in state.recommendations if t > window_start]
-    recommendations.append((decision_time, decision.recommended))
+    recommendations.append((decision_time, decision.window_entry))
     forecasts = {t: value for t, value in state.forecasts.items() if t > forecasted.anchor}
     if result.target_time is not None:
         # The mean (not the sized-up forecast) is what the error metric should judge.

@@ -201,8 +201,14 @@ class Proposal:
             raise CalendarError(f"proposal {self.name!r}: its promotion name is not a short string")
         if not isinstance(self.promotion_id, str) or not 0 < len(self.promotion_id) <= _MAX_ID:
             raise CalendarError(f"proposal {self.name!r}: its promotion id is not a short string")
-        if self.multiplier_from is not None and not isinstance(self.multiplier_from, str):
+        if self.multiplier_from is not None and not (
+            isinstance(self.multiplier_from, str) and len(self.multiplier_from) <= MAX_LABEL
+        ):
             raise CalendarError(f"proposal {self.name!r}: multiplier_from is not a name")
+        # The past event that suggested a multiplier is written only beside it (`to_json`):
+        # one without the other would read back as another proposal.
+        if self.multiplier is None and self.multiplier_from is not None:
+            raise CalendarError(f"proposal {self.name!r}: multiplier_from names no multiplier's source")
 
     def as_event(self, multiplier: float | None = None, capacity: int | None = None) -> PlannedEvent:
         """The event the operator accepts: the given size, else the suggested multiplier."""

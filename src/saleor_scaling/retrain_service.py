@@ -352,6 +352,7 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
         timezone=settings.timezone,
         n_estimators=settings.n_estimators,
         max_depth=settings.max_depth,
+        headroom_condition=settings.headroom_condition,
     )
     challenger = train_challenger(history, split, config, capacity.requests_per_minute, capacity.learned)
     actual, challenger_forecast = challenger.actual, challenger.forecast

@@ -56,6 +56,10 @@ scale-in window add their own margin, and at 0.6 NASA 1995 keeps under-provision
 at a seventh of reactive scaling's for 1.10x the oracle's instance-hours."""
 
 
+HEADROOM_CONDITIONS = ("none", "recent-burstiness")
+"""`headroom.CONDITIONS` (settings imports nothing of the domain; a test keeps them equal)."""
+
+
 MAX_SCALE_IN_STEP_LIMIT = 100
 """A larger step is no gradual scale-in: a typo (1000000) must not read as 'remove all'."""
 
@@ -74,6 +78,10 @@ class PolicySettings:
     lowers desired capacity; target tracking alone scales in)."""
     scale_in_stabilization_minutes: int = bounded(30, 0, 24 * 60, "SCALE_IN_STABILIZATION_MINUTES")
     """Scale in only to the highest recommendation of this trailing window."""
+    window_holds_reactive_floor: bool = True
+    """WINDOW_HOLDS_REACTIVE_FLOOR: the window remembers each run's recommendation with the
+    reactive floor in it (on), or without it (off): a spike's floor then sizes only the run
+    that measured it, and scale-in follows the forecast of the new level (`policy.decide`)."""
     target_cpu_percent: float = bounded(70.0, 10.0, 95.0, "TARGET_CPU_PERCENT")
     """The reactive policy's CPU target: the floor is what the current CPU needs at it."""
 
@@ -366,6 +374,9 @@ class RetrainSettings(ShopSettings):
     """A challenger is 'not worse' when its error is within this share of the champion's."""
     max_model_megabytes: float = bounded(10.0, 0.1, MAX_MODEL_MEGABYTES_LIMIT, "MAX_MODEL_MEGABYTES")
     """Retrain refuses to promote a bigger model (compressed)."""
+    headroom_condition: str = "none"
+    """What the headroom table's factors are scaled by (`headroom.Condition`): none, or
+    recent-burstiness (measured in docs/backtest.md, "Conditional headroom")."""
     saleor_api_url: str = ""
     """The shop's GraphQL endpoint, for proposing events from its promotions (optional)."""
     promotions_token_secret_arn: str = ""
@@ -391,6 +402,11 @@ class RetrainSettings(ShopSettings):
             raise ConfigurationError(
                 f"GROUP_MIN_SIZE={self.group_min_size} is above GROUP_MAX_SIZE={self.group_max_size}"
             )
+        if self.headroom_condition not in HEADROOM_CONDITIONS:
+            raise ConfigurationError(
+                f"HEADROOM_CONDITION={self.headroom_condition!r} must be one of "
+                f"{', '.join(HEADROOM_CONDITIONS)}"
+            )
         ready_minutes(self.lead_time_minutes, self.warm_pool_lead_time_minutes)
 
     @property
@@ -415,6 +431,7 @@ class RetrainSettings(ShopSettings):
             max_depth=_int(values, "MAX_DEPTH", 12),
             promotion_tolerance=_float(values, "PROMOTION_TOLERANCE", 0.02),
             max_model_megabytes=_float(values, "MAX_MODEL_MEGABYTES", 10.0),
+            headroom_condition=values.get("HEADROOM_CONDITION", "none"),
             saleor_api_url=values.get("SALEOR_API_URL", ""),
             promotions_token_secret_arn=values.get("SALEOR_PROMOTIONS_TOKEN_SECRET_ARN", ""),
         )
@@ -426,6 +443,7 @@ def _policy(values: Mapping[str, str], target_cpu_percent: float) -> PolicySetti
         headroom_quantile=_float(values, "HEADROOM_QUANTILE", DEFAULT_HEADROOM_QUANTILE),
         max_scale_in_step=_int(values, "MAX_SCALE_IN_STEP", 1),
         scale_in_stabilization_minutes=_int(values, "SCALE_IN_STABILIZATION_MINUTES", 30),
+        window_holds_reactive_floor=_switch(values, "WINDOW_HOLDS_REACTIVE_FLOOR", True),
         target_cpu_percent=target_cpu_percent,
     )
 

@@ -41,7 +41,9 @@ class StateConflictError(Exception):
 class DecisionState:
     last_decision_time: int = 0
     recommendations: list[tuple[int, int]] = field(default_factory=list)
-    """(decision time, recommended capacity) of recent runs: the stabilization window."""
+    """(decision time, recommended capacity) of recent runs: the stabilization window
+    (`Decision.window_entry`: without the reactive floor when WINDOW_HOLDS_REACTIVE_FLOOR
+    is off)."""
     forecasts: dict[int, float] = field(default_factory=dict)
     """Target time -> forecast mean capacity, scored when the target time is observed."""
     last_decision: dict[str, Any] = field(default_factory=dict)

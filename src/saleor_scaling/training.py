@@ -22,7 +22,7 @@ from saleor_scaling.features import (
     log_level,
     target_log_ratio,
 )
-from saleor_scaling.headroom import HeadroomTable, fit_headroom
+from saleor_scaling.headroom import Condition, HeadroomTable, fit_headroom, recent_burstiness
 from saleor_scaling.model import ForecastModel, ModelMetadata
 from saleor_scaling.series import FloatArray, MetricHistory
 
@@ -38,6 +38,8 @@ class TrainingConfig:
     min_samples_leaf: int = 4
     max_features: float = 0.6
     random_state: int = 0
+    headroom_condition: str = Condition.NONE
+    """`headroom.Condition` the held-out factors are scaled by (HEADROOM_CONDITION)."""
 
 
 @dataclass(frozen=True)
@@ -294,7 +296,9 @@ def train_challenger(
     forecast = model.forecast_many(split.holdout.features, split.holdout.levels)
     actual = actual_future_demand(history, config.horizon_steps)[indices]
     busiest = actual_future_busiest_minute(history, config.horizon_steps)[indices]
-    headroom = fit_headroom(forecast, busiest, actual)
+    scaled = config.headroom_condition == Condition.RECENT_BURSTINESS
+    burstiness = recent_burstiness(history)[indices] if scaled else None
+    headroom = fit_headroom(forecast, busiest, actual, burstiness)
     return Challenger(model, forecast, actual, headroom)
 
 

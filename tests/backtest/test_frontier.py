@@ -167,8 +167,8 @@ def test_the_sweep_trains_its_nights_in_workers_and_gives_the_serial_points(
     parallel = run_sweep(trace, small_config(workers=2))
     assert asked == [1, 2]
     assert simulated_in == [1, 2]
-    # 6 quantiles x 7 targets x 2 windows, and forecast-only at the 7 targets.
-    assert sum(p.strategy == "predictive" for p in serial.points) == 91
+    # 6 quantiles x 7 targets x 2 windows x 2 scale-in steps, and forecast-only at the 7 targets.
+    assert sum(p.strategy == "predictive" for p in serial.points) == 175
     assert serial.points == parallel.points
     assert serial.bound_curve == parallel.bound_curve
     assert serial.oracle_instance_hours == parallel.oracle_instance_hours
@@ -184,15 +184,17 @@ def test_ours_is_swept_over_headroom_quantile_and_the_reactive_target() -> None:
     config = small_config(workers=1)
     sweep = run_sweep(trace, config)
     ours = [p for p in sweep.points if p.strategy == "predictive" and p.knob != "forecast-only"]
-    assert sorted((p.value, p.target_cpu_percent, p.scale_in_stabilization_minutes) for p in ours) == sorted(
-        (q, cpu, window)
+    knobs = [
+        (p.value, p.target_cpu_percent, p.scale_in_stabilization_minutes, p.max_scale_in_step) for p in ours
+    ]
+    assert sorted(knobs) == sorted(
+        (q, cpu, window, step)
         for q in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
         for cpu in (90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0)
         for window in (30, 10)
+        for step in (1, 0)
     )
-    assert [(p.value, p.target_cpu_percent, p.scale_in_stabilization_minutes) for p in ours if p.default] == [
-        (0.6, 70.0, 30)
-    ]
+    assert [knob for knob, p in zip(knobs, ours, strict=True) if p.default] == [(0.6, 70.0, 30, 1)]
     # Our default point is what the backtest itself measures for the predictive strategy.
     report = run_backtest(trace, config)
     default = sweep.ours()
@@ -206,7 +208,8 @@ def test_ours_is_swept_over_headroom_quantile_and_the_reactive_target() -> None:
     at_30 = next(
         p
         for p in ours
-        if (p.value, p.target_cpu_percent, p.scale_in_stabilization_minutes) == (0.6, 30.0, 30)
+        if (p.value, p.target_cpu_percent, p.scale_in_stabilization_minutes, p.max_scale_in_step)
+        == (0.6, 30.0, 30, 1)
     )
     assert at_30.instance_hours > default.instance_hours
     assert at_30.under_provisioned_minutes <= default.under_provisioned_minutes
@@ -222,8 +225,14 @@ def test_ours_at_another_reactive_target_moves_every_setting_that_reads_the_targ
     assert ours.capacity_ratio == 0.5
     assert ours.tracking.scale_in_enabled is True
     assert ours.policy.scale_in_stabilization_minutes == 30  # the configured window, kept
+    assert ours.policy.max_scale_in_step == 1  # the configured step, kept
     shorter = at_reactive_target(config, 70.0, 0.6, 10)
     assert shorter.policy.scale_in_stabilization_minutes == 10
+    # MaxScaleInStep 0: predict never lowers desired capacity, target tracking scales in.
+    left_to_tracking = at_reactive_target(config, 70.0, 0.6, 30, max_scale_in_step=0)
+    assert left_to_tracking.policy.max_scale_in_step == 0
+    assert left_to_tracking.policy.scale_in_stabilization_minutes == 30
+    assert left_to_tracking.tracking.scale_in_enabled is True
     assert shorter.tracking.target_requests_per_instance == 1000.0
     assert shorter.capacity_ratio == 1.0
     # The instances do not change: the simulated group keeps its CPU model.
@@ -446,8 +455,31 @@ def test_the_plot_names_ours_over_all_its_knobs_and_the_quantile_alone(
     legend = closed[0].axes[0].get_legend()  # type: ignore[attr-defined]
     labels = [text.get_text() for text in legend.get_texts()]
     assert labels[:3] == [
-        "predictive RF + reactive (ours): HeadroomQuantile x reactive target x scale-in window, "
+        "predictive RF + reactive (ours): HeadroomQuantile x reactive target x scale-in window and step, "
         "or forecast-only",
         "predictive RF + reactive (ours): HeadroomQuantile alone (target 70 %, window 30 min)",
         "reactive target tracking",
     ]
+
+
+def test_the_quantile_alone_is_drawn_at_the_default_scale_in_step_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed = closed_figures(monkeypatch)
+    points = [
+        SweepPoint("predictive", "headroom_quantile", 0.6, 30, 0.05, 110.0, 1.10, True, 70.0, 30, 1),
+        SweepPoint("predictive", "headroom_quantile", 0.8, 20, 0.03, 115.0, 1.15, False, 70.0, 30, 1),
+        # Cheaper and less short at step 0: on ours' frontier, not on the quantile-alone line.
+        SweepPoint("predictive", "headroom_quantile", 0.6, 10, 0.02, 105.0, 1.05, False, 70.0, 30, 0),
+        SweepPoint("reactive", "target_cpu_percent", 70.0, 120, 0.20, 90.0, 0.90, True),
+    ]
+    plot_frontier(hand_sweep(points), tmp_path / "frontier.png")
+    legend = closed[0].axes[0].get_legend()  # type: ignore[attr-defined]
+    labels = [text.get_text() for text in legend.get_texts()]
+    assert labels[1] == (
+        "predictive RF + reactive (ours): HeadroomQuantile alone "
+        "(target 70 %, window 30 min, MaxScaleInStep 1)"
+    )
+    alone = next(s for s in frontier_series(hand_sweep(points)) if "alone" in s.label)
+    assert [p.value for p in alone.points] == [0.6, 0.8]
+    assert [p.max_scale_in_step for p in alone.points] == [1, 1]

@@ -5,6 +5,7 @@ window included)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from saleor_scaling.backtest.history import metric_history
 from saleor_scaling.backtest.runner import prepare_trace
@@ -46,7 +47,8 @@ class Group:
         self.lease = lease
 
 
-def test_controller_decides_as_run_predict() -> None:
+@pytest.mark.parametrize("holds_floor", [True, False])
+def test_controller_decides_as_run_predict(holds_floor: bool) -> None:
     config = small_config()
     trace = prepare_trace(synthetic_trace(10, seed=4), config)
     group_settings = config.group_settings()
@@ -61,7 +63,9 @@ def test_controller_decides_as_run_predict() -> None:
     )
     blob = model.ensemble.to_npz()
     metadata = model.metadata.with_artifact(blob, "models/model.npz")
-    policy = PolicySettings(mode=ScalingMode.FORECAST_AND_SCALE, max_scale_in_step=1)
+    policy = PolicySettings(
+        mode=ScalingMode.FORECAST_AND_SCALE, max_scale_in_step=1, window_holds_reactive_floor=holds_floor
+    )
     settings = PredictSettings(
         auto_scaling_group_name="saleor-api",
         load_balancer_full_name="app/saleor/0123456789abcdef",
@@ -96,7 +100,7 @@ def test_controller_decides_as_run_predict() -> None:
     simulated.served = np.repeat(np.rint(history[Metric.IN_SERVICE]), 5).astype(int).tolist()
 
     first_minute = (train_end - history.start) // 60 + 6 * 60  # a day of runs after training
-    applied = 0
+    applied = floor_raised = 0
     for minute in range(first_minute, first_minute + 24 * 60, 5):
         now = history.start + minute * 60 + 17  # EventBridge fires a few seconds late
         result = run_predict(now, settings, ports)
@@ -106,4 +110,7 @@ def test_controller_decides_as_run_predict() -> None:
         assert simulated.desired == group.desired
         assert simulated.floor == group.min_size
         applied += result.decision.apply
+        floor_raised += result.decision.window_entry < result.decision.recommended
     assert applied >= 4  # the day had scale-outs and scale-ins to agree on
+    # Without the floor in the window, runs raised to their floor were compared too.
+    assert holds_floor or floor_raised > 0

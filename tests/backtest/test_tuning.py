@@ -48,6 +48,20 @@ def test_the_cheapest_setting_of_ours_that_meets_the_goal_is_chosen_with_its_ove
     assert "deploy it: sam deploy --parameter-overrides ScalingMode=forecast-and-scale" in text
 
 
+def test_a_setting_with_predictive_scale_in_off_deploys_max_scale_in_step_0():
+    points = [
+        ours(0.6, 70.0, 30, 0.0080, 1.10, default=True),
+        SweepPoint("predictive", "headroom_quantile", 0.6, 0, 0.0040, 105.0, 1.05, False, 70.0, 10, 0),
+    ]
+    tuning = tune(Sweep("hand", 1.0, 1440, 100.0, points, []), 0.005, 1000.0, 70.0)
+    assert tuning.chosen is not None
+    assert tuning.chosen.setting == "headroom_quantile=0.6, cpu=70, window=10, step=0"
+    assert tuning.overrides() == (
+        "ScalingMode=forecast-and-scale HeadroomQuantile=0.6 TargetCpuPercent=70 CapacityPerInstance=1000 "
+        "ScaleInStabilizationMinutes=10 MaxScaleInStep=0"
+    )
+
+
 def test_a_goal_met_only_by_forecast_only_says_switch_scaling_off():
     tuning = tune(sweep(), 0.003, 1000.0, 70.0)
     assert tuning.chosen is not None

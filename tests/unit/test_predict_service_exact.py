@@ -613,7 +613,7 @@ class StubModel:
         self.metadata = shop()[2]
         self.mean, self.upper = mean, upper
 
-    def forecast(self, features: Any, level: float, quantile: float) -> Forecast:
+    def forecast(self, features: Any, level: float, quantile: float, burstiness: float = 0.0) -> Forecast:
         return Forecast(self.mean, self.upper, quantile, 0.0)
 
 
@@ -704,7 +704,7 @@ def test_a_fallback_keeps_the_window_and_the_pending_forecasts():
 def test_the_log_record_of_a_forecast_rounds_each_figure_to_4_places():
     ports = make_ports(our_floor(until=SLOT + 1500), models=with_model())
     stub = StubModel(500.0, 900.0)
-    stub.forecast = lambda features, level, quantile: Forecast(  # type: ignore[method-assign]
+    stub.forecast = lambda features, level, quantile, burstiness=0.0: Forecast(  # type: ignore[method-assign]
         500.00004, 900.00004, quantile, 0.123456
     )
     ports.model_cache["v1"] = stub  # type: ignore[assignment]

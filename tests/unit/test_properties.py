@@ -41,6 +41,7 @@ policies = st.builds(
     mode=st.sampled_from(list(ScalingMode)),
     max_scale_in_step=st.integers(0, 100),
     scale_in_stabilization_minutes=st.integers(0, 1440),
+    window_holds_reactive_floor=st.booleans(),
 )
 forecasts = st.floats(min_value=0.0, max_value=1e300, allow_nan=False, allow_infinity=False)
 
@@ -70,6 +71,11 @@ def test_policy_invariants(forecast, group, reactive, recent, policy):
             assert decision.floor >= min(target, group.floor - policy.max_scale_in_step)
     else:
         assert decision.floor == group.floor
+    # What the window remembers is within the group's bounds, never above this run's
+    # recommendation, and the recommendation itself unless the floor is left out of it.
+    assert group.min_size <= decision.window_entry <= decision.recommended <= group.max_size
+    if policy.window_holds_reactive_floor or reactive == 0:
+        assert decision.window_entry == decision.recommended
 
 
 lease_fields = st.tuples(

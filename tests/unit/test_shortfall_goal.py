@@ -210,7 +210,9 @@ class FlatForecaster:
     def __init__(self, demand: float) -> None:
         self.demand = demand
 
-    def forecast_rows(self, features: Any, levels: Any, quantile: float) -> list[_Forecast]:
+    def forecast_rows(
+        self, features: Any, levels: Any, quantile: float, burstiness: Any = None
+    ) -> list[_Forecast]:
         return [_Forecast(self.demand * (1 + quantile)) for _ in range(len(levels))]
 
 

@@ -23,6 +23,7 @@ from saleor_scaling.backtest.plot import plot
 from saleor_scaling.backtest.runner import run_backtest
 from saleor_scaling.backtest.traces import TRACE_FILES, Trace, TraceError, load_trace, traces_dir
 from saleor_scaling.backtest.tuning import tune
+from saleor_scaling.headroom import CONDITIONS
 from saleor_scaling.settings import ConfigurationError, PolicySettings, ScalingMode
 from saleor_scaling.simulation.simulator import WarmPoolSettings
 
@@ -81,9 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--sweep",
         action="store_true",
         help="sweep every strategy's knobs instead (ours: HeadroomQuantile x reactive target x scale-in "
-        "window, or forecast-only; reactive target, AWS target and buffer, PHPA target and smoothing, "
-        "Crane margin), in --workers processes: tables at equal shortfall and each frontier's cost at "
-        "0.2-10 %% short; --plot draws the cost-against-shortfall frontier, --json writes every point",
+        "window x MaxScaleInStep 1 or 0, or forecast-only; reactive target, AWS target and buffer, "
+        "PHPA target and smoothing, Crane margin), in --workers processes: tables at equal shortfall "
+        "and each frontier's cost at 0.2-10 %% short; --plot draws the cost-against-shortfall "
+        "frontier, --json writes every point",
     )
 
     parser.add_argument(
@@ -151,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.scale_in_stabilization_minutes,
         help="scale-in stabilization window, minutes (%(default)s)",
     )
+    policy.add_argument(
+        "--window-holds-floor",
+        choices=("on", "off"),
+        default="on" if defaults.window_holds_reactive_floor else "off",
+        help="the window remembers each run's reactive floor (on), or only the forecast, planned "
+        "events and bounds (off: a spike's floor sizes its own run only) (%(default)s)",
+    )
     policy.add_argument("--target-cpu", type=float, default=defaults.target_cpu_percent, help="(%(default)s)")
     policy.add_argument(
         "--horizon-steps", type=int, help="forecast target, steps after the anchor (2 + boot delay in steps)"
@@ -179,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=config_defaults.holdout_days,
         help="days held out from the challenger to measure the headroom on (%(default)s)",
+    )
+    training.add_argument(
+        "--headroom-condition",
+        choices=CONDITIONS,
+        default=config_defaults.headroom_condition,
+        help="what the headroom table is scaled by, HEADROOM_CONDITION (%(default)s)",
     )
     _add_speed_options(parser, config_defaults)
     return parser
@@ -225,6 +240,7 @@ def config_from_args(args: argparse.Namespace) -> BacktestConfig:
             max_scale_in_step=args.max_scale_in_step,
             scale_in_stabilization_minutes=args.stabilization,
             target_cpu_percent=args.target_cpu,
+            window_holds_reactive_floor=args.window_holds_floor == "on",
         ),
         scale_in_ratio=args.scale_in_ratio,
         alarm_delay_minutes=args.alarm_delay,
@@ -234,6 +250,7 @@ def config_from_args(args: argparse.Namespace) -> BacktestConfig:
         training_window_days=args.training_window_days,
         min_history_days=args.min_history_days,
         holdout_days=args.holdout_days,
+        headroom_condition=args.headroom_condition,
         retrain_every_days=args.retrain_every,
         workers=args.workers,
         days=args.days,

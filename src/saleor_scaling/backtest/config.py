@@ -9,6 +9,7 @@ from typing import Any
 from saleor_scaling.backtest.peers import PEERS, PeerSettings
 from saleor_scaling.backtest.traces import parse_time
 from saleor_scaling.backtest.walkforward import WalkForwardSettings, default_workers
+from saleor_scaling.headroom import CONDITIONS
 from saleor_scaling.settings import PolicySettings, RetrainSettings, ScalingMode, horizon_steps_for
 from saleor_scaling.simulation.simulator import GroupSettings, TargetTrackingSettings, WarmPoolSettings
 from saleor_scaling.training import TrainingConfig
@@ -63,6 +64,8 @@ class BacktestConfig:
     training_window_days: int = _retrain_default("training_window_days")
     min_history_days: int = _retrain_default("min_history_days")
     holdout_days: int = _retrain_default("holdout_days")
+    headroom_condition: str = _retrain_default("headroom_condition")
+    """What the headroom table is scaled by (HEADROOM_CONDITION, `headroom.Condition`)."""
     retrain_minute_of_day: int = 3 * 60 + 15
     retrain_every_days: int = 1
     """Replay a retrain schedule of every this many days (1, nightly, is what is deployed
@@ -96,6 +99,8 @@ class BacktestConfig:
             raise ValueError("horizon_steps must be >= 1")
         if self.days is not None and self.days <= 0:
             raise ValueError("days must be > 0")
+        if self.headroom_condition not in CONDITIONS:
+            raise ValueError(f"headroom_condition must be one of {', '.join(CONDITIONS)}")
         if self.workers is not None and self.workers < 1:
             raise ValueError("workers must be >= 1")
         # Fail early on inconsistent pieces.
@@ -148,6 +153,7 @@ class BacktestConfig:
                 timezone=self.timezone or timezone,
                 n_estimators=self.n_estimators,
                 max_depth=self.max_depth,
+                headroom_condition=self.headroom_condition,
             ),
             headroom_quantile=self.policy.headroom_quantile,
             training_window_days=self.training_window_days,

@@ -3,7 +3,8 @@
 Each strategy trades instance-hours for fewer under-provisioned minutes with its knobs:
 
 * predictive RF + reactive (ours): `HeadroomQuantile` x the target tracking target x the
-  scale-in stabilization window, since a deployment of ours sets all three, and at each
+  scale-in stabilization window x `MaxScaleInStep` (1, or 0: predict never lowers desired
+  capacity and target tracking scales in), since a deployment of ours sets all four, and at each
   target `ScalingMode` forecast-only (target tracking alone: predict publishes but does
   not scale), so ours is never dearer than target tracking at any target, and the table
   marks the shortfalls where forecast-only is what keeps it there. The nightly
@@ -58,6 +59,7 @@ from saleor_scaling.backtest.peers import COLOURS as PEER_COLOURS
 from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
 from saleor_scaling.backtest.peers import PeerSettings, run_peer
 from saleor_scaling.backtest.report import scaling_statement, strategy_figures
+from saleor_scaling.backtest.rises import RiseWindows, rise_figures, sudden_rises
 from saleor_scaling.backtest.runner import observed_settings, prepare_trace
 from saleor_scaling.backtest.traces import Trace
 from saleor_scaling.backtest.walkforward import WalkForward, walk_forward
@@ -78,6 +80,11 @@ REACTIVE_CPU_TARGETS = (90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0)
 """Target tracking's CPU target, ours and alone: above 70 % for the cheap end."""
 SCALE_IN_WINDOWS_MINUTES = (30, 10)
 """Our scale-in stabilization windows (`ScaleInStabilizationMinutes`)."""
+MAX_SCALE_IN_STEPS = (1, 0)
+"""Our `MaxScaleInStep`: 0 leaves scale-in to target tracking. On an hourly trace predict's
+own scale-in, sized for the one far step a coarse anchor forecasts, is what leaves most of
+ours' minutes short (docs/backtest.md, "Why ours sits above the reference on coarse
+traces")."""
 FORECAST_ONLY = "forecast-only"
 """Ours' knob for `ScalingMode` forecast-only: the group is target tracking alone at the
 deployment's target (predict's window and quantile do nothing then)."""
@@ -111,6 +118,12 @@ class SweepPoint:
     """Ours only: the target tracking target this point ran at (our second knob)."""
     scale_in_stabilization_minutes: int | None = None
     """Ours only: predict's scale-in stabilization window (our third knob)."""
+    max_scale_in_step: int | None = None
+    """Ours only: predict's `MaxScaleInStep` (our fourth knob; 0: target tracking scales in)."""
+    rise_excess_instance_hours: float | None = None
+    """After sudden rises (`rises`): instance-hours billed above the oracle's."""
+    rise_under_provisioned_minutes: int | None = None
+    """After sudden rises: minutes short."""
 
     @property
     def setting(self) -> str:
@@ -120,6 +133,8 @@ class SweepPoint:
             knob += f", cpu={self.target_cpu_percent:g}"
         if self.scale_in_stabilization_minutes is not None:
             knob += f", window={self.scale_in_stabilization_minutes}"
+        if self.max_scale_in_step is not None:
+            knob += f", step={self.max_scale_in_step}"
         return knob
 
 
@@ -145,9 +160,11 @@ def at_reactive_target(
     target_cpu_percent: float,
     quantile: float,
     stabilization_minutes: int | None = None,
+    max_scale_in_step: int | None = None,
 ) -> AtReactiveTarget:
-    """Our settings at `target_cpu_percent`, `quantile` and the scale-in stabilization
-    window (`ScaleInStabilizationMinutes`; None keeps the configured one)."""
+    """Our settings at `target_cpu_percent`, `quantile`, the scale-in stabilization
+    window (`ScaleInStabilizationMinutes`) and `MaxScaleInStep` (None keeps the configured
+    one)."""
     ratio = target_cpu_percent / config.policy.target_cpu_percent
     tracking = replace(
         config.target_tracking_settings(with_predictive=True),
@@ -157,6 +174,8 @@ def at_reactive_target(
     policy = replace(config.policy, headroom_quantile=quantile, target_cpu_percent=target_cpu_percent)
     if stabilization_minutes is not None:
         policy = replace(policy, scale_in_stabilization_minutes=stabilization_minutes)
+    if max_scale_in_step is not None:
+        policy = replace(policy, max_scale_in_step=max_scale_in_step)
     return AtReactiveTarget(tracking, policy, ratio)
 
 
@@ -426,7 +445,7 @@ def quantile_uppers(forest: WalkForward, quantiles: tuple[float, ...]) -> dict[f
             continue
         means = forest.mean[anchors]
         for q in quantiles:
-            uppers[q][anchors] = means * headroom.multipliers(means, q)
+            uppers[q][anchors] = means * headroom.multipliers(means, q, forest.burstiness[anchors])
     return uppers
 
 
@@ -479,6 +498,7 @@ class Setting:
     run: Callable[[], SimulationRecord]
     target_cpu_percent: float | None = None
     scale_in_stabilization_minutes: int | None = None
+    max_scale_in_step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -489,6 +509,8 @@ class Judging:
     window: slice
     oracle_billed: IntArray
     capacity_per_instance: float
+    rises: RiseWindows | None = None
+    """The sudden rises of the evaluated window (`rises`); None: no rise figures."""
 
 
 def judge_setting(setting: Setting, judging: Judging) -> SweepPoint:
@@ -504,6 +526,19 @@ def judge_setting(setting: Setting, judging: Judging) -> SweepPoint:
         judging.oracle_billed,
         pool_cost=record.pool_cost,
     )
+    after_rises = (
+        rise_figures(
+            setting.strategy,
+            judging.rises,
+            judging.demand,
+            record.serving,
+            record.billed,
+            judging.oracle_billed,
+            judging.capacity_per_instance,
+        )
+        if judging.rises is not None
+        else None
+    )
     return SweepPoint(
         setting.strategy,
         setting.knob,
@@ -515,6 +550,9 @@ def judge_setting(setting: Setting, judging: Judging) -> SweepPoint:
         setting.default,
         setting.target_cpu_percent,
         setting.scale_in_stabilization_minutes,
+        setting.max_scale_in_step,
+        None if after_rises is None else round(after_rises.excess_instance_hours, 4),
+        None if after_rises is None else after_rises.under_provisioned_minutes,
     )
 
 
@@ -557,11 +595,12 @@ def run_sweep(
     # held for less long).
     policy = config.policy
     windows = tuple(sorted({*SCALE_IN_WINDOWS_MINUTES, policy.scale_in_stabilization_minutes}, reverse=True))
+    steps = tuple(sorted({*MAX_SCALE_IN_STEPS, policy.max_scale_in_step}, reverse=True))
     settings: list[Setting] = []
     if forest.headrooms:
         uppers = quantile_uppers(forest, quantiles)
-        for window_minutes, cpu, q in itertools.product(windows, reactive_targets, quantiles):
-            ours = at_reactive_target(config, cpu, q, window_minutes)
+        for step, window_minutes, cpu, q in itertools.product(steps, windows, reactive_targets, quantiles):
+            ours = at_reactive_target(config, cpu, q, window_minutes, step)
             run = partial(
                 simulate_ours,
                 demand,
@@ -571,12 +610,15 @@ def run_sweep(
                 config,
                 observation,
             )
-            default = (q, cpu, window_minutes) == (
+            default = (q, cpu, window_minutes, step) == (
                 policy.headroom_quantile,
                 policy.target_cpu_percent,
                 policy.scale_in_stabilization_minutes,
+                policy.max_scale_in_step,
             )
-            settings.append(Setting("predictive", "headroom_quantile", q, default, run, cpu, window_minutes))
+            settings.append(
+                Setting("predictive", "headroom_quantile", q, default, run, cpu, window_minutes, step)
+            )
     for cpu in reactive_targets:
         # Forecast-only at each target: where no forecast beats plain headroom, the
         # operator of ours switches scaling off, and the frontier should say so.
@@ -630,7 +672,8 @@ def run_sweep(
 
     started = time.perf_counter()
     # Each setting is one simulation, independent of the others: in `workers` processes.
-    judging = Judging(demand, window, oracle.billed, config.capacity_per_instance)
+    rises = sudden_rises(demand, config.capacity_per_instance, window)
+    judging = Judging(demand, window, oracle.billed, config.capacity_per_instance, rises)
     points = run_in_processes(
         partial(judge_setting, judging=judging),
         settings,
@@ -778,7 +821,8 @@ def frontier_series(sweep: Sweep) -> list[Series]:
             series.append(
                 Series(
                     strategy,
-                    f"{label}: HeadroomQuantile x reactive target x scale-in window, or forecast-only",
+                    f"{label}: HeadroomQuantile x reactive target x scale-in window and step, "
+                    "or forecast-only",
                     tuple(pareto(points)),
                     False,
                     True,
@@ -788,15 +832,25 @@ def frontier_series(sweep: Sweep) -> list[Series]:
                 alone = [
                     p
                     for p in points
-                    if (p.target_cpu_percent, p.scale_in_stabilization_minutes)
-                    == (default.target_cpu_percent, default.scale_in_stabilization_minutes)
+                    if (p.target_cpu_percent, p.scale_in_stabilization_minutes, p.max_scale_in_step)
+                    == (
+                        default.target_cpu_percent,
+                        default.scale_in_stabilization_minutes,
+                        default.max_scale_in_step,
+                    )
                 ]
                 if len(alone) < len(points):
                     series.append(
                         Series(
                             strategy,
                             f"{label}: HeadroomQuantile alone (target {default.target_cpu_percent:g} %, "
-                            f"window {default.scale_in_stabilization_minutes} min)",
+                            f"window {default.scale_in_stabilization_minutes} min"
+                            + (
+                                ""
+                                if default.max_scale_in_step is None
+                                else f", MaxScaleInStep {default.max_scale_in_step}"
+                            )
+                            + ")",
                             tuple(pareto(alone)),
                             True,
                             False,

@@ -38,8 +38,13 @@ predict runs, so a forecast `horizon` steps past it would, for the later runs, s
 moment already past. The model is trained and queried for `horizon_steps(horizon)` =
 horizon + (buckets per unit - 1) steps past the anchor: the target of the *last* run that
 shares the anchor, i.e. the unit after next. The earlier runs of the unit get that later
-target; the 30-minute scale-in stabilization window keeps the previous anchor's
-recommendation (made for the unit in between) in force, so both units are covered.
+target; the scale-in stabilization window keeps the previous anchor's recommendation (made
+for the unit in between) in force for its length after that anchor's last run, so with
+30-minute units and the 30-minute window both units are covered. With hourly units they
+are not: from 30 minutes into a unit, predict scales in toward the unit after next while
+the current one is served (`tests/backtest/test_coarse_scale_in.py`; docs/backtest.md,
+"Why ours sits above the reference on coarse traces": `MaxScaleInStep` 0 leaves scale-in
+to target tracking and is a knob of the sweep).
 
 What is left, and stated: the fleet columns (CPU, in-service) of a closed unit are those of
 a simulated group that served the interpolated minutes, so their unit means depend on the

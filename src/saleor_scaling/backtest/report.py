@@ -15,6 +15,8 @@ for nobody):
   instance in full while it boots into the pool or runs there, at its EBS volume's share
   when stopped or hibernated: `simulator.PARKED_COST_SHARE`) and shown apart too;
 * scaling actions: changes of the desired capacity;
+* after sudden rises (`rises`): the instance-hours billed above the oracle's and the
+  minutes short in the 90 minutes after each;
 * forecast MAE and MAPE (`training.error_scores`) of the mean forecast for the 5-minute
   demand at the forecast target, over the predict runs that used a forecast, next to the
   seasonal-naive forecast's on exactly the same steps.
@@ -32,6 +34,7 @@ import numpy as np
 from saleor_scaling.backtest.bounds import LevelBound
 from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
 from saleor_scaling.backtest.planned import render_event_table
+from saleor_scaling.backtest.rises import render_rises
 from saleor_scaling.retrain_service import MIN_USABLE_SHARE
 from saleor_scaling.series import FloatArray
 from saleor_scaling.simulation.simulator import IntArray, WarmPoolSettings
@@ -121,6 +124,9 @@ class BacktestReport:
     """Each predictive strategy's decision log (not in the JSON)."""
     events: dict[str, Any] = field(default_factory=dict)
     """With planned events (`--events`): figures inside and outside them (`planned`)."""
+    rises: dict[str, Any] = field(default_factory=dict)
+    """After sudden rises, on the evaluated window: capacity above the oracle's and
+    minutes short (`rises.rise_summary`)."""
 
     def targets(self) -> list[TargetCheck]:
         """The acceptance targets, judged on the evaluated window."""
@@ -183,6 +189,7 @@ class BacktestReport:
             "timings_seconds": {key: round(value, 3) for key, value in self.timings.items()},
             "notes": self.notes,
             **({"events": self.events} if self.events else {}),
+            **({"rises": self.rises} if self.rises else {}),
         }
 
 
@@ -266,7 +273,7 @@ def render_table(report: BacktestReport) -> str:
             f"{fig.unserved_requests:13.4g}{fig.instance_hours:10.1f}{fig.instance_hours_vs_oracle:8.3f}"
             f"{fig.scaling_actions:9d}{mae}{mape}{naive}"
         )
-    lines += _beyond_max_size_lines(report) + _warm_pool_lines(report)
+    lines += _beyond_max_size_lines(report) + _warm_pool_lines(report) + render_rises(report.rises, LABELS)
     checks = report.targets()
     if checks:
         lines += ["", "Acceptance targets (predictive RF + reactive):"]

@@ -61,6 +61,7 @@ from saleor_scaling.backtest.report import (
     scaling_statement,
     strategy_figures,
 )
+from saleor_scaling.backtest.rises import rise_figures, rise_summary, sudden_rises
 from saleor_scaling.backtest.traces import Trace, robust_peak
 from saleor_scaling.backtest.walkforward import WalkForward, WalkForwardSettings, walk_forward
 from saleor_scaling.calendar import PlannedEvent
@@ -259,6 +260,22 @@ def run_backtest(
     )
     for name in order:
         series[name] = StrategySeries(records[name].serving, records[name].billed)
+    rises = sudden_rises(demand, config.capacity_per_instance, windows["evaluated"])
+    rise_by_strategy = {
+        name: rise_figures(
+            name,
+            rises,
+            demand,
+            series[name].serving,
+            series[name].billed,
+            oracle.billed,
+            config.capacity_per_instance,
+        )
+        for name in order
+    }
+    rise_by_strategy["oracle"] = rise_figures(
+        "oracle", rises, demand, oracle.serving, oracle.billed, oracle.billed, config.capacity_per_instance
+    )
     series["oracle"] = StrategySeries(oracle.serving, oracle.billed)
     timings["total"] = time.perf_counter() - started
 
@@ -302,6 +319,7 @@ def run_backtest(
         + _notes(config)
         + _observation_notes(observation, config.horizon),
         decisions={name: controller.log for name, controller in controllers.items()},
+        rises=rise_summary(rises, rise_by_strategy),
     )
     if planner is not None:
         report.events = {

@@ -1,8 +1,8 @@
 """A shortfall goal: the cheapest setting of ours that met it in a sweep (`--target-shortfall`).
 
 The operator states the share of minutes short they accept; of the settings the sweep ran
-for ours (HeadroomQuantile x TargetCpuPercent x ScaleInStabilizationMinutes, and
-ScalingMode forecast-only at each target), the one that met the goal with the fewest
+for ours (HeadroomQuantile x TargetCpuPercent x ScaleInStabilizationMinutes x MaxScaleInStep,
+and ScalingMode forecast-only at each target), the one that met the goal with the fewest
 instance-hours is printed with the template parameters that deploy it. A deployment runs
 one setting, so the choice is among the points the sweep simulated, never a reading
 between two of them (the frontier table's hull assumes two settings run by turns).
@@ -49,9 +49,11 @@ class Tuning:
         common = f"TargetCpuPercent={cpu:g} CapacityPerInstance={capacity}"
         if point.knob == FORECAST_ONLY:
             return f"ScalingMode=forecast-only {common}"
-        window = point.scale_in_stabilization_minutes
-        return f"ScalingMode=forecast-and-scale HeadroomQuantile={point.value:g} {common}" + (
-            f" ScaleInStabilizationMinutes={window}" if window is not None else ""
+        window, step = point.scale_in_stabilization_minutes, point.max_scale_in_step
+        return (
+            f"ScalingMode=forecast-and-scale HeadroomQuantile={point.value:g} {common}"
+            + (f" ScaleInStabilizationMinutes={window}" if window is not None else "")
+            + (f" MaxScaleInStep={step}" if step is not None else "")
         )
 
     def render(self) -> str:

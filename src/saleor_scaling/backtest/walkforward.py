@@ -58,7 +58,7 @@ from saleor_scaling.backtest.parallel import default_workers as default_workers
 from saleor_scaling.backtest.parallel import run_in_processes
 from saleor_scaling.calendar import PlannedEvent, event_steps
 from saleor_scaling.features import build_features, log_level
-from saleor_scaling.headroom import HeadroomTable
+from saleor_scaling.headroom import HeadroomTable, recent_burstiness
 from saleor_scaling.labels import estimate_capacity_per_instance
 from saleor_scaling.model import ForecastModel
 from saleor_scaling.retrain_service import MIN_HOLDOUT_ROWS, history_shortfall
@@ -136,6 +136,9 @@ class WalkForward:
     sized for: `ForecastModel.forecast_rows`)."""
     capacity: FloatArray
     """Requests per minute per instance in the serving model's metadata, per anchor."""
+    burstiness: FloatArray = field(default_factory=lambda: np.empty(0))
+    """`headroom.recent_burstiness` per anchor step: what a table scaled by it reads, as
+    predict reads it at its anchor."""
     nights: list[Night] = field(default_factory=list)
     headrooms: dict[int, HeadroomTable | None] = field(default_factory=dict)
     """Per trained night (its index in `nights`), its model's headroom table: what the
@@ -190,6 +193,7 @@ class NightTask:
     anchors: npt.NDArray[np.int64]
     features: FloatArray
     levels: FloatArray
+    burstiness: FloatArray
 
 
 @dataclass(frozen=True)
@@ -274,7 +278,9 @@ def train_and_forecast(task: NightTask, settings: WalkForwardSettings, trainer: 
     )
     mean = upper = np.empty(0)
     if len(task.anchors):
-        forecasts = model.forecast_rows(task.features, task.levels, settings.headroom_quantile)
+        forecasts = model.forecast_rows(
+            task.features, task.levels, settings.headroom_quantile, task.burstiness
+        )
         mean = np.array([f.demand_mean for f in forecasts])
         upper = np.array([f.demand_upper for f in forecasts])
     night = replace(
@@ -303,6 +309,7 @@ def walk_forward(
         mean=np.full(steps, np.nan),
         upper=np.full(steps, np.nan),
         capacity=np.full(steps, np.nan),
+        burstiness=recent_burstiness(history),
     )
     nights, to_train = plan_nights(history, settings)
     features = build_features(
@@ -319,7 +326,17 @@ def walk_forward(
         first, end = nights[index].first_anchor, nights[until - 1].end_anchor
         anchors = np.arange(first, max(first, end), dtype=np.int64)
         anchors = anchors[np.isfinite(levels[anchors])]
-        tasks.append(NightTask(nights[index], window, rows, anchors, features[anchors], levels[anchors]))
+        tasks.append(
+            NightTask(
+                nights[index],
+                window,
+                rows,
+                anchors,
+                features[anchors],
+                levels[anchors],
+                result.burstiness[anchors],
+            )
+        )
     outcomes: dict[int, NightOutcome] = {}
 
     def record(position: int, outcome: NightOutcome) -> None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from saleor_scaling import STEP_SECONDS
+from saleor_scaling.headroom import recent_burstiness
 from saleor_scaling.model import ForecastModel
 from saleor_scaling.series import FloatArray, Metric, MetricHistory
 from saleor_scaling.settings import RetrainSettings, quantile_range
@@ -160,11 +161,13 @@ def replay_holdout(
         target_requests_per_instance=settings.capacity_per_instance,
     )
     capacity = np.full(len(step_demand), capacity_per_instance)
+    # As predict passes it: read only by a table scaled by recent burstiness.
+    burstiness = recent_burstiness(history)[np.asarray(anchors)]
     policy = settings.policy
     points = []
     for quantile in grid:
         upper = np.full(len(step_demand), np.nan)
-        forecasts = model.forecast_rows(features, levels, quantile)
+        forecasts = model.forecast_rows(features, levels, quantile, burstiness)
         upper[np.asarray(anchors) - first] = [forecast.demand_upper for forecast in forecasts]
         controller = PredictiveController(
             history.start + first * STEP_SECONDS,

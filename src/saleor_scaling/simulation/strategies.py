@@ -113,7 +113,7 @@ class PredictiveController:
         decision = decide(
             predicted, state, floor, recent, self.policy, ScalingMode.FORECAST_AND_SCALE, planned
         )
-        self.recommendations.append((decision_time, decision.recommended))
+        self.recommendations.append((decision_time, decision.window_entry))
         if decision.apply:
             # As predict does on AWS: desired capacity and the MinSize floor under target
             # tracking in one call.
