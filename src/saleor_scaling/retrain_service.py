@@ -28,7 +28,6 @@ from saleor_scaling.labels import estimate_capacity_per_instance
 from saleor_scaling.model import (
     DAILY_STAGE,
     FULL_STAGE,
-    ForecastModel,
     ModelError,
     ModelMetadata,
     ModelNotFoundError,
@@ -40,7 +39,7 @@ from saleor_scaling.predict_service import CalendarSource, MetricsSource, Notifi
 from saleor_scaling.promotions import DAYS_AHEAD, Promotion, Proposals, learned_multiplier, propose
 from saleor_scaling.series import FloatArray, Metric, MetricHistory, clean_training_window, floor_to_step
 from saleor_scaling.settings import RetrainSettings
-from saleor_scaling.simulation.replay import replay_holdout
+from saleor_scaling.simulation.replay import ReplaySettings, tune_on_holdout
 from saleor_scaling.training import (
     Challenger,
     ErrorScores,
@@ -455,20 +454,9 @@ def _tune(
     if not settings.shortfall_goal.on:
         result.tuning_note = "TargetShortfallPercent is off: predict sizes for HeadroomQuantile as set"
         return {}
-    table = challenger.headroom.to_json() if challenger.headroom is not None else {}
-    # The challenger never trained on the held-out rows; sized up with the table the
-    # promoted model carries, as predict will size them.
-    unseen = ForecastModel(challenger.model.ensemble, replace(challenger.model.metadata, headroom=table))
     started = time.perf_counter()
-    replay = replay_holdout(
-        history,
-        unseen,
-        holdout.step_indices,
-        holdout.features,
-        holdout.levels,
-        capacity_per_instance,
-        settings,
-        holdout_start,
+    replay = tune_on_holdout(
+        history, challenger, holdout, holdout_start, capacity_per_instance, ReplaySettings.of(settings)
     )
     if isinstance(replay, str):
         result.tuning_note = f"no quantile tuned: {replay}; predict sizes for HeadroomQuantile as set"

@@ -306,6 +306,33 @@ def _iso(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="seconds")
 
 
+@dataclass(frozen=True)
+class NightlyFits:
+    model: ForecastModel
+    """Refitted on every row, carrying the challenger's headroom table: what serves."""
+    challenger: Challenger
+    split: HoldoutSplit
+
+
+def train_nightly(
+    history: MetricHistory,
+    rows: TrainingRows,
+    config: TrainingConfig,
+    holdout_days: int,
+    capacity_per_instance: float,
+    capacity_learned: bool = False,
+) -> NightlyFits:
+    """The nightly job's two fits without its judging (the backtest and the benchmark): a
+    challenger without the held-out days measures the headroom there, and the model
+    refitted on every row carries it."""
+    split = split_holdout(rows, len(history), holdout_days, config.horizon_steps)
+    challenger = train_challenger(history, split, config, capacity_per_instance, capacity_learned)
+    model = build_model(
+        history, config, capacity_per_instance, capacity_learned, rows=rows, headroom=challenger.headroom
+    )
+    return NightlyFits(model, challenger, split)
+
+
 def train_as_nightly_job(
     history: MetricHistory,
     rows: TrainingRows,
@@ -314,11 +341,5 @@ def train_as_nightly_job(
     capacity_per_instance: float,
     capacity_learned: bool = False,
 ) -> ForecastModel:
-    """The nightly job's two fits without its judging (the backtest and the benchmark): a
-    challenger without the held-out days measures the headroom there, and the model
-    refitted on every row carries it."""
-    split = split_holdout(rows, len(history), holdout_days, config.horizon_steps)
-    challenger = train_challenger(history, split, config, capacity_per_instance, capacity_learned)
-    return build_model(
-        history, config, capacity_per_instance, capacity_learned, rows=rows, headroom=challenger.headroom
-    )
+    """`train_nightly`'s serving model."""
+    return train_nightly(history, rows, config, holdout_days, capacity_per_instance, capacity_learned).model

@@ -22,7 +22,7 @@ from saleor_scaling.settings import (
     ShortfallGoal,
 )
 from saleor_scaling.shortfall_goal import cheapest_meeting, quantile_for_run, tuned_setting
-from saleor_scaling.simulation.replay import QUANTILE_GRID, minute_demand, replay_holdout
+from saleor_scaling.simulation.replay import QUANTILE_GRID, ReplaySettings, minute_demand, replay_holdout
 from tests.forged_artifacts import manifest_document
 
 SHA = "0123456789abcdef" * 4
@@ -241,7 +241,7 @@ def test_a_goal_no_quantile_meets_takes_the_least_short_and_says_so() -> None:
         np.zeros((len(anchors), 1)),
         np.zeros(len(anchors)),
         1000.0,
-        settings(group_min_size=1, group_max_size=2),
+        ReplaySettings.of(settings(group_min_size=1, group_max_size=2)),
         holdout_start,
     )
     assert not isinstance(replay, str)
@@ -269,7 +269,9 @@ def test_the_cheapest_quantile_that_meets_the_goal_is_chosen() -> None:
         np.zeros((len(anchors), 1)),
         np.zeros(len(anchors)),
         1000.0,
-        settings(group_min_size=1, group_max_size=4, shortfall_goal=ShortfallGoal(1.0, 0.6)),
+        ReplaySettings.of(
+            settings(group_min_size=1, group_max_size=4, shortfall_goal=ShortfallGoal(1.0, 0.6))
+        ),
         holdout_start,
     )
     assert not isinstance(replay, str)
@@ -296,7 +298,7 @@ def test_too_little_held_out_data_tunes_nothing_and_says_why() -> None:
         np.zeros((len(anchors), 1)),
         np.zeros(len(anchors)),
         1000.0,
-        settings(),
+        ReplaySettings.of(settings()),
         holdout_start,
     )
     assert replay == (

@@ -92,8 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-shortfall",
         type=_percent,
         metavar="PCT",
-        help="with --sweep: the share of minutes short you accept (e.g. 0.5%%); prints the cheapest "
-        "setting of ours that met it and the sam deploy --parameter-overrides that deploy it",
+        help="the share of minutes short you accept (e.g. 1%%). Alone: TargetShortfallPercent as "
+        "deployed, each night's model sized with the HeadroomQuantile the nightly replay of its "
+        "held-out days chose. With --sweep: prints the cheapest setting of ours that met it and the "
+        "sam deploy --parameter-overrides that deploy it",
     )
 
     shop = parser.add_argument_group("the simulated shop")
@@ -255,6 +257,10 @@ def config_from_args(args: argparse.Namespace) -> BacktestConfig:
         workers=args.workers,
         days=args.days,
         strategies=strategies,
+        # With --sweep the goal picks among the sweep's settings instead (`tuning`).
+        target_shortfall_percent=(
+            None if args.target_shortfall is None or args.sweep else round(100 * args.target_shortfall, 6)
+        ),
     )
 
 
@@ -435,9 +441,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
 
-    if args.target_shortfall is not None and not args.sweep:
-        print("saleor-backtest: --target-shortfall needs --sweep", file=sys.stderr)
-        return 2
     if args.sweep:
         if events:
             print("saleor-backtest: --events is not replayed by --sweep: run them apart", file=sys.stderr)

@@ -10,7 +10,14 @@ from saleor_scaling.backtest.peers import PEERS, PeerSettings
 from saleor_scaling.backtest.traces import parse_time
 from saleor_scaling.backtest.walkforward import WalkForwardSettings, default_workers
 from saleor_scaling.headroom import CONDITIONS
-from saleor_scaling.settings import PolicySettings, RetrainSettings, ScalingMode, horizon_steps_for
+from saleor_scaling.settings import (
+    PolicySettings,
+    RetrainSettings,
+    ScalingMode,
+    ShortfallGoal,
+    horizon_steps_for,
+)
+from saleor_scaling.simulation.replay import ReplaySettings
 from saleor_scaling.simulation.simulator import GroupSettings, TargetTrackingSettings, WarmPoolSettings
 from saleor_scaling.training import TrainingConfig
 
@@ -82,6 +89,10 @@ class BacktestConfig:
     """Only the trace's minutes in [start, end): ISO 8601 dates or date-times in the trace's
     own clock, on the 5-minute grid (None: from its first or to its last minute)."""
     strategies: tuple[str, ...] = STRATEGIES
+    target_shortfall_percent: float | None = None
+    """TargetShortfallPercent: each night's HeadroomQuantile chosen by the nightly replay
+    (`walkforward.WalkForwardSettings.replay`); None: `policy.headroom_quantile` every
+    night, as TargetShortfallPercent 0 deploys (the documented figures' default)."""
     peers: PeerSettings = field(default_factory=PeerSettings)
     """The peer strategies' knobs (`peers.PeerSettings`)."""
 
@@ -163,6 +174,19 @@ class BacktestConfig:
             retrain_every_days=self.retrain_every_days,
             capacity_per_instance=self.capacity_per_instance,
             target_cpu_percent=self.policy.target_cpu_percent,
+            replay=self.replay_settings(),
+        )
+
+    def replay_settings(self) -> ReplaySettings | None:
+        """The nightly replay as deployed with this group, targets and policy (warm pools
+        are not replayed, as the nightly job does not replay them)."""
+        if self.target_shortfall_percent is None:
+            return None
+        return ReplaySettings(
+            goal=ShortfallGoal(percent=self.target_shortfall_percent),
+            group=dataclasses.replace(self.group_settings(), warm_pool=None),
+            tracking=self.target_tracking_settings(with_predictive=True),
+            policy=self.policy,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -295,6 +295,17 @@ def render_table(report: BacktestReport) -> str:
             f"refused (too little history), {wf['training_seconds']:.1f}s training; "
             f"total run {report.timings['total']:.1f}s",
         ]
+        tuning = wf.get("tuning")
+        if tuning:
+            quantiles = tuning["quantiles"]
+            lines.append(
+                f"Nightly shortfall goal {tuning['goal_share']:.2%}: HeadroomQuantile chosen on "
+                f"{tuning['nights_tuned']} of {wf['nights_trained']} nights (the rest kept the set "
+                f"value), median {float(np.median(quantiles)):g} ({min(quantiles):g}-{max(quantiles):g}); "
+                f"the replay met the goal on {tuning['nights_met']} nights and was short "
+                f"{tuning['replay_short_share_mean']:.3%} on average; what the next days were short "
+                "is the predictive row above"
+            )
     lines += [f"Note: {note}" for note in report.notes]
     return "\n".join(lines)
 

@@ -63,7 +63,7 @@ from saleor_scaling.backtest.report import (
 )
 from saleor_scaling.backtest.rises import rise_figures, rise_summary, sudden_rises
 from saleor_scaling.backtest.traces import Trace, robust_peak
-from saleor_scaling.backtest.walkforward import WalkForward, WalkForwardSettings, walk_forward
+from saleor_scaling.backtest.walkforward import Night, WalkForward, WalkForwardSettings, walk_forward
 from saleor_scaling.calendar import PlannedEvent
 from saleor_scaling.series import FloatArray, MetricHistory
 from saleor_scaling.simulation.simulator import SimulationRecord, TargetTracking, simulate
@@ -387,6 +387,24 @@ def _walk_forward_summary(forest: WalkForward | None, history: MetricHistory) ->
         "rows_last_model": trained[-1].rows if trained else 0,
         "capacity_per_instance_learned": [round(night.capacity_per_instance, 1) for night in trained[-3:]],
         "history_steps": len(history),
+        **_tuning_summary(trained),
+    }
+
+
+def _tuning_summary(trained: list[Night]) -> dict[str, object]:
+    """The nightly shortfall goal's choices, night by night (only when it was replayed)."""
+    tuned = [night.tuned for night in trained if night.tuned is not None]
+    if not tuned:
+        return {}
+    quantiles = [setting.headroom_quantile for setting in tuned]
+    return {
+        "tuning": {
+            "goal_share": tuned[0].goal_share,
+            "nights_tuned": len(tuned),
+            "nights_met": sum(setting.met for setting in tuned),
+            "quantiles": quantiles,
+            "replay_short_share_mean": round(float(np.mean([s.replay_short_share for s in tuned])), 6),
+        }
     }
 
 

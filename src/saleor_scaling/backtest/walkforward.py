@@ -57,18 +57,21 @@ from saleor_scaling.backtest.observed import PER_MINUTE, Observation
 from saleor_scaling.backtest.parallel import default_workers as default_workers
 from saleor_scaling.backtest.parallel import run_in_processes
 from saleor_scaling.calendar import PlannedEvent, event_steps
-from saleor_scaling.features import build_features, log_level
+from saleor_scaling.features import STEPS_PER_DAY, build_features, log_level
 from saleor_scaling.headroom import HeadroomTable, recent_burstiness
 from saleor_scaling.labels import estimate_capacity_per_instance
 from saleor_scaling.model import ForecastModel
 from saleor_scaling.retrain_service import MIN_HOLDOUT_ROWS, history_shortfall
 from saleor_scaling.series import FloatArray, MetricHistory, clean_training_window
 from saleor_scaling.settings import ANCHOR_OFFSET_STEPS, DEFAULT_HEADROOM_QUANTILE
+from saleor_scaling.shortfall_goal import TunedSetting
+from saleor_scaling.simulation.replay import ReplaySettings, tune_on_holdout
 from saleor_scaling.training import (
     TrainingConfig,
     TrainingRows,
     split_holdout,
     train_as_nightly_job,
+    train_nightly,
     training_rows,
 )
 
@@ -98,6 +101,11 @@ class WalkForwardSettings:
     events: tuple[PlannedEvent, ...] = ()
     """Declared events (`--events`): kept out of the seasonal features and the training
     targets, as retrain and predict keep the calendar's (`calendar.event_steps`)."""
+    replay: ReplaySettings | None = None
+    """The nightly shortfall goal (`--target-shortfall` without `--sweep`): each night
+    chooses its model's HeadroomQuantile by the nightly job's replay of the held-out days
+    (`simulation.replay.tune_on_holdout`), and the next day's anchors are sized with it;
+    None: every night sizes with `headroom_quantile` (TargetShortfallPercent 0)."""
 
     def __post_init__(self) -> None:
         if self.retrain_every_days < 1:
@@ -123,6 +131,8 @@ class Night:
     first_anchor: int = 0
     """Anchor steps [first_anchor, end_anchor) are forecast by the model serving after it."""
     end_anchor: int = 0
+    tuned: TunedSetting | None = None
+    """The night's replay's choice (with `WalkForwardSettings.replay`); None: none."""
 
 
 @dataclass
@@ -268,23 +278,50 @@ def train_and_forecast(task: NightTask, settings: WalkForwardSettings, trainer: 
     capacity = estimate_capacity_per_instance(
         task.window, settings.target_cpu_percent, settings.capacity_per_instance
     )
-    model = trainer(
-        task.window,
-        task.rows,
-        settings.training,
-        settings.holdout_days,
-        capacity.requests_per_minute,
-        capacity.learned,
-    )
+    quantile, tuned = settings.headroom_quantile, None
+    if settings.replay is None:
+        model = trainer(
+            task.window,
+            task.rows,
+            settings.training,
+            settings.holdout_days,
+            capacity.requests_per_minute,
+            capacity.learned,
+        )
+    else:
+        # The tuning needs the challenger and its held-out rows, which only the nightly
+        # job's own fits give (an injected trainer returns the serving model alone).
+        if trainer is not train_as_nightly_job:
+            raise ValueError("the nightly shortfall goal replays the nightly job's own fits only")
+        fits = train_nightly(
+            task.window,
+            task.rows,
+            settings.training,
+            settings.holdout_days,
+            capacity.requests_per_minute,
+            capacity.learned,
+        )
+        model = fits.model
+        replay = tune_on_holdout(
+            task.window,
+            fits.challenger,
+            fits.split.holdout,
+            len(task.window) - settings.holdout_days * STEPS_PER_DAY,
+            capacity.requests_per_minute,
+            settings.replay,
+        )
+        if not isinstance(replay, str):
+            # As predict: the manifest's tuning, within the operator's floor, sizes every run.
+            tuned = replay.chosen
+            quantile = tuned.headroom_quantile
     mean = upper = np.empty(0)
     if len(task.anchors):
-        forecasts = model.forecast_rows(
-            task.features, task.levels, settings.headroom_quantile, task.burstiness
-        )
+        forecasts = model.forecast_rows(task.features, task.levels, quantile, task.burstiness)
         mean = np.array([f.demand_mean for f in forecasts])
         upper = np.array([f.demand_upper for f in forecasts])
     night = replace(
         task.night,
+        tuned=tuned,
         capacity_per_instance=capacity.requests_per_minute,
         seconds=task.night.seconds + time.perf_counter() - started,
     )

@@ -30,7 +30,7 @@ capacity per instance (the backtest's definition, `backtest.report`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from saleor_scaling import STEP_SECONDS
 from saleor_scaling.headroom import recent_burstiness
 from saleor_scaling.model import ForecastModel
 from saleor_scaling.series import FloatArray, Metric, MetricHistory
-from saleor_scaling.settings import RetrainSettings, quantile_range
+from saleor_scaling.settings import PolicySettings, RetrainSettings, ShortfallGoal, quantile_range
 from saleor_scaling.shortfall_goal import TunedSetting, cheapest_meeting
 from saleor_scaling.simulation.simulator import (
     GroupSettings,
@@ -47,6 +47,7 @@ from saleor_scaling.simulation.simulator import (
     simulate,
 )
 from saleor_scaling.simulation.strategies import PredictiveController
+from saleor_scaling.training import Challenger, TrainingRows
 
 MINUTES_PER_STEP = STEP_SECONDS // 60
 QUANTILE_GRID = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)
@@ -59,6 +60,36 @@ MIN_REPLAY_MINUTES = 24 * 60
 MAX_REPLAY_MINUTE_RUNS = len(QUANTILE_GRID) * (14 * 24 * 60 + LEAD_IN_STEPS * MINUTES_PER_STEP)
 """The replay's cost bound: the grid x HOLDOUT_DAYS' maximum (14) in minutes simulated,
 about 230,000 (measured in `saleor_scaling.bench`, docs/backtest.md)."""
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    """What the replay runs with: the deployment's goal, group, targets and policy (the
+    nightly job's settings, or the backtest's configuration when it replays the tuning)."""
+
+    goal: ShortfallGoal
+    group: GroupSettings
+    """Its capacity per instance is replaced by the night's learned one."""
+    tracking: TargetTrackingSettings
+    policy: PolicySettings
+
+    @classmethod
+    def of(cls, settings: RetrainSettings) -> ReplaySettings:
+        return cls(
+            goal=settings.shortfall_goal,
+            group=GroupSettings(
+                min_size=settings.group_min_size,
+                max_size=settings.group_max_size,
+                boot_delay_minutes=settings.lead_time_minutes,
+                capacity_per_instance=settings.capacity_per_instance,
+                target_cpu_percent=settings.target_cpu_percent,
+            ),
+            tracking=TargetTrackingSettings(
+                target_cpu_percent=settings.target_cpu_percent,
+                target_requests_per_instance=settings.capacity_per_instance,
+            ),
+            policy=settings.policy,
+        )
 
 
 @dataclass(frozen=True)
@@ -120,13 +151,13 @@ def replay_holdout(
     features: FloatArray,
     levels: FloatArray,
     capacity_per_instance: float,
-    settings: RetrainSettings,
+    settings: ReplaySettings,
     holdout_start: int,
 ) -> Replay | str:
     """Replay the steps from `holdout_start` for every quantile of the grid the settings
     allow; the choice, or why there is none (a string). `anchors` are the held-out rows'
     step indices and `features`/`levels` their rows: forecasts the challenger made unseen."""
-    goal = settings.shortfall_goal
+    goal = settings.goal
     first = max(0, holdout_start - LEAD_IN_STEPS)
     demand = minute_demand(history, first)
     lead_in = (holdout_start - first) * MINUTES_PER_STEP
@@ -149,17 +180,8 @@ def replay_holdout(
     step_demand = history.demand_per_minute()[first:]
     desired = history[Metric.DESIRED][first]
     initial = round(float(desired)) if math.isfinite(desired) and desired >= 1 else None
-    group = GroupSettings(
-        min_size=settings.group_min_size,
-        max_size=settings.group_max_size,
-        boot_delay_minutes=settings.lead_time_minutes,
-        capacity_per_instance=capacity_per_instance,
-        target_cpu_percent=settings.target_cpu_percent,
-    )
-    tracking = TargetTrackingSettings(
-        target_cpu_percent=settings.target_cpu_percent,
-        target_requests_per_instance=settings.capacity_per_instance,
-    )
+    group = replace(settings.group, capacity_per_instance=capacity_per_instance)
+    tracking = settings.tracking
     capacity = np.full(len(step_demand), capacity_per_instance)
     # As predict passes it: read only by a table scaled by recent burstiness.
     burstiness = recent_burstiness(history)[np.asarray(anchors)]
@@ -175,8 +197,8 @@ def replay_holdout(
             upper,
             capacity,
             policy,
-            settings.group_min_size,
-            settings.group_max_size,
+            group.min_size,
+            group.max_size,
         )
         record = simulate(demand, group, TargetTracking(tracking), controller, initial=initial)
         load = demand[lead_in:][known]
@@ -198,3 +220,29 @@ def replay_holdout(
         replay_days=round(pick.minutes / (24 * 60), 3),
     )
     return Replay(tuple(points), setting, minutes_simulated)
+
+
+def tune_on_holdout(
+    history: MetricHistory,
+    challenger: Challenger,
+    holdout: TrainingRows,
+    holdout_start: int,
+    capacity_per_instance: float,
+    settings: ReplaySettings,
+) -> Replay | str:
+    """The night's choice of HeadroomQuantile (the nightly job's, and the backtest's when
+    it replays the tuning): the challenger's forecasts of the held-out rows it never trained
+    on, sized up with the headroom table the promoted model carries, as predict will size
+    them, replayed at each quantile of the grid."""
+    table = challenger.headroom.to_json() if challenger.headroom is not None else {}
+    unseen = ForecastModel(challenger.model.ensemble, replace(challenger.model.metadata, headroom=table))
+    return replay_holdout(
+        history,
+        unseen,
+        holdout.step_indices,
+        holdout.features,
+        holdout.levels,
+        capacity_per_instance,
+        settings,
+        holdout_start,
+    )
