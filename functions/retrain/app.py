@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from saleor_scaling import METRICS_NAMESPACE
+from saleor_scaling.adapters.autoscaling import AutoScalingGroup
 from saleor_scaling.adapters.calendar_store import S3Calendar
 from saleor_scaling.adapters.cloudwatch import CloudWatchMetrics, MetricsUnavailableError
 from saleor_scaling.adapters.history_archive import S3HistoryArchive
@@ -62,6 +63,12 @@ def build_ports(settings: RetrainSettings, session: boto3.session.Session) -> Re
         calendar=S3Calendar(s3, settings.model.bucket),
         promotions=promotions,
         proposals=proposals,
+        # Read only when a shortfall goal is replayed: the group's bounds tonight.
+        group=AutoScalingGroup(
+            session.client("autoscaling", config=AWS_CLIENT_CONFIG), settings.auto_scaling_group_name
+        )
+        if settings.shortfall_goal.on
+        else None,
     )
 
 

@@ -35,6 +35,7 @@ from saleor_scaling.model import (
     load_verified,
     manifest_summary,
 )
+from saleor_scaling.policy import GroupFacts, read_floor
 from saleor_scaling.predict_service import CalendarSource, MetricsSource, Notifier
 from saleor_scaling.promotions import DAYS_AHEAD, Promotion, Proposals, learned_multiplier, propose
 from saleor_scaling.series import FloatArray, Metric, MetricHistory, clean_training_window, floor_to_step
@@ -105,6 +106,10 @@ class ProposalSink(Protocol):
     def save(self, proposals: Proposals) -> None: ...
 
 
+class GroupReader(Protocol):
+    def describe(self) -> GroupFacts: ...
+
+
 @dataclass
 class RetrainPorts:
     metrics: MetricsSource
@@ -117,6 +122,9 @@ class RetrainPorts:
     """The shop's upcoming promotions (`adapters.saleor`); None: not read (the default)."""
     proposals: ProposalSink | None = None
     """Where the events proposed from them are written (`adapters.proposal_store`)."""
+    group: GroupReader | None = None
+    """The shop's group (`adapters.autoscaling`), read for the bounds the shortfall goal's
+    replay runs within; None: GROUP_MIN_SIZE and GROUP_MAX_SIZE as configured."""
 
 
 class RetrainStatus(enum.StrEnum):
@@ -179,6 +187,9 @@ class RetrainResult:
     tuning: dict[str, Any] | None = None
     """The shortfall goal's replay (`simulation.replay.Replay.record`), None if none ran."""
     tuning_note: str = ""
+    tuning_bounds_note: str = ""
+    """Why the replay ran within the configured group bounds, not the group's own ('': it
+    read the group, or had no group to read)."""
     """Why no quantile was tuned tonight (goal off, too few held-out minutes, no promotion)."""
 
     @property
@@ -224,6 +235,8 @@ class RetrainResult:
             record["tuning"] = self.tuning
         if self.tuning_note:
             record["tuning_note"] = self.tuning_note
+        if self.tuning_bounds_note:
+            record["tuning_bounds_note"] = self.tuning_bounds_note
         if self.history is not None:
             record["history"] = {
                 "start": _iso(self.history.start),
@@ -413,7 +426,14 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
         scores={name: round(value, 4) for name, value in scores.items() if math.isfinite(value)},
         stage=plan.stage,
         tuning=_tune(
-            history, challenger, holdout, split_start, capacity.requests_per_minute, settings, result
+            history,
+            challenger,
+            holdout,
+            split_start,
+            capacity.requests_per_minute,
+            settings,
+            result,
+            _replay_bounds(now, settings, ports, result),
         ),
     )
     published = ports.models.publish(blob, metadata)
@@ -439,6 +459,38 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
     return result
 
 
+LONGEST_LEASE_SECONDS = 24 * 3600
+"""The longest floor lease predict may write (FALLBACK_RELEASE_MINUTES at most 24 h): a
+record expiring later is not predict's, and the group's MinSize is then taken as set."""
+
+
+def _replay_bounds(
+    now: int, settings: RetrainSettings, ports: RetrainPorts, result: RetrainResult
+) -> tuple[int, int]:
+    """The MinSize and MaxSize the replay runs within: the group's own tonight, the
+    operator's MinSize beneath any floor predict leased (`policy.read_floor`), so that a
+    group the operator resized since the deploy is replayed as it is. Unreadable, the
+    configured GroupMinSize and GroupMaxSize, and the report says so."""
+    configured = (settings.group_min_size, settings.group_max_size)
+    if ports.group is None:
+        return configured
+    try:
+        group = read_floor(ports.group.describe(), now, LONGEST_LEASE_SECONDS).group
+    except Exception as error:  # AWS faults, a group gone: the replay is advice, never a failed night
+        result.tuning_bounds_note = (
+            f"the group could not be read ({type(error).__name__}: {str(error)[:200]}); replayed within "
+            f"GroupMinSize {configured[0]} and GroupMaxSize {configured[1]}"
+        )
+        return configured
+    if group.max_size < 1:
+        result.tuning_bounds_note = (
+            f"the group's MaxSize is {group.max_size}; replayed within GroupMinSize {configured[0]} "
+            f"and GroupMaxSize {configured[1]}"
+        )
+        return configured
+    return max(group.min_size, 1), group.max_size
+
+
 def _tune(
     history: MetricHistory,
     challenger: Challenger,
@@ -447,6 +499,7 @@ def _tune(
     capacity_per_instance: float,
     settings: RetrainSettings,
     result: RetrainResult,
+    bounds: tuple[int, int],
 ) -> dict[str, Any]:
     """The manifest's `tuning` for the promoted model: the held-out days replayed at each
     quantile of the grid (`simulation.replay`), or {} (predict then sizes for
@@ -456,7 +509,12 @@ def _tune(
         return {}
     started = time.perf_counter()
     replay = tune_on_holdout(
-        history, challenger, holdout, holdout_start, capacity_per_instance, ReplaySettings.of(settings)
+        history,
+        challenger,
+        holdout,
+        holdout_start,
+        capacity_per_instance,
+        ReplaySettings.of(settings, bounds),
     )
     if isinstance(replay, str):
         result.tuning_note = f"no quantile tuned: {replay}; predict sizes for HeadroomQuantile as set"

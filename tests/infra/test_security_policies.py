@@ -68,6 +68,7 @@ RESOURCE_REFS = {
     "PredictFunction": "saleor-scaling-PredictFunction-CCCC",
     "RetrainFunction": "saleor-scaling-RetrainFunction-DDDD",
     "PredictLogGroup": "/saleor-scaling/saleor-scaling/predict",
+    "RetrainLogGroup": "/saleor-scaling/saleor-scaling/retrain",
 }
 RESOURCE_ATTRIBUTES = {
     "ModelBucket.Arn": BUCKET_ARN,
@@ -831,3 +832,18 @@ def test_the_tag_keys_allowed_are_the_ones_the_code_writes():
     from saleor_scaling.lease import PROJECT_TAG_KEYS
 
     assert (LEASE_TAG, BASE_MIN_SIZE_TAG, APPLIED_MIN_SIZE_TAG) == PROJECT_TAG_KEYS
+
+
+def test_retrain_may_read_the_group_for_the_replay_and_change_nothing_on_it():
+    retrain = RenderedStack().identity_statements("RetrainFunction")
+    group_arn = f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:uuid:autoScalingGroupName/{GROUP}"
+    assert allows(retrain, Request("autoscaling:DescribeAutoScalingGroups", "*", RETRAIN_ROLE))
+    for action in (
+        "autoscaling:UpdateAutoScalingGroup",
+        "autoscaling:SetDesiredCapacity",
+        "autoscaling:CreateOrUpdateTags",
+        "autoscaling:DeleteTags",
+        "autoscaling:PutScalingPolicy",
+        "autoscaling:PutWarmPool",
+    ):
+        assert not allows(retrain, Request(action, group_arn, RETRAIN_ROLE)), action

@@ -110,3 +110,36 @@ def test_with_the_goal_off_retrain_tunes_nothing_and_predict_sizes_as_set(
 
 CHOSEN_ON_THIS_HISTORY = 0.75
 """What the replay chose on this seeded synthetic history (the cheapest short at most 1 %)."""
+
+
+def test_the_replay_runs_within_the_group_as_the_operator_left_it_tonight(
+    retrain_world: RetrainWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Deployed with GroupMaxSize 20; the operator has since lowered the group's MaxSize to 6
+    # and raised its MinSize to 2 in the console.
+    world = retrain_world
+    monkeypatch.setenv("GROUP_MAX_SIZE", "20")
+    world.session.client("autoscaling").update_auto_scaling_group(
+        AutoScalingGroupName=world.shop.group_name, MinSize=2, MaxSize=6, DesiredCapacity=2
+    )
+    world.seed(RETRAIN_AT)
+    result = world.invoke()
+    assert result["status"] == "promoted", result["reason"]
+    assert (result["tuning"]["group_min_size"], result["tuning"]["group_max_size"]) == (2, 6)
+    assert "tuning_bounds_note" not in result
+
+
+def test_a_group_that_cannot_be_read_is_replayed_within_the_configured_bounds_and_said(
+    retrain_world: RetrainWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = retrain_world
+    monkeypatch.setenv("GROUP_MAX_SIZE", "20")
+    world.session.client("autoscaling").delete_auto_scaling_group(
+        AutoScalingGroupName=world.shop.group_name, ForceDelete=True
+    )
+    world.seed(RETRAIN_AT)
+    result = world.invoke()
+    assert result["status"] == "promoted", result["reason"]
+    assert (result["tuning"]["group_min_size"], result["tuning"]["group_max_size"]) == (1, 20)
+    assert result["tuning_bounds_note"].startswith("the group could not be read (GroupNotFoundError")
+    assert result["tuning_bounds_note"].endswith("replayed within GroupMinSize 1 and GroupMaxSize 20")

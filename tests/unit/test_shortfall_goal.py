@@ -12,7 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from saleor_scaling.lease import Lease
 from saleor_scaling.model import ModelMetadata
+from saleor_scaling.policy import GroupFacts
+from saleor_scaling.retrain_service import RetrainPorts, RetrainResult, RetrainStatus, _replay_bounds
 from saleor_scaling.series import Metric, MetricHistory
 from saleor_scaling.settings import (
     ConfigurationError,
@@ -314,3 +317,42 @@ def test_each_step_is_replayed_as_its_busiest_minute_and_the_rest_spread() -> No
         150.0, 150.0, 400.0, 150.0, 150.0,
         200.0, 200.0, 200.0, 200.0, 200.0,
     ]  # fmt: skip
+
+
+class ReadGroup:
+    def __init__(self, facts: GroupFacts | Exception) -> None:
+        self.facts = facts
+
+    def describe(self) -> GroupFacts:
+        if isinstance(self.facts, Exception):
+            raise self.facts
+        return self.facts
+
+
+def replay_bounds(facts: GroupFacts | Exception | None) -> tuple[tuple[int, int], str]:
+    group = None if facts is None else ReadGroup(facts)
+    ports = RetrainPorts(None, None, None, None, group=group)  # type: ignore[arg-type]
+    result = RetrainResult(RetrainStatus.REFUSED)
+    bounds = _replay_bounds(1_800_000_000, settings(group_min_size=1, group_max_size=20), ports, result)
+    return bounds, result.tuning_bounds_note
+
+
+def test_the_replay_runs_beneath_a_floor_predict_leased_at_the_operators_min_size() -> None:
+    # Predict raised MinSize to 5 for a peak; the operator's own MinSize, 2, is in the lease.
+    lease = Lease(floor=5, prior=5, base=2, until=1_800_000_600, slot=1_799_999_700).encode()
+    assert replay_bounds(GroupFacts(5, 8, 5, 5, lease_tag=lease)) == ((2, 8), "")
+    # A MinSize nobody leased is the operator's own.
+    assert replay_bounds(GroupFacts(3, 8, 3, 3)) == ((3, 8), "")
+
+
+def test_without_a_group_or_with_an_unreadable_one_the_configured_bounds_are_replayed() -> None:
+    assert replay_bounds(None) == ((1, 20), "")
+    bounds, note = replay_bounds(RuntimeError("throttled"))
+    assert bounds == (1, 20)
+    assert note == (
+        "the group could not be read (RuntimeError: throttled); "
+        "replayed within GroupMinSize 1 and GroupMaxSize 20"
+    )
+    bounds, note = replay_bounds(GroupFacts(0, 0, 0, 0))
+    assert bounds == (1, 20)
+    assert note == "the group's MaxSize is 0; replayed within GroupMinSize 1 and GroupMaxSize 20"

@@ -74,12 +74,15 @@ class ReplaySettings:
     policy: PolicySettings
 
     @classmethod
-    def of(cls, settings: RetrainSettings) -> ReplaySettings:
+    def of(cls, settings: RetrainSettings, bounds: tuple[int, int] | None = None) -> ReplaySettings:
+        """`bounds`: the group's MinSize and MaxSize as read tonight (None: GROUP_MIN_SIZE
+        and GROUP_MAX_SIZE as configured)."""
+        min_size, max_size = bounds or (settings.group_min_size, settings.group_max_size)
         return cls(
             goal=settings.shortfall_goal,
             group=GroupSettings(
-                min_size=settings.group_min_size,
-                max_size=settings.group_max_size,
+                min_size=min_size,
+                max_size=max_size,
                 boot_delay_minutes=settings.lead_time_minutes,
                 capacity_per_instance=settings.capacity_per_instance,
                 target_cpu_percent=settings.target_cpu_percent,
@@ -113,6 +116,8 @@ class Replay:
     points: tuple[ReplayPoint, ...]
     chosen: TunedSetting
     minutes_simulated: int
+    group_bounds: tuple[int, int] = (1, 10)
+    """The MinSize and MaxSize replayed within."""
 
     def record(self) -> dict[str, object]:
         return {
@@ -127,6 +132,8 @@ class Replay:
                 for point in self.points
             ],
             "minutes_simulated": self.minutes_simulated,
+            "group_min_size": self.group_bounds[0],
+            "group_max_size": self.group_bounds[1],
         }
 
 
@@ -219,7 +226,7 @@ def replay_holdout(
         instance_hours_per_day=round(pick.instance_hours_per_day, 3),
         replay_days=round(pick.minutes / (24 * 60), 3),
     )
-    return Replay(tuple(points), setting, minutes_simulated)
+    return Replay(tuple(points), setting, minutes_simulated, (group.min_size, group.max_size))
 
 
 def tune_on_holdout(
