@@ -4,6 +4,8 @@ replay of its held-out days chose, and nothing changes when the goal is off."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ from saleor_scaling.backtest.walkforward import Night, plan_nights, walk_forward
 from saleor_scaling.features import STEPS_PER_DAY, build_features, log_level
 from saleor_scaling.headroom import recent_burstiness
 from saleor_scaling.labels import estimate_capacity_per_instance
-from saleor_scaling.series import MetricHistory
+from saleor_scaling.series import Metric, MetricHistory
 from saleor_scaling.simulation.replay import QUANTILE_GRID, tune_on_holdout
 from saleor_scaling.simulation.simulator import TargetTracking, simulate
 from saleor_scaling.training import train_as_nightly_job, train_nightly
@@ -134,3 +136,40 @@ def test_the_goal_refuses_a_trainer_that_hides_the_challenger(history: MetricHis
 def test_the_cli_reads_the_goal_without_a_sweep_and_refuses_one_beyond_twenty_percent(capsys) -> None:
     assert main(["nasa", "--target-shortfall", "25%", "--quiet", "--days", "1"]) == 2
     assert "TARGET_SHORTFALL_PERCENT" in capsys.readouterr().err
+
+
+def test_without_the_busiest_minute_no_night_is_tuned_and_every_night_sizes_as_set(
+    history: MetricHistory,
+) -> None:
+    # A coarse history (5-minute sums only): spread evenly, the replay would see no burst
+    # and meet any goal on paper.
+    values = dict(history.values)
+    values[Metric.BUSIEST_MINUTE] = np.full(len(history), np.nan)
+    coarse = replace(history, values=values)
+    result = walk_forward(coarse, small_config(target_shortfall_percent=1.0).walk_forward_settings("UTC"))
+    as_set = walk_forward(coarse, small_config().walk_forward_settings("UTC"))
+    assert len(trained(result.nights)) >= 2
+    assert all(night.tuned is None for night in result.nights)
+    np.testing.assert_array_equal(result.upper, as_set.upper)
+
+
+def test_the_replay_names_why_it_tunes_nothing_without_the_busiest_minute(history: MetricHistory) -> None:
+    values = dict(history.values)
+    values[Metric.BUSIEST_MINUTE] = np.full(len(history), np.nan)
+    coarse = replace(history, values=values)
+    settings = small_config(target_shortfall_percent=1.0).walk_forward_settings("UTC")
+    _, to_train = plan_nights(coarse, settings)
+    _, window, rows = to_train[0]
+    fits = train_nightly(window, rows, settings.training, 1, 1000.0)
+    reason = tune_on_holdout(
+        window,
+        fits.challenger,
+        fits.split.holdout,
+        len(window) - STEPS_PER_DAY,
+        1000.0,
+        settings.replay,  # type: ignore[arg-type]
+    )
+    assert reason == (
+        "the held-out days record no busiest minute of their steps, "
+        "so the replay would see none of their bursts"
+    )

@@ -279,28 +279,15 @@ def train_and_forecast(task: NightTask, settings: WalkForwardSettings, trainer: 
         task.window, settings.target_cpu_percent, settings.capacity_per_instance
     )
     quantile, tuned = settings.headroom_quantile, None
+    fit = (task.window, task.rows, settings.training, settings.holdout_days)
     if settings.replay is None:
-        model = trainer(
-            task.window,
-            task.rows,
-            settings.training,
-            settings.holdout_days,
-            capacity.requests_per_minute,
-            capacity.learned,
-        )
+        model = trainer(*fit, capacity.requests_per_minute, capacity.learned)
     else:
         # The tuning needs the challenger and its held-out rows, which only the nightly
         # job's own fits give (an injected trainer returns the serving model alone).
         if trainer is not train_as_nightly_job:
             raise ValueError("the nightly shortfall goal replays the nightly job's own fits only")
-        fits = train_nightly(
-            task.window,
-            task.rows,
-            settings.training,
-            settings.holdout_days,
-            capacity.requests_per_minute,
-            capacity.learned,
-        )
+        fits = train_nightly(*fit, capacity.requests_per_minute, capacity.learned)
         model = fits.model
         replay = tune_on_holdout(
             task.window,
