@@ -342,7 +342,6 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
         rows = daily_pattern_rows(rows)
 
     split = split_holdout_steps(rows, len(history), plan.holdout_steps, horizon)
-    split_start = len(history) - plan.holdout_steps
     holdout = split.holdout
     result.training_rows, result.holdout_rows = len(split.fit.targets), len(holdout.targets)
     if (
@@ -429,7 +428,7 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
             history,
             challenger,
             holdout,
-            split_start,
+            split.start,
             capacity.requests_per_minute,
             settings,
             result,

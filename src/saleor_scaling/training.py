@@ -249,6 +249,8 @@ class HoldoutSplit:
     """Rows whose target lies before the split: what the challenger learns from."""
     holdout: TrainingRows
     """Rows anchored at or after the split: never seen by the challenger."""
+    start: int
+    """The first held-out step of the history (what the nightly replay starts from)."""
 
 
 def split_holdout(
@@ -267,6 +269,7 @@ def split_holdout_steps(
     return HoldoutSplit(
         fit=rows.subset(rows.step_indices + horizon_steps < split_index),
         holdout=rows.subset(rows.step_indices >= split_index),
+        start=split_index,
     )
 
 

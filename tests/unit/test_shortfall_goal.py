@@ -343,6 +343,8 @@ def test_the_replay_runs_beneath_a_floor_predict_leased_at_the_operators_min_siz
     assert replay_bounds(GroupFacts(5, 8, 5, 5, lease_tag=lease)) == ((2, 8), "")
     # A MinSize nobody leased is the operator's own.
     assert replay_bounds(GroupFacts(3, 8, 3, 3)) == ((3, 8), "")
+    # MinSize 0 is the operator's to set; the simulated group starts at one instance.
+    assert replay_bounds(GroupFacts(0, 8, 0, 0)) == ((1, 8), "")
 
 
 def test_without_a_group_or_with_an_unreadable_one_the_configured_bounds_are_replayed() -> None:

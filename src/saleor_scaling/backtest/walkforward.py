@@ -57,7 +57,7 @@ from saleor_scaling.backtest.observed import PER_MINUTE, Observation
 from saleor_scaling.backtest.parallel import default_workers as default_workers
 from saleor_scaling.backtest.parallel import run_in_processes
 from saleor_scaling.calendar import PlannedEvent, event_steps
-from saleor_scaling.features import STEPS_PER_DAY, build_features, log_level
+from saleor_scaling.features import build_features, log_level
 from saleor_scaling.headroom import HeadroomTable, recent_burstiness
 from saleor_scaling.labels import estimate_capacity_per_instance
 from saleor_scaling.model import ForecastModel
@@ -293,7 +293,7 @@ def train_and_forecast(task: NightTask, settings: WalkForwardSettings, trainer: 
             task.window,
             fits.challenger,
             fits.split.holdout,
-            len(task.window) - settings.holdout_days * STEPS_PER_DAY,
+            fits.split.start,
             capacity.requests_per_minute,
             settings.replay,
         )
