@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import ModuleType
@@ -160,6 +162,22 @@ def world(aws, monkeypatch, shop_history, trained_model) -> PredictWorld:
 def oversized_world(aws, monkeypatch, shop_history, trained_model) -> PredictWorld:
     """A shop left at 15 instances for load that needs about 8: CPU is low."""
     return make_world(aws, monkeypatch, overprovisioned(shop_history, 15), trained_model, desired=15)
+
+
+@pytest.fixture(scope="module")
+def unbind_handler_loggers() -> Iterator[None]:
+    """The handlers' Powertools loggers bind to the stdout of the first import; a module
+    that uses this unbinds them after its last test, so that a later test (the local run,
+    which redirects stdout to its log file) gets loggers of its own, as when that module
+    did not run first."""
+    yield
+    for name in ("predict", "retrain"):
+        handler_logger = logging.getLogger(name)
+        for handler in list(handler_logger.handlers):
+            handler_logger.removeHandler(handler)
+        for attribute in ("init", "powertools_handler", "logger_handler"):
+            if hasattr(handler_logger, attribute):
+                delattr(handler_logger, attribute)
 
 
 def emitted_metrics(output: str) -> dict[str, float]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import pickle
 from pathlib import Path
@@ -31,19 +30,7 @@ from tests.integration.test_retrain_handler import (  # noqa: F401 (fixtures)
 MANIFEST_KEY = "models/manifest.json"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _unbind_handler_loggers():
-    """The handlers' Powertools loggers bind to the stdout of the first import; unbind
-    them after this module so that a later test (the local run, which redirects stdout
-    to its log file) gets loggers of its own, as when this module did not run first."""
-    yield
-    for name in ("predict", "retrain"):
-        handler_logger = logging.getLogger(name)
-        for handler in list(handler_logger.handlers):
-            handler_logger.removeHandler(handler)
-        for attribute in ("init", "powertools_handler", "logger_handler"):
-            if hasattr(handler_logger, attribute):
-                delattr(handler_logger, attribute)
+pytestmark = pytest.mark.usefixtures("unbind_handler_loggers")
 
 
 class Exploit:

@@ -4,8 +4,6 @@ serves it, and a forged condition makes predict fall back and scale nothing."""
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from tests.integration.test_forged_models import (
@@ -14,7 +12,6 @@ from tests.integration.test_forged_models import (
     write_manifest,
 )
 from tests.integration.test_retrain_handler import (  # noqa: F401 (fixtures)
-    RETRAIN_AT,
     long_history,
     retrain_world,
 )
@@ -23,27 +20,14 @@ TABLE = {"basis": "busiest minute", "rows": 200, "band_edges": [], "factors": [[
 """A valid table (the emulated shop's model carries none)."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _unbind_handler_loggers():
-    """As test_forged_models: later tests get loggers of their own."""
-    yield
-    for name in ("predict", "retrain"):
-        handler_logger = logging.getLogger(name)
-        for handler in list(handler_logger.handlers):
-            handler_logger.removeHandler(handler)
-        for attribute in ("init", "powertools_handler", "logger_handler"):
-            if hasattr(handler_logger, attribute):
-                delattr(handler_logger, attribute)
+pytestmark = pytest.mark.usefixtures("unbind_handler_loggers")
 
 
 def test_retrain_with_the_condition_publishes_a_scaled_table(retrain_world, monkeypatch):  # noqa: F811
     world = retrain_world
     monkeypatch.setenv("HEADROOM_CONDITION", "recent-burstiness")
-    world.seed(RETRAIN_AT)
+    result = world.promoted_tonight()
 
-    result = world.invoke()
-
-    assert result["status"] == "promoted", result["reason"]
     assert result["headroom"]["scaled_by"] == "recent-burstiness"
     metadata = world.registry().current()
     assert metadata.headroom["scaled_by"] == "recent-burstiness"
@@ -52,11 +36,8 @@ def test_retrain_with_the_condition_publishes_a_scaled_table(retrain_world, monk
 
 def test_retrain_by_default_publishes_a_table_as_before(retrain_world):  # noqa: F811
     world = retrain_world
-    world.seed(RETRAIN_AT)
+    result = world.promoted_tonight()
 
-    result = world.invoke()
-
-    assert result["status"] == "promoted", result["reason"]
     assert "scaled_by" not in result["headroom"]
     assert "scaled_by" not in world.registry().current().headroom
 

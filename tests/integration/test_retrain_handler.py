@@ -48,6 +48,7 @@ class RetrainWorld:
     shop: EmulatedShop
     handler: ModuleType
     history: MetricHistory
+    published_until: int = 0
 
     def seed(self, now: int, cloudwatch_days: int = IN_CLOUDWATCH_DAYS, backup: bool = True) -> None:
         """Metrics up to `now` as AWS holds them: recent days in CloudWatch, the rest in
@@ -57,6 +58,7 @@ class RetrainWorld:
         publish_history(
             self.session, self.shop, self.history.window(max(cutoff, self.history.start), end), now
         )
+        self.published_until = end
         if backup and cutoff > self.history.start:
             self.archive().write(self.history.window(self.history.start, cutoff))
 
@@ -65,6 +67,28 @@ class RetrainWorld:
             scheduled_event(iso(now)), LocalLambdaContext("retrain")
         )
         return result
+
+    def promoted_tonight(self) -> dict[str, Any]:
+        """The nightly run on the seeded history, which must promote its model."""
+        self.seed(RETRAIN_AT)
+        result = self.invoke()
+        assert result["status"] == "promoted", result["reason"]
+        return result
+
+    def predict(self, now: int) -> dict[str, Any]:
+        """The predict handler at `now`, after the metrics the shop emitted since the last
+        publication, its event delivered 3 seconds late by its own clock."""
+        until = now - now % 300
+        if until > self.published_until:
+            publish_history(self.session, self.shop, self.history.window(self.published_until, until), now)
+            self.published_until = until
+        predict = load_handler("predict")
+        predict.reset_dependencies()
+        set_function_clock(predict, lambda: now + 3.0)
+        decision: dict[str, Any] = predict.lambda_handler(
+            scheduled_event(iso(now)), LocalLambdaContext("predict")
+        )
+        return decision
 
     def registry(self) -> S3ModelRegistry:
         return S3ModelRegistry(self.session.client("s3"), ModelLocation(bucket=self.shop.bucket))
@@ -92,10 +116,8 @@ def retrain_world(aws, monkeypatch, long_history) -> RetrainWorld:
 
 def test_full_retrain_promotes_a_model_that_predict_then_serves(retrain_world, capsys, monkeypatch):
     world = retrain_world
-    world.seed(RETRAIN_AT)
-    result = world.invoke()
+    result = world.promoted_tonight()
 
-    assert result["status"] == "promoted", result["reason"]
     assert result["champion"] is None
     scores = result["scores"]
     assert scores["challenger"]["mae"] < scores["seasonal_naive"]["mae"]
@@ -132,16 +154,7 @@ def test_full_retrain_promotes_a_model_that_predict_then_serves(retrain_world, c
 
     # Predict, later that day, loads this exact model and decides with it.
     predict_at = RETRAIN_AT + 9 * 3600
-    publish_history(
-        world.session,
-        world.shop,
-        world.history.window(RETRAIN_AT - RETRAIN_AT % 300, predict_at - predict_at % 300),
-        predict_at,
-    )
-    predict = load_handler("predict")
-    predict.reset_dependencies()
-    set_function_clock(predict, lambda: predict_at + 3.0)
-    decision = predict.lambda_handler(scheduled_event(iso(predict_at)), LocalLambdaContext("predict"))
+    decision = world.predict(predict_at)
     assert decision["status"] in {"scaled", "decided"}, decision["reason"]
     assert decision["model"]["model_version_id"] == metadata.model_version_id
     actual = float(world.history.demand_per_minute()[(predict_at - predict_at % 300 + 600 - MONDAY) // 300])
@@ -173,10 +186,7 @@ def test_a_shop_with_a_day_of_history_is_refused_and_predict_warms_up_safely(ret
     before = world.session.client("autoscaling").describe_auto_scaling_groups(
         AutoScalingGroupNames=[world.shop.group_name]
     )["AutoScalingGroups"][0]
-    predict = load_handler("predict")
-    predict.reset_dependencies()
-    set_function_clock(predict, lambda: young_at + 3.0)
-    decision = predict.lambda_handler(scheduled_event(iso(young_at)), LocalLambdaContext("predict"))
+    decision = world.predict(young_at)
     assert decision["status"] == "warming-up"
     assert "FallbackUsed" not in emitted_metrics(capsys.readouterr().out)
     group = world.session.client("autoscaling").describe_auto_scaling_groups(

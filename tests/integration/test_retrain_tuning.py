@@ -6,34 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from saleor_scaling.local.emulator import (
-    LocalLambdaContext,
-    publish_history,
-    scheduled_event,
-    set_function_clock,
-)
-from tests.conftest import load_handler
-from tests.integration.conftest import emitted_metrics, iso
+from tests.integration.conftest import emitted_metrics
 from tests.integration.test_retrain_handler import RETRAIN_AT, RetrainWorld, long_history, retrain_world
 
 __all__ = ["long_history", "retrain_world"]
 
-
-def predict_once(world: RetrainWorld) -> dict[str, object]:
-    predict_at = RETRAIN_AT + 9 * 3600
-    publish_history(
-        world.session,
-        world.shop,
-        world.history.window(RETRAIN_AT - RETRAIN_AT % 300, predict_at - predict_at % 300),
-        predict_at,
-    )
-    predict = load_handler("predict")
-    predict.reset_dependencies()
-    set_function_clock(predict, lambda: predict_at + 3.0)
-    decision: dict[str, object] = predict.lambda_handler(
-        scheduled_event(iso(predict_at)), LocalLambdaContext("predict")
-    )
-    return decision
+PREDICT_AT = RETRAIN_AT + 9 * 3600
+"""Later the same day, when predict sizes for what retrain tuned."""
 
 
 def test_retrain_tunes_the_quantile_for_the_default_goal_and_predict_sizes_for_it(
@@ -41,9 +20,7 @@ def test_retrain_tunes_the_quantile_for_the_default_goal_and_predict_sizes_for_i
 ) -> None:
     world = retrain_world
     monkeypatch.setenv("GROUP_MAX_SIZE", "20")
-    world.seed(RETRAIN_AT)
-    result = world.invoke()
-    assert result["status"] == "promoted", result["reason"]
+    result = world.promoted_tonight()
 
     tuning = result["tuning"]
     assert tuning["goal_share"] == 0.01
@@ -68,7 +45,7 @@ def test_retrain_tunes_the_quantile_for_the_default_goal_and_predict_sizes_for_i
     assert metrics["ReplayShortfallPercent"] == pytest.approx(chosen["replay_short_share"] * 100)
     assert not {"ShortfallGoalPercent", "ReplayInstanceHoursPerDay", "ShortfallGoalMet"} & set(metrics)
 
-    decision = predict_once(world)
+    decision = world.predict(PREDICT_AT)
     assert decision["status"] in {"scaled", "decided"}, decision["reason"]
     forecast = decision["forecast"]
     assert isinstance(forecast, dict)
@@ -87,16 +64,14 @@ def test_with_the_goal_off_retrain_tunes_nothing_and_predict_sizes_as_set(
 ) -> None:
     world = retrain_world
     monkeypatch.setenv("TARGET_SHORTFALL_PERCENT", "off")
-    world.seed(RETRAIN_AT)
-    result = world.invoke()
-    assert result["status"] == "promoted", result["reason"]
+    result = world.promoted_tonight()
     assert "tuning" not in result
     assert result["tuning_note"] == "TargetShortfallPercent is off: predict sizes for HeadroomQuantile as set"
     assert world.registry().current().tuning == {}
     metrics = emitted_metrics(capsys.readouterr().out)
     assert not {"TunedHeadroomQuantile", "ReplayShortfallPercent"} & set(metrics)
 
-    decision = predict_once(world)
+    decision = world.predict(PREDICT_AT)
     forecast = decision["forecast"]
     assert isinstance(forecast, dict)
     assert forecast["quantile"] == 0.6
@@ -122,9 +97,7 @@ def test_the_replay_runs_within_the_group_as_the_operator_left_it_tonight(
     world.session.client("autoscaling").update_auto_scaling_group(
         AutoScalingGroupName=world.shop.group_name, MinSize=2, MaxSize=6, DesiredCapacity=2
     )
-    world.seed(RETRAIN_AT)
-    result = world.invoke()
-    assert result["status"] == "promoted", result["reason"]
+    result = world.promoted_tonight()
     assert (result["tuning"]["group_min_size"], result["tuning"]["group_max_size"]) == (2, 6)
     assert "tuning_bounds_note" not in result
 
@@ -137,9 +110,7 @@ def test_a_group_that_cannot_be_read_is_replayed_within_the_configured_bounds_an
     world.session.client("autoscaling").delete_auto_scaling_group(
         AutoScalingGroupName=world.shop.group_name, ForceDelete=True
     )
-    world.seed(RETRAIN_AT)
-    result = world.invoke()
-    assert result["status"] == "promoted", result["reason"]
+    result = world.promoted_tonight()
     assert (result["tuning"]["group_min_size"], result["tuning"]["group_max_size"]) == (1, 20)
     assert result["tuning_bounds_note"].startswith("the group could not be read (GroupNotFoundError")
     assert result["tuning_bounds_note"].endswith("replayed within GroupMinSize 1 and GroupMaxSize 20")
