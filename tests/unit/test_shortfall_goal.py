@@ -25,7 +25,13 @@ from saleor_scaling.settings import (
     ShortfallGoal,
 )
 from saleor_scaling.shortfall_goal import cheapest_meeting, quantile_for_run, tuned_setting
-from saleor_scaling.simulation.replay import QUANTILE_GRID, ReplaySettings, minute_demand, replay_holdout
+from saleor_scaling.simulation.replay import (
+    QUANTILE_GRID,
+    Replay,
+    ReplaySettings,
+    minute_demand,
+    replay_holdout,
+)
 from tests.forged_artifacts import manifest_document
 
 SHA = "0123456789abcdef" * 4
@@ -230,23 +236,29 @@ def settings(**fields: Any) -> RetrainSettings:
     return RetrainSettings(**{**base, **fields})
 
 
+def replay_flat_days(history: MetricHistory, forecast_demand: float, replay: RetrainSettings) -> Replay | str:
+    """The replay of every step after the first day, as held out, by a forecaster that
+    sees `forecast_demand` at every anchor (no features, no level)."""
+    holdout_start = 288
+    anchors = np.arange(holdout_start, len(history))
+    return replay_holdout(
+        history,
+        FlatForecaster(forecast_demand),  # type: ignore[arg-type]
+        anchors,
+        np.zeros((len(anchors), 1)),
+        np.zeros(len(anchors)),
+        1000.0,
+        ReplaySettings.of(replay),
+        holdout_start,
+    )
+
+
 def test_a_goal_no_quantile_meets_takes_the_least_short_and_says_so() -> None:
     # 3,000 requests a minute against the two instances of 1,000 that MaxSize 2 allows
     # (target tracking reaches them within the hour before the replayed days): every
     # quantile is short every minute, and costs 48 instance-hours a day.
     history = flat_history(3, 15_000.0)
-    holdout_start = 288
-    anchors = np.arange(holdout_start, len(history))
-    replay = replay_holdout(
-        history,
-        FlatForecaster(3000.0),  # type: ignore[arg-type]
-        anchors,
-        np.zeros((len(anchors), 1)),
-        np.zeros(len(anchors)),
-        1000.0,
-        ReplaySettings.of(settings(group_min_size=1, group_max_size=2)),
-        holdout_start,
-    )
+    replay = replay_flat_days(history, 3000.0, settings(group_min_size=1, group_max_size=2))
     assert not isinstance(replay, str)
     assert replay.chosen.to_manifest() == {
         "goal_share": 0.01,
@@ -263,19 +275,8 @@ def test_a_goal_no_quantile_meets_takes_the_least_short_and_says_so() -> None:
 def test_the_cheapest_quantile_that_meets_the_goal_is_chosen() -> None:
     # 1,000 requests a step = 200 a minute: one instance serves it; more cost more.
     history = flat_history(3, 1_000.0)
-    holdout_start = 288
-    anchors = np.arange(holdout_start, len(history))
-    replay = replay_holdout(
-        history,
-        FlatForecaster(700.0),  # type: ignore[arg-type]
-        anchors,
-        np.zeros((len(anchors), 1)),
-        np.zeros(len(anchors)),
-        1000.0,
-        ReplaySettings.of(
-            settings(group_min_size=1, group_max_size=4, shortfall_goal=ShortfallGoal(1.0, 0.6))
-        ),
-        holdout_start,
+    replay = replay_flat_days(
+        history, 700.0, settings(group_min_size=1, group_max_size=4, shortfall_goal=ShortfallGoal(1.0, 0.6))
     )
     assert not isinstance(replay, str)
     # The floor 0.6 leaves 0.6 ... 0.99; at 0.6 and up to 0.65 700 x 1.65 = 1,155 needs 2
@@ -292,18 +293,7 @@ def test_the_cheapest_quantile_that_meets_the_goal_is_chosen() -> None:
 def test_too_little_held_out_data_tunes_nothing_and_says_why() -> None:
     history = flat_history(3, 1_000.0)
     history.values[Metric.REQUESTS][400:] = np.nan  # the held-out days lose most of their data
-    holdout_start = 288
-    anchors = np.arange(holdout_start, len(history))
-    replay = replay_holdout(
-        history,
-        FlatForecaster(200.0),  # type: ignore[arg-type]
-        anchors,
-        np.zeros((len(anchors), 1)),
-        np.zeros(len(anchors)),
-        1000.0,
-        ReplaySettings.of(settings()),
-        holdout_start,
-    )
+    replay = replay_flat_days(history, 200.0, settings())
     assert replay == (
         "the held-out days hold 560 minutes of known demand, under the 1440 (a day) a goal in "
         "minutes short needs"
