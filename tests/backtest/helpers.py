@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from saleor_scaling.backtest.config import BacktestConfig
 from saleor_scaling.backtest.traces import Trace
+from saleor_scaling.simulation.simulator import SimulatedGroup
 
 MONDAY = 1_700_438_400  # 2023-11-20 00:00 UTC
 
@@ -37,3 +39,14 @@ def small_config(**overrides: object) -> BacktestConfig:
         **overrides,
     }
     return BacktestConfig(**settings)  # type: ignore[arg-type]
+
+
+class SetAt:
+    """A decision maker that sets the desired capacity at given minutes."""
+
+    def __init__(self, plan: dict[int, int]) -> None:
+        self.plan = plan
+
+    def decide(self, minute: int, group: SimulatedGroup, cpu: Sequence[float]) -> None:
+        if minute in self.plan:
+            group.set_desired(minute, self.plan[minute], "test")

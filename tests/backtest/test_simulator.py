@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pytest
 
@@ -15,19 +13,9 @@ from saleor_scaling.simulation.simulator import (
     TargetTrackingSettings,
     simulate,
 )
+from tests.backtest.helpers import SetAt
 
 GROUP = GroupSettings(min_size=1, max_size=10, boot_delay_minutes=5, capacity_per_instance=1000.0)
-
-
-class SetAt:
-    """A decision maker that sets the desired capacity at given minutes."""
-
-    def __init__(self, plan: dict[int, int]) -> None:
-        self.plan = plan
-
-    def decide(self, minute: int, group: SimulatedGroup, cpu: Sequence[float]) -> None:
-        if minute in self.plan:
-            group.set_desired(minute, self.plan[minute], "test")
 
 
 def test_capacity_serves_exactly_boot_delay_minutes_after_launch() -> None:

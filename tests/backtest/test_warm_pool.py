@@ -6,7 +6,6 @@ the simulator's documented rules, on tiny traces."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -17,13 +16,12 @@ from saleor_scaling.backtest.runner import run_backtest
 from saleor_scaling.simulation.simulator import (
     PARKED_COST_SHARE,
     GroupSettings,
-    SimulatedGroup,
     TargetTracking,
     TargetTrackingSettings,
     WarmPoolSettings,
     simulate,
 )
-from tests.backtest.helpers import small_config, synthetic_trace
+from tests.backtest.helpers import SetAt, small_config, synthetic_trace
 
 
 def group(pool: str | None = None) -> GroupSettings:
@@ -34,15 +32,6 @@ def group(pool: str | None = None) -> GroupSettings:
         capacity_per_instance=1000.0,
         warm_pool=WarmPoolSettings.parse(pool) if pool else None,
     )
-
-
-class SetAt:
-    def __init__(self, plan: dict[int, int]) -> None:
-        self.plan = plan
-
-    def decide(self, minute: int, group: SimulatedGroup, cpu: Sequence[float]) -> None:
-        if minute in self.plan:
-            group.set_desired(minute, self.plan[minute], "test")
 
 
 def run_plan(plan: dict[int, int], pool: str | None, minutes: int = 30) -> np.ndarray:
