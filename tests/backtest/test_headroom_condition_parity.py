@@ -12,13 +12,13 @@ from saleor_scaling.backtest.runner import prepare_trace
 from saleor_scaling.backtest.walkforward import anchor_for_decision, walk_forward
 from saleor_scaling.headroom import QUANTILE_GRID, Basis, Condition, HeadroomTable
 from saleor_scaling.model import ForecastModel
-from saleor_scaling.predict_service import PredictPorts, run_predict
-from saleor_scaling.settings import ModelLocation, PolicySettings, PredictSettings, ScalingMode
+from saleor_scaling.predict_service import run_predict
+from saleor_scaling.settings import PolicySettings, ScalingMode
 from saleor_scaling.simulation.simulator import TargetTracking, simulate
 from saleor_scaling.training import TrainingConfig, build_model
 from tests.backtest.helpers import small_config, synthetic_trace
 from tests.backtest.test_parity_with_predict import Group
-from tests.unit.fakes import FakeModels, FakeNotifier, FakeState, HistoryPort
+from tests.unit.fakes import memory_ports, shop_settings
 
 RISING = tuple(1.0 + 0.5 * (q - 0.5) for q in QUANTILE_GRID)
 """1.0 at the 0.5 quantile to 1.245 at 0.99: sized up by more than 1 at 0.6 (1.05)."""
@@ -49,20 +49,8 @@ def test_predict_and_the_walk_forward_size_with_the_same_burstiness() -> None:
     blob = model.ensemble.to_npz()
     metadata = model.metadata.with_artifact(blob, "models/model.npz")
     policy = PolicySettings(mode=ScalingMode.FORECAST_ONLY, headroom_quantile=settings.headroom_quantile)
-    predict_settings = PredictSettings(
-        auto_scaling_group_name="saleor-api",
-        load_balancer_full_name="app/saleor/0123456789abcdef",
-        model=ModelLocation(bucket="models"),
-        policy=policy,
-    )
-    ports = PredictPorts(
-        metrics=HistoryPort(history),
-        archive=HistoryPort(history),
-        group=Group(desired=2),
-        models=FakeModels(blob, metadata),
-        state=FakeState(),
-        notifier=FakeNotifier(),
-    )
+    predict_settings = shop_settings(policy)
+    ports = memory_ports(history, Group(desired=2), blob, metadata)
     headrooms = []
     for minute in range(4 * 1440, 5 * 1440, 25):
         now = history.start + minute * 60 + 17

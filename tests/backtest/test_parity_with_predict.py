@@ -12,14 +12,14 @@ from saleor_scaling.backtest.runner import prepare_trace
 from saleor_scaling.features import build_features, log_level
 from saleor_scaling.lease import Lease
 from saleor_scaling.policy import GroupCapacity, GroupFacts
-from saleor_scaling.predict_service import PredictPorts, run_predict
+from saleor_scaling.predict_service import run_predict
 from saleor_scaling.series import Metric
-from saleor_scaling.settings import ModelLocation, PolicySettings, PredictSettings, ScalingMode
+from saleor_scaling.settings import PolicySettings, ScalingMode
 from saleor_scaling.simulation.simulator import GroupSettings, SimulatedGroup, TargetTracking, simulate
 from saleor_scaling.simulation.strategies import PredictiveController
 from saleor_scaling.training import TrainingConfig, build_model
 from tests.backtest.helpers import small_config, synthetic_trace
-from tests.unit.fakes import FakeModels, FakeNotifier, FakeState, HistoryPort
+from tests.unit.fakes import memory_ports, shop_settings
 
 
 class Group:
@@ -66,21 +66,9 @@ def test_controller_decides_as_run_predict(holds_floor: bool) -> None:
     policy = PolicySettings(
         mode=ScalingMode.FORECAST_AND_SCALE, max_scale_in_step=1, window_holds_reactive_floor=holds_floor
     )
-    settings = PredictSettings(
-        auto_scaling_group_name="saleor-api",
-        load_balancer_full_name="app/saleor/0123456789abcdef",
-        model=ModelLocation(bucket="models"),
-        policy=policy,
-    )
+    settings = shop_settings(policy)
     group = Group(desired=2)
-    ports = PredictPorts(
-        metrics=HistoryPort(history),
-        archive=HistoryPort(history),
-        group=group,
-        models=FakeModels(blob, metadata),
-        state=FakeState(),
-        notifier=FakeNotifier(),
-    )
+    ports = memory_ports(history, group, blob, metadata)
 
     # The backtest's side: forecasts for every anchor in one batch, CPU per minute.
     features = build_features(history, horizon, "UTC")

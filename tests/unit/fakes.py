@@ -1,5 +1,5 @@
 """In-memory ports for run_predict: a group that refuses what Auto Scaling refuses, a state
-store with conditional writes, and a registry holding one model."""
+store with conditional writes, and a registry holding one model; the test shop's settings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from saleor_scaling.adapters.state_store import StoredState
 from saleor_scaling.lease import Lease
 from saleor_scaling.model import ModelMetadata
 from saleor_scaling.policy import GroupCapacity, GroupFacts
+from saleor_scaling.predict_service import PredictPorts, ScalableGroup, WarmPoolPort
 from saleor_scaling.series import MetricHistory
+from saleor_scaling.settings import ModelLocation, PolicySettings, PredictSettings
 from saleor_scaling.state import StateConflictError
 
 
@@ -93,3 +95,34 @@ class FakeNotifier:
 
     def notify(self, subject: str, body: dict[str, Any]) -> None:
         self.notices.append((subject, body))
+
+
+def memory_ports(
+    history: MetricHistory,
+    group: ScalableGroup,
+    blob: bytes,
+    metadata: ModelMetadata,
+    warm_pool: WarmPoolPort | None = None,
+) -> PredictPorts:
+    """run_predict's ports over one history (CloudWatch and the backup alike), one published
+    model, an empty state and a notifier that keeps what it is sent."""
+    return PredictPorts(
+        metrics=HistoryPort(history),
+        archive=HistoryPort(history),
+        group=group,
+        models=FakeModels(blob, metadata),
+        state=FakeState(),
+        notifier=FakeNotifier(),
+        warm_pool=warm_pool,
+    )
+
+
+def shop_settings(policy: PolicySettings, **fields: Any) -> PredictSettings:
+    """Predict's settings for the test shop's group, load balancer and model bucket."""
+    return PredictSettings(
+        auto_scaling_group_name="saleor-api",
+        load_balancer_full_name="app/saleor/0123456789abcdef",
+        model=ModelLocation(bucket="models"),
+        policy=policy,
+        **fields,
+    )

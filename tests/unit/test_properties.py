@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from saleor_scaling.lease import LeaseError, decode
 from saleor_scaling.model import ModelMetadata
 from saleor_scaling.policy import GroupCapacity, GroupFacts, decide, read_floor
-from saleor_scaling.predict_service import PredictPorts, Status, run_predict
+from saleor_scaling.predict_service import Status, run_predict
 from saleor_scaling.series import Metric, MetricHistory
-from saleor_scaling.settings import ModelLocation, PolicySettings, PredictSettings, ScalingMode
+from saleor_scaling.settings import PolicySettings, ScalingMode
 from saleor_scaling.training import TrainingConfig, build_model
 from tests.conftest import synthetic_history
-from tests.unit.fakes import FakeGroup, FakeModels, FakeNotifier, FakeState, HistoryPort
+from tests.unit.fakes import FakeGroup, memory_ports, shop_settings
 
 MONDAY = 1_700_438_400
 
@@ -162,20 +162,8 @@ def test_no_input_makes_predict_raise_or_leave_the_group_bounds(corrupt, desired
             series[metric][ANCHOR_INDEX + offset] = value
     poisoned = MetricHistory(start=history.start, values=series)
     group = FakeGroup(desired=desired, max_size=20)
-    ports = PredictPorts(
-        metrics=HistoryPort(poisoned),
-        archive=HistoryPort(poisoned),
-        group=group,
-        models=FakeModels(blob, metadata),
-        state=FakeState(),
-        notifier=FakeNotifier(),
-    )
-    settings_ = PredictSettings(
-        auto_scaling_group_name="saleor-api",
-        load_balancer_full_name="app/saleor/0123456789abcdef",
-        model=ModelLocation(bucket="models"),
-        policy=PolicySettings(mode=mode, max_scale_in_step=step),
-    )
+    ports = memory_ports(poisoned, group, blob, metadata)
+    settings_ = shop_settings(PolicySettings(mode=mode, max_scale_in_step=step))
     result = run_predict(NOW, settings_, ports, received_at=NOW + 2.0)
     assert result.status in {Status.SCALED, Status.DECIDED, Status.FALLBACK}
     assert 1 <= group.desired <= 20

@@ -15,14 +15,13 @@ from saleor_scaling.model import ModelMetadata
 from saleor_scaling.predict_service import PredictPorts, Status, run_predict
 from saleor_scaling.settings import (
     ConfigurationError,
-    ModelLocation,
     PolicySettings,
     PredictSettings,
     RetrainSettings,
     ScalingMode,
 )
 from saleor_scaling.training import TrainingConfig, build_model
-from tests.unit.fakes import FakeGroup, FakeModels, FakeNotifier, FakeState, HistoryPort
+from tests.unit.fakes import FakeGroup, memory_ports, shop_settings
 from tests.unit.test_forged_state_in_predict import MONDAY, SLOT, shop
 
 BASE_ENV = {
@@ -112,11 +111,8 @@ def model_for(horizon_steps: int) -> tuple[bytes, ModelMetadata]:
 def settings(
     mode: ScalingMode, lead_time_minutes: int, warm_pool_lead_time_minutes: int = 0
 ) -> PredictSettings:
-    return PredictSettings(
-        auto_scaling_group_name="saleor-api",
-        load_balancer_full_name="app/saleor/0123456789abcdef",
-        model=ModelLocation(bucket="models"),
-        policy=PolicySettings(mode=mode, max_scale_in_step=1),
+    return shop_settings(
+        PolicySettings(mode=mode, max_scale_in_step=1),
         lead_time_minutes=lead_time_minutes,
         warm_pool_lead_time_minutes=warm_pool_lead_time_minutes,
     )
@@ -125,14 +121,7 @@ def settings(
 def ports(horizon_steps: int, group: FakeGroup) -> PredictPorts:
     history, _, _ = shop()
     blob, metadata = model_for(horizon_steps)
-    return PredictPorts(
-        metrics=HistoryPort(history),
-        archive=HistoryPort(history),
-        group=group,
-        models=FakeModels(blob, metadata),
-        state=FakeState(),
-        notifier=FakeNotifier(),
-    )
+    return memory_ports(history, group, blob, metadata)
 
 
 def retrained_horizon(**env: str) -> int:

@@ -15,13 +15,12 @@ import pytest
 from saleor_scaling.predict_service import PredictPorts, Status, run_predict
 from saleor_scaling.settings import (
     ConfigurationError,
-    ModelLocation,
     PolicySettings,
     PredictSettings,
     ScalingMode,
 )
 from saleor_scaling.warm_pool import PoolBounds, PoolConfiguration, coming_peak_demand, size_pool
-from tests.unit.fakes import FakeGroup, FakeModels, FakeNotifier, FakeState, HistoryPort
+from tests.unit.fakes import FakeGroup, memory_ports, shop_settings
 from tests.unit.test_forged_state_in_predict import MONDAY, SLOT, shop
 
 BASE_ENV = {
@@ -143,11 +142,8 @@ class FakePool:
 
 
 def settings(mode: ScalingMode, minimum: int = 0, maximum: int = 8) -> PredictSettings:
-    return PredictSettings(
-        auto_scaling_group_name="saleor-api",
-        load_balancer_full_name="app/saleor/0123456789abcdef",
-        model=ModelLocation(bucket="models"),
-        policy=PolicySettings(mode=mode, max_scale_in_step=1),
+    return shop_settings(
+        PolicySettings(mode=mode, max_scale_in_step=1),
         warm_pool_min_size=minimum,
         warm_pool_max_size=maximum,
     )
@@ -155,15 +151,7 @@ def settings(mode: ScalingMode, minimum: int = 0, maximum: int = 8) -> PredictSe
 
 def ports(group: FakeGroup, pool: FakePool | None) -> PredictPorts:
     history, blob, metadata = shop()
-    return PredictPorts(
-        metrics=HistoryPort(history),
-        archive=HistoryPort(history),
-        group=group,
-        models=FakeModels(blob, metadata),
-        state=FakeState(),
-        notifier=FakeNotifier(),
-        warm_pool=pool,
-    )
+    return memory_ports(history, group, blob, metadata, warm_pool=pool)
 
 
 def peak_shop_group() -> FakeGroup:
