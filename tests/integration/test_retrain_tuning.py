@@ -15,11 +15,17 @@ PREDICT_AT = RETRAIN_AT + 9 * 3600
 """Later the same day, when predict sizes for what retrain tuned."""
 
 
-def test_retrain_tunes_the_quantile_for_the_default_goal_and_predict_sizes_for_it(
-    retrain_world: RetrainWorld, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    world = retrain_world
+@pytest.fixture
+def deployed_world(retrain_world: RetrainWorld, monkeypatch: pytest.MonkeyPatch) -> RetrainWorld:
+    """The retrain world as deployed with GroupMaxSize 20, the emulated group's MaxSize."""
     monkeypatch.setenv("GROUP_MAX_SIZE", "20")
+    return retrain_world
+
+
+def test_retrain_tunes_the_quantile_for_the_default_goal_and_predict_sizes_for_it(
+    deployed_world: RetrainWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = deployed_world
     result = world.promoted_tonight()
 
     tuning = result["tuning"]
@@ -88,12 +94,11 @@ CHOSEN_ON_THIS_HISTORY = 0.75
 
 
 def test_the_replay_runs_within_the_group_as_the_operator_left_it_tonight(
-    retrain_world: RetrainWorld, monkeypatch: pytest.MonkeyPatch
+    deployed_world: RetrainWorld,
 ) -> None:
     # Deployed with GroupMaxSize 20; the operator has since lowered the group's MaxSize to 6
     # and raised its MinSize to 2 in the console.
-    world = retrain_world
-    monkeypatch.setenv("GROUP_MAX_SIZE", "20")
+    world = deployed_world
     world.session.client("autoscaling").update_auto_scaling_group(
         AutoScalingGroupName=world.shop.group_name, MinSize=2, MaxSize=6, DesiredCapacity=2
     )
@@ -103,10 +108,9 @@ def test_the_replay_runs_within_the_group_as_the_operator_left_it_tonight(
 
 
 def test_a_group_that_cannot_be_read_is_replayed_within_the_configured_bounds_and_said(
-    retrain_world: RetrainWorld, monkeypatch: pytest.MonkeyPatch
+    deployed_world: RetrainWorld,
 ) -> None:
-    world = retrain_world
-    monkeypatch.setenv("GROUP_MAX_SIZE", "20")
+    world = deployed_world
     world.session.client("autoscaling").delete_auto_scaling_group(
         AutoScalingGroupName=world.shop.group_name, ForceDelete=True
     )
