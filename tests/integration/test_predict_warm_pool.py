@@ -22,6 +22,14 @@ def add_pool(world, state: str = "Hibernated") -> None:
     )
 
 
+def pool_with_settings(world, monkeypatch, **environment: str) -> None:
+    """A warm pool of 1 on the group, and predict's settings read again with `environment`."""
+    add_pool(world)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    world.handler.reset_dependencies()
+
+
 def test_without_a_maximum_the_pool_is_left_as_the_template_set_it(world):
     add_pool(world)
     result = world.invoke()
@@ -33,10 +41,7 @@ def test_without_a_maximum_the_pool_is_left_as_the_template_set_it(world):
 
 
 def test_the_handler_sizes_the_pool_in_the_decision_it_logs(world, monkeypatch):
-    add_pool(world)
-    monkeypatch.setenv("WARM_POOL_MIN_SIZE", "1")
-    monkeypatch.setenv("WARM_POOL_MAX_SIZE", "3")
-    world.handler.reset_dependencies()
+    pool_with_settings(world, monkeypatch, WARM_POOL_MIN_SIZE="1", WARM_POOL_MAX_SIZE="3")
     result = world.invoke()
     sized = result["decision"]["warm_pool"]
     # The emulated shop's rise: 8 instances now, 10 at the busiest of the same hour yesterday.
@@ -64,10 +69,7 @@ def test_the_handler_sizes_the_pool_in_the_decision_it_logs(world, monkeypatch):
 
 
 def test_forecast_only_leaves_the_pool_and_says_what_it_would_set(world, monkeypatch):
-    add_pool(world)
-    monkeypatch.setenv("SCALING_MODE", "forecast-only")
-    monkeypatch.setenv("WARM_POOL_MAX_SIZE", "3")
-    world.handler.reset_dependencies()
+    pool_with_settings(world, monkeypatch, SCALING_MODE="forecast-only", WARM_POOL_MAX_SIZE="3")
     result = world.invoke()
     sized = result["decision"]["warm_pool"]
     assert sized["applied"] is False
@@ -76,9 +78,7 @@ def test_forecast_only_leaves_the_pool_and_says_what_it_would_set(world, monkeyp
 
 
 def test_a_pool_that_cannot_be_read_is_a_warning_line_and_the_group_still_scales(world, monkeypatch, caplog):
-    add_pool(world)
-    monkeypatch.setenv("WARM_POOL_MAX_SIZE", "3")
-    world.handler.reset_dependencies()
+    pool_with_settings(world, monkeypatch, WARM_POOL_MAX_SIZE="3")
     _, ports = world.handler.dependencies()
 
     def denied() -> None:
