@@ -94,11 +94,11 @@ def deploy(session: Any, name: str, parameters: dict[str, str], stack: str = "")
     return outputs
 
 
-def deploy_tier(
-    session: Any, *, azs: str = "3", app_parameters: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """The whole tier, each child fed the outputs of the ones before it."""
-    network = deploy(session, "network", {"AzCount": azs, "NatGatewayMode": "one-per-az"})
+def deploy_data_tier(
+    session: Any, network_parameters: dict[str, str], data_parameters: dict[str, str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """network, security and data, each fed the outputs of the ones before it."""
+    network = deploy(session, "network", network_parameters)
     security = deploy(session, "security", {"VpcId": network["VpcId"], "VpcCidr": network["VpcCidr"]})
     data = deploy(
         session,
@@ -107,8 +107,17 @@ def deploy_tier(
             "DatabaseSubnetIds": network["DatabaseSubnetIds"],
             "DatabaseSecurityGroupId": security["DatabaseSecurityGroupId"],
             "CacheSecurityGroupId": security["CacheSecurityGroupId"],
+            **(data_parameters or {}),
         },
     )
+    return network, security, data
+
+
+def deploy_tier(
+    session: Any, *, azs: str = "3", app_parameters: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The whole tier, each child fed the outputs of the ones before it."""
+    network, security, data = deploy_data_tier(session, {"AzCount": azs, "NatGatewayMode": "one-per-az"})
     app = deploy(
         session,
         "app",

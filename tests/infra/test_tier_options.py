@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from tests.conftest import REPO_ROOT
 from tests.infra.cfn import load, nested_stacks, template
 from tests.infra.test_bootstrap import SECRETS, boot, user_data, world  # noqa: F401 (fixture)
-from tests.infra.test_nested_stacks import deploy
+from tests.infra.test_nested_stacks import deploy, deploy_data_tier
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse .* but it's not supported:UserWarning")
 
@@ -189,6 +189,8 @@ def test_capacity_rebalancing_and_the_allocation_strategies_in_the_template():
     assert group["LaunchTemplate"]["Fn::If"][1] == {"Ref": "AWS::NoValue"}
 
 
+TWO_AZS_ONE_NAT = {"AzCount": "2", "NatGatewayMode": "single"}
+
 DATA_OUTPUTS_FOR_APP = (
     "DatabaseEndpoint", "DatabaseSecretArn", "DatabaseReplicaEndpoint", "CacheEndpoint",
     "CacheAuthTokenArn", "SaleorSecretKeyArn", "JwtSigningKeyArn",
@@ -200,18 +202,7 @@ def _app_only(
 ) -> dict[str, Any]:
     """network, security, data and app, chained as the root chains them (monitoring is not
     what these tests look at)."""
-    network = deploy(session, "network", {"AzCount": "2", "NatGatewayMode": "single"})
-    security = deploy(session, "security", {"VpcId": network["VpcId"], "VpcCidr": network["VpcCidr"]})
-    data = deploy(
-        session,
-        "data",
-        {
-            "DatabaseSubnetIds": network["DatabaseSubnetIds"],
-            "DatabaseSecurityGroupId": security["DatabaseSecurityGroupId"],
-            "CacheSecurityGroupId": security["CacheSecurityGroupId"],
-            **(data_parameters or {}),
-        },
-    )
+    network, security, data = deploy_data_tier(session, TWO_AZS_ONE_NAT, data_parameters)
     app = deploy(
         session,
         "app",
@@ -293,18 +284,7 @@ def test_no_read_replica_by_default(aws):
 
 @pytest.mark.parametrize(("mode", "multi_az"), [("single-az", False), ("multi-az", True)])
 def test_a_read_replica_of_the_primary_in_its_subnets(aws, mode, multi_az):
-    network = deploy(aws, "network", {"AzCount": "2", "NatGatewayMode": "single"})
-    security = deploy(aws, "security", {"VpcId": network["VpcId"], "VpcCidr": network["VpcCidr"]})
-    data = deploy(
-        aws,
-        "data",
-        {
-            "DatabaseSubnetIds": network["DatabaseSubnetIds"],
-            "DatabaseSecurityGroupId": security["DatabaseSecurityGroupId"],
-            "CacheSecurityGroupId": security["CacheSecurityGroupId"],
-            "DatabaseReadReplica": mode,
-        },
-    )
+    _, _, data = deploy_data_tier(aws, TWO_AZS_ONE_NAT, {"DatabaseReadReplica": mode})
     databases = {
         db["Endpoint"]["Address"]: db for db in aws.client("rds").describe_db_instances()["DBInstances"]
     }
