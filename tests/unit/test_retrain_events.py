@@ -21,6 +21,13 @@ RETRAIN_AT = MONDAY + DAYS * DAY + 3 * 3600 + 15 * 60
 WEEK_STEPS = 7 * 288
 SALE_START = MONDAY + 16 * DAY + 12 * 3600  # Wednesday 2023-12-06 12:00 UTC
 SALE_STEPS = 24  # two hours
+SETTINGS = RetrainSettings(
+    auto_scaling_group_name="saleor-api",
+    load_balancer_full_name="app/saleor/0123456789abcdef",
+    model=ModelLocation(bucket="models"),
+    n_estimators=10,
+)
+"""The nightly job's settings, with forests small enough for a unit test."""
 
 
 class FixedCalendar:
@@ -48,16 +55,10 @@ def shop_with_a_sale(multiplier: float) -> MetricHistory:
 
 
 def retrain(history: MetricHistory, calendar: FixedCalendar | None) -> RetrainResult:
-    settings = RetrainSettings(
-        auto_scaling_group_name="saleor-api",
-        load_balancer_full_name="app/saleor/0123456789abcdef",
-        model=ModelLocation(bucket="models"),
-        n_estimators=10,
-    )
     ports = RetrainPorts(
         MemoryMetrics(history), MemoryArchive(), MemoryRegistry(), MemoryNotifier(), calendar=calendar
     )
-    return run_retrain(RETRAIN_AT, settings, ports)
+    return run_retrain(RETRAIN_AT, SETTINGS, ports)
 
 
 def sale(**size: Any) -> PlannedEvent:

@@ -10,8 +10,8 @@ from saleor_scaling.calendar import Calendar
 from saleor_scaling.local.memory import MemoryArchive, MemoryMetrics, MemoryNotifier, MemoryRegistry
 from saleor_scaling.promotions import Promotion, PromotionsError, Proposals
 from saleor_scaling.retrain_service import RetrainPorts, RetrainResult, RetrainStatus, run_retrain
-from saleor_scaling.settings import ModelLocation, RetrainSettings
-from tests.unit.test_retrain_events import RETRAIN_AT, FixedCalendar, sale, shop_with_a_sale
+from saleor_scaling.settings import RetrainSettings
+from tests.unit.test_retrain_events import RETRAIN_AT, SETTINGS, FixedCalendar, sale, shop_with_a_sale
 
 DAY = 86400
 UPCOMING = Promotion("UHJvbW90aW9uOjE=", "Black Friday", RETRAIN_AT + 3 * DAY, RETRAIN_AT + 4 * DAY)
@@ -43,12 +43,6 @@ class Written:
 def retrain(
     calendar: FixedCalendar, shop: Shop | None, written: Written | None, notifier: MemoryNotifier
 ) -> RetrainResult:
-    settings = RetrainSettings(
-        auto_scaling_group_name="saleor-api",
-        load_balancer_full_name="app/saleor/0123456789abcdef",
-        model=ModelLocation(bucket="models"),
-        n_estimators=10,
-    )
     ports = RetrainPorts(
         MemoryMetrics(shop_with_a_sale(2.5)),
         MemoryArchive(),
@@ -58,7 +52,7 @@ def retrain(
         promotions=shop,
         proposals=written,
     )
-    return run_retrain(RETRAIN_AT, settings, ports)
+    return run_retrain(RETRAIN_AT, SETTINGS, ports)
 
 
 def test_upcoming_promotions_are_proposed_with_the_multiplier_the_ended_sale_suggests():
