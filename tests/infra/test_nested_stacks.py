@@ -113,6 +113,17 @@ def deploy_data_tier(
     return network, security, data
 
 
+def placement_for_app(network: dict[str, Any], security: dict[str, Any]) -> dict[str, str]:
+    """The app stack's parameters from the network and security stacks' outputs."""
+    return {
+        "VpcId": network["VpcId"],
+        "PublicSubnetIds": network["PublicSubnetIds"],
+        "PrivateSubnetIds": network["PrivateSubnetIds"],
+        "LoadBalancerSecurityGroupId": security["LoadBalancerSecurityGroupId"],
+        "InstanceSecurityGroupId": security["InstanceSecurityGroupId"],
+    }
+
+
 def deploy_tier(
     session: Any, *, azs: str = "3", app_parameters: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -122,11 +133,7 @@ def deploy_tier(
         session,
         "app",
         {
-            "VpcId": network["VpcId"],
-            "PublicSubnetIds": network["PublicSubnetIds"],
-            "PrivateSubnetIds": network["PrivateSubnetIds"],
-            "LoadBalancerSecurityGroupId": security["LoadBalancerSecurityGroupId"],
-            "InstanceSecurityGroupId": security["InstanceSecurityGroupId"],
+            **placement_for_app(network, security),
             "DatabaseEndpoint": data["DatabaseEndpoint"],
             "DatabaseSecretArn": data["DatabaseSecretArn"],
             "CacheEndpoint": data["CacheEndpoint"],

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from tests.conftest import REPO_ROOT
 from tests.infra.cfn import load, nested_stacks, template
 from tests.infra.test_bootstrap import SECRETS, boot, user_data, world  # noqa: F401 (fixture)
-from tests.infra.test_nested_stacks import deploy, deploy_data_tier
+from tests.infra.test_nested_stacks import deploy, deploy_data_tier, placement_for_app
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse .* but it's not supported:UserWarning")
 
@@ -207,11 +207,7 @@ def _app_only(
         session,
         "app",
         {
-            "VpcId": network["VpcId"],
-            "PublicSubnetIds": network["PublicSubnetIds"],
-            "PrivateSubnetIds": network["PrivateSubnetIds"],
-            "LoadBalancerSecurityGroupId": security["LoadBalancerSecurityGroupId"],
-            "InstanceSecurityGroupId": security["InstanceSecurityGroupId"],
+            **placement_for_app(network, security),
             **{key: data[key] for key in DATA_OUTPUTS_FOR_APP},
             **app_parameters,
         },
