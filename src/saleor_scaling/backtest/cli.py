@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     parser.add_argument(
+        "--known-hours",
+        action="store_true",
+        help="with --sweep: also a reference, ours fed each hour's true mean load (what AWS perfect-hour "
+        "knows) at every setting of our other knobs, so that where AWS perfect-hour is cheaper the "
+        "sweep says whether knowing the hour or scaling explains it (doubles ours' simulations)",
+    )
+    parser.add_argument(
         "--target-shortfall",
         type=_percent,
         metavar="PCT",
@@ -412,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give a trace or --from-cloudwatch/--from-bucket, not both")
     if not args.trace and not own_history:
         parser.error("a trace is required (or --from-cloudwatch, --from-bucket, --list-traces)")
+    if args.known_hours and not args.sweep:
+        parser.error("--known-hours is a reference of --sweep: add --sweep")
     try:
         if own_history:
             trace, config, summary = load_own_history(args, argv)
@@ -463,7 +472,7 @@ def _sweep(
     args: argparse.Namespace, trace: Trace, config: BacktestConfig, progress: Callable[[str], None]
 ) -> int:
     """--sweep: every knob, the frontier plot and the equal-shortfall table (frontier.py)."""
-    sweep = run_sweep(trace, config, progress=progress)
+    sweep = run_sweep(trace, config, progress=progress, known_hours=args.known_hours)
     print(render_sweep(sweep))
     document = sweep.to_json()
     if args.target_shortfall is not None:

@@ -58,6 +58,8 @@ from saleor_scaling.backtest.parallel import run_in_processes
 from saleor_scaling.backtest.peers import COLOURS as PEER_COLOURS
 from saleor_scaling.backtest.peers import LABELS as PEER_LABELS
 from saleor_scaling.backtest.peers import PeerSettings, run_peer
+from saleor_scaling.backtest.peers.aws_predictive import perfect_hourly_load
+from saleor_scaling.backtest.peers.common import MINUTES_PER_STEP
 from saleor_scaling.backtest.report import scaling_statement, strategy_figures
 from saleor_scaling.backtest.rises import RiseWindows, rise_figures, sudden_rises
 from saleor_scaling.backtest.runner import observed_settings, prepare_trace
@@ -96,12 +98,23 @@ PHPA_SMOOTHINGS = ((0.5, 0.5, 0.5), (0.3, 0.05, 0.3), (0.1, 0.01, 0.1))
 BOUND_LIMITS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2)
 
 SWEPT = ("predictive", "reactive", "aws-predictive-perfect", "aws-predictive-patterns", "phpa", "crane-dsp")
+KNOWN_HOURS = "predictive-known-hours"
+"""A reference, not a strategy (`--known-hours`): ours' controller at every setting of ours'
+other knobs, sized from each hour's true mean load x a multiple instead of the forest's
+forecast, the very knowledge AWS perfect-hour is handed (`known_hour_sizing`). Where AWS
+perfect-hour is cheaper than ours and this is not, what it wins by is knowing the hour
+before it starts, not how it scales."""
+REFERENCES = (KNOWN_HOURS,)
+"""Swept like a strategy, printed and drawn, never counted as a peer that beats ours."""
+HOUR_MEAN_MULTIPLES = (1.0, 1.15, 1.3, 1.5, 1.75, 2.0, 2.5)
+"""What the known hour's mean is sized up by: the known-hours reference's headroom knob."""
 LABELS = {
     "predictive": "predictive RF + reactive (ours)",
     "reactive": "reactive target tracking",
     **{name: PEER_LABELS[name] for name in SWEPT if name in PEER_LABELS},
+    KNOWN_HOURS: "ours fed each hour's mean (reference)",
 }
-COLOURS = {"predictive": "tab:blue", "reactive": "tab:red", **PEER_COLOURS}
+COLOURS = {"predictive": "tab:blue", "reactive": "tab:red", **PEER_COLOURS, KNOWN_HOURS: "tab:purple"}
 
 
 @dataclass(frozen=True)
@@ -315,7 +328,7 @@ class EqualShortfallRow:
 def equal_shortfall(sweep: Sweep) -> list[EqualShortfallRow]:
     ours = sweep.ours()
     rows = []
-    for strategy in SWEPT:
+    for strategy in (*SWEPT, *REFERENCES):
         points = [p for p in sweep.points if p.strategy == strategy]
         if not points:
             continue
@@ -354,11 +367,12 @@ class FrontierRow:
 
 
 def frontier_table(sweep: Sweep, shares: tuple[float, ...] = FRONTIER_SHARES) -> list[FrontierRow]:
-    """Each strategy's frontier (over all its knobs) read at the same shortfalls, and the
-    clairvoyant-level reference's curve read alike (its row `LEVEL_REFERENCE`)."""
+    """Each strategy's frontier (over all its knobs) read at the same shortfalls, then any
+    swept reference's (`REFERENCES`) and the clairvoyant-level reference's curve read alike
+    (its row `LEVEL_REFERENCE`)."""
     fronts = {
         strategy: sweep.frontier(strategy)
-        for strategy in SWEPT
+        for strategy in (*SWEPT, *REFERENCES)
         if any(p.strategy == strategy for p in sweep.points)
     }
     if sweep.bound_curve:
@@ -396,11 +410,11 @@ class Loss:
 def cheaper_than_ours(
     sweep: Sweep, low: float = FRONTIER_SHARES[0], high: float = FRONTIER_SHARES[-1]
 ) -> list[Loss]:
-    """Where, between `low` and `high` short, a peer's frontier beats ours (the level
-    reference, not a strategy, is left out). Both frontiers are straight between the
-    corners of their lower hulls, so their cost ratio is monotone between consecutive
-    corners: reading at every corner of either (and the table's shares) finds every run
-    and its worst point, to within the corners."""
+    """Where, between `low` and `high` short, a peer's frontier beats ours (the references,
+    level and `REFERENCES`, are no strategies and are left out). Both frontiers are straight
+    between the corners of their lower hulls, so their cost ratio is monotone between
+    consecutive corners: reading at every corner of either (and the table's shares) finds
+    every run and its worst point, to within the corners."""
     ours = sweep.frontier("predictive")
     if not ours:
         return []
@@ -447,6 +461,23 @@ def quantile_uppers(forest: WalkForward, quantiles: tuple[float, ...]) -> dict[f
         for q in quantiles:
             uppers[q][anchors] = means * headroom.multipliers(means, q, forest.burstiness[anchors])
     return uppers
+
+
+def known_hour_sizing(demand: FloatArray, start: int, served: np.ndarray, horizon_steps: int) -> FloatArray:
+    """Per anchor (5-minute step of the trace), the true mean load of the UTC hour holding
+    its target step (anchor + `horizon_steps`), as AWS perfect-hour knows it
+    (`perfect_hourly_load`); NaN where ours serves nothing (`served` false: no night's
+    model yet) or that hour is not whole in the trace."""
+    sizing = np.full(len(served), np.nan)
+    starts, loads = perfect_hourly_load(demand, start)
+    if not len(starts):
+        return sizing
+    target_minutes = (np.arange(len(served)) + horizon_steps) * MINUTES_PER_STEP
+    hours = np.searchsorted(starts, target_minutes, side="right") - 1
+    inside = (hours >= 0) & (target_minutes < starts[np.maximum(hours, 0)] + 60)
+    known = np.asarray(served, dtype=bool) & inside
+    sizing[known] = loads[hours[known]]
+    return sizing
 
 
 @dataclass(frozen=True)
@@ -560,8 +591,10 @@ def run_sweep(
     trace: Trace,
     config: BacktestConfig | None = None,
     progress: Callable[[str], None] | None = None,
+    known_hours: bool = False,
 ) -> Sweep:
-    """Every strategy at every knob setting on `trace`, judged on the evaluated window."""
+    """Every strategy at every knob setting on `trace`, judged on the evaluated window;
+    `known_hours`: also the `KNOWN_HOURS` reference (doubles ours' simulations)."""
     config = config or BacktestConfig()
     say = progress or (lambda _message: None)
     timings: dict[str, float] = {}
@@ -619,6 +652,22 @@ def run_sweep(
             settings.append(
                 Setting("predictive", "headroom_quantile", q, default, run, cpu, window_minutes, step)
             )
+        if known_hours:
+            horizon_steps = observation.horizon_steps(config.horizon)
+            known = known_hour_sizing(demand, scaled.start, np.isfinite(forest.mean), horizon_steps)
+            for step, window_minutes, cpu, multiple in itertools.product(
+                steps, windows, reactive_targets, HOUR_MEAN_MULTIPLES
+            ):
+                ours = at_reactive_target(config, cpu, policy.headroom_quantile, window_minutes, step)
+                inputs = PredictiveInputs(
+                    scaled.start, step_demand, known * multiple, forest.capacity * ours.capacity_ratio
+                )
+                run = partial(simulate_ours, demand, group, inputs, ours, config, observation)
+                settings.append(
+                    Setting(
+                        KNOWN_HOURS, "hour_mean_multiple", multiple, False, run, cpu, window_minutes, step
+                    )
+                )
     for cpu in reactive_targets:
         # Forecast-only at each target: where no forecast beats plain headroom, the
         # operator of ours switches scaling off, and the frontier should say so.
@@ -713,7 +762,7 @@ def render_sweep(sweep: Sweep) -> str:
         "",
         f"{'strategy':<34}{'knob':<34}{'under-prov.':>12}{'vs oracle':>11}  frontier",
     ]
-    for strategy in SWEPT:
+    for strategy in (*SWEPT, *REFERENCES):
         front = sweep.frontier(strategy)
         for point in (p for p in sweep.points if p.strategy == strategy):
             lines.append(
@@ -771,6 +820,17 @@ def render_sweep(sweep: Sweep) -> str:
         + ("" if loss.ours is None else f", {1 - loss.theirs / loss.ours:.2%} cheaper")
         for loss in losses
     ] or ["  nowhere"]
+    known = sweep.frontier(KNOWN_HOURS)
+    for loss in (loss for loss in losses if known and loss.strategy == "aws-predictive-perfect"):
+        at_worst = cost_at_share(known, loss.worst_share)
+        line = f"  {LABELS[KNOWN_HOURS]} at {loss.worst_share:.2%}: {_fmt(at_worst, '{:.4f}', 'not reached')}"
+        if at_worst is not None:
+            saving = 1 - at_worst / loss.theirs
+            line += (
+                f", {abs(saving):.2%} {'cheaper' if saving >= 0 else 'dearer'} than "
+                f"{LABELS[loss.strategy]} with the same knowledge"
+            )
+        lines.append(line)
     if sweep.bound_curve:
         lines += [
             "",
@@ -809,7 +869,8 @@ def frontier_series(sweep: Sweep) -> list[Series]:
     """The lines to draw. Ours: its frontier over all its knobs, and thinly the quantile
     alone at the default target. A peer with two knobs: one line per knob, each its own
     Pareto-optimal points (joining one knob's points to another's drew a hook that is
-    no setting's curve), the knob with more settings solid."""
+    no setting's curve), the knob with more settings solid. A swept reference: its
+    frontier, dashed."""
     series: list[Series] = []
     for strategy in SWEPT:
         points = [p for p in sweep.points if p.strategy == strategy]
@@ -868,6 +929,12 @@ def frontier_series(sweep: Sweep) -> list[Series]:
             if name in SECOND_KNOBS_AROUND_DEFAULT and default is not None and default not in members:
                 members = [default, *members]
             series.append(Series(strategy, f"{label}: {name}", tuple(pareto(members)), name != main, False))
+    for reference in REFERENCES:
+        front = sweep.frontier(reference)
+        if front:
+            series.append(
+                Series(reference, f"{LABELS[reference]}: over all ours' knobs", tuple(front), True, False)
+            )
     return series
 
 
@@ -882,7 +949,7 @@ def plot_frontier(sweep: Sweep, path: str | Path) -> Path:
 
     path = Path(path)
     figure, axis = plt.subplots(figsize=(11, 7.5), constrained_layout=True)
-    for strategy in SWEPT:
+    for strategy in (*SWEPT, *REFERENCES):
         points = [p for p in sweep.points if p.strategy == strategy]
         if not points:
             continue
