@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from saleor_scaling.local.memory import MemoryArchive, MemoryMetrics, MemoryNotifier, MemoryRegistry
-from saleor_scaling.predict_service import PredictPorts, Status, run_predict
+from saleor_scaling.predict_service import Status, run_predict
 from saleor_scaling.retrain_service import RetrainPorts, RetrainResult, RetrainStatus, run_retrain
 from saleor_scaling.series import Metric, MetricHistory
-from saleor_scaling.settings import ModelLocation, PredictSettings, RetrainSettings
+from saleor_scaling.settings import ModelLocation, PolicySettings, RetrainSettings
 from tests.conftest import synthetic_history
-from tests.unit.fakes import FakeGroup, FakeModels, FakeNotifier, FakeState, HistoryPort
+from tests.unit.fakes import FakeGroup, memory_ports, shop_settings
 
 MONDAY = 1_700_438_400  # 2023-11-20 00:00 UTC
 DAY = 86400
@@ -98,20 +98,8 @@ def test_the_probe_a_glitch_in_training_and_at_the_anchor_does_not_scale_to_max_
     blob = shop.models.model_bytes(metadata)
 
     group = FakeGroup(desired=2, min_size=1, max_size=20)
-    ports = PredictPorts(
-        metrics=HistoryPort(history),
-        archive=HistoryPort(history),
-        group=group,
-        models=FakeModels(blob, metadata),
-        state=FakeState(),
-        notifier=FakeNotifier(),
-    )
-    settings = PredictSettings(
-        auto_scaling_group_name="saleor-api",
-        load_balancer_full_name="app/saleor/0123456789abcdef",
-        model=ModelLocation(bucket="models"),
-    )
-    result = run_predict(predict_at, settings, ports, received_at=predict_at + 2.0)
+    ports = memory_ports(history, group, blob, metadata)
+    result = run_predict(predict_at, shop_settings(PolicySettings()), ports, received_at=predict_at + 2.0)
 
     assert result.status is Status.FALLBACK, result.reason
     assert "sanity ceiling" in result.reason
