@@ -167,8 +167,9 @@ def test_the_sweep_trains_its_nights_in_workers_and_gives_the_serial_points(
     parallel = run_sweep(trace, small_config(workers=2))
     assert asked == [1, 2]
     assert simulated_in == [1, 2]
-    # 6 quantiles x 7 targets x 2 windows x 2 scale-in steps, and forecast-only at the 7 targets.
-    assert sum(p.strategy == "predictive" for p in serial.points) == 175
+    # 6 quantiles x 7 targets x 2 windows x 2 scale-in steps x 2 floors, and forecast-only at
+    # the 7 targets.
+    assert sum(p.strategy == "predictive" for p in serial.points) == 343
     assert serial.points == parallel.points
     assert serial.bound_curve == parallel.bound_curve
     assert serial.oracle_instance_hours == parallel.oracle_instance_hours
@@ -185,16 +186,24 @@ def test_ours_is_swept_over_headroom_quantile_and_the_reactive_target() -> None:
     sweep = run_sweep(trace, config)
     ours = [p for p in sweep.points if p.strategy == "predictive" and p.knob != "forecast-only"]
     knobs = [
-        (p.value, p.target_cpu_percent, p.scale_in_stabilization_minutes, p.max_scale_in_step) for p in ours
+        (
+            p.value,
+            p.target_cpu_percent,
+            p.scale_in_stabilization_minutes,
+            p.max_scale_in_step,
+            p.window_holds_reactive_floor,
+        )
+        for p in ours
     ]
     assert sorted(knobs) == sorted(
-        (q, cpu, window, step)
+        (q, cpu, window, step, floor)
         for q in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
         for cpu in (90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0)
         for window in (30, 10)
         for step in (1, 0)
+        for floor in (True, False)
     )
-    assert [knob for knob, p in zip(knobs, ours, strict=True) if p.default] == [(0.6, 70.0, 30, 1)]
+    assert [knob for knob, p in zip(knobs, ours, strict=True) if p.default] == [(0.6, 70.0, 30, 1, True)]
     # Our default point is what the backtest itself measures for the predictive strategy.
     report = run_backtest(trace, config)
     default = sweep.ours()
@@ -205,12 +214,7 @@ def test_ours_is_swept_over_headroom_quantile_and_the_reactive_target() -> None:
     reactive = [p.value for p in sweep.points if p.strategy == "reactive"]
     assert reactive == [90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0]
     # A lower target adds instances to ours as to target tracking alone.
-    at_30 = next(
-        p
-        for p in ours
-        if (p.value, p.target_cpu_percent, p.scale_in_stabilization_minutes, p.max_scale_in_step)
-        == (0.6, 30.0, 30, 1)
-    )
+    at_30 = next(p for p, knob in zip(ours, knobs, strict=True) if knob == (0.6, 30.0, 30, 1, True))
     assert at_30.instance_hours > default.instance_hours
     assert at_30.under_provisioned_minutes <= default.under_provisioned_minutes
 
@@ -233,6 +237,11 @@ def test_ours_at_another_reactive_target_moves_every_setting_that_reads_the_targ
     assert left_to_tracking.policy.max_scale_in_step == 0
     assert left_to_tracking.policy.scale_in_stabilization_minutes == 30
     assert left_to_tracking.tracking.scale_in_enabled is True
+    assert left_to_tracking.policy.window_holds_reactive_floor is True  # the configured floor, kept
+    released = at_reactive_target(config, 70.0, 0.6, 30, 1, window_holds_reactive_floor=False)
+    assert released.policy.window_holds_reactive_floor is False
+    assert (released.policy.scale_in_stabilization_minutes, released.policy.max_scale_in_step) == (30, 1)
+    assert released.tracking == at_reactive_target(config, 70.0, 0.6).tracking
     assert shorter.tracking.target_requests_per_instance == 1000.0
     assert shorter.capacity_ratio == 1.0
     # The instances do not change: the simulated group keeps its CPU model.
@@ -455,8 +464,8 @@ def test_the_plot_names_ours_over_all_its_knobs_and_the_quantile_alone(
     legend = closed[0].axes[0].get_legend()  # type: ignore[attr-defined]
     labels = [text.get_text() for text in legend.get_texts()]
     assert labels[:3] == [
-        "predictive RF + reactive (ours): HeadroomQuantile x reactive target x scale-in window and step, "
-        "or forecast-only",
+        "predictive RF + reactive (ours): HeadroomQuantile x reactive target x scale-in window, step "
+        "and floor, or forecast-only",
         "predictive RF + reactive (ours): HeadroomQuantile alone (target 70 %, window 30 min)",
         "reactive target tracking",
     ]
@@ -483,3 +492,38 @@ def test_the_quantile_alone_is_drawn_at_the_default_scale_in_step_only(
     alone = next(s for s in frontier_series(hand_sweep(points)) if "alone" in s.label)
     assert [p.value for p in alone.points] == [0.6, 0.8]
     assert [p.max_scale_in_step for p in alone.points] == [1, 1]
+
+
+def test_the_quantile_alone_is_drawn_at_the_default_floor_only() -> None:
+    def ours(q: float, share: float, cost: float, default: bool, floor: bool) -> SweepPoint:
+        return SweepPoint(
+            "predictive",
+            "headroom_quantile",
+            q,
+            0,
+            share,
+            cost * 100,
+            cost,
+            default,
+            70.0,
+            30,
+            1,
+            None,
+            None,
+            floor,
+        )
+
+    # Released, the window is cheaper and less short here: on ours' frontier, not on the
+    # quantile-alone line, which holds every knob but the quantile at the default's.
+    points = [
+        ours(0.6, 0.05, 1.10, True, True),
+        ours(0.8, 0.03, 1.15, False, True),
+        ours(0.6, 0.02, 1.05, False, False),
+        SweepPoint("reactive", "target_cpu_percent", 70.0, 120, 0.20, 90.0, 0.90, True),
+    ]
+    series = frontier_series(hand_sweep(points))
+    alone = next(s for s in series if "alone" in s.label)
+    assert [(p.value, p.window_holds_reactive_floor) for p in alone.points] == [(0.6, True), (0.8, True)]
+    overall = next(s for s in series if s.strategy == "predictive" and s.bold)
+    assert [(p.value, p.window_holds_reactive_floor) for p in overall.points] == [(0.6, False)]
+    assert overall.points[0].setting == "headroom_quantile=0.6, cpu=70, window=30, step=1, floor=released"

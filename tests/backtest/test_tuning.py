@@ -108,3 +108,52 @@ def test_a_goal_out_of_range_is_a_clear_error(capsys):
     with pytest.raises(SystemExit):
         main(["nasa", "--sweep", "--target-shortfall", "150%"])
     assert "not between 0 and 100 %" in capsys.readouterr().err
+
+
+def test_a_setting_that_releases_the_floor_deploys_the_window_without_it():
+    points = [
+        SweepPoint(
+            "predictive",
+            "headroom_quantile",
+            0.6,
+            0,
+            0.0080,
+            110.0,
+            1.10,
+            True,
+            70.0,
+            30,
+            1,
+            None,
+            None,
+            True,
+        ),
+        SweepPoint(
+            "predictive",
+            "headroom_quantile",
+            0.7,
+            0,
+            0.0045,
+            104.0,
+            1.04,
+            False,
+            80.0,
+            10,
+            1,
+            None,
+            None,
+            False,
+        ),
+    ]
+    tuning = tune(Sweep("hand", 1.0, 1440, 100.0, points, []), 0.005, 1000.0, 70.0)
+    assert tuning.chosen is not None
+    assert tuning.chosen.setting == "headroom_quantile=0.7, cpu=80, window=10, step=1, floor=released"
+    assert tuning.overrides() == (
+        "ScalingMode=forecast-and-scale HeadroomQuantile=0.7 TargetCpuPercent=80 CapacityPerInstance=1143 "
+        "ScaleInStabilizationMinutes=10 MaxScaleInStep=1 ScaleInWindowHoldsReactiveFloor=false"
+    )
+    # The floor a setting holds is deployed explicitly, never left to the template's default.
+    held = tune(Sweep("hand", 1.0, 1440, 100.0, points[:1], []), 0.009, 1000.0, 70.0)
+    assert held.overrides().endswith("MaxScaleInStep=1 ScaleInWindowHoldsReactiveFloor=true")
+    assert held.chosen is not None
+    assert held.chosen.setting == "headroom_quantile=0.6, cpu=70, window=30, step=1"

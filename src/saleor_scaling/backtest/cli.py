@@ -82,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--sweep",
         action="store_true",
         help="sweep every strategy's knobs instead (ours: HeadroomQuantile x reactive target x scale-in "
-        "window x MaxScaleInStep 1 or 0, or forecast-only; reactive target, AWS target and buffer, "
-        "PHPA target and smoothing, Crane margin), in --workers processes: tables at equal shortfall "
+        "window x MaxScaleInStep 1 or 0 x ScaleInWindowHoldsReactiveFloor, or forecast-only; reactive "
+        "target, AWS target and buffer, PHPA target and smoothing, Crane margin), in --workers "
+        "processes: tables at equal shortfall "
         "and each frontier's cost at 0.2-10 %% short; --plot draws the cost-against-shortfall "
         "frontier, --json writes every point",
     )

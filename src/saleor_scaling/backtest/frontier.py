@@ -4,7 +4,8 @@ Each strategy trades instance-hours for fewer under-provisioned minutes with its
 
 * predictive RF + reactive (ours): `HeadroomQuantile` x the target tracking target x the
   scale-in stabilization window x `MaxScaleInStep` (1, or 0: predict never lowers desired
-  capacity and target tracking scales in), since a deployment of ours sets all four, and at each
+  capacity and target tracking scales in) x `ScaleInWindowHoldsReactiveFloor` (true or
+  false), since a deployment of ours sets all five, and at each
   target `ScalingMode` forecast-only (target tracking alone: predict publishes but does
   not scale), so ours is never dearer than target tracking at any target, and the table
   marks the shortfalls where forecast-only is what keeps it there. The nightly
@@ -82,6 +83,10 @@ REACTIVE_CPU_TARGETS = (90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0)
 """Target tracking's CPU target, ours and alone: above 70 % for the cheap end."""
 SCALE_IN_WINDOWS_MINUTES = (30, 10)
 """Our scale-in stabilization windows (`ScaleInStabilizationMinutes`)."""
+WINDOW_HOLDS_FLOOR = (True, False)
+"""Our `ScaleInWindowHoldsReactiveFloor` (issue 23, item 2): false, the window remembers each
+run's recommendation without its reactive floor, so capacity sized off a one-bucket spike is
+not held for the window (docs/backtest.md, "After sudden rises")."""
 MAX_SCALE_IN_STEPS = (1, 0)
 """Our `MaxScaleInStep`: 0 leaves scale-in to target tracking. On an hourly trace predict's
 own scale-in, sized for the one far step a coarse anchor forecasts, is what leaves most of
@@ -100,10 +105,10 @@ BOUND_LIMITS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2)
 SWEPT = ("predictive", "reactive", "aws-predictive-perfect", "aws-predictive-patterns", "phpa", "crane-dsp")
 KNOWN_HOURS = "predictive-known-hours"
 """A reference, not a strategy (`--known-hours`): ours' controller at every setting of ours'
-other knobs, sized from each hour's true mean load x a multiple instead of the forest's
-forecast, the very knowledge AWS perfect-hour is handed (`known_hour_sizing`). Where AWS
-perfect-hour is cheaper than ours and this is not, what it wins by is knowing the hour
-before it starts, not how it scales."""
+target, window and scale-in step (the window's floor as configured), sized from each
+hour's true mean load x a multiple instead of the forest's forecast, the very knowledge AWS
+perfect-hour is handed (`known_hour_sizing`). Where AWS perfect-hour is cheaper than ours
+and this is not, what it wins by is knowing the hour before it starts, not how it scales."""
 REFERENCES = (KNOWN_HOURS,)
 """Swept like a strategy, printed and drawn, never counted as a peer that beats ours."""
 HOUR_MEAN_MULTIPLES = (1.0, 1.15, 1.3, 1.5, 1.75, 2.0, 2.5)
@@ -137,6 +142,9 @@ class SweepPoint:
     """After sudden rises (`rises`): instance-hours billed above the oracle's."""
     rise_under_provisioned_minutes: int | None = None
     """After sudden rises: minutes short."""
+    window_holds_reactive_floor: bool | None = None
+    """Ours only: `ScaleInWindowHoldsReactiveFloor` (our fifth knob; false: the window holds
+    each run's recommendation without its reactive floor)."""
 
     @property
     def setting(self) -> str:
@@ -148,6 +156,8 @@ class SweepPoint:
             knob += f", window={self.scale_in_stabilization_minutes}"
         if self.max_scale_in_step is not None:
             knob += f", step={self.max_scale_in_step}"
+        if self.window_holds_reactive_floor is False:
+            knob += ", floor=released"
         return knob
 
 
@@ -174,10 +184,11 @@ def at_reactive_target(
     quantile: float,
     stabilization_minutes: int | None = None,
     max_scale_in_step: int | None = None,
+    window_holds_reactive_floor: bool | None = None,
 ) -> AtReactiveTarget:
     """Our settings at `target_cpu_percent`, `quantile`, the scale-in stabilization
-    window (`ScaleInStabilizationMinutes`) and `MaxScaleInStep` (None keeps the configured
-    one)."""
+    window (`ScaleInStabilizationMinutes`), `MaxScaleInStep` and
+    `ScaleInWindowHoldsReactiveFloor` (None keeps the configured one)."""
     ratio = target_cpu_percent / config.policy.target_cpu_percent
     tracking = replace(
         config.target_tracking_settings(with_predictive=True),
@@ -189,6 +200,8 @@ def at_reactive_target(
         policy = replace(policy, scale_in_stabilization_minutes=stabilization_minutes)
     if max_scale_in_step is not None:
         policy = replace(policy, max_scale_in_step=max_scale_in_step)
+    if window_holds_reactive_floor is not None:
+        policy = replace(policy, window_holds_reactive_floor=window_holds_reactive_floor)
     return AtReactiveTarget(tracking, policy, ratio)
 
 
@@ -530,6 +543,7 @@ class Setting:
     target_cpu_percent: float | None = None
     scale_in_stabilization_minutes: int | None = None
     max_scale_in_step: int | None = None
+    window_holds_reactive_floor: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -584,6 +598,7 @@ def judge_setting(setting: Setting, judging: Judging) -> SweepPoint:
         setting.max_scale_in_step,
         None if after_rises is None else round(after_rises.excess_instance_hours, 4),
         None if after_rises is None else after_rises.under_provisioned_minutes,
+        setting.window_holds_reactive_floor,
     )
 
 
@@ -629,11 +644,14 @@ def run_sweep(
     policy = config.policy
     windows = tuple(sorted({*SCALE_IN_WINDOWS_MINUTES, policy.scale_in_stabilization_minutes}, reverse=True))
     steps = tuple(sorted({*MAX_SCALE_IN_STEPS, policy.max_scale_in_step}, reverse=True))
+    floors = tuple(sorted({*WINDOW_HOLDS_FLOOR, policy.window_holds_reactive_floor}, reverse=True))
     settings: list[Setting] = []
     if forest.headrooms:
         uppers = quantile_uppers(forest, quantiles)
-        for step, window_minutes, cpu, q in itertools.product(steps, windows, reactive_targets, quantiles):
-            ours = at_reactive_target(config, cpu, q, window_minutes, step)
+        for floor, step, window_minutes, cpu, q in itertools.product(
+            floors, steps, windows, reactive_targets, quantiles
+        ):
+            ours = at_reactive_target(config, cpu, q, window_minutes, step, floor)
             run = partial(
                 simulate_ours,
                 demand,
@@ -643,14 +661,15 @@ def run_sweep(
                 config,
                 observation,
             )
-            default = (q, cpu, window_minutes, step) == (
+            default = (q, cpu, window_minutes, step, floor) == (
                 policy.headroom_quantile,
                 policy.target_cpu_percent,
                 policy.scale_in_stabilization_minutes,
                 policy.max_scale_in_step,
+                policy.window_holds_reactive_floor,
             )
             settings.append(
-                Setting("predictive", "headroom_quantile", q, default, run, cpu, window_minutes, step)
+                Setting("predictive", "headroom_quantile", q, default, run, cpu, window_minutes, step, floor)
             )
         if known_hours:
             horizon_steps = observation.horizon_steps(config.horizon)
@@ -882,7 +901,7 @@ def frontier_series(sweep: Sweep) -> list[Series]:
             series.append(
                 Series(
                     strategy,
-                    f"{label}: HeadroomQuantile x reactive target x scale-in window and step, "
+                    f"{label}: HeadroomQuantile x reactive target x scale-in window, step and floor, "
                     "or forecast-only",
                     tuple(pareto(points)),
                     False,
@@ -893,11 +912,17 @@ def frontier_series(sweep: Sweep) -> list[Series]:
                 alone = [
                     p
                     for p in points
-                    if (p.target_cpu_percent, p.scale_in_stabilization_minutes, p.max_scale_in_step)
+                    if (
+                        p.target_cpu_percent,
+                        p.scale_in_stabilization_minutes,
+                        p.max_scale_in_step,
+                        p.window_holds_reactive_floor,
+                    )
                     == (
                         default.target_cpu_percent,
                         default.scale_in_stabilization_minutes,
                         default.max_scale_in_step,
+                        default.window_holds_reactive_floor,
                     )
                 ]
                 if len(alone) < len(points):

@@ -1,11 +1,12 @@
 """A shortfall goal: the cheapest setting of ours that met it in a sweep (`--target-shortfall`).
 
 The operator states the share of minutes short they accept; of the settings the sweep ran
-for ours (HeadroomQuantile x TargetCpuPercent x ScaleInStabilizationMinutes x MaxScaleInStep,
-and ScalingMode forecast-only at each target), the one that met the goal with the fewest
-instance-hours is printed with the template parameters that deploy it. A deployment runs
-one setting, so the choice is among the points the sweep simulated, never a reading
-between two of them (the frontier table's hull assumes two settings run by turns).
+for ours (HeadroomQuantile x TargetCpuPercent x ScaleInStabilizationMinutes x MaxScaleInStep x
+ScaleInWindowHoldsReactiveFloor, and ScalingMode forecast-only at each target), the one that
+met the goal with the fewest instance-hours is printed with the template parameters that
+deploy it. A deployment runs one setting, so the choice is among the points the sweep
+simulated, never a reading between two of them (the frontier table's hull assumes two
+settings run by turns).
 
 The forecasts behind each point are walk-forward (every night's model saw only the past),
 but the choice of setting is made on the same days it is judged on: on the next weeks the
@@ -50,10 +51,12 @@ class Tuning:
         if point.knob == FORECAST_ONLY:
             return f"ScalingMode=forecast-only {common}"
         window, step = point.scale_in_stabilization_minutes, point.max_scale_in_step
+        floor = point.window_holds_reactive_floor
         return (
             f"ScalingMode=forecast-and-scale HeadroomQuantile={point.value:g} {common}"
             + (f" ScaleInStabilizationMinutes={window}" if window is not None else "")
             + (f" MaxScaleInStep={step}" if step is not None else "")
+            + (f" ScaleInWindowHoldsReactiveFloor={str(floor).lower()}" if floor is not None else "")
         )
 
     def render(self) -> str:
