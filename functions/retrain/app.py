@@ -63,12 +63,10 @@ def build_ports(settings: RetrainSettings, session: boto3.session.Session) -> Re
         calendar=S3Calendar(s3, settings.model.bucket),
         promotions=promotions,
         proposals=proposals,
-        # Read only when a shortfall goal is replayed: the group's bounds tonight.
+        # Read only when a shortfall goal is replayed (`retrain_service._tune`): its bounds tonight.
         group=AutoScalingGroup(
             session.client("autoscaling", config=AWS_CLIENT_CONFIG), settings.auto_scaling_group_name
-        )
-        if settings.shortfall_goal.on
-        else None,
+        ),
     )
 
 

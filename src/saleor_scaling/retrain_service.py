@@ -187,10 +187,10 @@ class RetrainResult:
     tuning: dict[str, Any] | None = None
     """The shortfall goal's replay (`simulation.replay.Replay.record`), None if none ran."""
     tuning_note: str = ""
+    """Why no quantile was tuned tonight (goal off, too few held-out minutes, no promotion)."""
     tuning_bounds_note: str = ""
     """Why the replay ran within the configured group bounds, not the group's own ('': it
     read the group, or had no group to read)."""
-    """Why no quantile was tuned tonight (goal off, too few held-out minutes, no promotion)."""
 
     @property
     def warning(self) -> str:
@@ -425,14 +425,15 @@ def _retrain(now: int, settings: RetrainSettings, ports: RetrainPorts) -> Retrai
         scores={name: round(value, 4) for name, value in scores.items() if math.isfinite(value)},
         stage=plan.stage,
         tuning=_tune(
+            now,
             history,
             challenger,
             holdout,
             split.start,
             capacity.requests_per_minute,
             settings,
+            ports,
             result,
-            _replay_bounds(now, settings, ports, result),
         ),
     )
     published = ports.models.publish(blob, metadata)
@@ -491,21 +492,24 @@ def _replay_bounds(
 
 
 def _tune(
+    now: int,
     history: MetricHistory,
     challenger: Challenger,
     holdout: TrainingRows,
     holdout_start: int,
     capacity_per_instance: float,
     settings: RetrainSettings,
+    ports: RetrainPorts,
     result: RetrainResult,
-    bounds: tuple[int, int],
 ) -> dict[str, Any]:
     """The manifest's `tuning` for the promoted model: the held-out days replayed at each
-    quantile of the grid (`simulation.replay`), or {} (predict then sizes for
-    HeadroomQuantile as set) with the reason in the report."""
+    quantile of the grid (`simulation.replay`) within the group's bounds tonight
+    (`_replay_bounds`, read only then), or {} (predict then sizes for HeadroomQuantile as
+    set) with the reason in the report."""
     if not settings.shortfall_goal.on:
         result.tuning_note = "TargetShortfallPercent is off: predict sizes for HeadroomQuantile as set"
         return {}
+    bounds = _replay_bounds(now, settings, ports, result)
     started = time.perf_counter()
     replay = tune_on_holdout(
         history,

@@ -118,3 +118,16 @@ def test_a_group_that_cannot_be_read_is_replayed_within_the_configured_bounds_an
     assert (result["tuning"]["group_min_size"], result["tuning"]["group_max_size"]) == (1, 20)
     assert result["tuning_bounds_note"].startswith("the group could not be read (GroupNotFoundError")
     assert result["tuning_bounds_note"].endswith("replayed within GroupMinSize 1 and GroupMaxSize 20")
+
+
+def test_with_the_goal_off_retrain_never_reads_the_group_for_a_replay_it_does_not_run(
+    deployed_world: RetrainWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = deployed_world
+    monkeypatch.setenv("TARGET_SHORTFALL_PERCENT", "0")
+    world.session.client("autoscaling").delete_auto_scaling_group(
+        AutoScalingGroupName=world.shop.group_name, ForceDelete=True
+    )
+    result = world.promoted_tonight()
+    assert result["tuning_note"] == "TargetShortfallPercent is off: predict sizes for HeadroomQuantile as set"
+    assert "tuning_bounds_note" not in result
