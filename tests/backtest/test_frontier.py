@@ -110,21 +110,23 @@ def test_the_sweep_runs_every_knob_and_draws_the_frontier(
     out_json, out_png = tmp_path / "sweep.json", tmp_path / "frontier.png"
     args = [str(path), "--sweep", "--quiet", "--json", str(out_json), "--plot", str(out_png)]
     args += ["--n-estimators", "5", "--max-depth", "6", "--min-history-days", "2", "--holdout-days", "1"]
-    args += ["--training-window-days", "3", "--target-shortfall", "50%"]
+    args += ["--training-window-days", "3", "--target-shortfall", "20%"]
     assert main(args) == 0
     data = json.loads(out_json.read_text())
-    # The shortfall goal (met by some setting at 50 %) picks among the settings the sweep
-    # ran for ours, the cheapest of those that met it, and deploys it.
+    # The shortfall goal (met by some setting at 20 %, the most TargetShortfallPercent allows)
+    # picks among the settings the sweep ran for ours, the cheapest of those that met it, and
+    # deploys it with the goal the nightly tuning then keeps.
     tuning = data["tuning"]
-    assert tuning["goal_under_provisioned_share"] == 0.5
+    assert tuning["goal_under_provisioned_share"] == 0.2
     ours_met = [
-        p for p in data["points"] if p["strategy"] == "predictive" and p["under_provisioned_share"] <= 0.5
+        p for p in data["points"] if p["strategy"] == "predictive" and p["under_provisioned_share"] <= 0.2
     ]
     assert tuning["chosen"] in ours_met
     assert tuning["chosen"]["instance_hours_vs_oracle"] == min(
         p["instance_hours_vs_oracle"] for p in ours_met
     )
     assert tuning["parameter_overrides"].startswith("ScalingMode=")
+    assert tuning["parameter_overrides"].endswith(" TargetShortfallPercent=20")
     # The sweep says what it did to the counts, as the backtest's header does.
     scaled = "so that the 99.9th percentile of 5-minute demand needs 8 instances (--peak-instances 8; "
     assert data["scaling"].startswith("counts scaled x")

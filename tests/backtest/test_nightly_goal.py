@@ -134,8 +134,11 @@ def test_the_goal_refuses_a_trainer_that_hides_the_challenger(history: MetricHis
 
 
 def test_the_cli_reads_the_goal_without_a_sweep_and_refuses_one_beyond_twenty_percent(capsys) -> None:
-    assert main(["nasa", "--target-shortfall", "25%", "--quiet", "--days", "1"]) == 2
-    assert "TARGET_SHORTFALL_PERCENT" in capsys.readouterr().err
+    # Refused as the argument is read, before any trace is: the template's own range.
+    with pytest.raises(SystemExit) as refused:
+        main(["nasa", "--target-shortfall", "25%", "--quiet", "--days", "1"])
+    assert refused.value.code == 2
+    assert "not between 0 and 20 % (TargetShortfallPercent's range)" in capsys.readouterr().err
 
 
 def test_without_the_busiest_minute_no_night_is_tuned_and_every_night_sizes_as_set(

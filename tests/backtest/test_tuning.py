@@ -8,6 +8,8 @@ import pytest
 from saleor_scaling.backtest.cli import _percent, main
 from saleor_scaling.backtest.frontier import Sweep, SweepPoint
 from saleor_scaling.backtest.tuning import tune
+from tests.conftest import REPO_ROOT
+from tests.infra.cfn import load
 
 
 def ours(
@@ -37,7 +39,7 @@ def test_the_cheapest_setting_of_ours_that_meets_the_goal_is_chosen_with_its_ove
     assert tuning.chosen.setting == "headroom_quantile=0.6, cpu=60, window=10"
     assert tuning.overrides() == (
         "ScalingMode=forecast-and-scale HeadroomQuantile=0.6 TargetCpuPercent=60 CapacityPerInstance=857 "
-        "ScaleInStabilizationMinutes=10"
+        "ScaleInStabilizationMinutes=10 TargetShortfallPercent=0.5"
     )
     text = tuning.render()
     assert "cheapest setting that met it: headroom_quantile=0.6, cpu=60, window=10: 0.490% short" in text
@@ -58,7 +60,7 @@ def test_a_setting_with_predictive_scale_in_off_deploys_max_scale_in_step_0():
     assert tuning.chosen.setting == "headroom_quantile=0.6, cpu=70, window=10, step=0"
     assert tuning.overrides() == (
         "ScalingMode=forecast-and-scale HeadroomQuantile=0.6 TargetCpuPercent=70 CapacityPerInstance=1000 "
-        "ScaleInStabilizationMinutes=10 MaxScaleInStep=0"
+        "ScaleInStabilizationMinutes=10 MaxScaleInStep=0 TargetShortfallPercent=0.5"
     )
 
 
@@ -66,7 +68,9 @@ def test_a_goal_met_only_by_forecast_only_says_switch_scaling_off():
     tuning = tune(sweep(), 0.003, 1000.0, 70.0)
     assert tuning.chosen is not None
     assert tuning.chosen.knob == "forecast-only"
-    assert tuning.overrides() == "ScalingMode=forecast-only TargetCpuPercent=40 CapacityPerInstance=571"
+    assert tuning.overrides() == (
+        "ScalingMode=forecast-only TargetCpuPercent=40 CapacityPerInstance=571 TargetShortfallPercent=0.3"
+    )
 
 
 def test_a_goal_nothing_met_names_the_least_short_and_deploys_nothing():
@@ -107,7 +111,7 @@ def test_the_goal_reads_as_a_percentage_or_a_share(raw, share):
 def test_a_goal_out_of_range_is_a_clear_error(capsys):
     with pytest.raises(SystemExit):
         main(["nasa", "--sweep", "--target-shortfall", "150%"])
-    assert "not between 0 and 100 %" in capsys.readouterr().err
+    assert "not between 0 and 20 %" in capsys.readouterr().err
 
 
 def test_a_setting_that_releases_the_floor_deploys_the_window_without_it():
@@ -150,10 +154,84 @@ def test_a_setting_that_releases_the_floor_deploys_the_window_without_it():
     assert tuning.chosen.setting == "headroom_quantile=0.7, cpu=80, window=10, step=1, floor=released"
     assert tuning.overrides() == (
         "ScalingMode=forecast-and-scale HeadroomQuantile=0.7 TargetCpuPercent=80 CapacityPerInstance=1143 "
-        "ScaleInStabilizationMinutes=10 MaxScaleInStep=1 ScaleInWindowHoldsReactiveFloor=false"
+        "ScaleInStabilizationMinutes=10 MaxScaleInStep=1 ScaleInWindowHoldsReactiveFloor=false "
+        "TargetShortfallPercent=0.5"
     )
     # The floor a setting holds is deployed explicitly, never left to the template's default.
     held = tune(Sweep("hand", 1.0, 1440, 100.0, points[:1], []), 0.009, 1000.0, 70.0)
-    assert held.overrides().endswith("MaxScaleInStep=1 ScaleInWindowHoldsReactiveFloor=true")
+    assert held.overrides().endswith(
+        "MaxScaleInStep=1 ScaleInWindowHoldsReactiveFloor=true TargetShortfallPercent=0.9"
+    )
     assert held.chosen is not None
     assert held.chosen.setting == "headroom_quantile=0.6, cpu=70, window=30, step=1"
+
+
+# --- the overrides deploy the choice whole, goal included ---------------------------------
+
+TEMPLATE_PARAMETERS = load(REPO_ROOT / "template.yaml")["Parameters"]
+
+
+def every_kind_of_choice() -> list[tuple[float, SweepPoint]]:
+    """(goal, point) for each shape of setting the sweep can choose."""
+    return [
+        (0.005, ours(0.6, 60.0, 10, 0.0049, 1.12)),
+        (
+            0.01,
+            SweepPoint("predictive", "headroom_quantile", 0.95, 0, 0.009, 105.0, 1.05, False, 30.0, 10, 0),
+        ),
+        (
+            0.2,
+            SweepPoint(
+                "predictive",
+                "headroom_quantile",
+                0.5,
+                0,
+                0.15,
+                90.0,
+                0.9,
+                False,
+                90.0,
+                30,
+                1,
+                None,
+                None,
+                False,
+            ),
+        ),
+        (0.0, SweepPoint("predictive", "forecast-only", 0.0, 0, 0.0, 125.0, 1.25, False, 40.0, None)),
+    ]
+
+
+@pytest.mark.parametrize(("goal", "point"), every_kind_of_choice())
+def test_every_override_names_a_template_parameter_with_a_value_it_allows(goal, point):
+    """`sam deploy` refuses an unknown parameter or a value outside its AllowedValues or
+    range: what the sweep prints must deploy as printed."""
+    tuning = tune(Sweep("hand", 1.0, 1440, 100.0, [point], []), goal, 1000.0, 70.0)
+    overrides = dict(pair.split("=", 1) for pair in tuning.overrides().split())
+    assert overrides
+    for name, value in overrides.items():
+        spec = TEMPLATE_PARAMETERS[name]
+        if "AllowedValues" in spec:
+            assert value in [str(allowed) for allowed in spec["AllowedValues"]], (name, value)
+        if spec["Type"] == "Number":
+            assert float(spec.get("MinValue", "-inf")) <= float(value) <= float(spec.get("MaxValue", "inf"))
+
+
+@pytest.mark.parametrize(
+    ("goal", "printed"), [(0.005, "0.5"), (0.01, "1"), (0.007, "0.7"), (0.0, "0"), (0.2, "20")]
+)
+def test_the_overrides_deploy_the_goal_the_sweep_chose_for(goal, printed):
+    """The nightly tuning re-chooses the quantile for TargetShortfallPercent (1 % unless
+    set): left out, a setting chosen for 0.5 % would be re-tuned each night for 1 %."""
+    point = SweepPoint("predictive", "headroom_quantile", 0.9, 0, goal, 120.0, 1.2, False, 70.0, 30, 1)
+    overrides = dict(
+        pair.split("=", 1)
+        for pair in tune(Sweep("hand", 1.0, 1440, 100.0, [point], []), goal, 1000.0, 70.0).overrides().split()
+    )
+    assert overrides["TargetShortfallPercent"] == printed
+
+
+def test_a_goal_above_what_the_template_accepts_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["nasa", "--sweep", "--target-shortfall", "25%"])
+    assert "not between 0 and 20 %" in capsys.readouterr().err

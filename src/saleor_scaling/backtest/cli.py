@@ -24,7 +24,12 @@ from saleor_scaling.backtest.runner import run_backtest
 from saleor_scaling.backtest.traces import TRACE_FILES, Trace, TraceError, load_trace, traces_dir
 from saleor_scaling.backtest.tuning import tune
 from saleor_scaling.headroom import CONDITIONS
-from saleor_scaling.settings import ConfigurationError, PolicySettings, ScalingMode
+from saleor_scaling.settings import (
+    MAX_SHORTFALL_GOAL_PERCENT,
+    ConfigurationError,
+    PolicySettings,
+    ScalingMode,
+)
 from saleor_scaling.simulation.simulator import WarmPoolSettings
 
 DESCRIPTION = """\
@@ -100,10 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-shortfall",
         type=_percent,
         metavar="PCT",
-        help="the share of minutes short you accept (e.g. 1%%). Alone: TargetShortfallPercent as "
+        help="the share of minutes short you accept, up to 20%% (e.g. 1%%). Alone: TargetShortfallPercent as "
         "deployed, each night's model sized with the HeadroomQuantile the nightly replay of its "
         "held-out days chose. With --sweep: prints the cheapest setting of ours that met it and the "
-        "sam deploy --parameter-overrides that deploy it",
+        "sam deploy --parameter-overrides that deploy it, this goal as TargetShortfallPercent included",
     )
 
     shop = parser.add_argument_group("the simulated shop")
@@ -509,6 +514,8 @@ def _percent(raw: str) -> float:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a share (0.005) or a percentage (0.5%)") from error
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not between 0 and 100 %")
+    if not 0.0 <= value <= MAX_SHORTFALL_GOAL_PERCENT / 100:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not between 0 and {MAX_SHORTFALL_GOAL_PERCENT:g} % (TargetShortfallPercent's range)"
+        )
     return value

@@ -48,8 +48,11 @@ class Tuning:
         # scales with the target, as the sweep simulated it (`frontier.at_reactive_target`).
         capacity = round(self.capacity_per_instance * cpu / self.base_target_cpu_percent)
         common = f"TargetCpuPercent={cpu:g} CapacityPerInstance={capacity}"
+        # The nightly job re-chooses HeadroomQuantile for TargetShortfallPercent (1 % unless
+        # set): the goal is deployed too, or a setting chosen for 0.5 % is re-tuned for 1 %.
+        goal = f" TargetShortfallPercent={round(100 * self.goal_share, 6):g}"
         if point.knob == FORECAST_ONLY:
-            return f"ScalingMode=forecast-only {common}"
+            return f"ScalingMode=forecast-only {common}{goal}"
         window, step = point.scale_in_stabilization_minutes, point.max_scale_in_step
         floor = point.window_holds_reactive_floor
         return (
@@ -57,6 +60,7 @@ class Tuning:
             + (f" ScaleInStabilizationMinutes={window}" if window is not None else "")
             + (f" MaxScaleInStep={step}" if step is not None else "")
             + (f" ScaleInWindowHoldsReactiveFloor={str(floor).lower()}" if floor is not None else "")
+            + goal
         )
 
     def render(self) -> str:
