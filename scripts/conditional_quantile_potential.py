@@ -32,6 +32,7 @@ docs/backtest.md, "Conditional headroom".
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import time
 
@@ -40,9 +41,11 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from saleor_scaling.backtest.config import BacktestConfig
 from saleor_scaling.backtest.frontier import (
+    Judging,
     PredictiveInputs,
-    SweepPoint,
+    Setting,
     at_reactive_target,
+    judge_setting,
     pareto,
     quantile_uppers,
     read_at_share,
@@ -51,7 +54,6 @@ from saleor_scaling.backtest.frontier import (
 from saleor_scaling.backtest.history import metric_history
 from saleor_scaling.backtest.observed import Observation
 from saleor_scaling.backtest.oracle import oracle_schedule
-from saleor_scaling.backtest.report import strategy_figures
 from saleor_scaling.backtest.runner import observed_settings, prepare_trace
 from saleor_scaling.backtest.traces import load_trace
 from saleor_scaling.backtest.walkforward import walk_forward
@@ -156,34 +158,15 @@ def main() -> None:
     window = slice(int(np.argmax(common)) * STEP_MINUTES + STEP_MINUTES, len(demand))
     print(f"{int(common.sum())} anchors sized by all four, of {int(served.sum())} served")
     print(f"{'ours sized by, instance-hours vs oracle at':<32}" + "".join(f"{s:>9.1%}" for s in SHARES))
+    judging = Judging(demand, window, oracle.billed, config.capacity_per_instance)
     for name, sizing in sizings.items():
         points = []
         for q, cpu, window_minutes, step in itertools.product(QUANTILES, CPU_TARGETS, WINDOWS, STEPS):
             ours = at_reactive_target(config, cpu, 0.6, window_minutes, step)
             upper = np.where(common, np.maximum(sizing[q], mean), np.nan)
             inputs = PredictiveInputs(trace.start, step_demand, upper, forest.capacity * ours.capacity_ratio)
-            record = simulate_ours(demand, group, inputs, ours, config, observation)
-            figures = strategy_figures(
-                "ours",
-                demand,
-                record.serving,
-                record.billed,
-                0,
-                config.capacity_per_instance,
-                window,
-                oracle.billed,
-            )
-            points.append(
-                SweepPoint(
-                    "predictive",
-                    "headroom_quantile",
-                    q,
-                    figures.under_provisioned_minutes,
-                    figures.under_provisioned_share,
-                    figures.instance_hours,
-                    figures.instance_hours_vs_oracle,
-                )
-            )
+            run = functools.partial(simulate_ours, demand, group, inputs, ours, config, observation)
+            points.append(judge_setting(Setting("predictive", "headroom_quantile", q, False, run), judging))
         front = pareto(points)
         readings = [read_at_share(front, share) for share in SHARES]
         print(
