@@ -218,7 +218,8 @@ def test_every_override_names_a_template_parameter_with_a_value_it_allows(goal, 
 
 
 @pytest.mark.parametrize(
-    ("goal", "printed"), [(0.005, "0.5"), (0.01, "1"), (0.007, "0.7"), (0.0, "0"), (0.2, "20")]
+    ("goal", "printed"),
+    [(0.005, "0.5"), (0.01, "1"), (0.007, "0.7"), (0.0, "0"), (0.2, "20"), (1e-7, "0.00001")],
 )
 def test_the_overrides_deploy_the_goal_the_sweep_chose_for(goal, printed):
     """The nightly tuning re-chooses the quantile for TargetShortfallPercent (1 % unless

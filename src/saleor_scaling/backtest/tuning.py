@@ -50,7 +50,8 @@ class Tuning:
         common = f"TargetCpuPercent={cpu:g} CapacityPerInstance={capacity}"
         # The nightly job re-chooses HeadroomQuantile for TargetShortfallPercent (1 % unless
         # set): the goal is deployed too, or a setting chosen for 0.5 % is re-tuned for 1 %.
-        goal = f" TargetShortfallPercent={round(100 * self.goal_share, 6):g}"
+        # Fixed-point: CloudFormation's Number is not documented to take 1e-05.
+        goal = f" TargetShortfallPercent={100 * self.goal_share:.6f}".rstrip("0").rstrip(".")
         if point.knob == FORECAST_ONLY:
             return f"ScalingMode=forecast-only {common}{goal}"
         window, step = point.scale_in_stabilization_minutes, point.max_scale_in_step
