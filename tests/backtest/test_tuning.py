@@ -7,17 +7,44 @@ import pytest
 
 from saleor_scaling.backtest.cli import _percent, main
 from saleor_scaling.backtest.frontier import Sweep, SweepPoint
-from saleor_scaling.backtest.tuning import tune
+from saleor_scaling.backtest.tuning import Tuning, tune
 from tests.conftest import REPO_ROOT
 from tests.infra.cfn import load
 
 
 def ours(
-    quantile: float, cpu: float, window: int, share: float, cost: float, default: bool = False
+    quantile: float,
+    cpu: float,
+    window: int,
+    share: float,
+    cost: float,
+    default: bool = False,
+    step: int | None = None,
+    floor: bool | None = None,
 ) -> SweepPoint:
     return SweepPoint(
-        "predictive", "headroom_quantile", quantile, 0, share, cost * 100, cost, default, cpu, window
+        "predictive",
+        "headroom_quantile",
+        quantile,
+        0,
+        share,
+        cost * 100,
+        cost,
+        default,
+        cpu,
+        window,
+        max_scale_in_step=step,
+        window_holds_reactive_floor=floor,
     )
+
+
+def tune_among(points: list[SweepPoint], goal: float) -> Tuning:
+    """`tune` over a hand-made sweep of `points` (capacity 1000 at the 70 % target)."""
+    return tune(Sweep("hand", 1.0, 1440, 100.0, points, []), goal, 1000.0, 70.0)
+
+
+def overrides_of(tuning: Tuning) -> dict[str, str]:
+    return dict(pair.split("=", 1) for pair in tuning.overrides().split())
 
 
 def sweep() -> Sweep:
@@ -53,9 +80,9 @@ def test_the_cheapest_setting_of_ours_that_meets_the_goal_is_chosen_with_its_ove
 def test_a_setting_with_predictive_scale_in_off_deploys_max_scale_in_step_0():
     points = [
         ours(0.6, 70.0, 30, 0.0080, 1.10, default=True),
-        SweepPoint("predictive", "headroom_quantile", 0.6, 0, 0.0040, 105.0, 1.05, False, 70.0, 10, 0),
+        ours(0.6, 70.0, 10, 0.0040, 1.05, step=0),
     ]
-    tuning = tune(Sweep("hand", 1.0, 1440, 100.0, points, []), 0.005, 1000.0, 70.0)
+    tuning = tune_among(points, 0.005)
     assert tuning.chosen is not None
     assert tuning.chosen.setting == "headroom_quantile=0.6, cpu=70, window=10, step=0"
     assert tuning.overrides() == (
@@ -87,9 +114,9 @@ def test_a_goal_nothing_met_names_the_least_short_and_deploys_nothing():
 
 def test_a_goal_exactly_met_counts_and_ties_go_to_the_less_short():
     points = [ours(0.6, 70.0, 30, 0.005, 1.2, True), ours(0.7, 70.0, 30, 0.004, 1.2)]
-    tuning = tune(Sweep("hand", 1.0, 1440, 100.0, points, []), 0.005, 1000.0, 70.0)
+    tuning = tune_among(points, 0.005)
     assert tuning.chosen == points[1]
-    assert tune(Sweep("hand", 1.0, 1440, 100.0, points[:1], []), 0.005, 1000.0, 70.0).chosen == points[0]
+    assert tune_among(points[:1], 0.005).chosen == points[0]
 
 
 @pytest.mark.parametrize("goal", [-0.01, 1.0, float("nan")])
@@ -100,56 +127,31 @@ def test_an_absurd_goal_is_refused(goal):
 
 def test_a_sweep_without_ours_is_refused():
     with pytest.raises(ValueError, match="no setting of ours"):
-        tune(Sweep("hand", 1.0, 1440, 100.0, sweep().points[-1:], []), 0.01, 1000.0, 70.0)
+        tune_among(sweep().points[-1:], 0.01)
 
 
-@pytest.mark.parametrize(("raw", "share"), [("0.5%", 0.005), ("0.5 %", 0.005), ("0.005", 0.005), ("0%", 0.0)])
+@pytest.mark.parametrize(
+    ("raw", "share"), [("0.5%", 0.005), ("0.5 %", 0.005), ("0.005", 0.005), ("0%", 0.0), ("20%", 0.2)]
+)
 def test_the_goal_reads_as_a_percentage_or_a_share(raw, share):
     assert _percent(raw) == pytest.approx(share)
 
 
-def test_a_goal_out_of_range_is_a_clear_error(capsys):
+@pytest.mark.parametrize("raw", ["150%", "25%", "20.001%", "-0.1%"])
+def test_a_goal_out_of_range_is_a_clear_error(raw, capsys):
+    # 20 % is TargetShortfallPercent's MaxValue: a goal above it prints overrides
+    # CloudFormation refuses.
     with pytest.raises(SystemExit):
-        main(["nasa", "--sweep", "--target-shortfall", "150%"])
-    assert "not between 0 and 20 %" in capsys.readouterr().err
+        main(["nasa", "--sweep", f"--target-shortfall={raw}"])
+    assert "not between 0 and 20 % (TargetShortfallPercent's range)" in capsys.readouterr().err
 
 
 def test_a_setting_that_releases_the_floor_deploys_the_window_without_it():
     points = [
-        SweepPoint(
-            "predictive",
-            "headroom_quantile",
-            0.6,
-            0,
-            0.0080,
-            110.0,
-            1.10,
-            True,
-            70.0,
-            30,
-            1,
-            None,
-            None,
-            True,
-        ),
-        SweepPoint(
-            "predictive",
-            "headroom_quantile",
-            0.7,
-            0,
-            0.0045,
-            104.0,
-            1.04,
-            False,
-            80.0,
-            10,
-            1,
-            None,
-            None,
-            False,
-        ),
+        ours(0.6, 70.0, 30, 0.0080, 1.10, default=True, step=1, floor=True),
+        ours(0.7, 80.0, 10, 0.0045, 1.04, step=1, floor=False),
     ]
-    tuning = tune(Sweep("hand", 1.0, 1440, 100.0, points, []), 0.005, 1000.0, 70.0)
+    tuning = tune_among(points, 0.005)
     assert tuning.chosen is not None
     assert tuning.chosen.setting == "headroom_quantile=0.7, cpu=80, window=10, step=1, floor=released"
     assert tuning.overrides() == (
@@ -158,7 +160,7 @@ def test_a_setting_that_releases_the_floor_deploys_the_window_without_it():
         "TargetShortfallPercent=0.5"
     )
     # The floor a setting holds is deployed explicitly, never left to the template's default.
-    held = tune(Sweep("hand", 1.0, 1440, 100.0, points[:1], []), 0.009, 1000.0, 70.0)
+    held = tune_among(points[:1], 0.009)
     assert held.overrides().endswith(
         "MaxScaleInStep=1 ScaleInWindowHoldsReactiveFloor=true TargetShortfallPercent=0.9"
     )
@@ -175,29 +177,8 @@ def every_kind_of_choice() -> list[tuple[float, SweepPoint]]:
     """(goal, point) for each shape of setting the sweep can choose."""
     return [
         (0.005, ours(0.6, 60.0, 10, 0.0049, 1.12)),
-        (
-            0.01,
-            SweepPoint("predictive", "headroom_quantile", 0.95, 0, 0.009, 105.0, 1.05, False, 30.0, 10, 0),
-        ),
-        (
-            0.2,
-            SweepPoint(
-                "predictive",
-                "headroom_quantile",
-                0.5,
-                0,
-                0.15,
-                90.0,
-                0.9,
-                False,
-                90.0,
-                30,
-                1,
-                None,
-                None,
-                False,
-            ),
-        ),
+        (0.01, ours(0.95, 30.0, 10, 0.009, 1.05, step=0)),
+        (0.2, ours(0.5, 90.0, 30, 0.15, 0.9, step=1, floor=False)),
         (0.0, SweepPoint("predictive", "forecast-only", 0.0, 0, 0.0, 125.0, 1.25, False, 40.0, None)),
     ]
 
@@ -206,8 +187,8 @@ def every_kind_of_choice() -> list[tuple[float, SweepPoint]]:
 def test_every_override_names_a_template_parameter_with_a_value_it_allows(goal, point):
     """`sam deploy` refuses an unknown parameter or a value outside its AllowedValues or
     range: what the sweep prints must deploy as printed."""
-    tuning = tune(Sweep("hand", 1.0, 1440, 100.0, [point], []), goal, 1000.0, 70.0)
-    overrides = dict(pair.split("=", 1) for pair in tuning.overrides().split())
+    tuning = tune_among([point], goal)
+    overrides = overrides_of(tuning)
     assert overrides
     for name, value in overrides.items():
         spec = TEMPLATE_PARAMETERS[name]
@@ -224,15 +205,5 @@ def test_every_override_names_a_template_parameter_with_a_value_it_allows(goal, 
 def test_the_overrides_deploy_the_goal_the_sweep_chose_for(goal, printed):
     """The nightly tuning re-chooses the quantile for TargetShortfallPercent (1 % unless
     set): left out, a setting chosen for 0.5 % would be re-tuned each night for 1 %."""
-    point = SweepPoint("predictive", "headroom_quantile", 0.9, 0, goal, 120.0, 1.2, False, 70.0, 30, 1)
-    overrides = dict(
-        pair.split("=", 1)
-        for pair in tune(Sweep("hand", 1.0, 1440, 100.0, [point], []), goal, 1000.0, 70.0).overrides().split()
-    )
-    assert overrides["TargetShortfallPercent"] == printed
-
-
-def test_a_goal_above_what_the_template_accepts_is_refused(capsys):
-    with pytest.raises(SystemExit):
-        main(["nasa", "--sweep", "--target-shortfall", "25%"])
-    assert "not between 0 and 20 %" in capsys.readouterr().err
+    point = ours(0.9, 70.0, 30, goal, 1.2, step=1)
+    assert overrides_of(tune_among([point], goal))["TargetShortfallPercent"] == printed
