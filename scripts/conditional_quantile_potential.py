@@ -37,6 +37,7 @@ import itertools
 import time
 
 import numpy as np
+from headroom_conditions import shifted, trailing  # the sibling script's: run from scripts/
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from saleor_scaling.backtest.config import BacktestConfig
@@ -57,6 +58,7 @@ from saleor_scaling.backtest.oracle import oracle_schedule
 from saleor_scaling.backtest.runner import observed_settings, prepare_trace
 from saleor_scaling.backtest.traces import load_trace
 from saleor_scaling.backtest.walkforward import walk_forward
+from saleor_scaling.series import Metric
 from saleor_scaling.simulation.simulator import TargetTracking, simulate
 
 Array = np.ndarray
@@ -100,26 +102,14 @@ def main() -> None:
     step_demand = history.demand_per_minute()
     steps, horizon, mean = len(step_demand), forest.horizon_steps, forest.mean
 
-    minutes = np.asarray(demand, dtype=np.float64)
-    busiest = np.full(steps, np.nan)
-    for anchor in range(steps - horizon):
-        first = (anchor + horizon) * STEP_MINUTES
-        unit = minutes[first : first + STEP_MINUTES]
-        if len(unit) == STEP_MINUTES and np.all(np.isfinite(unit)):
-            busiest[anchor] = unit.max()
+    # Each anchor's truth is its target step's, `horizon` steps on (NaN past the end).
+    busiest = shifted(history[Metric.BUSIEST_MINUTE], -horizon)
     with np.errstate(all="ignore"):
         log_factor = np.log(np.clip(busiest / np.maximum(mean, 1.0), 1e-3, 10.0))
-        target_mean = np.full(steps, np.nan)
-        target_mean[: steps - horizon] = step_demand[horizon:]
-        error = np.abs(target_mean - mean) / np.maximum(mean, 1.0)
-    # Only anchors whose target has passed by the anchor: their error is known there.
-    recent_error = np.full(steps, np.nan)
-    for anchor in range(steps):
-        known = error[max(0, anchor - horizon - 11) : max(0, anchor - horizon + 1)]
-        known = known[np.isfinite(known)]
-        if len(known):
-            recent_error[anchor] = known.mean()
-    times = trace.start + np.arange(steps) * STEP_MINUTES * 60
+        error = np.abs(shifted(step_demand, -horizon) - mean) / np.maximum(mean, 1.0)
+    # The last hour of anchors whose target has passed by the anchor: their error is known there.
+    recent_error = shifted(trailing(error, 12, np.nanmean), horizon)
+    times = history.start + history.step * np.arange(steps)
     conditions = np.column_stack(
         [
             (times // 3600) % 24,
