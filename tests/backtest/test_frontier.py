@@ -510,9 +510,7 @@ def test_the_quantile_alone_is_drawn_at_the_default_floor_only() -> None:
             70.0,
             30,
             1,
-            None,
-            None,
-            floor,
+            window_holds_reactive_floor=floor,
         )
 
     # Released, the window is cheaper and less short here: on ours' frontier, not on the
