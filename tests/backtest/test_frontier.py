@@ -169,9 +169,9 @@ def test_the_sweep_trains_its_nights_in_workers_and_gives_the_serial_points(
     parallel = run_sweep(trace, small_config(workers=2))
     assert asked == [1, 2]
     assert simulated_in == [1, 2]
-    # 6 quantiles x 7 targets x 2 windows x 2 scale-in steps x 2 floors, and forecast-only at
-    # the 7 targets.
-    assert sum(p.strategy == "predictive" for p in serial.points) == 343
+    # 8 quantiles (0.5 to HeadroomQuantile's MaxValue, 0.99) x 7 targets x 2 windows x 2
+    # scale-in steps x 2 floors, and forecast-only at the 7 targets.
+    assert sum(p.strategy == "predictive" for p in serial.points) == 455
     assert serial.points == parallel.points
     assert serial.bound_curve == parallel.bound_curve
     assert serial.oracle_instance_hours == parallel.oracle_instance_hours
@@ -199,7 +199,7 @@ def test_ours_is_swept_over_headroom_quantile_and_the_reactive_target() -> None:
     ]
     assert sorted(knobs) == sorted(
         (q, cpu, window, step, floor)
-        for q in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+        for q in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
         for cpu in (90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0)
         for window in (30, 10)
         for step in (1, 0)

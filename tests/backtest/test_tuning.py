@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from saleor_scaling.backtest.cli import _percent, main
-from saleor_scaling.backtest.frontier import Sweep, SweepPoint
+from saleor_scaling.backtest.frontier import HEADROOM_QUANTILES, Sweep, SweepPoint
 from saleor_scaling.backtest.tuning import Tuning, tune
 from tests.conftest import REPO_ROOT
 from tests.infra.cfn import load
@@ -196,6 +196,15 @@ def test_every_override_names_a_template_parameter_with_a_value_it_allows(goal, 
             assert value in [str(allowed) for allowed in spec["AllowedValues"]], (name, value)
         if spec["Type"] == "Number":
             assert float(spec.get("MinValue", "-inf")) <= float(value) <= float(spec.get("MaxValue", "inf"))
+
+
+def test_the_sweep_spans_every_headroom_quantile_a_deployment_may_set():
+    """A shop that must rarely be short deploys a high HeadroomQuantile (the nightly
+    replay tunes it up to the template's MaxValue): a sweep that stopped below it would
+    read ours' frontier, and choose a setting, without ours' most careful settings."""
+    spec = TEMPLATE_PARAMETERS["HeadroomQuantile"]
+    assert min(HEADROOM_QUANTILES) == float(spec["MinValue"])
+    assert max(HEADROOM_QUANTILES) == float(spec["MaxValue"])
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,9 @@ from saleor_scaling.simulation.simulator import (
 )
 from saleor_scaling.simulation.strategies import PredictiveController
 
-HEADROOM_QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+HEADROOM_QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+"""Ours' `HeadroomQuantile`, over the template's whole range (0.5 to 0.99): the two at the
+top are where a shop that must rarely be short is sized (tests/backtest/test_tuning.py)."""
 REACTIVE_CPU_TARGETS = (90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0)
 """Target tracking's CPU target, ours and alone: above 70 % for the cheap end."""
 SCALE_IN_WINDOWS_MINUTES = (30, 10)
@@ -602,6 +604,15 @@ def judge_setting(setting: Setting, judging: Judging) -> SweepPoint:
     )
 
 
+def aws_peer_knobs() -> list[tuple[str, float, PeerSettings, bool]]:
+    """An AWS predictive scaling peer's swept settings, as (knob, value, settings, whether
+    it is the default): each of `TARGET_RATIOS`, then each of `AWS_BUFFERS_SECONDS`."""
+    base = PeerSettings()
+    return [("target_ratio", r, replace(base, aws_target_ratio=r), r == 1.0) for r in TARGET_RATIOS] + [
+        ("buffer_minutes", b / 60, replace(base, aws_buffer_seconds=b), False) for b in AWS_BUFFERS_SECONDS
+    ]
+
+
 def run_sweep(
     trace: Trace,
     config: BacktestConfig | None = None,
@@ -706,13 +717,7 @@ def run_sweep(
 
     base = PeerSettings()
     for name in ("aws-predictive-perfect", "aws-predictive-patterns"):
-        settings += [
-            peer(name, "target_ratio", r, replace(base, aws_target_ratio=r), r == 1.0) for r in TARGET_RATIOS
-        ]
-        settings += [
-            peer(name, "buffer_minutes", b / 60, replace(base, aws_buffer_seconds=b), False)
-            for b in AWS_BUFFERS_SECONDS
-        ]
+        settings += [peer(name, *knobs) for knobs in aws_peer_knobs()]
     settings += [
         peer("phpa", "target_ratio", r, replace(base, phpa_target_ratio=r), r == 1.0) for r in TARGET_RATIOS
     ]
