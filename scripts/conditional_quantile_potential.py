@@ -66,7 +66,7 @@ from saleor_scaling.backtest.parallel import run_in_processes
 from saleor_scaling.backtest.peers import run_peer
 from saleor_scaling.backtest.runner import observed_settings, prepare_trace
 from saleor_scaling.backtest.traces import load_trace
-from saleor_scaling.backtest.walkforward import WalkForwardSettings, plan_nights, walk_forward
+from saleor_scaling.backtest.walkforward import WalkForwardSettings, plan_nights, served_anchors, walk_forward
 from saleor_scaling.features import build_features, log_level
 from saleor_scaling.series import Metric, MetricHistory
 from saleor_scaling.simulation.simulator import TargetTracking, simulate
@@ -156,11 +156,8 @@ def forest_quantile_uppers(
     weighted = {q: np.full(len(history), np.nan) for q in QUANTILES}
     averaged = {q: np.full(len(history), np.nan) for q in QUANTILES}
     nights, to_train = plan_nights(history, settings)
-    for position, (index, window, rows) in enumerate(to_train):
-        # The anchors the walk-forward's model of this night serves (`walk_forward`'s rule).
-        until = to_train[position + 1][0] if position + 1 < len(to_train) else len(nights)
-        first = nights[index].first_anchor
-        anchors = np.arange(first, max(first, nights[until - 1].end_anchor))
+    for position, (_, window, rows) in enumerate(to_train):
+        anchors = served_anchors(nights, to_train, position)
         anchors = anchors[served[anchors]]
         if not len(anchors):
             continue

@@ -10,7 +10,7 @@ import numpy as np
 from saleor_scaling.backtest.history import metric_history
 from saleor_scaling.backtest.peers import PEERS
 from saleor_scaling.backtest.runner import prepare_trace, run_backtest
-from saleor_scaling.backtest.walkforward import training_window, walk_forward
+from saleor_scaling.backtest.walkforward import plan_nights, served_anchors, training_window, walk_forward
 from saleor_scaling.features import HISTORY_STEPS_NEEDED, LEVEL_STEPS, build_features
 from saleor_scaling.model import ForecastModel
 from saleor_scaling.series import MetricHistory
@@ -104,3 +104,27 @@ def test_the_future_never_changes_a_decision() -> None:
     assert not np.array_equal(
         original.series["predictive"].billed[cut:], perturbed.series["predictive"].billed[cut:]
     )
+
+
+def test_a_model_serves_its_night_and_the_refused_nights_after_it() -> None:
+    history = reactive_history(8)
+    nights, to_train = plan_nights(history, small_config().walk_forward_settings("UTC"))
+    assert len(to_train) >= 3
+    trained = [index for index, _, _ in to_train]
+    # Each model serves from its own night's first anchor to the next model's.
+    for position, index in enumerate(trained[:-1]):
+        np.testing.assert_array_equal(
+            served_anchors(nights, to_train, position),
+            np.arange(nights[index].first_anchor, nights[trained[position + 1]].first_anchor),
+        )
+    # The last model serves to the end of the last night, whatever its own night's end.
+    last = served_anchors(nights, to_train, len(to_train) - 1)
+    assert last[0] == nights[trained[-1]].first_anchor
+    assert last[-1] == nights[-1].end_anchor - 1
+    # A night refused (its model never trained) leaves the model before it serving.
+    refused = trained[1]
+    kept = [to_train[0], *to_train[2:]]
+    serving = served_anchors(nights, kept, 0)
+    assert serving[0] == nights[trained[0]].first_anchor
+    assert serving[-1] == nights[refused].end_anchor - 1
+    assert serving[-1] + 1 == nights[trained[2]].first_anchor

@@ -266,6 +266,17 @@ def plan_nights(
     return nights, to_train
 
 
+def served_anchors(
+    nights: list[Night], to_train: list[tuple[int, MetricHistory, TrainingRows]], position: int
+) -> npt.NDArray[np.int64]:
+    """The anchor steps the model of `to_train[position]` (`plan_nights`) serves: its own
+    night's and those of the refused nights after it, up to the next trained night."""
+    index = to_train[position][0]
+    until = to_train[position + 1][0] if position + 1 < len(to_train) else len(nights)
+    first, end = nights[index].first_anchor, nights[until - 1].end_anchor
+    return np.arange(first, max(first, end), dtype=np.int64)
+
+
 def _inside_events(history: MetricHistory, settings: WalkForwardSettings) -> npt.NDArray[np.bool_] | None:
     return event_steps(history.start, len(history), settings.events) if settings.events else None
 
@@ -343,12 +354,9 @@ def walk_forward(
         _inside_events(history, settings),
     )
     levels = log_level(history.demand_per_minute())
-    # A model serves its own nights' anchors and those of the refused nights after it.
     tasks: list[NightTask] = []
     for position, (index, window, rows) in enumerate(to_train):
-        until = to_train[position + 1][0] if position + 1 < len(to_train) else len(nights)
-        first, end = nights[index].first_anchor, nights[until - 1].end_anchor
-        anchors = np.arange(first, max(first, end), dtype=np.int64)
+        anchors = served_anchors(nights, to_train, position)
         anchors = anchors[np.isfinite(levels[anchors])]
         tasks.append(
             NightTask(
